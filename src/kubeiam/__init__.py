@@ -1,0 +1,36 @@
+"""kubeiam: AWS IAM authentication for Kubernetes.
+
+The public API is re-exported here lazily (PEP 562), so that ``import kubeiam`` stays cheap for
+the token plugin, whose start-up time users feel on every kubectl run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+#: public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "ConfigError": "kubeiam.errors",
+    "CredentialsError": "kubeiam.errors",
+    "Identity": "kubeiam.identity",
+    "KubeIAMError": "kubeiam.errors",
+    "MappingError": "kubeiam.errors",
+    "STSError": "kubeiam.errors",
+    "STSThrottledError": "kubeiam.errors",
+    "TokenError": "kubeiam.errors",
+    "TokenFormatError": "kubeiam.errors",
+    "decode_token": "kubeiam.token.encoding",
+    "encode_token": "kubeiam.token.encoding",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kubeiam' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

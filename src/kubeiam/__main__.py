@@ -1,0 +1,5 @@
+"""``python -m kubeiam``."""
+
+from kubeiam.cli.main import main
+
+main()

@@ -1,0 +1,161 @@
+"""Parse, canonicalise and match ARNs (pure).
+
+Two kinds of ARN meet here:
+
+* the ``Arn`` STS returns for a verified token (:func:`parse_caller_arn`), turned into a
+  :class:`Principal` with its *canonical* ARN (protocol.md section 2, "From STS answer to identity");
+* ARNs written by operators in mappings (:func:`canonicalize_mapping_arn`), which may carry an IAM
+  path (``role/team/Admin``) that STS never reports: roles are matched without their path.
+
+Matching is case-insensitive on the canonical ARN (:func:`arn_key`).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from kubeiam.errors import MappingError, STSError
+
+
+class PrincipalKind(enum.Enum):
+    """The kinds of caller STS can report that kubeiam accepts."""
+
+    ROOT = "root"
+    USER = "user"
+    ASSUMED_ROLE = "assumed-role"
+    FEDERATED_USER = "federated-user"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A caller ARN from STS, parsed."""
+
+    kind: PrincipalKind
+    partition: str
+    account_id: str
+    arn: str
+    #: The ARN mappings are matched against: the IAM role for an assumed role, else ``arn``.
+    canonical_arn: str
+    #: User name (with path), role name, or federated user name; empty for root.
+    name: str
+    #: Session name of an assumed role; empty otherwise.
+    session_name: str = ""
+
+
+#: Account ids are exactly twelve digits.
+ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+#: Partition names as they appear in ARNs.
+PARTITION_NAME = re.compile(r"^aws(-[a-z]+)*$")
+#: IAM names: letters, digits and ``+=,.@_-`` (role/user names); paths are ``/``-separated.
+_IAM_NAME = re.compile(r"^[\w+=,.@-]+$")
+#: Session names: 2-64 of ``\w+=,.@-`` per IAM, but STS also reports federated names this way.
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]+$")
+
+# Sentinels: ARN prefixes refused outright (protocol.md section 2 "anything else").
+_AWS_SERVICE_ROLE_PREFIX = "aws:"
+
+
+def _split(arn: str) -> tuple[str, str, str, str, str]:
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        raise ValueError(f"not an ARN: {arn!r}")
+    _, partition, service, region, account, resource = parts
+    return partition, service, region, account, resource
+
+
+def parse_caller_arn(arn: str) -> Principal:
+    """Parse the ``Arn`` of a GetCallerIdentity answer into a :class:`Principal`.
+
+    Raises :class:`STSError` for anything outside the table of protocol.md section 2, including
+    service-linked sessions such as ``assumed-role/aws:ec2-instance/i-...``.
+    """
+    try:
+        partition, service, region, account, resource = _split(arn)
+    except ValueError:
+        raise STSError(f"STS returned a caller ARN kubeiam cannot parse: {arn!r}") from None
+    if not PARTITION_NAME.match(partition) or not ACCOUNT_ID.match(account) or region:
+        raise STSError(f"STS returned a malformed caller ARN: {arn!r}")
+    kind_s, _, rest = resource.partition("/")
+    if service == "iam" and resource == "root":
+        return Principal(PrincipalKind.ROOT, partition, account, arn, arn, "")
+    if service == "iam" and kind_s == "user" and rest:
+        segments = rest.split("/")
+        if all(_IAM_NAME.match(s) for s in segments):
+            return Principal(PrincipalKind.USER, partition, account, arn, arn, rest)
+    if service == "sts" and kind_s == "assumed-role":
+        role, sep, session = rest.partition("/")
+        if (
+            sep
+            and _IAM_NAME.match(role)
+            and _SESSION_NAME.match(session)
+            and not role.startswith(_AWS_SERVICE_ROLE_PREFIX)
+        ):
+            canonical = f"arn:{partition}:iam::{account}:role/{role}"
+            return Principal(
+                PrincipalKind.ASSUMED_ROLE, partition, account, arn, canonical, role, session
+            )
+    if service == "sts" and kind_s == "federated-user" and rest and _IAM_NAME.match(rest):
+        return Principal(PrincipalKind.FEDERATED_USER, partition, account, arn, arn, rest)
+    raise STSError(f"STS returned a caller ARN kubeiam does not accept: {arn!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class MappingArn:
+    """An ARN written in a mapping, with the form that matches STS callers."""
+
+    original: str
+    #: ARN as STS would report the principal: role paths removed.
+    canonical: str
+    #: True when a path was removed (loaders warn: the reference never matched these).
+    had_path: bool
+    resource_type: str
+    account_id: str
+    partition: str
+
+
+def canonicalize_mapping_arn(arn: str) -> MappingArn:
+    """Validate an operator-written role or user ARN and strip a role's IAM path.
+
+    ``arn:aws:iam::111122223333:role/team/Admin`` -> ``arn:aws:iam::111122223333:role/Admin``.
+    User ARNs keep their path: STS reports users with it.
+    """
+    try:
+        partition, service, region, account, resource = _split(arn.strip())
+    except ValueError:
+        raise MappingError(
+            f"{arn!r} is not an ARN",
+            hint="write it as arn:aws:iam::<12-digit account>:role/<name> or .../user/<name>",
+        ) from None
+    if service != "iam" or region or not PARTITION_NAME.match(partition):
+        raise MappingError(
+            f"{arn!r} is not an IAM ARN",
+            hint="mappings take IAM role or user ARNs (arn:<partition>:iam::<account>:...)",
+        )
+    if not ACCOUNT_ID.match(account):
+        raise MappingError(
+            f"{arn!r} has account {account!r}, which is not 12 digits",
+            hint="copy the ARN from the IAM console or `aws iam get-role`",
+        )
+    rtype, _, rest = resource.partition("/")
+    segments = rest.split("/") if rest else []
+    if rtype not in ("role", "user") or not segments or not all(segments):
+        raise MappingError(
+            f"{arn!r} does not name an IAM role or user",
+            hint="the resource part must be role/<name> or user/<name> (an optional /path/ is allowed)",
+        )
+    if not all(_IAM_NAME.match(s) for s in segments):
+        raise MappingError(f"{arn!r} contains characters IAM does not allow in names")
+    if rtype == "role":
+        canonical = f"arn:{partition}:iam::{account}:role/{segments[-1]}"
+        had_path = len(segments) > 1
+    else:
+        canonical = f"arn:{partition}:iam::{account}:user/{rest}"
+        had_path = False
+    return MappingArn(arn, canonical, had_path, rtype, account, partition)
+
+
+def arn_key(arn: str) -> str:
+    """The key ARNs are compared by: case-insensitive (the reference lower-cases too)."""
+    return arn.lower()

@@ -1,0 +1,117 @@
+"""The one exception tree of kubeiam.
+
+Every error kubeiam raises on purpose derives from :class:`KubeIAMError`. Library exceptions
+(botocore, aiohttp, lightkube, OSError) are translated into this tree once, at the adapter that
+called the library. The CLI maps the tree to exit codes in one place (``kubeiam.cli.main``); the
+webhook maps it to HTTP statuses through ``http_status``.
+
+::
+
+    KubeIAMError                      exit 1, HTTP 500
+    ├── ConfigError                   exit 2: bad flag, config file or environment value
+    ├── CredentialsError              exit 3: no usable AWS credentials, or AssumeRole refused
+    ├── CacheError                    exit 4: unsafe or unusable cache file or directory
+    ├── TokenError                    HTTP 403: the token does not authenticate anyone
+    │   ├── TokenFormatError          a rule checked before any network call failed
+    │   │   └── TokenExpiredError     X-Amz-Date older than the 15-minute window (or from the future)
+    │   └── STSError                  STS refused the request or answered something unusable
+    │       ├── STSUnavailableError   STS could not be reached (connect/read timeout, refused, redirect)
+    │       └── STSThrottledError     HTTP 429: STS throttled us; the caller should retry later
+    ├── MappingError                  a mapping entry or file is invalid (load time)
+    ├── KubeAPIError                  the Kubernetes API refused or failed a call
+    │   └── ConflictError             resourceVersion conflict that survived the retries
+    ├── AWSAdminError                 an IAM/EKS/EC2 call made by an admin command failed
+    └── GuardError                    exit 5: a protected change was refused (use --force)
+
+Messages say what is wrong and how to fix it. They never contain a token, a presigned URL, a
+signature or a secret key: callers pass only safe fragments (host names, key ids, field names).
+"""
+
+from __future__ import annotations
+
+
+class KubeIAMError(Exception):
+    """Base of every error kubeiam raises on purpose."""
+
+    exit_code: int = 1
+    http_status: int = 500
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  fix: {self.hint}"
+        return self.message
+
+
+class ConfigError(KubeIAMError):
+    """A flag, configuration file or environment variable has a value kubeiam cannot use."""
+
+    exit_code = 2
+
+
+class CredentialsError(KubeIAMError):
+    """No usable AWS credentials were found, or obtaining them (AssumeRole, SSO) failed."""
+
+    exit_code = 3
+
+
+class CacheError(KubeIAMError):
+    """A cache file or directory is unsafe (readable by others) or unusable."""
+
+    exit_code = 4
+
+
+class TokenError(KubeIAMError):
+    """The token does not authenticate anyone. Safe to show to the client (no secrets inside)."""
+
+    http_status = 403
+
+
+class TokenFormatError(TokenError):
+    """The token failed a rule that is checked before any network call."""
+
+
+class TokenExpiredError(TokenFormatError):
+    """The token's X-Amz-Date is outside the accepted window."""
+
+
+class STSError(TokenError):
+    """STS refused the presigned request or answered something kubeiam cannot use."""
+
+
+class STSUnavailableError(STSError):
+    """STS could not be reached: connection refused, timeout, TLS failure, or a redirect."""
+
+
+class STSThrottledError(STSError):
+    """STS throttled the request. The webhook answers 429 so that the API server retries."""
+
+    http_status = 429
+
+
+class MappingError(KubeIAMError):
+    """A mapping entry, file or ConfigMap is invalid."""
+
+    exit_code = 2
+
+
+class KubeAPIError(KubeIAMError):
+    """The Kubernetes API refused or failed a call."""
+
+
+class ConflictError(KubeAPIError):
+    """An update kept conflicting with concurrent writers after every retry."""
+
+
+class AWSAdminError(KubeIAMError):
+    """An IAM, EKS or EC2 call made by an admin command failed."""
+
+
+class GuardError(KubeIAMError):
+    """A protected change was refused; ``--force`` overrides it after reading the message."""
+
+    exit_code = 5

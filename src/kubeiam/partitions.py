@@ -1,0 +1,111 @@
+"""AWS partitions, their STS domains, and which STS host names are valid (pure).
+
+Used on both sides of the protocol: the token client picks the host it signs for
+(:func:`sts_host_for_region`), the verifier decides whether a host in a token is an STS host of
+the configured partition (:func:`sts_host_region`). See protocol.md section 2, "Partitions and STS
+domains".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One AWS partition and the DNS domains its STS endpoints live under."""
+
+    name: str
+    domain: str
+    dualstack_domain: str | None
+    #: Region name prefixes that belong to this partition (``cn-`` for aws-cn ...).
+    region_prefixes: tuple[str, ...]
+
+
+#: Every partition kubeiam knows. ``aws`` and ``aws-us-gov`` share a DNS suffix and are told apart
+#: by the region prefix, which is why region_prefixes exist at all.
+PARTITIONS: dict[str, Partition] = {
+    p.name: p
+    for p in (
+        Partition("aws", "amazonaws.com", "api.aws", ()),
+        Partition("aws-us-gov", "amazonaws.com", "api.aws", ("us-gov-",)),
+        Partition("aws-cn", "amazonaws.com.cn", "api.amazonwebservices.com.cn", ("cn-",)),
+        Partition("aws-eusc", "amazonaws.eu", "api.amazonwebservices.eu", ("eusc-",)),
+        Partition("aws-iso", "c2s.ic.gov", None, ("us-iso-",)),
+        Partition("aws-iso-b", "sc2s.sgov.gov", None, ("us-isob-",)),
+        Partition("aws-iso-e", "cloud.adc-e.uk", None, ("eu-isoe-",)),
+        Partition("aws-iso-f", "csp.hci.ic.gov", None, ("us-isof-",)),
+    )
+}
+
+DEFAULT_PARTITION = "aws"
+
+#: The one global STS endpoint; it exists only in the ``aws`` partition and signs as us-east-1.
+GLOBAL_STS_HOST = "sts.amazonaws.com"
+GLOBAL_STS_REGION = "us-east-1"
+
+#: A region label as it may appear in an STS host name (protocol.md section 2, rule 4).
+REGION_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+#: Bound on the verifier's host cache: a flood of distinct (refused) hosts must not grow memory.
+_HOST_CACHE_SIZE = 512
+
+
+def get_partition(name: str) -> Partition:
+    """The partition called ``name``; raises ``KeyError`` naming the known ones."""
+    try:
+        return PARTITIONS[name]
+    except KeyError:
+        known = ", ".join(sorted(PARTITIONS))
+        raise KeyError(f"unknown AWS partition {name!r}; known partitions: {known}") from None
+
+
+def partition_for_region(region: str) -> Partition:
+    """The partition a region belongs to, from its name prefix (``cn-north-1`` -> aws-cn)."""
+    best: Partition | None = None
+    best_len = -1
+    for part in PARTITIONS.values():
+        for prefix in part.region_prefixes:
+            if region.startswith(prefix) and len(prefix) > best_len:
+                best, best_len = part, len(prefix)
+    return best if best is not None else PARTITIONS[DEFAULT_PARTITION]
+
+
+def sts_host_for_region(region: str, *, fips: bool = False, dualstack: bool = False) -> str:
+    """The regional STS host a client signs for in ``region`` (protocol.md section 1 table)."""
+    part = partition_for_region(region)
+    service = "sts-fips" if fips else "sts"
+    if dualstack:
+        if part.dualstack_domain is None:
+            raise ValueError(f"partition {part.name} has no dual-stack STS endpoint")
+        return f"{service}.{region}.{part.dualstack_domain}"
+    return f"{service}.{region}.{part.domain}"
+
+
+@lru_cache(maxsize=_HOST_CACHE_SIZE)
+def sts_host_region(host: str, partition: str) -> str | None:
+    """The signing region of ``host`` if it is an STS host of ``partition``, else ``None``.
+
+    Accepts ``sts.<region>.<domain>``, ``sts-fips.<region>.<domain>``, the dual-stack forms, and
+    ``sts.amazonaws.com`` (aws only). The host must be lower case without a trailing dot; the
+    region label must be well formed and belong to the partition (``us-gov-`` regions belong to
+    aws-us-gov even though the domain is shared with aws).
+    """
+    part = PARTITIONS.get(partition)
+    if part is None:
+        return None
+    if host == GLOBAL_STS_HOST:
+        return GLOBAL_STS_REGION if part.name == DEFAULT_PARTITION else None
+    service, sep, rest = host.partition(".")
+    if not sep or service not in ("sts", "sts-fips"):
+        return None
+    region, sep, domain = rest.partition(".")
+    if not sep or not REGION_LABEL.match(region):
+        return None
+    if domain != part.domain and domain != part.dualstack_domain:
+        return None
+    if partition_for_region(region).name != part.name:
+        return None
+    return region

@@ -1,0 +1,1 @@
+"""The token: minting (plugin side) and verifying (server side)."""

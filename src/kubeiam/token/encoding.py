@@ -1,0 +1,59 @@
+"""``k8s-aws-v1.`` + strict unpadded base64url (pure).
+
+Python's ``base64.urlsafe_b64decode`` silently discards characters outside the alphabet and
+accepts padding, so :func:`decode_token` checks the alphabet and length itself before decoding
+(protocol.md section 2, rules 1 and 2).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from kubeiam.errors import TokenFormatError
+
+TOKEN_PREFIX = "k8s-aws-v1."
+#: Servers refuse longer tokens; a long session token can push a real one past 3,400 bytes.
+MAX_TOKEN_BYTES = 4096
+
+_B64URL_UNPADDED = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+def encode_token(presigned_url: str) -> str:
+    """The bearer token for a presigned GetCallerIdentity URL."""
+    raw = base64.urlsafe_b64encode(presigned_url.encode("utf-8")).rstrip(b"=")
+    return TOKEN_PREFIX + raw.decode("ascii")
+
+
+def decode_token(token: str) -> str:
+    """The presigned URL inside ``token``; raises :class:`TokenFormatError` for anything else."""
+    if len(token.encode("utf-8", "surrogatepass")) > MAX_TOKEN_BYTES:
+        raise TokenFormatError(f"token is longer than {MAX_TOKEN_BYTES} bytes")
+    if not token.startswith(TOKEN_PREFIX):
+        raise TokenFormatError(
+            f"token does not start with {TOKEN_PREFIX!r}",
+            hint="this is not an aws-iam-authenticator/kubeiam token",
+        )
+    body = token[len(TOKEN_PREFIX) :]
+    if not body:
+        raise TokenFormatError("token has nothing after its prefix")
+    if not _B64URL_UNPADDED.match(body):
+        raise TokenFormatError(
+            "token is not unpadded base64url (it contains '=', '+', '/' or another character "
+            "outside the alphabet)"
+        )
+    if len(body) % 4 == 1:
+        raise TokenFormatError("token has an impossible base64url length")
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError):
+        raise TokenFormatError("token is not valid base64url") from None
+    # Non-canonical encodings (stray low bits in the last character) would let two different
+    # strings decode to one URL; refuse them so a token has exactly one spelling.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != body:
+        raise TokenFormatError("token is not canonical base64url")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TokenFormatError("token does not decode to UTF-8 text") from None
