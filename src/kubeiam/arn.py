@@ -49,9 +49,9 @@ ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 #: Partition names as they appear in ARNs.
 PARTITION_NAME = re.compile(r"^aws(-[a-z]+)*$")
 #: IAM names: letters, digits and ``+=,.@_-`` (role/user names); paths are ``/``-separated.
-_IAM_NAME = re.compile(r"^[\w+=,.@-]+$")
+_IAM_NAME = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
 #: Session names: 2-64 of ``\w+=,.@-`` per IAM, but STS also reports federated names this way.
-_SESSION_NAME = re.compile(r"^[\w+=,.@-]+$")
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
 
 # Sentinels: ARN prefixes refused outright (protocol.md section 2 "anything else").
 _AWS_SERVICE_ROLE_PREFIX = "aws:"
@@ -75,28 +75,28 @@ def parse_caller_arn(arn: str) -> Principal:
         partition, service, region, account, resource = _split(arn)
     except ValueError:
         raise STSError(f"STS returned a caller ARN kubeiam cannot parse: {arn!r}") from None
-    if not PARTITION_NAME.match(partition) or not ACCOUNT_ID.match(account) or region:
+    if not PARTITION_NAME.fullmatch(partition) or not ACCOUNT_ID.fullmatch(account) or region:
         raise STSError(f"STS returned a malformed caller ARN: {arn!r}")
     kind_s, _, rest = resource.partition("/")
     if service == "iam" and resource == "root":
         return Principal(PrincipalKind.ROOT, partition, account, arn, arn, "")
     if service == "iam" and kind_s == "user" and rest:
         segments = rest.split("/")
-        if all(_IAM_NAME.match(s) for s in segments):
+        if all(_IAM_NAME.fullmatch(s) for s in segments):
             return Principal(PrincipalKind.USER, partition, account, arn, arn, rest)
     if service == "sts" and kind_s == "assumed-role":
         role, sep, session = rest.partition("/")
         if (
             sep
-            and _IAM_NAME.match(role)
-            and _SESSION_NAME.match(session)
+            and _IAM_NAME.fullmatch(role)
+            and _SESSION_NAME.fullmatch(session)
             and not role.startswith(_AWS_SERVICE_ROLE_PREFIX)
         ):
             canonical = f"arn:{partition}:iam::{account}:role/{role}"
             return Principal(
                 PrincipalKind.ASSUMED_ROLE, partition, account, arn, canonical, role, session
             )
-    if service == "sts" and kind_s == "federated-user" and rest and _IAM_NAME.match(rest):
+    if service == "sts" and kind_s == "federated-user" and rest and _IAM_NAME.fullmatch(rest):
         return Principal(PrincipalKind.FEDERATED_USER, partition, account, arn, arn, rest)
     raise STSError(f"STS returned a caller ARN kubeiam does not accept: {arn!r}")
 
@@ -128,12 +128,12 @@ def canonicalize_mapping_arn(arn: str) -> MappingArn:
             f"{arn!r} is not an ARN",
             hint="write it as arn:aws:iam::<12-digit account>:role/<name> or .../user/<name>",
         ) from None
-    if service != "iam" or region or not PARTITION_NAME.match(partition):
+    if service != "iam" or region or not PARTITION_NAME.fullmatch(partition):
         raise MappingError(
             f"{arn!r} is not an IAM ARN",
             hint="mappings take IAM role or user ARNs (arn:<partition>:iam::<account>:...)",
         )
-    if not ACCOUNT_ID.match(account):
+    if not ACCOUNT_ID.fullmatch(account):
         raise MappingError(
             f"{arn!r} has account {account!r}, which is not 12 digits",
             hint="copy the ARN from the IAM console or `aws iam get-role`",
@@ -145,7 +145,7 @@ def canonicalize_mapping_arn(arn: str) -> MappingArn:
             f"{arn!r} does not name an IAM role or user",
             hint="the resource part must be role/<name> or user/<name> (an optional /path/ is allowed)",
         )
-    if not all(_IAM_NAME.match(s) for s in segments):
+    if not all(_IAM_NAME.fullmatch(s) for s in segments):
         raise MappingError(f"{arn!r} contains characters IAM does not allow in names")
     if rtype == "role":
         canonical = f"arn:{partition}:iam::{account}:role/{segments[-1]}"

@@ -102,7 +102,7 @@ def sts_host_region(host: str, partition: str) -> str | None:
     if not sep or service not in ("sts", "sts-fips"):
         return None
     region, sep, domain = rest.partition(".")
-    if not sep or not REGION_LABEL.match(region):
+    if not sep or not REGION_LABEL.fullmatch(region):
         return None
     if domain != part.domain and domain != part.dualstack_domain:
         return None

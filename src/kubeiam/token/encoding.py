@@ -38,7 +38,7 @@ def decode_token(token: str) -> str:
     body = token[len(TOKEN_PREFIX) :]
     if not body:
         raise TokenFormatError("token has nothing after its prefix")
-    if not _B64URL_UNPADDED.match(body):
+    if not _B64URL_UNPADDED.fullmatch(body):
         raise TokenFormatError(
             "token is not unpadded base64url (it contains '=', '+', '/' or another character "
             "outside the alphabet)"
