@@ -18,6 +18,8 @@ webhook maps it to HTTP statuses through ``http_status``.
     │       ├── STSUnavailableError   STS could not be reached (connect/read timeout, refused, redirect)
     │       └── STSThrottledError     HTTP 429: STS throttled us; the caller should retry later
     ├── MappingError                  a mapping entry or file is invalid (load time)
+    │   └── MappingDeniedError        HTTP 403: an entry matched but cannot be applied to this caller
+    ├── ReviewRequestError            HTTP 400: the webhook's request body is not a TokenReview
     ├── KubeAPIError                  the Kubernetes API refused or failed a call
     │   └── ConflictError             resourceVersion conflict that survived the retries
     ├── AWSAdminError                 an IAM/EKS/EC2 call made by an admin command failed
@@ -99,6 +101,20 @@ class MappingError(KubeIAMError):
     exit_code = 2
 
 
+class MappingDeniedError(MappingError):
+    """An entry matched the caller but cannot be applied: a template cannot be rendered for this
+    caller ({{EC2PrivateDNSName}} for a non-instance session), or the rendered username uses a
+    prefix reserved for that backend. The review is denied; the reason is safe to show."""
+
+    http_status = 403
+
+
+class ReviewRequestError(KubeIAMError):
+    """The body POSTed to the webhook is not a TokenReview kubeiam can read."""
+
+    http_status = 400
+
+
 class KubeAPIError(KubeIAMError):
     """The Kubernetes API refused or failed a call."""
 
@@ -109,6 +125,11 @@ class ConflictError(KubeAPIError):
 
 class AWSAdminError(KubeIAMError):
     """An IAM, EKS or EC2 call made by an admin command failed."""
+
+    def __init__(self, message: str, *, hint: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        #: The AWS error code (``AccessDenied``, ``NoSuchEntity`` ...) when AWS gave one.
+        self.code = code
 
 
 class GuardError(KubeIAMError):

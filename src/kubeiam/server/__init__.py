@@ -1,0 +1,1 @@
+"""The TokenReview webhook: ``kubeiam server`` and ``kubeiam init``."""

@@ -1,0 +1,296 @@
+"""The webhook's HTTP routes (aiohttp): ``/authenticate``, ``/healthz``, ``/readyz``, ``/metrics``.
+
+``POST /authenticate`` answers kube-apiserver's TokenReview (protocol.md section 3):
+
+======================================  ======  ==============================
+outcome                                 status  ``result`` metric label
+======================================  ======  ==============================
+authenticated and mapped                200     success
+method other than POST                  405     malformed_request
+body above the size limit               413     malformed_request
+body is not a TokenReview               400     malformed_request
+token refused before STS                403     invalid_token
+STS refused it / unreachable            403     sts_error
+STS throttled us                        429     sts_throttling
+verified but not mapped                 403     uknown_user
+internal failure (e.g. EC2 down)        500     uknown_user
+======================================  ======  ==============================
+
+Every review logs one line (logger ``kubeiam.server.review``) with the outcome, the HTTP status,
+the latency, whether the identity came from the cache, and (for verified callers) the ARN and the
+Kubernetes user. Never the token, the presigned URL or its signature: only the pieces of an
+:class:`~kubeiam.identity.Identity`, which holds no secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+
+from kubeiam.errors import (
+    KubeIAMError,
+    ReviewRequestError,
+    STSError,
+    STSThrottledError,
+    TokenError,
+)
+from kubeiam.identity import Identity
+from kubeiam.server import tokenreview
+from kubeiam.server.identity_cache import CacheOutcome, IdentityCache
+from kubeiam.server.metrics import CONTENT_TYPE, Result, ServerMetrics
+
+review_log = logging.getLogger("kubeiam.server.review")
+log = logging.getLogger(__name__)
+
+DEFAULT_API_VERSION = "authentication.k8s.io/v1"
+JSON_TYPE = "application/json"
+
+
+class TokenVerifier(Protocol):
+    """``kubeiam.token.verifier.Verifier``: token -> verified identity (or a TokenError)."""
+
+    async def verify(self, token: str) -> Identity: ...
+
+
+class MappedUser(Protocol):
+    """``kubeiam.mapping.chain.KubeUser``."""
+
+    @property
+    def username(self) -> str: ...
+    @property
+    def groups(self) -> tuple[str, ...]: ...
+    @property
+    def backend(self) -> str: ...
+
+
+class UserMapper(Protocol):
+    """``kubeiam.mapping.chain.MappingChain``: identity -> Kubernetes user, or None."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def map(self, identity: Identity) -> MappedUser | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AppSettings:
+    audiences: tuple[str, ...] = ()
+    scrubbed_accounts: frozenset[str] = frozenset()
+    max_body_bytes: int = 64 * 1024
+
+
+@dataclass(slots=True)
+class _Review:
+    """What one review learned, for its log line and metric."""
+
+    started: float
+    api_version: str = DEFAULT_API_VERSION
+    identity: Identity | None = None
+    cache: CacheOutcome | None = None
+    username: str | None = None
+    backend: str | None = None
+
+
+#: aiohttp application keys (typed).
+VERIFIER_KEY = web.AppKey("verifier", TokenVerifier)
+MAPPER_KEY = web.AppKey("mapper", UserMapper)
+METRICS_KEY = web.AppKey("metrics", ServerMetrics)
+CACHE_KEY = web.AppKey("identity_cache", IdentityCache)
+
+
+def _json_response(status: int, doc: tokenreview.TokenReview) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(doc, separators=(",", ":")), content_type=JSON_TYPE
+    )
+
+
+class _Handlers:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        mapper: UserMapper,
+        metrics: ServerMetrics,
+        cache: IdentityCache,
+        settings: AppSettings,
+        perf: Callable[[], float],
+    ) -> None:
+        self.verifier = verifier
+        self.mapper = mapper
+        self.metrics = metrics
+        self.cache = cache
+        self.settings = settings
+        self.perf = perf
+
+    def _finish(
+        self,
+        review: _Review,
+        status: int,
+        result: Result,
+        doc: tokenreview.TokenReview,
+        error: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        elapsed = self.perf() - review.started
+        self.metrics.observe_review(result, elapsed)
+        fields: dict[str, object] = {
+            "outcome": result.value,
+            "status": status,
+            "latency_ms": round(elapsed * 1000, 3),
+        }
+        if review.cache is not None:
+            fields["cache"] = review.cache.value
+        identity = review.identity
+        if identity is not None and identity.account_id not in self.settings.scrubbed_accounts:
+            fields["arn"] = identity.arn
+            fields["account"] = identity.account_id
+            fields["access_key_id"] = identity.access_key_id
+        if review.username is not None:
+            fields["username"] = review.username
+        if review.backend is not None:
+            fields["backend"] = review.backend
+        if error is not None:
+            fields["error"] = error
+        level = logging.INFO if status == 200 else logging.WARNING
+        review_log.log(level, "token review", extra={"review": fields})
+        response = _json_response(status, doc)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    def _deny(
+        self,
+        review: _Review,
+        status: int,
+        result: Result,
+        error: str,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        doc = tokenreview.deny(review.api_version, error)
+        return self._finish(review, status, result, doc, error, headers)
+
+    async def authenticate(self, request: web.Request) -> web.Response:
+        review = _Review(started=self.perf())
+        if request.method != "POST":
+            return self._deny(
+                review,
+                405,
+                Result.MALFORMED,
+                "use POST with a TokenReview body",
+                headers={"Allow": "POST"},
+            )
+        limit = self.settings.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return self._deny(
+                review, 413, Result.MALFORMED, f"request body larger than {limit} bytes"
+            )
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._deny(
+                review, 413, Result.MALFORMED, f"request body larger than {limit} bytes"
+            )
+        try:
+            parsed = tokenreview.parse_review(body)
+        except ReviewRequestError as exc:
+            return self._deny(review, exc.http_status, Result.MALFORMED, exc.message)
+        review.api_version = parsed.api_version
+
+        audiences = tokenreview.granted_audiences(parsed.audiences, self.settings.audiences)
+        if audiences is not None and not audiences:
+            return self._deny(
+                review, 403, Result.INVALID, "the token is not valid for the requested audiences"
+            )
+
+        try:
+            identity, review.cache = await self.cache.get_or_verify(
+                parsed.token, self.verifier.verify
+            )
+        except STSThrottledError as exc:
+            return self._deny(review, 429, Result.STS_THROTTLING, exc.message)
+        except STSError as exc:
+            return self._deny(review, exc.http_status, Result.STS_ERROR, exc.message)
+        except TokenError as exc:
+            return self._deny(review, exc.http_status, Result.INVALID, exc.message)
+        except KubeIAMError as exc:
+            log.error("token verification failed", extra={"error": exc.message})
+            return self._deny(review, 500, Result.STS_ERROR, "internal error verifying the token")
+        review.identity = identity
+        self._count_cache(review.cache)
+
+        try:
+            user = await self.mapper.map(identity)
+        except TokenError as exc:
+            return self._deny(review, exc.http_status, Result.UNKNOWN_USER, exc.message)
+        except KubeIAMError as exc:
+            log.error("identity mapping failed", extra={"error": exc.message})
+            return self._deny(review, 500, Result.UNKNOWN_USER, "internal error mapping the user")
+        if user is None:
+            return self._deny(
+                review,
+                403,
+                Result.UNKNOWN_USER,
+                f"{identity.canonical_arn} is not mapped to a Kubernetes user",
+            )
+        review.username = user.username
+        review.backend = user.backend
+        scrubbed = identity.account_id in self.settings.scrubbed_accounts
+        info = tokenreview.user_info(identity, user.username, user.groups, scrubbed=scrubbed)
+        return self._finish(
+            review, 200, Result.SUCCESS, tokenreview.allow(review.api_version, info, audiences)
+        )
+
+    def _count_cache(self, outcome: CacheOutcome | None) -> None:
+        if outcome is CacheOutcome.HIT:
+            self.metrics.cache_hits.inc()
+        elif outcome is CacheOutcome.SHARED:
+            self.metrics.cache_shared.inc()
+        else:
+            self.metrics.cache_misses.inc()
+        self.metrics.cache_size.set(len(self.cache))
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if self.mapper.ready:
+            return web.Response(text="ok")
+        return web.Response(status=503, text="mapping backends are still loading")
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        self.metrics.cache_size.set(len(self.cache))
+        response = web.Response(body=self.metrics.render())
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+
+def create_app(
+    verifier: TokenVerifier,
+    chain: UserMapper,
+    *,
+    metrics: ServerMetrics,
+    identity_cache: IdentityCache,
+    audiences: Sequence[str] = (),
+    scrubbed_accounts: Sequence[str] = (),
+    max_body_bytes: int = 64 * 1024,
+    perf_counter: Callable[[], float] = time.perf_counter,
+) -> web.Application:
+    """The webhook application. Every collaborator is passed in; nothing global is touched."""
+    settings = AppSettings(tuple(audiences), frozenset(scrubbed_accounts), max_body_bytes)
+    handlers = _Handlers(verifier, chain, metrics, identity_cache, settings, perf_counter)
+    # client_max_size bounds what request.read() accepts, also for chunked bodies.
+    app = web.Application(client_max_size=max_body_bytes)
+    app[VERIFIER_KEY] = verifier
+    app[MAPPER_KEY] = chain
+    app[METRICS_KEY] = metrics
+    app[CACHE_KEY] = identity_cache
+    app.router.add_route("*", "/authenticate", handlers.authenticate)
+    app.router.add_get("/healthz", handlers.healthz, allow_head=True)
+    app.router.add_get("/readyz", handlers.readyz, allow_head=True)
+    app.router.add_get("/metrics", handlers.metrics_page)
+    return app

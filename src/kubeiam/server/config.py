@@ -1,0 +1,452 @@
+"""The server's configuration file, in the reference's format so existing files keep working.
+
+::
+
+    clusterID: my-cluster
+    server:
+      address: 127.0.0.1          # listen address (default 127.0.0.1)
+      port: 21362
+      stateDir: /var/aws-iam-authenticator
+      backendMode: [MountedFile, EKSConfigMap]
+      mapRoles: [...]             # entries keyed rolearn/roleARN/..., in any case
+      mapUsers: [...]
+      mapAccounts: ["111122223333"]
+
+Keys are matched case-insensitively at every level, as the reference's configuration library
+does (``roleARN`` and ``rolearn`` both work). Unknown keys are reported by name with a warning;
+a value kubeiam cannot use raises :class:`ConfigError` naming the key and the fix. Command-line
+flags override the file (:func:`apply_overrides`). Parsing is pure: :func:`load_config` only
+reads the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import ipaddress
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubeiam.errors import ConfigError
+from kubeiam.partitions import PARTITIONS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ADDRESS = "127.0.0.1"
+DEFAULT_PORT = 21362
+DEFAULT_STATE_DIR = Path("/var/aws-iam-authenticator")
+#: The reference's defaults for its ec2:DescribeInstances token bucket.
+DEFAULT_EC2_QPS = 15
+DEFAULT_EC2_BURST = 5
+#: kube-apiserver sends tokens of at most a few KiB; 64 KiB leaves room and bounds memory.
+DEFAULT_MAX_BODY = 64 * 1024
+DEFAULT_CACHE_ENTRIES = 10_000
+#: The reference's environment variable for the cluster id.
+CLUSTER_ID_ENV = "KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID"
+
+
+class BackendMode(enum.Enum):
+    """Mapping backends, by the reference's names, tried in the configured order."""
+
+    MOUNTED_FILE = "MountedFile"
+    EKS_CONFIG_MAP = "EKSConfigMap"
+    CRD = "CRD"
+    DYNAMIC_FILE = "DynamicFile"
+
+
+#: Deprecated names the reference still accepts.
+_BACKEND_ALIASES = {"file": BackendMode.MOUNTED_FILE, "configmap": BackendMode.EKS_CONFIG_MAP}
+
+
+class LogFormat(enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything ``kubeiam server`` needs, after the file and the flags have been merged."""
+
+    cluster_id: str
+    address: str = DEFAULT_ADDRESS
+    port: int = DEFAULT_PORT
+    #: Name kube-apiserver uses to reach the webhook; put in the certificate and kubeconfig.
+    hostname: str | None = None
+    state_dir: Path = DEFAULT_STATE_DIR
+    #: Where to write the webhook kubeconfig at start-up; None writes none (see docs/server.md).
+    generate_kubeconfig: Path | None = None
+    backend_mode: tuple[BackendMode, ...] = (BackendMode.MOUNTED_FILE,)
+    partition: str = "aws"
+    #: Mapping entries as written, with keys canonicalised (``rolearn``, ``userarn``, ...).
+    map_roles: tuple[Mapping[str, Any], ...] = ()
+    map_users: tuple[Mapping[str, Any], ...] = ()
+    map_accounts: tuple[str, ...] = ()
+    #: backend name -> reserved username prefixes (``reservedPrefixConfig``).
+    reserved_prefixes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    dynamic_file_path: Path | None = None
+    dynamic_file_user_id_strict: bool = False
+    kubeconfig: Path | None = None
+    master: str | None = None
+    ec2_qps: int = DEFAULT_EC2_QPS
+    ec2_burst: int = DEFAULT_EC2_BURST
+    ec2_role_arn: str | None = None
+    source_arn: str | None = None
+    ec2_region: str | None = None
+    scrubbed_accounts: tuple[str, ...] = ()
+    # kubeiam extensions (camelCase keys under server:, and flags)
+    sts_resolve: tuple[str, ...] = ()
+    sts_ca_bundle: Path | None = None
+    audiences: tuple[str, ...] = ()
+    identity_cache_size: int = DEFAULT_CACHE_ENTRIES
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    log_format: LogFormat = LogFormat.TEXT
+    shutdown_timeout: float = 10.0
+
+    def replace(self, **changes: Any) -> ServerConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Key tables. Lower-cased key -> field name. The reference's keys first, then kubeiam's.
+
+_TOP_KEYS = {"clusterid": "cluster_id", "server": "server", "log-format": "log_format"}
+#: Top-level keys the reference reads that kubeiam accepts and ignores.
+_TOP_IGNORED = {"log-verbosity", "feature-gates"}
+
+_SERVER_KEYS = {
+    "address": "address",
+    "port": "port",
+    "hostname": "hostname",
+    "statedir": "state_dir",
+    "generatekubeconfig": "generate_kubeconfig",
+    "backendmode": "backend_mode",
+    "partition": "partition",
+    "maproles": "map_roles",
+    "mapusers": "map_users",
+    "mapaccounts": "map_accounts",
+    "reservedprefixconfig": "reserved_prefixes",
+    "dynamicfilepath": "dynamic_file_path",
+    "dynamicfileuseridstrict": "dynamic_file_user_id_strict",
+    "kubeconfig": "kubeconfig",
+    "master": "master",
+    "ec2describeinstancesqps": "ec2_qps",
+    "ec2describeinstancesburst": "ec2_burst",
+    "ec2describeinstancesrolearn": "ec2_role_arn",
+    "sourcearn": "source_arn",
+    "ec2region": "ec2_region",
+    "scrubbedaccounts": "scrubbed_accounts",
+    "stsresolve": "sts_resolve",
+    "stscabundle": "sts_ca_bundle",
+    "audiences": "audiences",
+    "identitycachesize": "identity_cache_size",
+    "maxbodybytes": "max_body_bytes",
+    "logformat": "log_format",
+    "shutdowntimeout": "shutdown_timeout",
+}
+#: Reference keys kubeiam reads but has no use for; a warning says why.
+_SERVER_IGNORED = {
+    "kubeconfigpregenerated": "kubeiam writes a webhook kubeconfig only when generateKubeconfig "
+    "is set",
+    "healthport": "kubeiam serves /healthz on the webhook's own port",
+    "dynamicbackendmodepath": "backendMode is read from this file only",
+}
+
+#: Canonical spelling of mapping-entry keys (aws-auth's), by lower-cased key.
+_ENTRY_KEYS = {
+    "rolearn": "rolearn",
+    "userarn": "userarn",
+    "username": "username",
+    "groups": "groups",
+    "userid": "userid",
+    "sso": "sso",
+}
+_SSO_KEYS = {
+    "permissionsetname": "permissionSetName",
+    "accountid": "accountID",
+    "partition": "partition",
+}
+
+
+def _lower_keys(where: str, doc: Mapping[Any, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{where}: key {key!r} is not a string")
+        low = key.lower()
+        if low in out:
+            raise ConfigError(
+                f"{where}: key {key!r} appears twice (keys are case-insensitive)",
+                hint="keep one spelling of the key",
+            )
+        out[low] = value
+    return out
+
+
+def _canonical_entry(where: str, entry: Any, table: Mapping[str, str]) -> dict[str, Any]:
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where} must be a mapping (key: value pairs)")
+    out: dict[str, Any] = {}
+    for low, value in _lower_keys(where, entry).items():
+        name = table.get(low)
+        if name is None:
+            log.warning("unknown key in server config", extra={"key": f"{where}.{low}"})
+            out[low] = value
+            continue
+        if name == "sso" and value is not None:
+            value = _canonical_entry(f"{where}.sso", value, _SSO_KEYS)
+        out[name] = value
+    return out
+
+
+def _str(key: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ConfigError(f"{key} must be a string", hint=f"write {key}: <text>")
+    return str(value)
+
+
+def _str_list(key: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if not isinstance(value, Sequence) or isinstance(value, bytes):
+        raise ConfigError(f"{key} must be a list of strings", hint=f"write {key}: [a, b]")
+    return tuple(_str(key, v) for v in value)
+
+
+def _int(key: str, value: Any, *, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be an integer")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{key} must be an integer, not {value!r}", hint=f"write {key}: <{low}..{high}>"
+        ) from None
+    if not low <= number <= high:
+        raise ConfigError(f"{key} must be between {low} and {high}, not {number}")
+    return number
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ConfigError(f"{key} must be true or false, not {value!r}")
+
+
+def parse_backend_modes(key: str, value: Any) -> tuple[BackendMode, ...]:
+    """``[MountedFile, EKSConfigMap]`` or ``"MountedFile,EKSConfigMap"`` -> ordered modes."""
+    names = _str_list(key, value)
+    by_lower = {m.value.lower(): m for m in BackendMode} | _BACKEND_ALIASES
+    modes: list[BackendMode] = []
+    for name in names:
+        mode = by_lower.get(name.lower())
+        if mode is None:
+            choices = ", ".join(m.value for m in BackendMode)
+            raise ConfigError(f"{key}: unknown backend {name!r}", hint=f"use one of {choices}")
+        if mode in modes:
+            raise ConfigError(f"{key}: backend {mode.value} is listed twice")
+        modes.append(mode)
+    if not modes:
+        raise ConfigError(f"{key} is empty", hint="list at least one backend, e.g. [MountedFile]")
+    return tuple(modes)
+
+
+def _reserved_prefixes(key: str, value: Any) -> dict[str, tuple[str, ...]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise ConfigError(
+            f"{key} must be a list of {{backendmode, usernamePrefixReserveList}} entries"
+        )
+    out: dict[str, tuple[str, ...]] = {}
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where} must be a mapping")
+        entry = _lower_keys(where, item)
+        (mode,) = parse_backend_modes(f"{where}.backendmode", entry.get("backendmode"))
+        out[mode.value] = _str_list(
+            f"{where}.usernamePrefixReserveList", entry.get("usernameprefixreservelist")
+        )
+    return out
+
+
+def _account_list(key: str, value: Any) -> tuple[str, ...]:
+    accounts = _str_list(key, value)
+    for account in accounts:
+        if not (len(account) == 12 and account.isdigit()):
+            raise ConfigError(
+                f"{key}: {account!r} is not a 12-digit AWS account id",
+                hint='quote account ids in YAML so leading zeros survive: - "012345678901"',
+            )
+    return accounts
+
+
+def _convert(key: str, name: str, value: Any) -> Any:
+    """Turn one raw value into the type of field ``name`` (``key`` is for messages)."""
+    if name in ("address", "hostname", "master", "ec2_role_arn", "source_arn", "ec2_region"):
+        return _str(key, value) if value not in (None, "") else None
+    if name == "port":
+        return _int(key, value, low=0, high=65535)
+    if name in ("state_dir",):
+        return Path(_str(key, value))
+    if name in ("generate_kubeconfig", "dynamic_file_path", "kubeconfig", "sts_ca_bundle"):
+        return Path(_str(key, value)) if value not in (None, "") else None
+    if name == "backend_mode":
+        return parse_backend_modes(key, value)
+    if name == "partition":
+        partition = _str(key, value)
+        if partition not in PARTITIONS:
+            raise ConfigError(
+                f"{key}: unknown partition {partition!r}",
+                hint=f"use one of {', '.join(sorted(PARTITIONS))}",
+            )
+        return partition
+    if name in ("map_roles", "map_users"):
+        if value is None:
+            return ()
+        if not isinstance(value, Sequence) or isinstance(value, str):
+            raise ConfigError(f"{key} must be a list of mapping entries")
+        return tuple(
+            _canonical_entry(f"{key}[{i}]", item, _ENTRY_KEYS) for i, item in enumerate(value)
+        )
+    if name in ("map_accounts", "scrubbed_accounts"):
+        return _account_list(key, value)
+    if name == "reserved_prefixes":
+        return _reserved_prefixes(key, value)
+    if name == "dynamic_file_user_id_strict":
+        return _bool(key, value)
+    if name in ("ec2_qps", "ec2_burst"):
+        return _int(key, value, low=1, high=10_000)
+    if name == "identity_cache_size":
+        return _int(key, value, low=0, high=10_000_000)
+    if name == "max_body_bytes":
+        return _int(key, value, low=4096, high=16 * 1024 * 1024)
+    if name == "shutdown_timeout":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a number of seconds") from None
+    if name in ("sts_resolve", "audiences"):
+        return _str_list(key, value)
+    if name == "log_format":
+        return parse_log_format(key, value)
+    if name == "cluster_id":
+        return _str(key, value)
+    raise AssertionError(name)  # pragma: no cover - the key tables only name known fields
+
+
+def parse_log_format(key: str, value: Any) -> LogFormat:
+    try:
+        return LogFormat(str(value).lower())
+    except ValueError:
+        raise ConfigError(f"{key} must be text or json, not {value!r}") from None
+
+
+def parse_config(doc: Any, *, source: str = "config") -> dict[str, Any]:
+    """A parsed YAML document -> ServerConfig field values (pure; no validation across keys)."""
+    if doc is None:
+        return {}
+    if not isinstance(doc, Mapping):
+        raise ConfigError(f"{source} must be a YAML mapping at the top level")
+    values: dict[str, Any] = {}
+    top = _lower_keys(source, doc)
+    for low, raw in top.items():
+        if low in _TOP_IGNORED:
+            continue
+        name = _TOP_KEYS.get(low)
+        if name is None:
+            log.warning("unknown key in server config", extra={"key": low, "file": source})
+            continue
+        if name == "server":
+            if raw is None:
+                continue
+            if not isinstance(raw, Mapping):
+                raise ConfigError(f"{source}: server must be a mapping of settings")
+            for skey, sraw in _lower_keys(f"{source}: server", raw).items():
+                sname = _SERVER_KEYS.get(skey)
+                if sname is None:
+                    if skey in _SERVER_IGNORED:
+                        log.warning(
+                            "server config key ignored: " + _SERVER_IGNORED[skey],
+                            extra={"key": f"server.{skey}"},
+                        )
+                    else:
+                        log.warning(
+                            "unknown key in server config",
+                            extra={"key": f"server.{skey}", "file": source},
+                        )
+                    continue
+                values[sname] = _convert(f"server.{skey}", sname, sraw)
+        else:
+            values[name] = _convert(low, name, raw)
+    return values
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read and parse the YAML file at ``path`` (field values, not yet a ServerConfig)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the config file {path}: {exc.strerror}",
+            hint="pass an existing file with --config",
+        ) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path} is not valid YAML{where}", hint="fix the YAML syntax") from None
+    return parse_config(doc, source=str(path))
+
+
+def build_config(values: Mapping[str, Any], overrides: Mapping[str, Any]) -> ServerConfig:
+    """Merge file values with flag ``overrides`` (None means "not given") and validate."""
+    merged = dict(values)
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    cluster_id = merged.get("cluster_id")
+    if not cluster_id:
+        raise ConfigError(
+            "the cluster id is not set",
+            hint=f"set clusterID in the config file, pass -i/--cluster-id, or set {CLUSTER_ID_ENV}",
+        )
+    config = ServerConfig(**merged)
+    validate(config)
+    return config
+
+
+def validate(config: ServerConfig) -> None:
+    """Checks across keys, as the reference makes them (with messages that say the fix)."""
+    dynamic = BackendMode.DYNAMIC_FILE in config.backend_mode
+    if dynamic and config.dynamic_file_path is None:
+        raise ConfigError(
+            "backendMode lists DynamicFile but dynamicfilepath is not set",
+            hint="set server.dynamicfilepath to the JSON mapping file",
+        )
+    if not dynamic and config.dynamic_file_path is not None:
+        raise ConfigError(
+            "dynamicfilepath is set but backendMode does not list DynamicFile",
+            hint="add DynamicFile to server.backendMode, or remove dynamicfilepath",
+        )
+    try:
+        ipaddress.ip_address(config.address)
+    except ValueError:
+        raise ConfigError(
+            f"server.address {config.address!r} is not an IP address",
+            hint="listen on an IP such as 127.0.0.1 or 0.0.0.0; put DNS names in server.hostname",
+        ) from None
+    for backend in config.reserved_prefixes:
+        if BackendMode(backend) not in config.backend_mode:
+            log.warning(
+                "reservedPrefixConfig names a backend that backendMode does not list",
+                extra={"key": "server.reservedPrefixConfig", "backend": backend},
+            )

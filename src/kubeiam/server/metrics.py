@@ -1,0 +1,148 @@
+"""Prometheus metrics of the webhook, under the reference's names so existing dashboards work.
+
+Every :class:`ServerMetrics` owns its own :class:`CollectorRegistry` (never the process-global
+one), so tests and benchmarks can build many servers in one process.
+
+Reference metrics (prefix ``aws_iam_authenticator_``, labels and buckets as the reference's):
+``authenticate_latency_seconds{result}``, ``sts_responses_total{ResponseCode,StsRegion}``,
+``sts_connection_failures_total{StsRegion}``, ``sts_throttling_total{StsRegion}``,
+``ec2_describe_instances_calls_total``, ``configmap_watch_failures_total``,
+``dynamicfile_failures_total``. kubeiam's own (prefix ``kubeiam_``): identity-cache hits, misses,
+shared calls and size; per-backend readiness and load failures.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+NAMESPACE = "aws_iam_authenticator"
+KUBEIAM_NAMESPACE = "kubeiam"
+#: client_golang's DefBuckets, which the reference's latency histogram uses. Python's default
+#: buckets differ (.075, .75, 7.5), which would break existing dashboards' bucket queries.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Result(enum.Enum):
+    """``result`` label values of ``authenticate_latency_seconds``, spelled as the reference's
+    (including its ``uknown_user`` typo: dashboards query that exact value)."""
+
+    MALFORMED = "malformed_request"
+    INVALID = "invalid_token"
+    STS_ERROR = "sts_error"
+    STS_THROTTLING = "sts_throttling"
+    UNKNOWN_USER = "uknown_user"
+    SUCCESS = "success"
+
+
+class ServerMetrics:
+    """The webhook's collectors, registered in a private registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        ns = NAMESPACE
+        self.latency = Histogram(
+            "authenticate_latency_seconds",
+            "Authenticate call latency",
+            ["result"],
+            namespace=ns,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.sts_responses = Counter(
+            "sts_responses",
+            "Sts responses with error code label",
+            ["ResponseCode", "StsRegion"],
+            namespace=ns,
+            registry=r,
+        )
+        self.sts_connection_failures = Counter(
+            "sts_connection_failures",
+            "Sts call could not succeed or timedout",
+            ["StsRegion"],
+            namespace=ns,
+            registry=r,
+        )
+        self.sts_throttling = Counter(
+            "sts_throttling", "Sts call got throttled", ["StsRegion"], namespace=ns, registry=r
+        )
+        self.ec2_describe_instances_calls = Counter(
+            "ec2_describe_instances_calls",
+            "Number of EC2 describe instances calls.",
+            namespace=ns,
+            registry=r,
+        )
+        self.configmap_watch_failures = Counter(
+            "configmap_watch_failures", "EKS Configmap watch failures", namespace=ns, registry=r
+        )
+        self.dynamicfile_failures = Counter(
+            "dynamicfile_failures", "Dynamic file failures", namespace=ns, registry=r
+        )
+        kns = KUBEIAM_NAMESPACE
+        self.cache_hits = Counter(
+            "identity_cache_hits",
+            "Reviews answered from the identity cache (no STS call)",
+            namespace=kns,
+            registry=r,
+        )
+        self.cache_misses = Counter(
+            "identity_cache_misses",
+            "Reviews that called STS",
+            namespace=kns,
+            registry=r,
+        )
+        self.cache_shared = Counter(
+            "identity_cache_shared",
+            "Reviews that waited on a concurrent review's STS call for the same token",
+            namespace=kns,
+            registry=r,
+        )
+        self.cache_size = Gauge(
+            "identity_cache_entries", "Identities held in the cache", namespace=kns, registry=r
+        )
+        self.backend_ready = Gauge(
+            "backend_ready",
+            "1 once a mapping backend has loaded its mappings",
+            ["backend"],
+            namespace=kns,
+            registry=r,
+        )
+        self.backend_failures = Counter(
+            "backend_failures",
+            "Mapping backend load, reload or watch failures",
+            ["backend"],
+            namespace=kns,
+            registry=r,
+        )
+
+    def observe_review(self, result: Result, seconds: float) -> None:
+        self.latency.labels(result.value).observe(seconds)
+
+    def sts_observer(self, event: str, status: int | None, region: str) -> None:
+        """The STS client's ``observer``: events response, connection_failure, throttled."""
+        if event == "response":
+            self.sts_responses.labels(str(status) if status is not None else "", region).inc()
+        elif event == "connection_failure":
+            self.sts_connection_failures.labels(region).inc()
+        elif event == "throttled":
+            self.sts_throttling.labels(region).inc()
+
+    def backend_failure(self, backend: str) -> None:
+        """Count a backend failure; the reference's own counters for its two watched backends."""
+        self.backend_failures.labels(backend).inc()
+        if backend == "EKSConfigMap":
+            self.configmap_watch_failures.inc()
+        elif backend == "DynamicFile":
+            self.dynamicfile_failures.inc()
+
+    def backend_failure_hook(self, backend: str) -> Callable[[], None]:
+        return lambda: self.backend_failure(backend)
+
+    def render(self) -> bytes:
+        """The text exposition of every collector in this registry."""
+        return generate_latest(self.registry)

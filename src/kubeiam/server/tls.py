@@ -1,0 +1,220 @@
+"""The webhook's TLS material: a self-signed certificate and its key in the state directory.
+
+``kubeiam init`` and ``kubeiam server`` (when the state directory is empty) write the same two
+files the reference does, ``cert.pem`` and ``key.pem``, so an existing state directory keeps
+working. The key is written with mode 0600 through a temporary file and an atomic rename; an
+existing pair is reused unless ``force`` is given, because kube-apiserver's webhook kubeconfig
+pins this exact certificate.
+
+The certificate is its own CA (kube-apiserver trusts it through ``certificate-authority-data``)
+and names ``localhost``, ``127.0.0.1`` and ``::1`` plus the host name and listen address given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import logging
+import os
+import ssl
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kubeiam.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: File names inside the state directory, the reference's, so existing directories keep working.
+CERT_FILE = "cert.pem"
+KEY_FILE = "key.pem"
+#: The reference issues its self-signed certificate for ~100 years: the webhook kubeconfig pins it,
+#: and an expiring certificate would silently lock everyone out of the cluster. Rotate with --force.
+CERT_LIFETIME = dt.timedelta(days=365 * 100)
+#: Names every certificate carries, so that a server on loopback always verifies.
+DEFAULT_DNS_NAMES = ("localhost",)
+DEFAULT_IPS = ("127.0.0.1", "::1")
+COMMON_NAME = "kubeiam"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPair:
+    """Where the certificate and key are, and whether this call created them."""
+
+    cert_path: Path
+    key_path: Path
+    created: bool
+
+    def cert_pem(self) -> bytes:
+        return self.cert_path.read_bytes()
+
+
+def subject_alt_names(hostname: str | None, address: str | None) -> x509.SubjectAlternativeName:
+    """SANs for ``hostname`` and ``address`` (each an IP literal or a DNS name) plus loopback."""
+    dns: list[str] = list(DEFAULT_DNS_NAMES)
+    ips: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [
+        ipaddress.ip_address(a) for a in DEFAULT_IPS
+    ]
+    for value in (hostname, address):
+        if not value:
+            continue
+        try:
+            ip = ipaddress.ip_address(value.strip("[]"))
+        except ValueError:
+            name = value.strip().lower().rstrip(".")
+            if not name or any(c.isspace() or c in "/:" for c in name):
+                raise ConfigError(
+                    f"{value!r} is neither an IP address nor a DNS name",
+                    hint="pass --hostname as a DNS name (webhook.example.internal) or an IP",
+                ) from None
+            if name not in dns:
+                dns.append(name)
+            continue
+        if not ip.is_unspecified and ip not in ips:
+            ips.append(ip)
+    general: list[x509.GeneralName] = [x509.DNSName(n) for n in dns]
+    general.extend(x509.IPAddress(ip) for ip in ips)
+    return x509.SubjectAlternativeName(general)
+
+
+def generate_self_signed(
+    *, hostname: str | None, address: str | None, now: dt.datetime
+) -> tuple[bytes, bytes]:
+    """A new ECDSA P-256 key and a self-signed CA certificate for it, both PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, COMMON_NAME)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + CERT_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(subject_alt_names(hostname, address), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    cert = builder.sign(key, hashes.SHA256())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def _atomic_write(path: Path, data: bytes, mode: int) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _check_pair(cert_path: Path, key_path: Path) -> None:
+    """Refuse a certificate and key that do not belong together or cannot be read."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"cannot load the TLS certificate {cert_path} or key {key_path}: {exc}",
+            hint="fix the files, or regenerate them with `kubeiam init --force`",
+        ) from None
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    if cert.public_key().public_bytes(der, pub) != key.public_key().public_bytes(der, pub):
+        raise ConfigError(
+            f"the key {key_path} does not belong to the certificate {cert_path}",
+            hint="restore the matching pair, or regenerate both with `kubeiam init --force`",
+        )
+    mode = key_path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning(
+            "private key is readable by other users; run chmod 600 on it",
+            extra={"path": str(key_path), "mode": oct(mode)},
+        )
+
+
+def ensure_keypair(
+    state_dir: Path,
+    *,
+    hostname: str | None,
+    address: str | None,
+    now: dt.datetime,
+    force: bool = False,
+) -> KeyPair:
+    """Reuse ``cert.pem`` + ``key.pem`` in ``state_dir``, or write a new pair.
+
+    A half-present pair (one file without the other) is refused unless ``force``: silently
+    replacing a key would break every kube-apiserver that pins the old certificate.
+    """
+    cert_path = state_dir / CERT_FILE
+    key_path = state_dir / KEY_FILE
+    have_cert, have_key = cert_path.exists(), key_path.exists()
+    if not force and have_cert and have_key:
+        _check_pair(cert_path, key_path)
+        return KeyPair(cert_path, key_path, created=False)
+    if not force and (have_cert or have_key):
+        present, missing = (cert_path, key_path) if have_cert else (key_path, cert_path)
+        raise ConfigError(
+            f"{present} exists but {missing} does not",
+            hint="restore the missing file, or write a new pair with `kubeiam init --force` "
+            "(kube-apiserver's webhook kubeconfig must then be updated too)",
+        )
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cert_pem, key_pem = generate_self_signed(hostname=hostname, address=address, now=now)
+        _atomic_write(key_path, key_pem, 0o600)
+        _atomic_write(cert_path, cert_pem, 0o644)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the TLS certificate and key in {state_dir}: {exc.strerror}",
+            hint="choose a writable --state-dir (or stateDir in the config file)",
+        ) from None
+    log.info("wrote a new self-signed certificate and key", extra={"state_dir": str(state_dir)})
+    return KeyPair(cert_path, key_path, created=True)
+
+
+def server_ssl_context(pair: KeyPair) -> ssl.SSLContext:
+    """A server-side TLS context: TLS 1.2 or later only, with the state directory's pair."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["http/1.1"])
+    try:
+        ctx.load_cert_chain(str(pair.cert_path), str(pair.key_path))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the TLS certificate {pair.cert_path}: {exc}",
+            hint="regenerate it with `kubeiam init --force`",
+        ) from None
+    return ctx
