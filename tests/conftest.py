@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["kubeiam.localaws.pytest_plugin"]
+
 #: Variables that would let a developer's real AWS or Kubernetes setup leak into a test.
 _SCRUBBED_PREFIXES = ("AWS_", "KUBEIAM_")
 _SCRUBBED = ("KUBECONFIG", "KUBERNETES_EXEC_INFO", "HOME", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")

@@ -1,0 +1,177 @@
+"""moto in server mode on 127.0.0.1, in this process, with optional IAM auth enforcement.
+
+moto keeps its state (users, keys, roles, assumed-role sessions) in process-wide globals, which
+is what lets the STS front, running in the same process, read the secrets it holds
+(:mod:`kubeiam.localaws.principals`). The same globals mean one environment per process: a
+second :class:`MotoServer` refuses to start while one is running.
+
+Why not ``moto.server.ThreadedMotoServer``: it logs every request through werkzeug's logger to
+stderr and its ``stop()`` leaves the listening socket open. This class builds the same WSGI
+application with moto's public pieces, a quiet request handler, and closes everything on stop.
+
+IAM auth enforcement (``enforce_iam_auth=True``)
+    moto counts requests and, once the count reaches ``settings.INITIAL_NO_AUTH_ACTION_COUNT``
+    (infinite by default, i.e. never), checks every request's SigV4 signature against the keys it
+    issued and evaluates IAM policies: users need an identity policy for what they call, and
+    ``sts:AssumeRole`` additionally needs the role's trust policy to name the caller, with
+    ``StringEquals`` conditions such as ``sts:ExternalId`` honoured when an external id is sent
+    (moto does not refuse a *missing* external id). Removing a user from the group whose policy
+    allowed AssumeRole makes AssumeRole fail, as in AWS. With enforcement off moto accepts any
+    credentials for anything.
+
+    The count is process-wide state; :meth:`MotoServer.start` saves it, lets one bootstrap phase
+    run unauthenticated to create an ``localaws-admin`` user with an allow-everything inline
+    policy and an access key, then sets the count to 0 (enforcement on) or leaves it infinite
+    (off). :meth:`MotoServer.stop` restores the saved values and resets moto's backends.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kubeiam.errors import ConfigError
+
+if TYPE_CHECKING:
+    from werkzeug.serving import BaseWSGIServer
+
+#: moto's account when no account header or variable says otherwise.
+DEFAULT_ACCOUNT_ID = "123456789012"
+ADMIN_USER = "localaws-admin"
+_ADMIN_POLICY = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+)
+#: Only one environment per process: moto's state is process-wide.
+_RUNNING = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class AdminCredentials:
+    """Keys of the allow-everything IAM user created for setup. Never print the secret."""
+
+    access_key_id: str
+    secret_access_key: str
+    arn: str
+
+    def __repr__(self) -> str:
+        return f"AdminCredentials(access_key_id={self.access_key_id!r}, arn={self.arn!r})"
+
+
+class MotoServer:
+    """moto's WSGI application served by werkzeug on 127.0.0.1:``port`` in a daemon thread."""
+
+    def __init__(self, *, port: int = 0, enforce_iam_auth: bool = True) -> None:
+        self._requested_port = port
+        self.enforce_iam_auth = enforce_iam_auth
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._saved_auth: tuple[float, int] | None = None
+        self._holds_lock = False
+        self.admin: AdminCredentials | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("moto server is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, bootstrap_region: str = "us-east-1") -> AdminCredentials:
+        """Bind, serve, create the admin identity, then switch enforcement as configured."""
+        if not _RUNNING.acquire(blocking=False):
+            raise ConfigError(
+                "a local AWS environment is already running in this process",
+                hint="moto keeps its state in process-wide globals: stop the first one, or "
+                "share it (the pytest fixture `local_aws` is session-scoped)",
+            )
+        self._holds_lock = True
+        try:
+            self._serve()
+            self.admin = self._bootstrap(bootstrap_region)
+        except BaseException:
+            self.stop()
+            raise
+        return self.admin
+
+    def _serve(self) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        class QuietHandler(MotoRequestHandler):
+            """No per-request log line (werkzeug writes them to stderr by default)."""
+
+            def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+                return None
+
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server(
+            "127.0.0.1", self._requested_port, app, threaded=True, request_handler=QuietHandler
+        )
+        server = self._server
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="kubeiam-localaws-moto", daemon=True
+        )
+        self._thread.start()
+
+    def _bootstrap(self, region: str) -> AdminCredentials:
+        import boto3
+        from moto import settings
+        from moto.core.authorization import ActionAuthenticatorMixin
+        from moto.moto_api._internal.models import moto_api_backend
+
+        # Start from an empty moto: a mock_aws test earlier in this process may have left state.
+        moto_api_backend.reset()
+        self._saved_auth = (
+            settings.INITIAL_NO_AUTH_ACTION_COUNT,
+            ActionAuthenticatorMixin.request_count,
+        )
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+        iam: Any = boto3.client(
+            "iam",
+            endpoint_url=self.url,
+            region_name=region,
+            aws_access_key_id="bootstrap",
+            aws_secret_access_key="bootstrap",  # noqa: S106 - moto accepts anything here
+        )
+        user = iam.create_user(UserName=ADMIN_USER)["User"]
+        iam.put_user_policy(
+            UserName=ADMIN_USER, PolicyName="everything", PolicyDocument=_ADMIN_POLICY
+        )
+        key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
+        if self.enforce_iam_auth:
+            settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+            ActionAuthenticatorMixin.request_count = 0
+        return AdminCredentials(key["AccessKeyId"], key["SecretAccessKey"], user["Arn"])
+
+    def stop(self) -> None:
+        """Stop serving, close the socket, reset moto's state and auth settings. Idempotent."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=10)
+        if self._saved_auth is not None:
+            from moto import settings
+            from moto.core.authorization import ActionAuthenticatorMixin
+            from moto.moto_api._internal.models import moto_api_backend
+
+            settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = (
+                self._saved_auth
+            )
+            self._saved_auth = None
+            moto_api_backend.reset()
+        self.admin = None
+        if self._holds_lock:
+            self._holds_lock = False
+            _RUNNING.release()

@@ -1,0 +1,37 @@
+"""pytest plugin: the session-scoped ``local_aws`` fixture.
+
+List it in a conftest: ``pytest_plugins = ["kubeiam.localaws.pytest_plugin"]``. The environment
+starts on first use (about a second, mostly importing moto) and is shared by the whole session.
+A fault switched on by a test (``local_aws.set_sts_fault("hang")``) is switched off again after
+that test, so one test's fault never leaks into the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from kubeiam.localaws.environment import LocalAWS, start_local_aws
+
+_RUNNING = pytest.StashKey[LocalAWS]()
+
+
+@pytest.fixture(scope="session")
+def local_aws(request: pytest.FixtureRequest) -> Iterator[LocalAWS]:
+    """The shared local AWS environment: us-east-1, moto's IAM auth enforced."""
+    with start_local_aws("us-east-1", enforce_iam_auth=True) as aws:
+        request.config.stash[_RUNNING] = aws
+        try:
+            yield aws
+        finally:
+            del request.config.stash[_RUNNING]
+
+
+@pytest.fixture(autouse=True)
+def _local_aws_clear_fault(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test, switch off any STS fault it left on (no-op if nothing is running)."""
+    yield
+    aws = request.config.stash.get(_RUNNING, None)
+    if aws is not None:
+        aws.set_sts_fault(None)

@@ -1,0 +1,335 @@
+"""The STS front: answers presigned GetCallerIdentity GETs over TLS the way STS does.
+
+moto alone cannot (landscape.md): it routes a presigned GET to S3, never checks a query
+signature and answers STS in XML only. The front checks everything STS checks for this call
+(:mod:`kubeiam.localaws.sigv4`) against the secrets moto holds (:mod:`kubeiam.localaws.principals`)
+and answers JSON when asked (``Accept: application/json``), XML otherwise, with STS's error
+documents.
+
+It runs an aiohttp server in its own thread and event loop, so tests that block in
+``subprocess.run`` or run their own loop can use it. Faults (:class:`StsFault`) make it misbehave
+on purpose. A plain-HTTP *redirect canary* listens next to it: the ``redirect`` fault points
+clients there, and :attr:`StsFront.redirect_hits` counts anyone who followed. Access logging is
+off: the request line of a presigned URL carries a signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import ssl
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+from xml.sax.saxutils import escape
+
+from kubeiam.localaws import sigv4
+from kubeiam.localaws.principals import SigningPrincipal, find_principal
+from kubeiam.localaws.sigv4 import ErrorCode, Refusal
+from kubeiam.partitions import PARTITIONS, sts_host_region
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
+STS_VERSION = "2011-06-15"
+ACTION = "GetCallerIdentity"
+#: A ``hang`` fault answers 503 after this long at most, so no request outlives a test session.
+DEFAULT_HANG_LIMIT = 60.0
+#: Bound for start-up and shutdown of the server thread.
+_THREAD_TIMEOUT = 30.0
+
+PrincipalLookup = Callable[[str, str | None, str, datetime], SigningPrincipal | Refusal]
+
+
+class StsFault(StrEnum):
+    """Ways the front can be told to misbehave (``None`` = behave)."""
+
+    THROTTLE = "throttle"  # 400 with a Throttling error document, like STS
+    REDIRECT = "redirect"  # 302 to http:// on loopback (the redirect canary)
+    HANG = "hang"  # accept and never answer (bounded by the hang limit)
+    ERROR500 = "error500"  # 500 InternalFailure
+
+
+def _lookup_in_moto(
+    access_key_id: str, session_token: str | None, region: str, now: datetime
+) -> SigningPrincipal | Refusal:
+    return find_principal(access_key_id, session_token, region=region, now=now)
+
+
+def region_of_host(host: str) -> str | None:
+    """The signing region of an STS host name of any partition (``None`` if not an STS host)."""
+    for partition in PARTITIONS:
+        region = sts_host_region(host, partition)
+        if region is not None:
+            return region
+    return None
+
+
+class StsFront:
+    """The HTTPS STS front and its redirect canary, on 127.0.0.1 ports chosen by the kernel."""
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext,
+        clock: Callable[[], datetime] | None = None,
+        hang_limit: float = DEFAULT_HANG_LIMIT,
+        lookup: PrincipalLookup = _lookup_in_moto,
+    ) -> None:
+        self._ssl_context = ssl_context
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.hang_limit = hang_limit
+        self._lookup = lookup
+        #: Every request the HTTPS front received, faulted or not.
+        self.sts_requests = 0
+        #: Requests that reached the plain-HTTP redirect canary (a client followed a redirect).
+        self.redirect_hits = 0
+        self.fault: StsFault | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closing: asyncio.Event | None = None
+        self._runners: list[web.AppRunner] = []
+        self._sockets: list[socket.socket] = []
+        self.port = 0
+        self.redirect_port = 0
+
+    # -- control (any thread) ---------------------------------------------------------------
+
+    def set_fault(self, kind: StsFault | str | None) -> None:
+        """Switch a fault on (``"throttle"``, ``"redirect"``, ``"hang"``, ``"error500"``) or off."""
+        self.fault = None if kind is None else StsFault(kind)
+
+    def start(self) -> None:
+        """Bind both ports, start serving in a thread, return once ready."""
+        self._sockets = [_loopback_socket(), _loopback_socket()]
+        self.port = self._sockets[0].getsockname()[1]
+        self.redirect_port = self._sockets[1].getsockname()[1]
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._run, args=(loop, ready, failure), name="kubeiam-localaws-sts", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(_THREAD_TIMEOUT) or failure:
+            self.stop()
+            if failure:
+                raise failure[0]
+            raise TimeoutError("the STS front did not start")
+
+    def stop(self) -> None:
+        """Release hanging requests, stop both servers, close the loop and sockets. Idempotent."""
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is not None and thread is not None and thread.is_alive():
+            future = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
+            with contextlib.suppress(Exception):
+                future.result(_THREAD_TIMEOUT)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(_THREAD_TIMEOUT)
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
+
+    # -- the server thread --------------------------------------------------------------------
+
+    def _run(
+        self, loop: asyncio.AbstractEventLoop, ready: threading.Event, failure: list[BaseException]
+    ) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:
+            failure.append(exc)
+            ready.set()
+            loop.close()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        from aiohttp import web
+
+        self._closing = asyncio.Event()
+        front = web.Application()
+        front.router.add_route("*", "/{tail:.*}", self._handle)
+        canary = web.Application()
+        canary.router.add_route("*", "/{tail:.*}", self._handle_canary)
+        for app, sock, context in (
+            (front, self._sockets[0], self._ssl_context),
+            (canary, self._sockets[1], None),
+        ):
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+            await runner.setup()
+            self._runners.append(runner)
+            await web.SockSite(runner, sock, ssl_context=context).start()
+
+    async def _shutdown(self) -> None:
+        if self._closing is not None:
+            self._closing.set()
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners = []
+
+    async def _handle_canary(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
+        self.redirect_hits += 1
+        return web.Response(status=200, text="followed a redirect from the STS front\n")
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
+        self.sts_requests += 1
+        as_json = "application/json" in request.headers.get("Accept", "")
+        fault = self.fault
+        if fault is StsFault.THROTTLE:
+            return _error(Refusal(400, ErrorCode.THROTTLING, "Rate exceeded"), as_json)
+        if fault is StsFault.ERROR500:
+            return _error(
+                Refusal(500, ErrorCode.INTERNAL_FAILURE, "An internal error occurred."), as_json
+            )
+        if fault is StsFault.REDIRECT:
+            location = f"http://127.0.0.1:{self.redirect_port}{request.raw_path}"
+            return web.Response(status=302, headers={"Location": location})
+        if fault is StsFault.HANG:
+            assert self._closing is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.hang_limit)
+            return _error(
+                Refusal(503, ErrorCode.SERVICE_UNAVAILABLE, "the hang fault ran out"), as_json
+            )
+        body = await request.read()
+        result = self._answer(request, body)
+        if isinstance(result, Refusal):
+            return _error(result, as_json)
+        return _success(result, as_json)
+
+    def _answer(self, request: web.Request, body: bytes) -> SigningPrincipal | Refusal:
+        if request.method != "GET":
+            return Refusal(
+                400,
+                ErrorCode.INVALID_ACTION,
+                "this local STS front answers presigned GET GetCallerIdentity only; "
+                "send other STS calls to moto",
+            )
+        host = request.headers.get("Host", "")
+        region = region_of_host(host)
+        if region is None:
+            return Refusal(
+                400,
+                ErrorCode.INVALID_ACTION,
+                f"Host {host!r} is not an STS host name; send the one the request was signed for",
+            )
+        path, _, raw_query = request.raw_path.partition("?")
+        params = sigv4.parse_query(raw_query)
+        if isinstance(params, Refusal):
+            return params
+        auth = sigv4.parse_query_auth(params)
+        if isinstance(auth, Refusal):
+            return auth
+        values = dict(params)
+        if values.get("Action") != ACTION or values.get("Version") != STS_VERSION:
+            return Refusal(
+                400,
+                ErrorCode.INVALID_ACTION,
+                f"Could not find operation {values.get('Action')!r} for version "
+                f"{values.get('Version')!r}; this front answers {ACTION} {STS_VERSION} only",
+            )
+        now = self.clock()
+        refusal = sigv4.check_scope(auth, region=region) or sigv4.check_window(auth, now=now)
+        if refusal is not None:
+            return refusal
+        principal = self._lookup(auth.access_key_id, auth.session_token, region, now)
+        if isinstance(principal, Refusal):
+            return principal
+        headers = {k.lower(): tuple(request.headers.getall(k)) for k in request.headers}
+        refusal = sigv4.check_signature(
+            secret_access_key=principal.secret_access_key,
+            auth=auth,
+            method=request.method,
+            path=path,
+            headers=headers,
+            body=body,
+        )
+        return refusal if refusal is not None else principal
+
+
+def _loopback_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def _request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _success(principal: SigningPrincipal, as_json: bool) -> web.Response:
+    from aiohttp import web
+
+    request_id = _request_id()
+    if as_json:
+        document = {
+            "GetCallerIdentityResponse": {
+                "GetCallerIdentityResult": {
+                    "Account": principal.account,
+                    "Arn": principal.arn,
+                    "UserId": principal.user_id,
+                },
+                "ResponseMetadata": {"RequestId": request_id},
+            }
+        }
+        return web.Response(text=json.dumps(document), content_type="application/json")
+    xml = (
+        f'<GetCallerIdentityResponse xmlns="{STS_XMLNS}">\n'
+        "  <GetCallerIdentityResult>\n"
+        f"    <Arn>{escape(principal.arn)}</Arn>\n"
+        f"    <UserId>{escape(principal.user_id)}</UserId>\n"
+        f"    <Account>{escape(principal.account)}</Account>\n"
+        "  </GetCallerIdentityResult>\n"
+        "  <ResponseMetadata>\n"
+        f"    <RequestId>{request_id}</RequestId>\n"
+        "  </ResponseMetadata>\n"
+        "</GetCallerIdentityResponse>\n"
+    )
+    return web.Response(text=xml, content_type="text/xml")
+
+
+def _error(refusal: Refusal, as_json: bool) -> web.Response:
+    from aiohttp import web
+
+    kind = "Receiver" if refusal.status >= 500 else "Sender"
+    request_id = _request_id()
+    if as_json:
+        document = {
+            "Error": {"Code": str(refusal.code), "Message": refusal.message, "Type": kind},
+            "RequestId": request_id,
+        }
+        return web.Response(
+            status=refusal.status, text=json.dumps(document), content_type="application/json"
+        )
+    xml = (
+        f'<ErrorResponse xmlns="{STS_XMLNS}">\n'
+        "  <Error>\n"
+        f"    <Type>{kind}</Type>\n"
+        f"    <Code>{escape(str(refusal.code))}</Code>\n"
+        f"    <Message>{escape(refusal.message)}</Message>\n"
+        "  </Error>\n"
+        f"  <RequestId>{request_id}</RequestId>\n"
+        "</ErrorResponse>\n"
+    )
+    return web.Response(status=refusal.status, text=xml, content_type="text/xml")
