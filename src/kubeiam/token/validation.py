@@ -1,0 +1,455 @@
+"""Every check of a token made before the network call (pure).
+
+:func:`validate_token` runs the rules of protocol.md section 2 in order, each a small function
+named for what it checks, and returns a :class:`PresignedRequest`: the presigned URL
+*re-serialised from the parsed parts*, so the request STS receives is exactly the one that was
+checked (no second parser, ours or the HTTP client's, gets to read the original string).
+
+Nothing here reads the clock (``now`` is a parameter) or touches the network. Error messages
+name the failed rule and never contain the token, the URL or the signature; where they quote a
+value from the token (a host, a date, an access key id) it is short and not a secret.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+
+from kubeiam.errors import ConfigError, TokenExpiredError, TokenFormatError
+from kubeiam.partitions import PARTITIONS, REGION_LABEL, sts_host_region
+from kubeiam.token.encoding import decode_token
+
+#: STS honours a presigned GetCallerIdentity for this long after X-Amz-Date, whatever
+#: X-Amz-Expires says (protocol.md section 1).
+TOKEN_LIFETIME = timedelta(minutes=15)
+#: How far in the future X-Amz-Date may be: clocks drift, but a token signed "later" than now by
+#: more than this was minted on a broken clock or to outlive the window (stricter than the
+#: reference, which has no such bound).
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+#: X-Amz-Expires bound kept by the reference: 0..15 minutes.
+MAX_EXPIRES_SECONDS = 900
+
+ACTION = "GetCallerIdentity"
+API_VERSION = "2011-06-15"
+ALGORITHM = "AWS4-HMAC-SHA256"
+#: The signed header that binds a token to one cluster.
+CLUSTER_ID_HEADER = "x-k8s-aws-id"
+DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+
+#: The only query keys a token may carry, by their lower-cased name -> canonical spelling.
+ALLOWED_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        k.lower(): k
+        for k in (
+            "Action",
+            "Version",
+            "X-Amz-Algorithm",
+            "X-Amz-Credential",
+            "X-Amz-Date",
+            "X-Amz-Expires",
+            "X-Amz-Security-Token",
+            "X-Amz-Signature",
+            "X-Amz-SignedHeaders",
+        )
+    }
+)
+#: Keys every token must carry (only the session token is optional: static keys have none).
+REQUIRED_KEYS = frozenset(ALLOWED_KEYS) - {"x-amz-security-token"}
+
+#: Characters RFC 3986 allows anywhere in a URI. Anything else (spaces, control characters,
+#: backslashes, non-ASCII) is refused before parsing: URL parsers disagree about them.
+_URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
+#: Host names as STS endpoints spell them: lower-case DNS labels.
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+#: A decoded query value: printable ASCII without spaces (session tokens are base64).
+_VALUE_CHARS = re.compile(r"[\x21-\x7e]*")
+_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+_EXPIRES = re.compile(r"[0-9]{1,3}")
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
+_ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
+_HEADER_NAME = re.compile(r"[a-z0-9-]+")
+#: Longest host or key quoted in a message: enough to recognise it, short enough for one line.
+_QUOTE_MAX = 80
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedRequest:
+    """A token that passed every pre-network rule, ready for the one STS call.
+
+    ``url`` is secret (it carries the signature and maybe a session token): it is excluded from
+    ``repr`` so that logging this object cannot leak it.
+    """
+
+    url: str = field(repr=False)
+    host: str
+    #: The signing region (``us-east-1`` for the global endpoint).
+    region: str
+    access_key_id: str
+    signed_at: datetime
+    #: ``signed_at`` + 15 minutes: the moment STS stops accepting the token.
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _ParsedURL:
+    host: str
+    query: str
+
+
+def _quote(text: str) -> str:
+    """A short, printable rendering of an attacker-chosen fragment for a message."""
+    shown = text if len(text) <= _QUOTE_MAX else text[:_QUOTE_MAX] + "..."
+    return repr(shown)
+
+
+# --- rule 3: the URL ---------------------------------------------------------------------------
+
+
+def check_url_characters(url: str) -> None:
+    """Only RFC 3986 characters: parsers disagree about the rest (whitespace, ``\\``...)."""
+    if not _URI_CHARS.fullmatch(url):
+        raise TokenFormatError(
+            "the token's URL contains characters that are not allowed in a URL "
+            "(whitespace, control characters, backslashes or non-ASCII)"
+        )
+
+
+def split_url(url: str) -> _ParsedURL:
+    """Scheme ``https``, no userinfo, port or fragment, lower-case host, path exactly ``/``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme != "https":
+        raise TokenFormatError(
+            "the token's URL does not start with https://",
+            hint="tokens are presigned for https://<sts host>/ only",
+        )
+    if "#" in rest:
+        raise TokenFormatError("the token's URL has a fragment ('#'), which STS URLs never have")
+    authority_end = len(rest)
+    for delimiter in "/?":
+        pos = rest.find(delimiter)
+        if pos != -1:
+            authority_end = min(authority_end, pos)
+    authority, remainder = rest[:authority_end], rest[authority_end:]
+    if "@" in authority:
+        raise TokenFormatError("the token's URL has user information ('user@') before its host")
+    if ":" in authority or "[" in authority:
+        raise TokenFormatError(
+            "the token's URL names a port or an IP literal; STS URLs use the default https port"
+        )
+    check_host_spelling(authority)
+    path, qsep, query = remainder.partition("?")
+    if path != "/":
+        raise TokenFormatError("the token's URL path is not exactly '/'")
+    if not qsep or not query:
+        raise TokenFormatError("the token's URL has no query string")
+    return _ParsedURL(authority, query)
+
+
+def check_host_spelling(host: str) -> None:
+    """Lower case, no trailing dot, well-formed DNS labels: a host has exactly one spelling."""
+    if not host:
+        raise TokenFormatError("the token's URL has no host")
+    if host.endswith("."):
+        raise TokenFormatError(
+            f"the token's host {_quote(host)} ends with a dot; STS hosts are written without one"
+        )
+    if host != host.lower():
+        raise TokenFormatError(
+            f"the token's host {_quote(host)} is not lower case; STS hosts are written in "
+            "lower case"
+        )
+    if not _HOST_NAME.fullmatch(host):
+        raise TokenFormatError(f"the token's host {_quote(host)} is not a valid host name")
+
+
+# --- rule 4: the host --------------------------------------------------------------------------
+
+
+def parse_allowed_hosts(entries: Iterable[str]) -> dict[str, str]:
+    """Parse operator-listed extra STS hosts (``HOST=REGION``, e.g. VPC endpoints).
+
+    Raises :class:`ConfigError` for an entry that is not a lower-case host name and a region.
+    """
+    hosts: dict[str, str] = {}
+    for entry in entries:
+        host, sep, region = entry.strip().partition("=")
+        host, region = host.strip(), region.strip()
+        if not sep or not _HOST_NAME.fullmatch(host) or not REGION_LABEL.fullmatch(region):
+            raise ConfigError(
+                f"allowed STS host entry {_quote(entry)} is not HOST=REGION",
+                hint="write e.g. vpce-0abc-xyz.sts.us-east-1.vpce.amazonaws.com=us-east-1 "
+                "(lower case host, its signing region)",
+            )
+        hosts[host] = region
+    return hosts
+
+
+def _as_host_map(allowed_hosts: Mapping[str, str] | frozenset[str]) -> Mapping[str, str]:
+    if isinstance(allowed_hosts, Mapping):
+        return allowed_hosts
+    return parse_allowed_hosts(sorted(allowed_hosts))
+
+
+def host_region(host: str, partition: str, allowed_hosts: Mapping[str, str]) -> str:
+    """The signing region of an STS host of ``partition``, or of an operator-listed host."""
+    if partition not in PARTITIONS:
+        raise ConfigError(
+            f"unknown AWS partition {partition!r}",
+            hint="use one of: " + ", ".join(sorted(PARTITIONS)),
+        )
+    region = sts_host_region(host, partition)
+    if region is None:
+        region = allowed_hosts.get(host)
+    if region is None:
+        raise TokenFormatError(
+            f"the token's host {_quote(host)} is not an STS endpoint of partition {partition}",
+            hint="tokens must be presigned for sts.<region>.<domain> of the cluster's partition; "
+            "an operator may list extra hosts (VPC endpoints) explicitly",
+        )
+    return region
+
+
+# --- rule 5: the query -------------------------------------------------------------------------
+
+
+def percent_decode(text: str) -> str:
+    """Strict RFC 3986 percent-decoding: every ``%`` starts two hex digits; the result is UTF-8.
+
+    ``+`` is a literal plus (not a space): that is how SigV4 canonicalises queries, and the
+    re-serialised URL encodes it as ``%2B`` so STS reads the same value.
+    """
+    if "%" not in text:
+        return text
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "%":
+            if not _PERCENT_ESCAPE.fullmatch(text, i, i + 3):
+                raise TokenFormatError("the token's query has a malformed percent-escape")
+            out.append(int(text[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            out.extend(ch.encode("ascii"))
+            i += 1
+    try:
+        return out.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TokenFormatError("the token's query decodes to invalid UTF-8") from None
+
+
+def percent_encode(text: str) -> str:
+    """SigV4's encoding: everything but ``A-Za-z0-9-_.~`` as upper-case ``%XX``."""
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in text.encode("utf-8"))
+
+
+def split_query(query: str) -> list[tuple[str, str]]:
+    """``key=value`` pairs split on ``&`` only, strictly decoded; ``;`` and empty parts refused."""
+    if ";" in query:
+        raise TokenFormatError("the token's query contains ';'; only '&' separates parameters")
+    pairs: list[tuple[str, str]] = []
+    for part in query.split("&"):
+        if not part:
+            raise TokenFormatError("the token's query has an empty parameter ('&&' or a stray '&')")
+        raw_key, sep, raw_value = part.partition("=")
+        if not sep:
+            raise TokenFormatError("a parameter in the token's query has no value")
+        pairs.append((percent_decode(raw_key), percent_decode(raw_value)))
+    return pairs
+
+
+def check_query_keys(pairs: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """Only allowed keys, each exactly once compared case-insensitively (CVE-2022-2385).
+
+    Returns lower-cased key -> (key as spelled, value).
+    """
+    params: dict[str, tuple[str, str]] = {}
+    for key, value in pairs:
+        lowered = key.lower()
+        if lowered not in ALLOWED_KEYS:
+            shown = _quote(key) if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", key) else "(unprintable)"
+            raise TokenFormatError(
+                f"the token's query has parameter {shown}, which is not allowed",
+                hint="allowed: " + ", ".join(sorted(ALLOWED_KEYS.values())),
+            )
+        if lowered in params:
+            raise TokenFormatError(
+                f"the token's query has {ALLOWED_KEYS[lowered]} more than once "
+                "(keys are compared case-insensitively)"
+            )
+        if not _VALUE_CHARS.fullmatch(value):
+            raise TokenFormatError(
+                f"the token's {ALLOWED_KEYS[lowered]} contains spaces, control or non-ASCII "
+                "characters"
+            )
+        params[lowered] = (key, value)
+    missing = sorted(ALLOWED_KEYS[k] for k in REQUIRED_KEYS - params.keys())
+    if missing:
+        raise TokenFormatError(
+            "the token's query lacks " + ", ".join(missing),
+            hint="the token was not presigned by a GetCallerIdentity presigner",
+        )
+    return params
+
+
+# --- rules 6 to 10: the parameters -------------------------------------------------------------
+
+
+def check_action(action: str, version: str, algorithm: str) -> None:
+    """Action exactly GetCallerIdentity; Version 2011-06-15; algorithm AWS4-HMAC-SHA256."""
+    if action != ACTION:
+        raise TokenFormatError(
+            f"the token's Action is not {ACTION}",
+            hint="only presigned sts:GetCallerIdentity requests are tokens",
+        )
+    if version != API_VERSION:
+        raise TokenFormatError(f"the token's Version is not {API_VERSION}")
+    if algorithm != ALGORITHM:
+        raise TokenFormatError(f"the token's X-Amz-Algorithm is not {ALGORITHM}")
+
+
+def check_signed_headers(signed_headers: str) -> None:
+    """SignedHeaders lists ``host`` and ``x-k8s-aws-id``: the token is bound to one cluster."""
+    names = signed_headers.split(";")
+    if not all(_HEADER_NAME.fullmatch(n) for n in names):
+        raise TokenFormatError("the token's X-Amz-SignedHeaders is malformed")
+    if CLUSTER_ID_HEADER not in names:
+        raise TokenFormatError(
+            f"the token does not sign the {CLUSTER_ID_HEADER} header, so it is not bound to a "
+            "cluster",
+            hint="mint tokens with `kubeiam token -i <cluster id>` or another EKS token client",
+        )
+    if "host" not in names:
+        raise TokenFormatError("the token does not sign the host header")
+
+
+def check_signature_form(signature: str) -> None:
+    """X-Amz-Signature is 64 lower-case hex digits (never quoted in messages)."""
+    if not _SIGNATURE.fullmatch(signature):
+        raise TokenFormatError("the token's X-Amz-Signature is not 64 lower-case hex digits")
+
+
+def check_expires(expires: str) -> None:
+    """X-Amz-Expires is an integer in 0..900."""
+    if not _EXPIRES.fullmatch(expires) or int(expires) > MAX_EXPIRES_SECONDS:
+        raise TokenFormatError(
+            f"the token's X-Amz-Expires is not an integer between 0 and {MAX_EXPIRES_SECONDS}"
+        )
+
+
+def parse_signing_date(date: str) -> datetime:
+    """X-Amz-Date as ``yyyymmddTHHMMSSZ`` (UTC)."""
+    if not _DATE.fullmatch(date):
+        raise TokenFormatError(f"the token's X-Amz-Date is not of the form {DATE_FORMAT}")
+    try:
+        return datetime.strptime(date, DATE_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise TokenFormatError("the token's X-Amz-Date is not a valid date and time") from None
+
+
+def check_time_window(signed_at: datetime, now: datetime) -> None:
+    """``signed_at <= now + 5 min`` and ``now <= signed_at + 15 min``."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if now > signed_at + TOKEN_LIFETIME:
+        age = int((now - signed_at).total_seconds())
+        raise TokenExpiredError(
+            f"the token expired: it was signed at {signed_at:%Y-%m-%dT%H:%M:%SZ}, {age} s ago, "
+            f"and tokens are valid for {int(TOKEN_LIFETIME.total_seconds())} s",
+            hint="get a new token (kubectl does so on its next run); if this keeps happening, "
+            "check the clocks of client and server",
+        )
+    if signed_at > now + MAX_CLOCK_SKEW:
+        ahead = int((signed_at - now).total_seconds())
+        raise TokenExpiredError(
+            f"the token was signed {ahead} s in the future ({signed_at:%Y-%m-%dT%H:%M:%SZ}); "
+            f"at most {int(MAX_CLOCK_SKEW.total_seconds())} s of clock skew is accepted",
+            hint="synchronise the client's and the server's clocks (NTP)",
+        )
+
+
+def parse_credential(credential: str, date: str, host_region_: str) -> str:
+    """``AKID/yyyymmdd/region/sts/aws4_request``, same day as X-Amz-Date, the host's region.
+
+    Returns the access key id.
+    """
+    parts = credential.split("/")
+    if len(parts) != 5:
+        raise TokenFormatError(
+            "the token's X-Amz-Credential is not AKID/yyyymmdd/region/sts/aws4_request"
+        )
+    akid, day, region, service, terminator = parts
+    if not _ACCESS_KEY_ID.fullmatch(akid):
+        raise TokenFormatError("the token's X-Amz-Credential does not start with an access key id")
+    if service != "sts" or terminator != "aws4_request":
+        raise TokenFormatError(
+            f"the token's credential (access key {akid}) is not scoped to sts/aws4_request"
+        )
+    if day != date[:8]:
+        raise TokenFormatError(
+            f"the token's credential day does not match its X-Amz-Date (access key {akid})"
+        )
+    if region != host_region_:
+        shown = _quote(region) if REGION_LABEL.fullmatch(region) else "(malformed)"
+        raise TokenFormatError(
+            f"the token is signed for region {shown} but its host is the STS endpoint of "
+            f"{host_region_} (access key {akid})",
+            hint="sign for the region of the STS host (the global sts.amazonaws.com signs as "
+            "us-east-1)",
+        )
+    return akid
+
+
+# --- the pipeline ------------------------------------------------------------------------------
+
+
+def serialise_url(host: str, pairs: list[tuple[str, str]]) -> str:
+    """The URL STS receives, rebuilt from the checked parts in their original order."""
+    query = "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in pairs)
+    return f"https://{host}/?{query}"
+
+
+def validate_token(
+    token: str,
+    *,
+    partition: str,
+    now: datetime,
+    allowed_hosts: Mapping[str, str] | frozenset[str] = frozenset(),
+) -> PresignedRequest:
+    """Check every rule of protocol.md section 2 that needs no network call.
+
+    ``allowed_hosts`` lists extra STS hosts (VPC endpoints) with their signing region, as a
+    mapping or as ``HOST=REGION`` strings; nothing else widens the partition's host list.
+    Raises :class:`TokenFormatError` (or :class:`TokenExpiredError` for the time window).
+    """
+    url = decode_token(token)  # rules 1 and 2
+    check_url_characters(url)  # rule 3
+    parsed = split_url(url)
+    region = host_region(parsed.host, partition, _as_host_map(allowed_hosts))  # rule 4
+    pairs = split_query(parsed.query)  # rule 5
+    params = check_query_keys(pairs)
+
+    def value(key: str) -> str:
+        return params[key][1]
+
+    check_action(value("action"), value("version"), value("x-amz-algorithm"))  # rule 6
+    check_signed_headers(value("x-amz-signedheaders"))  # rule 7
+    check_signature_form(value("x-amz-signature"))
+    check_expires(value("x-amz-expires"))  # rule 8
+    date = value("x-amz-date")
+    signed_at = parse_signing_date(date)  # rule 9
+    access_key_id = parse_credential(value("x-amz-credential"), date, region)  # rule 10
+    check_time_window(signed_at, now)
+    return PresignedRequest(
+        url=serialise_url(parsed.host, pairs),
+        host=parsed.host,
+        region=region,
+        access_key_id=access_key_id,
+        signed_at=signed_at,
+        expires_at=signed_at + TOKEN_LIFETIME,
+    )
