@@ -1,0 +1,1 @@
+"""Administration commands: kubeconfig entries and the IAM seed workflows."""

@@ -1,0 +1,207 @@
+"""Locked, atomic replacement of small private files (kubeconfig, AWS credentials, mapping files).
+
+Every admin command that edits a file a person also edits by hand goes through
+:func:`locked_update`: take an exclusive ``fcntl`` lock on a sidecar lock file, read the current
+text, let the caller compute the new text, then write it to a temporary file in the same
+directory, ``fsync`` it, ``rename`` it over the original and ``fsync`` the directory. Readers see
+either the old or the new file, never a half-written one; concurrent kubeiam writers serialise on
+the lock, so neither loses the other's entries.
+
+The lock is a sidecar (``.<name>.kubeiam.lock``) rather than the file itself because the rename
+replaces the file's inode: a lock held on the old inode would not exclude a writer that opened the
+new one. The sidecar is left in place (removing it would race with a waiting writer).
+
+kubectl (client-go) guards its own writes with ``<file>.lock`` created with ``O_EXCL``. When
+``kubectl_lock`` is set, that lock is taken too (bounded wait), so ``kubectl config set-context``
+running at the same moment cannot interleave with us either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubeiam.errors import ConfigError
+
+#: Files kubeiam writes hold credentials or point at them: owner read/write only.
+PRIVATE_FILE_MODE = 0o600
+#: A directory kubeiam has to create (``~/.kube``, ``~/.aws``) is private too.
+PRIVATE_DIR_MODE = 0o700
+#: How long to wait for kubectl's ``<file>.lock`` before saying it looks stale.
+KUBECTL_LOCK_WAIT_SECONDS = 5.0
+_KUBECTL_LOCK_POLL_SECONDS = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class FileUpdate:
+    """What :func:`locked_update` did."""
+
+    path: Path
+    old_text: str | None
+    new_text: str
+    #: False when the new text equals the old one (nothing was written) or on a dry run.
+    written: bool
+
+    @property
+    def changed(self) -> bool:
+        return self.old_text != self.new_text
+
+
+def lock_path_for(path: Path) -> Path:
+    """The sidecar lock file for ``path``."""
+    return path.with_name(f".{path.name}.kubeiam.lock")
+
+
+def ensure_private_dir(directory: Path) -> None:
+    """Create ``directory`` (and parents) with mode 0700 when it does not exist."""
+    if directory.is_dir():
+        return
+    try:
+        directory.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create directory {directory}: {exc.strerror}",
+            hint="create it yourself or choose another file",
+        ) from None
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    lock_file = lock_path_for(path)
+    try:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create lock file {lock_file}: {exc.strerror}",
+            hint=f"make {path.parent} writable by you",
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+@contextlib.contextmanager
+def _kubectl_lock(path: Path, wait: float) -> Iterator[None]:
+    """client-go's ``<file>.lock``: created with O_EXCL, removed when done."""
+    lock_file = path.with_name(path.name + ".lock")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fd = os.open(lock_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+            break
+        except FileExistsError:
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    f"{lock_file} exists: kubectl (or another tool) is writing {path}",
+                    hint=f"retry; if no kubectl is running, the lock is stale: remove {lock_file}",
+                ) from None
+            time.sleep(_KUBECTL_LOCK_POLL_SECONDS)
+    os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            lock_file.unlink()
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path} is not UTF-8 text", hint="fix or move the file, then retry"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def atomic_write(path: Path, text: str, *, mode: int = PRIVATE_FILE_MODE) -> None:
+    """Write ``text`` to ``path`` through a synced temporary file and a rename."""
+    directory = path.parent
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write {path}: {exc.strerror}", hint=f"make {directory} writable by you"
+        ) from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), mode)
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):  # some file systems refuse fsync on directories
+            os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def locked_update(
+    path: Path,
+    change: Callable[[str | None], str],
+    *,
+    dry_run: bool = False,
+    kubectl_lock: bool = False,
+    kubectl_lock_wait: float = KUBECTL_LOCK_WAIT_SECONDS,
+) -> FileUpdate:
+    """Replace ``path`` with ``change(old_text)`` under a lock; ``old_text`` is None if absent.
+
+    ``change`` may raise to abort: the file is then left exactly as it was. A missing parent
+    directory is created 0700; the file is always written 0600 (an existing looser mode is
+    tightened). Nothing is written when the text does not change, or on ``dry_run``.
+    """
+    path = Path(os.path.abspath(path))
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory", hint="pass the path of a file")
+    if dry_run and not path.parent.is_dir():
+        return FileUpdate(path, None, change(None), written=False)
+    ensure_private_dir(path.parent)
+    with _flock(path), _kubectl_lock(path, kubectl_lock_wait) if kubectl_lock else _nothing():
+        old = _read(path)
+        new = change(old)
+        if dry_run:
+            return FileUpdate(path, old, new, written=False)
+        if new == old:
+            _tighten_mode(path)
+            return FileUpdate(path, old, new, written=False)
+        atomic_write(path, new)
+        return FileUpdate(path, old, new, written=True)
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _tighten_mode(path: Path) -> None:
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+        if current & ~PRIVATE_FILE_MODE:
+            path.chmod(current & PRIVATE_FILE_MODE)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise ConfigError(f"cannot tighten the mode of {path}: {exc.strerror}") from None
