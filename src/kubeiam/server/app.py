@@ -225,9 +225,11 @@ class _Handlers:
 
         try:
             user = await self.mapper.map(identity)
-        except TokenError as exc:
-            return self._deny(review, exc.http_status, Result.UNKNOWN_USER, exc.message)
         except KubeIAMError as exc:
+            # MappingDeniedError (403) and friends carry a reason safe to show; anything that
+            # maps to 5xx (EC2 unreachable, a bug) gets a generic one and a log line.
+            if exc.http_status < 500:
+                return self._deny(review, exc.http_status, Result.UNKNOWN_USER, exc.message)
             log.error("identity mapping failed", extra={"error": exc.message})
             return self._deny(review, 500, Result.UNKNOWN_USER, "internal error mapping the user")
         if user is None:

@@ -101,6 +101,9 @@ class ServerConfig:
     # kubeiam extensions (camelCase keys under server:, and flags)
     sts_resolve: tuple[str, ...] = ()
     sts_ca_bundle: Path | None = None
+    #: Extra STS hosts (``HOST=REGION``, e.g. VPC endpoints) tokens may name.
+    sts_allowed_hosts: tuple[str, ...] = ()
+    sts_timeout: float = 10.0
     audiences: tuple[str, ...] = ()
     identity_cache_size: int = DEFAULT_CACHE_ENTRIES
     max_body_bytes: int = DEFAULT_MAX_BODY
@@ -142,6 +145,8 @@ _SERVER_KEYS = {
     "scrubbedaccounts": "scrubbed_accounts",
     "stsresolve": "sts_resolve",
     "stscabundle": "sts_ca_bundle",
+    "stsallowedhosts": "sts_allowed_hosts",
+    "ststimeout": "sts_timeout",
     "audiences": "audiences",
     "identitycachesize": "identity_cache_size",
     "maxbodybytes": "max_body_bytes",
@@ -330,12 +335,15 @@ def _convert(key: str, name: str, value: Any) -> Any:
         return _int(key, value, low=0, high=10_000_000)
     if name == "max_body_bytes":
         return _int(key, value, low=4096, high=16 * 1024 * 1024)
-    if name == "shutdown_timeout":
+    if name in ("shutdown_timeout", "sts_timeout"):
         try:
-            return float(value)
+            seconds = float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{key} must be a number of seconds") from None
-    if name in ("sts_resolve", "audiences"):
+            raise ConfigError(f"{key} must be a number of seconds, not {value!r}") from None
+        if not 0 < seconds <= 3600:
+            raise ConfigError(f"{key} must be between 0 and 3600 seconds, not {seconds}")
+        return seconds
+    if name in ("sts_resolve", "audiences", "sts_allowed_hosts"):
         return _str_list(key, value)
     if name == "log_format":
         return parse_log_format(key, value)

@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from kubeiam.errors import KubeIAMError, TokenError
+from kubeiam.errors import KubeIAMError, MappingDeniedError
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class EC2PrivateDNSResolver:
 
     async def resolve(self, instance_id: str) -> str:
         if not INSTANCE_ID.fullmatch(instance_id):
-            raise TokenError(
+            raise MappingDeniedError(
                 "the session name is not an EC2 instance id, so {{EC2PrivateDNSName}} "
                 "cannot be resolved"
             )
@@ -175,7 +175,7 @@ class EC2PrivateDNSResolver:
                     fut.set_result(name)
             elif fut is not None and not fut.done():
                 fut.set_exception(
-                    TokenError(
+                    MappingDeniedError(
                         f"EC2 instance {instance_id} was not found or has no private DNS name"
                     )
                 )

@@ -1,0 +1,117 @@
+"""``kubeiam server``: the TokenReview webhook kube-apiserver calls."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kubeiam.cli.app import report_errors
+from kubeiam.partitions import PARTITIONS
+from kubeiam.server.config import (
+    CLUSTER_ID_ENV,
+    ServerConfig,
+    build_config,
+    parse_backend_modes,
+    parse_log_format,
+    read_config_file,
+)
+from kubeiam.token.sts import RESOLVE_ENV, resolve_specs_from_env
+
+
+def config_from_options(config_file: Path | None, options: dict[str, Any]) -> ServerConfig:
+    """Merge the config file with the flags (flags win; unset flags are None or empty)."""
+    values = read_config_file(config_file) if config_file is not None else {}
+    overrides: dict[str, Any] = {}
+    for name, value in options.items():
+        if value is None or value == ():
+            continue
+        if name == "backend_mode":
+            value = parse_backend_modes("--backend-mode", value)
+        elif name == "log_format":
+            value = parse_log_format("--log-format", value)
+        elif name == "sts_resolve" or name == "sts_allowed_hosts":
+            value = tuple(value)
+        overrides[name] = value
+    env_specs = resolve_specs_from_env(os.environ.get(RESOLVE_ENV))
+    if env_specs and "sts_resolve" not in overrides:
+        overrides["sts_resolve"] = tuple(env_specs)
+    return build_config(values, overrides)
+
+
+@click.command(
+    "server",
+    help="Run the TokenReview webhook (HTTPS) that kube-apiserver calls to authenticate "
+    "`k8s-aws-v1.` tokens.\n\nReads the reference's config file format (--config); flags "
+    "override it. Serves POST /authenticate, GET /healthz, /readyz and /metrics.",
+)
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The server config file (clusterID, server.* keys).",
+)
+@click.option(
+    "-i", "--cluster-id", envvar=CLUSTER_ID_ENV, help=f"The cluster id (env {CLUSTER_ID_ENV})."
+)
+@click.option("--address", help="IP address to listen on [default: 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on [default: 21362].")
+@click.option("--hostname", help="Name kube-apiserver uses for the webhook (certificate SAN).")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory holding cert.pem and key.pem (generated when absent).",
+)
+@click.option(
+    "--generate-kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the webhook kubeconfig for kube-apiserver here at start-up.",
+)
+@click.option(
+    "--backend-mode",
+    help="Ordered, comma-separated mapping backends: MountedFile, EKSConfigMap, CRD, DynamicFile.",
+)
+@click.option("--partition", type=click.Choice(sorted(PARTITIONS)), help="AWS partition.")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Kubeconfig for the EKSConfigMap and CRD backends (default: in-cluster config).",
+)
+@click.option(
+    "--dynamicfilepath",
+    "dynamic_file_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The DynamicFile backend's JSON mapping file.",
+)
+@click.option("--ec2-describeInstances-qps", "ec2_qps", type=click.IntRange(1, 10_000))
+@click.option("--ec2-describeInstances-burst", "ec2_burst", type=click.IntRange(1, 10_000))
+@click.option(
+    "--sts-resolve",
+    "sts_resolve",
+    multiple=True,
+    metavar="HOST=ADDR:PORT",
+    help=f"Send requests for the STS host HOST to ADDR:PORT. Repeatable; also env {RESOLVE_ENV}.",
+)
+@click.option(
+    "--sts-ca-bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM file of the CAs trusted for STS (instead of the system's).",
+)
+@click.option(
+    "--sts-allowed-host",
+    "sts_allowed_hosts",
+    multiple=True,
+    metavar="HOST=REGION",
+    help="Also accept this STS host (e.g. a VPC endpoint) signing for REGION. Repeatable.",
+)
+@click.option("--sts-timeout", type=click.FloatRange(0, 3600, min_open=True))
+@click.option("-l", "--log-format", type=click.Choice(["text", "json"]), help="Log format.")
+@report_errors
+def server_command(config_file: Path | None, **options: Any) -> None:
+    config = config_from_options(config_file, options)
+    from kubeiam.server.run import run
+
+    run(config)

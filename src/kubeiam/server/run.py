@@ -1,0 +1,329 @@
+"""Wiring and lifecycle of ``kubeiam server``: logging, TLS, the verifier, the mapping chain, the
+HTTPS listener, signals and graceful shutdown.
+
+:func:`start_server` builds and starts everything from a :class:`ServerConfig` and returns a
+:class:`RunningServer` (tests and the benchmark use it in-process, on port 0);
+:func:`serve` runs until SIGTERM or SIGINT, then stops accepting connections, lets in-flight
+reviews finish (up to ``shutdown_timeout``), and stops the backends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from aiohttp import web
+
+from kubeiam.server.app import TokenVerifier, UserMapper, create_app
+from kubeiam.server.config import LogFormat, ServerConfig
+from kubeiam.server.identity_cache import IdentityCache
+from kubeiam.server.metrics import ServerMetrics
+from kubeiam.server.tls import KeyPair, ensure_keypair, server_ssl_context
+from kubeiam.server.webhook_kubeconfig import webhook_url, write_webhook_kubeconfig
+
+log = logging.getLogger("kubeiam.server")
+
+# ---------------------------------------------------------------------------------------------
+# Logging
+
+#: LogRecord attributes that are not "extra" fields.
+_RECORD_ATTRS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
+)
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in vars(record).items():
+        if key in _RECORD_ATTRS or key.startswith("_"):
+            continue
+        if key == "review" and isinstance(value, dict):
+            out.update(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    stamp = dt.datetime.fromtimestamp(record.created, dt.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, msg, then the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "time": _timestamp(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        doc.update(_fields(record))
+        if record.exc_info and record.exc_info[0] is not None:
+            doc["exception"] = record.exc_info[0].__name__
+        return json.dumps(doc, default=str, separators=(",", ":"))
+
+
+class TextFormatter(logging.Formatter):
+    """``TIME LEVEL logger: msg key=value ...`` (values with spaces quoted)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        parts = [_timestamp(record), record.levelname, f"{record.name}:", record.getMessage()]
+        for key, value in _fields(record).items():
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            if not text or any(c.isspace() or c in '"=' for c in text):
+                text = json.dumps(text)
+            parts.append(f"{key}={text}")
+        if record.exc_info and record.exc_info[0] is not None:
+            parts.append(f"exception={record.exc_info[0].__name__}")
+        return " ".join(parts)
+
+
+def configure_logging(
+    fmt: LogFormat, *, level: int = logging.INFO, stream: TextIO | None = None
+) -> logging.Handler:
+    """Send kubeiam's and aiohttp's logs to ``stream`` (stderr) in ``fmt``; returns the handler."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JSONFormatter() if fmt is LogFormat.JSON else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # aiohttp's access log would repeat every review; the review line already says it all.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    return handler
+
+
+# ---------------------------------------------------------------------------------------------
+# Components
+
+
+@dataclass(slots=True)
+class Components:
+    """What a running server holds besides the HTTP listener; closed in reverse order."""
+
+    verifier: TokenVerifier
+    chain: UserMapper
+    metrics: ServerMetrics
+    cache: IdentityCache
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                result = closer()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception as exc:  # shutdown must go on; say what failed
+                log.warning("error while stopping", extra={"error": f"{type(exc).__name__}"})
+
+
+def build_verifier(config: ServerConfig, metrics: ServerMetrics) -> tuple[TokenVerifier, Any]:
+    """The token verifier for ``config`` and its STS client (to close at shutdown)."""
+    from kubeiam.token.sts import STSClient, parse_resolve_specs
+    from kubeiam.token.validation import parse_allowed_hosts
+    from kubeiam.token.verifier import Verifier
+
+    allowed = parse_allowed_hosts(config.sts_allowed_hosts)
+    resolve = parse_resolve_specs(
+        config.sts_resolve, partition=config.partition, allowed_hosts=allowed
+    )
+    sts = STSClient(
+        resolve=resolve or None,
+        ca_bundle=str(config.sts_ca_bundle) if config.sts_ca_bundle else None,
+        timeout=config.sts_timeout,
+        observer=metrics.sts_observer,
+    )
+    verifier = Verifier(
+        config.cluster_id, partition=config.partition, sts=sts, allowed_hosts=allowed
+    )
+    return verifier, sts
+
+
+def build_ec2_resolver(config: ServerConfig, metrics: ServerMetrics) -> Any:
+    """The ``{{EC2PrivateDNSName}}`` resolver (boto3 is loaded on its first lookup)."""
+    import os
+
+    from kubeiam.server.ec2 import EC2PrivateDNSResolver, make_ec2_client
+
+    region = (
+        config.ec2_region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or "us-east-1"
+    )
+    factory = make_ec2_client(
+        region=region, role_arn=config.ec2_role_arn, source_arn=config.source_arn
+    )
+    return EC2PrivateDNSResolver(
+        factory,
+        qps=config.ec2_qps,
+        burst=config.ec2_burst,
+        on_call=metrics.ec2_describe_instances_calls.inc,
+    )
+
+
+async def build_components(config: ServerConfig) -> Components:
+    """Verifier, mapping chain (backends started), metrics and identity cache for ``config``."""
+    from kubeiam.server.backends import build_chain
+
+    metrics = ServerMetrics()
+    verifier, sts = build_verifier(config, metrics)
+    components = Components(
+        verifier=verifier,
+        chain=_NotReady(),
+        metrics=metrics,
+        cache=IdentityCache(max_entries=config.identity_cache_size),
+        closers=[sts.close],
+    )
+    try:
+        resolver = build_ec2_resolver(config, metrics)
+        components.closers.append(resolver.close)
+        chain, stop = await build_chain(config, metrics, resolver)
+        components.chain = chain
+        components.closers.append(stop)
+    except BaseException:
+        await components.close()
+        raise
+    return components
+
+
+class _NotReady:
+    """Placeholder chain while the real one is being built (never serves a review)."""
+
+    ready = False
+
+    async def map(self, identity: Any) -> None:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle
+
+
+@dataclass(slots=True)
+class RunningServer:
+    """A started webhook. ``port`` is the bound port (useful with port 0)."""
+
+    config: ServerConfig
+    runner: web.AppRunner
+    components: Components
+    keypair: KeyPair
+    port: int
+
+    @property
+    def url(self) -> str:
+        return webhook_url(self.config.address, self.port)
+
+    @property
+    def base_url(self) -> str:
+        return self.url.removesuffix("/authenticate")
+
+    async def stop(self) -> None:
+        """Stop accepting, finish in-flight requests (bounded), then stop the components."""
+        await self.runner.cleanup()
+        await self.components.close()
+
+
+async def start_server(
+    config: ServerConfig,
+    *,
+    components: Components | None = None,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> RunningServer:
+    """Build (unless given) the components, ensure the TLS pair, and listen on HTTPS."""
+    keypair = ensure_keypair(
+        config.state_dir, hostname=config.hostname, address=config.address, now=now()
+    )
+    ssl_context = server_ssl_context(keypair)
+    if components is None:
+        components = await build_components(config)
+    app = create_app(
+        components.verifier,
+        components.chain,
+        metrics=components.metrics,
+        identity_cache=components.cache,
+        audiences=config.audiences,
+        scrubbed_accounts=config.scrubbed_accounts,
+        max_body_bytes=config.max_body_bytes,
+    )
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_timeout)
+    try:
+        await runner.setup()
+        site = web.TCPSite(
+            runner,
+            config.address,
+            config.port,
+            ssl_context=ssl_context,
+            shutdown_timeout=config.shutdown_timeout,
+        )
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        await components.close()
+        from kubeiam.errors import ConfigError
+
+        raise ConfigError(
+            f"cannot listen on {config.address}:{config.port}: {exc.strerror}",
+            hint="choose a free --port, or stop the process that holds it",
+        ) from None
+    port = config.port
+    # aiohttp keeps the asyncio server in a private attribute; with port 0 it is the only way
+    # to learn the bound port.
+    sockets = getattr(site._server, "sockets", None)
+    if sockets:
+        port = int(sockets[0].getsockname()[1])
+    running = RunningServer(config, runner, components, keypair, port)
+    if config.generate_kubeconfig is not None:
+        host = config.hostname or config.address
+        write_webhook_kubeconfig(
+            config.generate_kubeconfig, webhook_url(host, port), keypair.cert_pem()
+        )
+    log.info(
+        "listening",
+        extra={
+            "address": config.address,
+            "port": port,
+            "cluster_id": config.cluster_id,
+            "backends": [m.value for m in config.backend_mode],
+        },
+    )
+    return running
+
+
+async def serve(
+    config: ServerConfig, *, started: Callable[[RunningServer], None] | None = None
+) -> None:
+    """Run until SIGTERM or SIGINT; then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    running = await start_server(config)
+    if started is not None:
+        started(running)
+    try:
+        await stop.wait()
+        log.info("shutting down: finishing in-flight reviews")
+        began = time.monotonic()
+        await running.stop()
+        log.info("stopped", extra={"shutdown_ms": round((time.monotonic() - began) * 1000)})
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def run(config: ServerConfig) -> None:
+    """``kubeiam server``: configure logging and serve until a signal."""
+    configure_logging(config.log_format)
+    asyncio.run(serve(config))

@@ -1,0 +1,163 @@
+"""The identity cache: expiry at the token's own expiry, LRU bound, single flight, no error caching."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kubeiam.arn import PrincipalKind
+from kubeiam.errors import STSError, STSUnavailableError
+from kubeiam.identity import Identity
+from kubeiam.server.identity_cache import CacheOutcome, IdentityCache, token_key
+
+
+class Clock:
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def identity(expires_at: float, name: str = "alice") -> Identity:
+    return Identity(
+        arn=f"arn:aws:iam::111122223333:user/{name}",
+        canonical_arn=f"arn:aws:iam::111122223333:user/{name}",
+        account_id="111122223333",
+        user_id="AIDAEXAMPLE",
+        session_name="",
+        access_key_id="AKIAEXAMPLE",
+        kind=PrincipalKind.USER,
+        partition="aws",
+        principal_id="AIDAEXAMPLE",
+        expires_at=expires_at,
+    )
+
+
+class CountingVerifier:
+    def __init__(self, result: Identity | Exception, *, delay: float = 0.0) -> None:
+        self.result = result
+        self.delay = delay
+        self.calls = 0
+
+    async def __call__(self, token: str) -> Identity:
+        self.calls += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+async def test_second_review_is_a_hit_until_the_token_expires() -> None:
+    clock = Clock()
+    cache = IdentityCache(clock=clock)
+    verify = CountingVerifier(identity(expires_at=clock.now + 900))
+    first = await cache.get_or_verify("tok", verify)
+    second = await cache.get_or_verify("tok", verify)
+    assert (first[1], second[1]) == (CacheOutcome.MISS, CacheOutcome.HIT)
+    assert verify.calls == 1
+    clock.now += 899.9
+    assert (await cache.get_or_verify("tok", verify))[1] is CacheOutcome.HIT
+    clock.now += 0.1  # exactly the token's expiry: never longer
+    assert (await cache.get_or_verify("tok", verify))[1] is CacheOutcome.MISS
+    assert verify.calls == 2
+
+
+async def test_identity_already_expired_or_without_expiry_is_not_cached() -> None:
+    clock = Clock()
+    cache = IdentityCache(clock=clock)
+    for expires in (0.0, clock.now - 1):
+        verify = CountingVerifier(identity(expires_at=expires))
+        await cache.get_or_verify(f"t{expires}", verify)
+        await cache.get_or_verify(f"t{expires}", verify)
+        assert verify.calls == 2
+    assert len(cache) == 0
+
+
+async def test_bounded_lru_evicts_least_recently_used() -> None:
+    clock = Clock()
+    cache = IdentityCache(max_entries=2, clock=clock)
+    verify = CountingVerifier(identity(expires_at=clock.now + 900))
+    await cache.get_or_verify("a", verify)
+    await cache.get_or_verify("b", verify)
+    await cache.get_or_verify("a", verify)  # a is now the most recent
+    await cache.get_or_verify("c", verify)  # evicts b
+    assert len(cache) == 2
+    assert cache.get("a") is not None
+    assert cache.get("b") is None
+    assert cache.get("c") is not None
+
+
+async def test_keys_are_sha256_digests_never_the_token() -> None:
+    cache = IdentityCache(clock=Clock())
+    token = "k8s-aws-v1.secret-material"
+    await cache.get_or_verify(token, CountingVerifier(identity(expires_at=10_000)))
+    keys = list(cache._entries)
+    assert keys == [token_key(token)]
+    assert all(token.encode() not in k for k in keys)
+    assert len(keys[0]) == 32
+
+
+async def test_concurrent_reviews_of_one_token_share_one_call() -> None:
+    cache = IdentityCache(clock=Clock())
+    verify = CountingVerifier(identity(expires_at=10_000), delay=0.02)
+    results = await asyncio.gather(*(cache.get_or_verify("tok", verify) for _ in range(50)))
+    assert verify.calls == 1
+    outcomes = [r[1] for r in results]
+    assert outcomes.count(CacheOutcome.MISS) == 1
+    assert outcomes.count(CacheOutcome.SHARED) == 49
+    assert cache.stats().shared == 49
+
+
+async def test_error_is_shared_by_waiters_but_not_cached() -> None:
+    cache = IdentityCache(clock=Clock())
+    failing = CountingVerifier(STSUnavailableError("STS down"), delay=0.02)
+    results = await asyncio.gather(
+        *(cache.get_or_verify("tok", failing) for _ in range(10)), return_exceptions=True
+    )
+    assert failing.calls == 1
+    assert all(isinstance(r, STSUnavailableError) for r in results)
+    assert len(cache) == 0
+    ok = CountingVerifier(identity(expires_at=10_000))
+    assert (await cache.get_or_verify("tok", ok))[1] is CacheOutcome.MISS
+    assert ok.calls == 1
+
+
+async def test_cancelled_first_waiter_does_not_cancel_the_shared_call() -> None:
+    cache = IdentityCache(clock=Clock())
+    verify = CountingVerifier(identity(expires_at=10_000), delay=0.05)
+    first = asyncio.ensure_future(cache.get_or_verify("tok", verify))
+    await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(cache.get_or_verify("tok", verify))
+    await asyncio.sleep(0.005)
+    first.cancel()
+    identity_, outcome = await second
+    assert outcome is CacheOutcome.SHARED
+    assert identity_.arn.endswith("alice")
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert verify.calls == 1
+    assert len(cache) == 1
+
+
+async def test_purge_expired() -> None:
+    clock = Clock()
+    cache = IdentityCache(clock=clock)
+    await cache.get_or_verify("a", CountingVerifier(identity(expires_at=clock.now + 10)))
+    await cache.get_or_verify("b", CountingVerifier(identity(expires_at=clock.now + 100)))
+    clock.now += 50
+    assert cache.purge_expired() == 1
+    assert len(cache) == 1
+
+
+def test_negative_bound_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_entries"):
+        IdentityCache(max_entries=-1)
+
+
+async def test_sts_error_propagates_unchanged() -> None:
+    cache = IdentityCache(clock=Clock())
+    with pytest.raises(STSError, match="nope"):
+        await cache.get_or_verify("x", CountingVerifier(STSError("nope")))
