@@ -1,0 +1,484 @@
+"""The one STS call: GET a checked, re-serialised presigned URL (protocol.md section 2).
+
+:class:`STSClient` is a thin aiohttp adapter with the safety rules of the protocol built in:
+redirects are never followed (a 3xx is a failure), connect and read timeouts, a cap on the
+answer's size, ``Accept: application/json`` (XML answers are accepted too, parsed with DTDs and
+entity declarations refused), and errors that name the STS error *code* but never the URL.
+
+``--sts-resolve HOST=ADDR:PORT`` (:func:`parse_resolve_specs`) sends requests for an allowed STS
+host name to another address, like curl's ``--resolve``: the Host header, SNI and certificate
+check still use the STS host name, and the host allowlist still applies. Tests and demos use it
+to reach the local STS front over TLS verified with ``--sts-ca-bundle``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+from xml.parsers import expat
+
+import aiohttp
+import yarl
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from kubeiam import __version__
+from kubeiam.errors import (
+    ConfigError,
+    STSError,
+    STSThrottledError,
+    STSUnavailableError,
+)
+from kubeiam.partitions import sts_host_region
+from kubeiam.token.validation import CLUSTER_ID_HEADER, PresignedRequest
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+log = logging.getLogger(__name__)
+
+#: The reference uses 10 s for connecting and reading.
+DEFAULT_TIMEOUT = 10.0
+#: A GetCallerIdentity answer is well under 1 KiB; anything near this cap is not STS.
+DEFAULT_MAX_BODY = 64 * 1024
+#: The environment variable holding comma-separated ``HOST=ADDR:PORT`` entries.
+RESOLVE_ENV = "KUBEIAM_STS_RESOLVE"
+#: Deepest XML nesting accepted: STS answers are three or four levels deep.
+_MAX_XML_DEPTH = 16
+#: What an STS error code looks like; anything else is reported as "unknown".
+_ERROR_CODE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+#: Values of a success answer: printable ASCII (ARNs, account and user ids).
+_ANSWER_VALUE = re.compile(r"[\x21-\x7e]{1,2048}")
+
+#: Hints for the STS error codes an operator meets, by code.
+_ERROR_HINTS: Mapping[str, str] = MappingProxyType(
+    {
+        "SignatureDoesNotMatch": "the token was minted for another cluster id (-i), or it was "
+        "altered; mint a new token for this cluster",
+        "ExpiredToken": "the session credentials that signed the token have expired; refresh "
+        "them and mint a new token",
+        "InvalidClientTokenId": "the access key id is unknown to AWS or deactivated, or the "
+        "region the token was signed for is not enabled for the account",
+        "AccessDenied": "the caller is not allowed to call sts:GetCallerIdentity",
+        "IncompleteSignature": "the token's signature is incomplete; mint a new token",
+        "RequestExpired": "the token is too old for STS; mint a new token and check clocks",
+    }
+)
+
+#: ``(event, HTTP status or None, STS region) -> None``; events: "response",
+#: "connection_failure", "throttled". The server turns them into Prometheus counters.
+Observer = Callable[[str, int | None, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CallerIdentity:
+    """The three fields of a GetCallerIdentity answer."""
+
+    arn: str
+    account: str
+    user_id: str
+
+
+# --- --sts-resolve ------------------------------------------------------------------------------
+
+
+def resolve_specs_from_env(value: str | None) -> list[str]:
+    """Split ``KUBEIAM_STS_RESOLVE`` (comma-separated ``HOST=ADDR:PORT`` entries)."""
+    if not value:
+        return []
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def parse_resolve_specs(
+    specs: Iterable[str],
+    *,
+    partition: str,
+    allowed_hosts: Mapping[str, str] = MappingProxyType({}),
+) -> dict[str, tuple[str, int]]:
+    """Parse ``HOST=ADDR:PORT`` entries into ``{host: (addr, port)}``.
+
+    ``HOST`` must be an STS host of ``partition`` (or an operator-listed extra host): routing
+    never widens what tokens may name. ``ADDR`` is an IP address (IPv6 in brackets).
+    Raises :class:`ConfigError`.
+    """
+    table: dict[str, tuple[str, int]] = {}
+    for spec in specs:
+        host, sep, target = spec.strip().partition("=")
+        if not sep:
+            raise ConfigError(
+                f"--sts-resolve entry {spec!r} is not HOST=ADDR:PORT",
+                hint="write e.g. sts.us-east-1.amazonaws.com=127.0.0.1:8443",
+            )
+        if sts_host_region(host, partition) is None and host not in allowed_hosts:
+            raise ConfigError(
+                f"--sts-resolve host {host!r} is not an STS host of partition {partition}",
+                hint="only STS host names (sts.<region>.<domain>, sts-fips..., the dual-stack "
+                "forms, sts.amazonaws.com) can be routed; check the spelling and --partition",
+            )
+        table[host] = _parse_address(spec, target)
+    return table
+
+
+def _parse_address(spec: str, target: str) -> tuple[str, int]:
+    if target.startswith("["):
+        addr, bracket, port_s = target[1:].partition("]")
+        if not bracket or not port_s.startswith(":"):
+            addr, port_s = "", ""
+        port_s = port_s[1:]
+    else:
+        # An IPv6 address must be bracketed: "::1:443" is itself an address.
+        addr, _, port_s = target.rpartition(":")
+        addr = "" if ":" in addr else addr
+    try:
+        ip = ipaddress.ip_address(addr)
+        port = int(port_s) if re.fullmatch(r"[0-9]{1,5}", port_s) else -1
+    except ValueError:
+        port = -1
+    if port < 1 or port > 65535:
+        raise ConfigError(
+            f"--sts-resolve entry {spec!r} does not end in ADDR:PORT with an IP address and a "
+            "port between 1 and 65535",
+            hint="write e.g. sts.us-east-1.amazonaws.com=127.0.0.1:8443 or ...=[::1]:8443",
+        )
+    return str(ip), port
+
+
+class _StaticResolver(AbstractResolver):
+    """Answers from the ``--sts-resolve`` table, and from the system resolver for other hosts."""
+
+    def __init__(self, table: Mapping[str, tuple[str, int]]) -> None:
+        self._table = dict(table)
+        self._fallback: AbstractResolver | None = None
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        target = self._table.get(host)
+        if target is None:
+            if self._fallback is None:
+                self._fallback = aiohttp.DefaultResolver()
+            return await self._fallback.resolve(host, port, family)
+        addr, target_port = target
+        addr_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        return [
+            ResolveResult(
+                hostname=host,
+                host=addr,
+                port=target_port,
+                family=addr_family,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+        ]
+
+    async def close(self) -> None:
+        if self._fallback is not None:
+            await self._fallback.close()
+
+
+# --- answers --------------------------------------------------------------------------------
+
+
+class _XMLRefused(Exception):
+    """An XML answer carried a DTD or entity declaration, which STS never sends."""
+
+
+def parse_xml_fields(body: bytes) -> dict[str, str]:
+    """Text of every leaf element by its path of local names (``A/B/C``), safely.
+
+    DTDs, entity declarations and external entities are refused; nesting is bounded.
+    Raises ``ValueError`` for anything that is not plain, small XML.
+    """
+    parser = expat.ParserCreate()
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    stack: list[str] = []
+    texts: list[list[str]] = []
+    fields: dict[str, str] = {}
+
+    def refuse(*_args: Any) -> None:
+        raise _XMLRefused
+
+    def refuse_external(*_args: Any) -> int:
+        raise _XMLRefused
+
+    def start(name: str, _attrs: dict[str, str]) -> None:
+        if len(stack) >= _MAX_XML_DEPTH:
+            raise _XMLRefused
+        stack.append(name.rpartition(":")[2])
+        texts.append([])
+
+    def end(_name: str) -> None:
+        path = "/".join(stack)
+        fields.setdefault(path, "".join(texts[-1]).strip())
+        stack.pop()
+        texts.pop()
+
+    def chars(data: str) -> None:
+        if texts:
+            texts[-1].append(data)
+
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.UnparsedEntityDeclHandler = refuse
+    parser.ExternalEntityRefHandler = refuse_external
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = chars
+    try:
+        parser.Parse(body, True)
+    except (_XMLRefused, expat.ExpatError) as exc:
+        raise ValueError("not plain XML") from exc
+    return fields
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError("not JSON") from exc
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    return doc
+
+
+def _dig(doc: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(key)
+    return doc
+
+
+def parse_success(body: bytes) -> CallerIdentity:
+    """The caller from a 200 answer, JSON or XML; :class:`STSError` if it is not one."""
+    result: tuple[Any, Any, Any]
+    try:
+        if body.lstrip().startswith(b"<"):
+            xml = parse_xml_fields(body)
+            base = "GetCallerIdentityResponse/GetCallerIdentityResult/"
+            result = (xml.get(base + "Arn"), xml.get(base + "Account"), xml.get(base + "UserId"))
+        else:
+            doc = _dig(_json_object(body), "GetCallerIdentityResponse", "GetCallerIdentityResult")
+            result = (_dig(doc, "Arn"), _dig(doc, "Account"), _dig(doc, "UserId"))
+    except ValueError:
+        raise STSError(
+            "STS answered 200 with a body that is neither JSON nor plain XML",
+            hint="check that --sts-resolve / the network path reaches the real STS",
+        ) from None
+    arn, account, user_id = (
+        _answer_value(name, value)
+        for name, value in zip(("Arn", "Account", "UserId"), result, strict=True)
+    )
+    return CallerIdentity(arn=arn, account=account, user_id=user_id)
+
+
+def _answer_value(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not _ANSWER_VALUE.fullmatch(value):
+        raise STSError(f"STS answered 200 without a usable {name}")
+    return value
+
+
+def parse_error_code(body: bytes) -> str:
+    """The ``Code`` of an STS ErrorResponse (JSON or XML), or ``"unknown"``."""
+    code: Any = None
+    try:
+        if body.lstrip().startswith(b"<"):
+            xml = parse_xml_fields(body)
+            code = xml.get("ErrorResponse/Error/Code") or xml.get("Error/Code")
+        else:
+            doc = _json_object(body)
+            code = (
+                _dig(doc, "Error", "Code")
+                or _dig(doc, "ErrorResponse", "Error", "Code")
+                or doc.get("__type")
+            )
+    except ValueError:
+        return "unknown"
+    if isinstance(code, str):
+        short: str = code.rpartition("#")[2]
+        if _ERROR_CODE.fullmatch(short):
+            return short
+    return "unknown"
+
+
+# --- the client -----------------------------------------------------------------------------
+
+
+def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
+    try:
+        context = ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the STS CA bundle {ca_bundle!r}: {exc.strerror or exc}",
+            hint="pass a readable PEM file with --sts-ca-bundle",
+        ) from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+class STSClient:
+    """Makes the one GetCallerIdentity call per token. Create and close inside an event loop."""
+
+    def __init__(
+        self,
+        *,
+        resolve: Mapping[str, tuple[str, int]] | None = None,
+        ca_bundle: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_body: int = DEFAULT_MAX_BODY,
+        observer: Observer | None = None,
+    ) -> None:
+        if not timeout > 0:
+            raise ConfigError("the STS timeout must be a positive number of seconds")
+        self._resolve = dict(resolve or {})
+        self._ssl = _ssl_context(ca_bundle)
+        self._timeout = timeout
+        self._max_body = max_body
+        self._observer = observer
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                ssl=self._ssl,
+                resolver=_StaticResolver(self._resolve) if self._resolve else None,
+                limit=100,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(
+                    total=self._timeout,
+                    sock_connect=self._timeout,
+                    sock_read=self._timeout,
+                ),
+                headers={"User-Agent": f"kubeiam/{__version__}"},
+                # The URL is already in its final, encoded form: never re-quote it.
+                requote_redirect_url=False,
+            )
+        return self._session
+
+    def _notify(self, event: str, status: int | None, region: str) -> None:
+        if self._observer is not None:
+            self._observer(event, status, region)
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> STSClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def get_caller_identity(
+        self, request: PresignedRequest, cluster_id: str
+    ) -> CallerIdentity:
+        """GET the presigned URL with ``x-k8s-aws-id: cluster_id``; the caller STS reports."""
+        session = self._get_session()
+        started = time.monotonic()
+        host, region = request.host, request.region
+        try:
+            async with session.get(
+                yarl.URL(request.url, encoded=True),
+                headers={CLUSTER_ID_HEADER: cluster_id, "Accept": "application/json"},
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                self._notify("response", status, region)
+                body = await self._read_body(response, host)
+        except TimeoutError:
+            self._notify("connection_failure", None, region)
+            raise STSUnavailableError(
+                f"STS at {host} did not answer within {self._timeout:g} s",
+                hint="check network access to STS from this host (proxy, firewall, VPC "
+                "endpoint), or raise the timeout",
+            ) from None
+        except aiohttp.ClientSSLError:
+            self._notify("connection_failure", None, region)
+            raise STSUnavailableError(
+                f"the TLS connection to STS at {host} failed (certificate not trusted, or "
+                "does not match the host)",
+                hint="for a local STS pass its CA with --sts-ca-bundle",
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            self._notify("connection_failure", None, region)
+            reason = exc.os_error.strerror or type(exc.os_error).__name__
+            raise STSUnavailableError(
+                f"cannot connect to STS at {host}: {reason}",
+                hint="check DNS and network access to STS (or the --sts-resolve address)",
+            ) from None
+        except aiohttp.ClientError as exc:
+            # The exception's text may contain the URL: report only its kind.
+            self._notify("connection_failure", None, region)
+            raise STSUnavailableError(
+                f"the request to STS at {host} failed ({type(exc).__name__})",
+                hint="check network access to STS",
+            ) from None
+        elapsed_ms = (time.monotonic() - started) * 1000
+        log.debug(
+            "sts answer host=%s region=%s status=%d ms=%.1f", host, region, status, elapsed_ms
+        )
+        return self._interpret(status, body, host, region, request.access_key_id)
+
+    async def _read_body(self, response: aiohttp.ClientResponse, host: str) -> bytes:
+        if 300 <= response.status < 400:
+            return b""  # never read, never followed
+        declared = response.content_length
+        if declared is not None and declared > self._max_body:
+            raise self._too_large(host)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(8192):
+            size += len(chunk)
+            if size > self._max_body:
+                raise self._too_large(host)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, host: str) -> STSError:
+        return STSError(
+            f"STS at {host} sent an answer larger than {self._max_body} bytes; refused",
+            hint="a GetCallerIdentity answer is under 1 KiB: check what --sts-resolve or the "
+            "network path reaches",
+        )
+
+    def _interpret(
+        self, status: int, body: bytes, host: str, region: str, access_key_id: str
+    ) -> CallerIdentity:
+        if status == 200:
+            return parse_success(body)
+        if 300 <= status < 400:
+            raise STSUnavailableError(
+                f"STS at {host} answered with a redirect (HTTP {status}); redirects are never "
+                "followed",
+                hint="something between kubeiam and STS (proxy, DNS, --sts-resolve target) is "
+                "not STS",
+            )
+        if status == 429 or b"Throttling" in body:
+            self._notify("throttled", status, region)
+            raise STSThrottledError(
+                f"STS throttled the request (HTTP {status}, region {region})",
+                hint="retry later; an identity cache or regional STS endpoints spread the load",
+            )
+        code = parse_error_code(body)
+        error_type = STSUnavailableError if status >= 500 else STSError
+        raise error_type(
+            f"STS refused the token (HTTP {status}, {code}; access key {access_key_id})",
+            hint=_ERROR_HINTS.get(code),
+        )
