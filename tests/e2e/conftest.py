@@ -1,0 +1,167 @@
+"""Fixtures for the end-to-end suite: the real etcd and kube-apiserver on 127.0.0.1.
+
+Prerequisites are settled once per session, at collection: the binaries cached under
+`~/.cache/kubeiam/e2e/` (built here when Go is on PATH and they are missing). Off CI, a machine
+without Go and without the cache skips the suite with one line saying what is missing; with
+CI=true that is a failure. See tests/e2e/README.md for the fixture API.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cluster.binaries import Binaries, BuildError, Outcome, binaries, cache_root, ensure, is_ci
+from cluster.binaries import missing_prerequisite as find_missing_prerequisite
+from cluster.control_plane import ControlPlane, Webhook, start_control_plane
+
+E2E_DIR = Path(__file__).resolve().parent
+REPO_ROOT = E2E_DIR.parent.parent
+DEPLOY_DIR = REPO_ROOT / "deploy"
+#: The deploy/ manifests in the order they must be applied (CRD first; written by its owners).
+DEPLOY_MANIFESTS = ("crd.yaml", "rbac.yaml", "daemonset.yaml")
+#: Start-up of kube-apiserver on 2 shared cores takes tens of seconds; the first test pays it.
+E2E_TIMEOUT_SECONDS = 300
+KUBEIAM_SERVICE_ACCOUNT = ("kubeiam", "kube-system")
+
+
+@dataclass(frozen=True, slots=True)
+class Prerequisites:
+    """What collection found: the binaries, or the one line saying why the suite cannot run."""
+
+    binaries: Binaries | None
+    problem: str | None
+    #: Off CI a missing toolchain skips the suite; a failed build always fails it.
+    skippable: bool = False
+
+
+_PREREQUISITES = pytest.StashKey[Prerequisites]()
+
+
+def _settle_prerequisites(config: pytest.Config) -> Prerequisites:
+    root = cache_root(os.environ)
+    go = shutil.which("go")
+    missing = find_missing_prerequisite(root, go)
+    if missing is not None:
+        return Prerequisites(binaries=None, problem=missing, skippable=True)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(outcome: Outcome) -> None:
+        if reporter is not None and outcome.built:
+            reporter.write_line(f"e2e: {outcome.describe()}")
+
+    try:
+        ensure(root, go=go, environ=os.environ, on_outcome=say)
+    except BuildError as error:
+        return Prerequisites(binaries=None, problem=str(error))
+    return Prerequisites(binaries=binaries(root), problem=None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    ours = [item for item in items if E2E_DIR in Path(str(item.path)).parents]
+    if not ours or config.option.collectonly:
+        return
+    for item in ours:
+        item.add_marker(pytest.mark.e2e)
+        item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_SECONDS))
+    found = _settle_prerequisites(config)
+    config.stash[_PREREQUISITES] = found
+    if found.skippable and not is_ci(os.environ):
+        # One line for the whole suite: the first test carries the skip, the rest are deselected.
+        first, rest = ours[0], ours[1:]
+        first.add_marker(pytest.mark.skip(reason=f"e2e: {found.problem}"))
+        if rest:
+            config.hook.pytest_deselected(items=rest)
+            dropped = {id(item) for item in rest}
+            items[:] = [item for item in items if id(item) not in dropped]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def e2e_binaries(pytestconfig: pytest.Config) -> Binaries:
+    """The built kube-apiserver, kubectl, etcd and reference; skip off CI, fail on CI without."""
+    found = pytestconfig.stash.get(_PREREQUISITES, None)
+    if found is None:
+        found = _settle_prerequisites(pytestconfig)
+        pytestconfig.stash[_PREREQUISITES] = found
+    if found.binaries is not None:
+        return found.binaries
+    problem = found.problem or "prerequisites unknown"
+    if found.skippable and not is_ci(os.environ):
+        pytest.skip(f"e2e: {problem}")
+    pytest.fail(f"e2e: {problem}", pytrace=False)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@pytest.fixture(scope="session")
+def cluster_factory(
+    e2e_binaries: Binaries, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., ControlPlane]]:
+    """Start extra, independent control planes: `cluster_factory(webhook=Webhook(...))`.
+
+    Every control plane started through it is stopped at the end of the session.
+    """
+    started: list[ControlPlane] = []
+
+    def start(*, webhook: Webhook | None = None, extra_args: tuple[str, ...] = ()) -> ControlPlane:
+        workdir = tmp_path_factory.mktemp("cluster")
+        plane = start_control_plane(
+            e2e_binaries, workdir, now=_now(), webhook=webhook, extra_args=extra_args
+        )
+        started.append(plane)
+        return plane
+
+    yield start
+    for plane in reversed(started):
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(cluster_factory: Callable[..., ControlPlane]) -> ControlPlane:
+    """The session's shared control plane (no webhook until a test restarts it with one)."""
+    return cluster_factory()
+
+
+@pytest.fixture(scope="session")
+def deployed(cluster: ControlPlane) -> tuple[Path, ...]:
+    """The shipped deploy/ manifests applied to `cluster` as admin; returns the files applied."""
+    manifests = tuple(
+        DEPLOY_DIR / name for name in DEPLOY_MANIFESTS if (DEPLOY_DIR / name).is_file()
+    )
+    cluster.apply(*manifests)
+    return manifests
+
+
+@pytest.fixture(scope="session")
+def kubeiam_kubeconfig(
+    cluster: ControlPlane, deployed: tuple[Path, ...], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A kubeconfig that reaches the API server as the `kubeiam` service account deploy/ ships.
+
+    Its token is a bound service-account token from the TokenRequest API, valid for an hour.
+    """
+    name, namespace = KUBEIAM_SERVICE_ACCOUNT
+    path = tmp_path_factory.mktemp("kubeiam-sa") / "kubeiam.kubeconfig"
+    return cluster.service_account_kubeconfig(path, name, namespace)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On failure, attach the last lines of every control plane process's log to the report."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        funcargs = getattr(item, "funcargs", {})
+        for value in funcargs.values():
+            if isinstance(value, ControlPlane):
+                for name, tail in value.log_tails().items():
+                    report.sections.append((f"{name} log (last lines)", tail))
+    return report
