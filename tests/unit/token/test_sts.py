@@ -5,14 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import trustme
 from aiohttp import web
+from fake_sts import (
+    CLUSTER_ID,
+    EXPECTED,
+    HOST,
+    JSON_OK,
+    XML_OK,
+    FakeSTS,
+    Handler,
+    answer,
+    json_error,
+    xml_error,
+)
 from token_factory import NOW, SESSION_TOKEN, SIGNATURE, build_token
 
 from kubeiam.errors import (
@@ -31,104 +39,6 @@ from kubeiam.token.sts import (
     resolve_specs_from_env,
 )
 from kubeiam.token.validation import PresignedRequest, validate_token
-
-HOST = "sts.us-east-1.amazonaws.com"
-ARN = "arn:aws:iam::111122223333:user/alice"
-CLUSTER_ID = "cluster-a"
-
-JSON_OK = {
-    "GetCallerIdentityResponse": {
-        "GetCallerIdentityResult": {
-            "Arn": ARN,
-            "Account": "111122223333",
-            "UserId": "AIDAEXAMPLEUSERID0001",
-        },
-        "ResponseMetadata": {"RequestId": "0b1c7a52-0000-4000-8000-000000000000"},
-    }
-}
-XML_OK = b"""<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <GetCallerIdentityResult>
-    <Arn>arn:aws:iam::111122223333:user/alice</Arn>
-    <UserId>AIDAEXAMPLEUSERID0001</UserId>
-    <Account>111122223333</Account>
-  </GetCallerIdentityResult>
-  <ResponseMetadata><RequestId>0b1c7a52</RequestId></ResponseMetadata>
-</GetCallerIdentityResponse>"""
-EXPECTED = CallerIdentity(arn=ARN, account="111122223333", user_id="AIDAEXAMPLEUSERID0001")
-
-
-def xml_error(code: str) -> bytes:
-    return (
-        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error>'
-        f"<Type>Sender</Type><Code>{code}</Code><Message>no</Message></Error>"
-        "<RequestId>1</RequestId></ErrorResponse>"
-    ).encode()
-
-
-def json_error(code: str) -> bytes:
-    return json.dumps({"Error": {"Code": code, "Message": "no", "Type": "Sender"}}).encode()
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class FakeSTS:
-    """An HTTPS server on loopback whose answer each test chooses; it records what it saw."""
-
-    port: int = 0
-    handler: Handler | None = None
-    requests: list[web.Request] = field(default_factory=list)
-    server_names: list[str | None] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def resolve(self) -> dict[str, tuple[str, int]]:
-        return {HOST: ("127.0.0.1", self.port), "sts.amazonaws.com": ("127.0.0.1", self.port)}
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def ca_bundle(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
-
-
-@pytest.fixture
-async def fake_sts(ca: trustme.CA) -> AsyncIterator[FakeSTS]:
-    state = FakeSTS()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(HOST, "sts.amazonaws.com").configure_cert(context)
-
-    def record_sni(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
-        state.server_names.append(name)
-
-    context.sni_callback = record_sni  # type: ignore[assignment]
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        state.requests.append(request)
-        state.paths.append(request.path_qs)
-        assert state.handler is not None
-        return await state.handler(request)
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    # No access log: it would print the presigned URL (this fake is the only one who sees it).
-    runner = web.AppRunner(app, shutdown_timeout=0.1, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    state.port = runner.addresses[0][1]
-    try:
-        yield state
-    finally:
-        state.release.set()
-        await runner.cleanup()
 
 
 def request_for(host: str = HOST, **kwargs: str) -> PresignedRequest:
@@ -156,13 +66,6 @@ async def call(
         observer=observe,
     ) as client:
         return await client.get_caller_identity(request or request_for(), CLUSTER_ID)
-
-
-def answer(status: int, body: bytes, content_type: str = "application/json") -> Handler:
-    async def handler(_request: web.Request) -> web.StreamResponse:
-        return web.Response(status=status, body=body, content_type=content_type)
-
-    return handler
 
 
 # --- success ---------------------------------------------------------------------------------
