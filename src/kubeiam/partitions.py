@@ -9,19 +9,51 @@ domains".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
 
-@dataclass(frozen=True, slots=True)
 class Partition:
-    """One AWS partition and the DNS domains its STS endpoints live under."""
+    """One AWS partition and the DNS domains its STS endpoints live under (immutable).
+
+    A slotted class written out rather than a frozen dataclass: ``dataclasses`` imports
+    ``inspect``, ~20 ms of start-up that ``kubeiam token`` (which signs for a host of this table)
+    would pay on every kubectl run.
+    """
+
+    __slots__ = ("domain", "dualstack_domain", "name", "region_prefixes")
 
     name: str
     domain: str
     dualstack_domain: str | None
     #: Region name prefixes that belong to this partition (``cn-`` for aws-cn ...).
     region_prefixes: tuple[str, ...]
+
+    def __init__(
+        self, name: str, domain: str, dualstack_domain: str | None, region_prefixes: tuple[str, ...]
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "domain", domain)
+        set_(self, "dualstack_domain", dualstack_domain)
+        set_(self, "region_prefixes", region_prefixes)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Partition is immutable (cannot set {name})")
+
+    def _key(self) -> tuple[str, str, str | None, tuple[str, ...]]:
+        return (self.name, self.domain, self.dualstack_domain, self.region_prefixes)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Partition) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Partition(name={self.name!r}, domain={self.domain!r}, "
+            f"dualstack_domain={self.dualstack_domain!r}, region_prefixes={self.region_prefixes!r})"
+        )
 
 
 #: Every partition kubeiam knows. ``aws`` and ``aws-us-gov`` share a DNS suffix and are told apart
