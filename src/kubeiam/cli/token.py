@@ -1,0 +1,432 @@
+"""``kubeiam token``: the kubectl exec credential plugin.
+
+kubectl starts this on every run, often twice, so start-up time is the product. The module
+therefore has two front doors built from ONE option table (:data:`OPTIONS`):
+
+- :func:`fast_main`, called by :mod:`kubeiam.cli.main` before click is imported, parses the
+  arguments by hand. It returns ``None`` for ``--help`` and for anything it cannot parse, and
+  the caller falls back to click, so help and usage errors come from click.
+- :data:`token_command`, the click command built lazily from the same table (PEP 562
+  ``__getattr__``), for ``kubeiam --help`` and ``kubeiam token --help``.
+
+Only the ExecCredential (or, with ``--token-only``, the bare token) goes to stdout; warnings and
+errors go to stderr; errors exit with the code of their class in :mod:`kubeiam.errors`. A cache
+hit and a fresh token from environment keys import neither click nor botocore.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from kubeiam.errors import ConfigError, CredentialsError, KubeIAMError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TextIO
+
+    import click
+
+    from kubeiam.token.cache import FileCache
+    from kubeiam.token.credentials import TokenRequest
+
+#: Option kinds.
+VALUE, FLAG, SWITCH = "value", "flag", "switch"
+#: A token is valid for 15 minutes after signing; kubectl is told 14 (one minute of cushion).
+TOKEN_LIFETIME = 14 * 60
+CLUSTER_ID_ENV = "KUBEIAM_CLUSTER_ID"
+
+
+class Option:
+    """One row of the option table: names, destination, kind, help."""
+
+    __slots__ = ("default", "dest", "envvar", "help", "kind", "metavar", "names", "negative")
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        dest: str,
+        kind: str,
+        help: str,
+        *,
+        metavar: str | None = None,
+        envvar: str | None = None,
+        negative: str | None = None,
+        default: object = None,
+    ) -> None:
+        self.names = names
+        self.dest = dest
+        self.kind = kind
+        self.help = help
+        self.metavar = metavar
+        self.envvar = envvar
+        self.negative = negative
+        self.default = default
+
+
+#: The flags of aws-iam-authenticator's ``token`` command, plus kubeiam's own.
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        ("-i", "--cluster-id"),
+        "cluster_id",
+        VALUE,
+        "Cluster name or id the token is for (bound into the signature). Required.",
+        metavar="ID",
+        envvar=CLUSTER_ID_ENV,
+    ),
+    Option(
+        ("-r", "--role"), "role", VALUE, "ARN of an IAM role to assume and sign as.", metavar="ARN"
+    ),
+    Option(
+        ("-e", "--external-id"), "external_id", VALUE, "External id for AssumeRole.", metavar="ID"
+    ),
+    Option(
+        ("-s", "--session-name"),
+        "session_name",
+        VALUE,
+        "Role session name (default: kubeiam-<unix time>).",
+        metavar="NAME",
+    ),
+    Option(
+        ("--forward-session-name",),
+        "forward_session_name",
+        FLAG,
+        "Use the caller's own role session name for the assumed role.",
+        default=False,
+    ),
+    Option(
+        ("--region",),
+        "region",
+        VALUE,
+        "Region whose STS endpoint to sign for (default: AWS_REGION, AWS_DEFAULT_REGION, the "
+        "profile's region; none: the global endpoint).",
+        metavar="REGION",
+    ),
+    Option(
+        ("--profile",),
+        "profile",
+        VALUE,
+        "AWS profile to use; wins over access keys in the environment (also AWS_PROFILE).",
+        metavar="NAME",
+    ),
+    Option(
+        ("--duration",),
+        "duration",
+        VALUE,
+        "Lifetime of assumed-role credentials: seconds or 15m/1h (900..43200).",
+        metavar="DURATION",
+    ),
+    Option(
+        ("--token-only",),
+        "token_only",
+        FLAG,
+        "Print only the token, not an ExecCredential.",
+        default=False,
+    ),
+    Option(
+        ("--cache",),
+        "cache",
+        SWITCH,
+        "Cache tokens and temporary credentials under ~/.kube/cache/kubeiam (default: on).",
+        negative="--no-cache",
+        default=True,
+    ),
+)
+
+_BY_NAME: dict[str, tuple[Option, bool]] = {}
+for _opt in OPTIONS:
+    for _name in _opt.names:
+        _BY_NAME[_name] = (_opt, True)
+    if _opt.negative:
+        _BY_NAME[_opt.negative] = (_opt, False)
+del _opt, _name
+
+
+def parse_args(args: list[str]) -> dict[str, object] | None:
+    """Option values from ``args``, or ``None`` if click should handle them (help, errors)."""
+    values: dict[str, object] = {opt.dest: opt.default for opt in OPTIONS}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg.startswith("--"):
+            name, eq, inline = arg.partition("=")
+            found = _BY_NAME.get(name)
+            if found is None:
+                return None
+            opt, positive = found
+            if opt.kind == VALUE:
+                if not eq:
+                    if i >= len(args):
+                        return None
+                    inline = args[i]
+                    i += 1
+                values[opt.dest] = inline
+            elif eq:
+                return None  # a flag given a value: let click word the error
+            else:
+                values[opt.dest] = positive
+        elif arg.startswith("-") and len(arg) > 1:
+            found = _BY_NAME.get(arg[:2])
+            if found is None or found[0].kind != VALUE:
+                return None
+            value = arg[2:]
+            if not value:
+                if i >= len(args):
+                    return None
+                value = args[i]
+                i += 1
+            values[found[0].dest] = value
+        else:
+            return None  # positional arguments: none are accepted
+    return values
+
+
+def fast_main(args: list[str]) -> int | None:
+    """Run ``kubeiam token ARGS`` without click; ``None`` means "let click handle it"."""
+    values = parse_args(args)
+    if values is None:
+        return None
+    return run(values)
+
+
+def run(
+    values: Mapping[str, object],
+    environ: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Produce the credential for parsed option ``values``; the exit status."""
+    env = os.environ if environ is None else environ
+    out = sys.stdout if stdout is None else stdout
+    err = sys.stderr if stderr is None else stderr
+    try:
+        text = produce(values, env, err)
+    except KubeIAMError as exc:
+        err.write(f"kubeiam: error: {exc}\n")
+        return exc.exit_code
+    out.write(text)
+    out.flush()
+    return 0
+
+
+def _str(values: Mapping[str, object], dest: str) -> str | None:
+    value = values.get(dest)
+    return value if isinstance(value, str) and value else None
+
+
+def _valid_region(region: str) -> bool:
+    allowed = "abcdefghijklmnopqrstuvwxyz0123456789-"
+    return (
+        0 < len(region) <= 64
+        and region[0] != "-"
+        and region[-1] != "-"
+        and all(ch in allowed for ch in region)
+    )
+
+
+def produce(values: Mapping[str, object], environ: Mapping[str, str], stderr: TextIO) -> str:
+    """The text for stdout: an ExecCredential (or the bare token) from the cache or minted."""
+    from kubeiam.token import cache as token_cache
+    from kubeiam.token.credentials import (
+        TokenRequest,
+        check_request,
+        endpoint_settings,
+        env_credentials,
+        parse_duration,
+        profile_from,
+        source_descriptor,
+        utc_now,
+    )
+    from kubeiam.token.exec_credential import api_version_from_exec_info
+
+    cluster_id = _str(values, "cluster_id") or environ.get(CLUSTER_ID_ENV)
+    if not cluster_id:
+        raise ConfigError(
+            "no cluster id",
+            hint=f"pass -i/--cluster-id <cluster name or id>, or set {CLUSTER_ID_ENV}",
+        )
+    duration_text = _str(values, "duration")
+    request = TokenRequest(
+        cluster_id,
+        role=_str(values, "role"),
+        external_id=_str(values, "external_id"),
+        session_name=_str(values, "session_name"),
+        forward_session_name=bool(values.get("forward_session_name")),
+        profile=_str(values, "profile"),
+        duration=parse_duration(duration_text) if duration_text else None,
+    )
+    check_request(request)
+    profile = profile_from(request.profile, environ)
+    region, legacy, fips, dualstack = endpoint_settings(_str(values, "region"), profile, environ)
+    if region is not None and not _valid_region(region):
+        raise ConfigError(
+            f"region {region!r} is not a region name",
+            hint="pass --region like us-west-2 (or fix AWS_REGION / AWS_DEFAULT_REGION)",
+        )
+    api_version, warning = api_version_from_exec_info(environ.get("KUBERNETES_EXEC_INFO"))
+    if warning:
+        stderr.write(f"kubeiam: warning: {warning}\n")
+    token_only = bool(values.get("token_only"))
+
+    cache = None
+    if values.get("cache", True):
+        cache = token_cache.FileCache(token_cache.default_cache_dir(environ))
+    now = utc_now()
+    if cache is None:
+        token, expires_at = mint(request, region, (legacy, fips, dualstack), environ, None, now)
+        return _render(token, expires_at, api_version, token_only)
+
+    env_creds = None if profile else env_credentials(environ)
+    key = token_cache.cache_key(
+        {
+            "kind": "token",
+            "clusterId": cluster_id,
+            # The partition is a function of the region and these three switches.
+            "region": region,
+            "endpoint": f"legacy={legacy},fips={fips},dualstack={dualstack}",
+            "role": request.role,
+            "externalId": request.external_id,
+            "sessionName": request.session_name,
+            "forward": "1" if request.forward_session_name else None,
+            "duration": str(request.duration) if request.duration else None,
+            "profile": profile,
+            "source": source_descriptor(env_creds, profile, environ),
+        }
+    )
+    hit = token_cache.load_token(cache, key, now)
+    if hit is None:
+        with cache.lock(token_cache.TOKEN, key) as locked:
+            if locked:
+                hit = token_cache.load_token(cache, key, utc_now())
+            if hit is None:
+                hit = mint(request, region, (legacy, fips, dualstack), environ, cache, now)
+                if locked:
+                    token_cache.store_token(cache, key, *hit)
+    return _render(hit[0], hit[1], api_version, token_only)
+
+
+def mint(
+    request: TokenRequest,
+    region: str | None,
+    switches: tuple[bool, bool, bool],
+    environ: Mapping[str, str],
+    cache: FileCache | None,
+    now: float,
+) -> tuple[str, float]:
+    """A new token and its expirationTimestamp (unix time), signed with fresh credentials."""
+    from datetime import UTC, datetime
+
+    from kubeiam.token.cache import TOKEN_MIN_REMAINING
+    from kubeiam.token.credentials import signing_credentials, utc_now
+    from kubeiam.token.encoding import encode_token
+    from kubeiam.token.presign import presign_get_caller_identity, sts_endpoint
+
+    legacy, fips, dualstack = switches
+    try:
+        host, signing_region = sts_endpoint(region, legacy=legacy, fips=fips, dualstack=dualstack)
+    except ValueError as exc:
+        raise ConfigError(
+            str(exc), hint="unset AWS_USE_DUALSTACK_ENDPOINT / use_dualstack_endpoint"
+        ) from None
+    creds = signing_credentials(request, region=region, environ=environ, cache=cache, now=now)
+    # Read the clock again: obtaining credentials may have taken a while (an MFA prompt).
+    signed_at = int(utc_now())
+    expires_at = signed_at + TOKEN_LIFETIME
+    if creds.expires_at is not None:
+        left = creds.expires_at - signed_at
+        if left < TOKEN_MIN_REMAINING:
+            raise CredentialsError(
+                f"the credentials from {creds.source} expire in {max(int(left), 0)} s, too soon "
+                "to sign a token",
+                hint="refresh them (a new session token, `aws sso login`) and run kubectl again",
+            )
+        expires_at = min(expires_at, int(creds.expires_at))
+    url = presign_get_caller_identity(
+        access_key_id=creds.access_key_id,
+        secret_access_key=creds.secret_access_key,
+        session_token=creds.session_token,
+        region=signing_region,
+        host=host,
+        cluster_id=request.cluster_id,
+        now=datetime.fromtimestamp(signed_at, UTC),
+    )
+    return encode_token(url), float(expires_at)
+
+
+def _render(token: str, expires_at: float, api_version: str, token_only: bool) -> str:
+    if token_only:
+        return token + "\n"
+    from kubeiam.token.exec_credential import build_exec_credential, render_exec_credential
+
+    return render_exec_credential(build_exec_credential(token, expires_at, api_version)) + "\n"
+
+
+# -- the click command, built from the same table on first use -----------------------------------
+
+_HELP = """Print an ExecCredential for kubectl (exec credential plugin).
+
+\b
+Credentials, first match wins:
+  --profile / AWS_PROFILE        the profile (botocore: files, SSO, credential_process, MFA)
+  AWS_ACCESS_KEY_ID/...          access keys in the environment (fast path, no botocore)
+  otherwise                      botocore's default chain (web identity, container, IMDS)
+With -r, that identity assumes the role and the token is signed as the role.
+
+Tokens and temporary credentials are cached in ~/.kube/cache/kubeiam (0700/0600) until a
+minute before they expire; --no-cache turns that off.
+"""
+
+
+def _build_command() -> click.Command:
+    import click
+
+    params: list[click.Parameter] = []
+    for opt in OPTIONS:
+        if opt.kind == VALUE:
+            params.append(
+                click.Option(
+                    [*opt.names, opt.dest],
+                    help=opt.help,
+                    metavar=opt.metavar,
+                    envvar=opt.envvar,
+                    show_envvar=opt.envvar is not None,
+                )
+            )
+        elif opt.kind == FLAG:
+            params.append(click.Option([*opt.names, opt.dest], is_flag=True, help=opt.help))
+        else:
+            params.append(
+                click.Option(
+                    [f"{opt.names[0]}/{opt.negative}", opt.dest],
+                    default=opt.default,
+                    help=opt.help,
+                    show_default=True,
+                )
+            )
+
+    def callback(**values: object) -> None:
+        code = run(values)
+        if code:
+            sys.exit(code)
+
+    return click.Command(
+        "token",
+        callback=callback,
+        params=params,
+        help=_HELP,
+        short_help="Print an ExecCredential for kubectl (exec credential plugin).",
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
+_COMMAND: list[click.Command] = []
+
+
+def __getattr__(name: str) -> object:
+    if name == "token_command":
+        if not _COMMAND:
+            _COMMAND.append(_build_command())
+        return _COMMAND[0]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,296 @@
+"""The token and credential cache of ``kubeiam token`` (``~/.kube/cache/kubeiam/``).
+
+kubectl starts the plugin on every run, often twice; the cache makes all but the first of those
+runs a file read. It holds two kinds of entry, both things that expire:
+
+- ``token``: a minted token and its expirationTimestamp. Served only while at least
+  :data:`TOKEN_MIN_REMAINING` seconds are left.
+- ``credentials``: temporary credentials kubeiam obtained itself (AssumeRole, SSO, a
+  ``role_arn`` profile...), so that re-signing does not repeat AssumeRole or an MFA prompt.
+  Served only while at least :data:`CREDENTIALS_MIN_REMAINING` seconds are left.
+
+Safety: the directory is 0700 and every file 0600, owned by the user; anything readable by group
+or others is refused with a :class:`CacheError` that says how to fix it (never silently used,
+never silently "fixed"). Files are written to a temporary name and renamed into place, so a
+reader sees an old or a new entry, never half of one; writers serialise on an ``fcntl`` lock
+file next to the entry, so two racing processes mint once. A file that does not parse is a miss
+and gets overwritten. Entries are JSON; their content is never logged.
+
+Only ``os``, ``fcntl``, ``json`` and ``hashlib`` are imported: this module sits on the cache-hit
+path, whose whole-process time is the product.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import stat
+import time
+
+from kubeiam.errors import CacheError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+#: Bump when the entry layout changes: entries of another version are misses.
+CACHE_VERSION = 1
+#: Environment variable that moves the cache (tests, benchmarks, read-only homes).
+CACHE_DIR_ENV = "KUBEIAM_CACHE_DIR"
+#: Never hand out a token with less than a minute left (protocol.md section 1).
+TOKEN_MIN_REMAINING = 60
+#: Re-obtain cached temporary credentials when less than this is left: a token signed with them
+#: dies with them, and botocore refreshes assumed roles at the same mark.
+CREDENTIALS_MIN_REMAINING = 10 * 60
+#: How long a process waits for another one holding an entry's lock (it may be waiting for an
+#: MFA code) before it gives up on caching and goes on without the cache.
+LOCK_TIMEOUT = 120.0
+_LOCK_POLL = 0.02
+
+TOKEN = "token"  # noqa: S105 - an entry kind, not a secret
+CREDENTIALS = "credentials"
+
+
+def default_cache_dir(environ: Mapping[str, str]) -> str:
+    """``$KUBEIAM_CACHE_DIR``, else ``~/.kube/cache/kubeiam``."""
+    explicit = environ.get(CACHE_DIR_ENV)
+    if explicit:
+        return explicit
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, ".kube", "cache", "kubeiam")
+
+
+def cache_key(fields: dict[str, str | None]) -> str:
+    """A file-name-safe digest of everything that changes what an entry holds."""
+    blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:40]
+
+
+class _Lock:
+    """An exclusive ``flock`` on ``<entry>.lock``, taken with a bounded wait."""
+
+    __slots__ = ("acquired", "fd", "path", "timeout")
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.fd = -1
+        self.acquired = False
+
+    def __enter__(self) -> bool:
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            self.fd = os.open(self.path, flags, 0o600)
+        except OSError:
+            return False
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(_LOCK_POLL)
+                continue
+            self.acquired = True
+            return True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing releases the flock
+            self.fd = -1
+        self.acquired = False
+
+
+class FileCache:
+    """Entries ``<kind>-<key>.json`` in one private directory."""
+
+    __slots__ = ("directory",)
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def path(self, kind: str, key: str) -> str:
+        return os.path.join(self.directory, f"{kind}-{key}.json")
+
+    # -- reading (lock-free: entries are replaced atomically) -----------------------------------
+
+    def load(self, kind: str, key: str) -> dict[str, object] | None:
+        """The entry's JSON object, or ``None`` for a miss (absent, corrupt, other version).
+
+        Raises :class:`CacheError` if the directory or the file is readable by group or others,
+        belongs to another user, or is a symbolic link.
+        """
+        try:
+            dir_st = os.stat(self.directory)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CacheError(
+                f"cannot use the token cache directory {self.directory}: {exc.strerror}",
+                hint="fix its permissions, or pass --no-cache",
+            ) from None
+        self._check_private(self.directory, dir_st, is_dir=True)
+        path = self.path(kind, key)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CacheError(
+                    f"token cache file {path} is a symbolic link; kubeiam refuses to follow it",
+                    hint=f"rm {path}",
+                ) from None
+            raise CacheError(
+                f"cannot read token cache file {path}: {exc.strerror}",
+                hint=f"rm {path}, or pass --no-cache",
+            ) from None
+        try:
+            self._check_private(path, os.fstat(fd), is_dir=False)
+            raw = os.read(fd, 1 << 20)
+        finally:
+            os.close(fd)
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(entry, dict) or entry.get("version") != CACHE_VERSION:
+            return None
+        return entry
+
+    @staticmethod
+    def _check_private(path: str, st: os.stat_result, *, is_dir: bool) -> None:
+        what = "directory" if is_dir else "file"
+        if is_dir and not stat.S_ISDIR(st.st_mode):
+            raise CacheError(
+                f"token cache path {path} is not a directory", hint=f"rm {path}, or pass --no-cache"
+            )
+        if st.st_uid != os.geteuid():
+            raise CacheError(
+                f"token cache {what} {path} belongs to another user (uid {st.st_uid})",
+                hint=f"remove it (rm -r {path}) or set {CACHE_DIR_ENV} to a directory of yours",
+            )
+        if st.st_mode & 0o077:
+            mode = "700" if is_dir else "600"
+            raise CacheError(
+                f"token cache {what} {path} is accessible by group or others "
+                f"(mode {stat.S_IMODE(st.st_mode):04o}); it holds credentials, so kubeiam "
+                "refuses to use it",
+                hint=f"chmod {mode} {path}",
+            )
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def ensure_directory(self) -> None:
+        """Create the directory 0700 if needed; refuse one that is not private."""
+        parent = os.path.dirname(self.directory)
+        try:
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+            os.mkdir(self.directory, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise CacheError(
+                f"cannot create the token cache directory {self.directory}: {exc.strerror}",
+                hint=f"set {CACHE_DIR_ENV} to a writable directory, or pass --no-cache",
+            ) from None
+        self._check_private(self.directory, os.stat(self.directory), is_dir=True)
+
+    def lock(self, kind: str, key: str, timeout: float = LOCK_TIMEOUT) -> _Lock:
+        """Context manager: ``with cache.lock(k, key) as acquired:`` (``False`` on time-out)."""
+        self.ensure_directory()
+        return _Lock(self.path(kind, key) + ".lock", timeout)
+
+    def store(self, kind: str, key: str, entry: dict[str, object]) -> None:
+        """Write the entry 0600 under a temporary name, then rename it into place."""
+        self.ensure_directory()
+        path = self.path(kind, key)
+        tmp = f"{path}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+        data = json.dumps({**entry, "version": CACHE_VERSION}, separators=(",", ":"))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(tmp, flags, 0o600)
+            try:
+                os.write(fd, data.encode("utf-8"))
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError as exc:
+            try:  # noqa: SIM105 - contextlib would cost the cache-hit path an import
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise CacheError(
+                f"cannot write token cache file {path}: {exc.strerror}",
+                hint=f"check the permissions of {self.directory}, or pass --no-cache",
+            ) from None
+
+
+# -- the two kinds of entry ----------------------------------------------------------------------
+
+
+def load_token(cache: FileCache, key: str, now: float) -> tuple[str, float] | None:
+    """``(token, expires_at)`` if a cached token has at least a minute left."""
+    entry = cache.load(TOKEN, key)
+    if entry is None:
+        return None
+    token = entry.get("token")
+    expires_at = entry.get("expiresAt")
+    if not isinstance(token, str) or not isinstance(expires_at, int | float):
+        return None
+    if expires_at - now < TOKEN_MIN_REMAINING:
+        return None
+    return token, float(expires_at)
+
+
+def store_token(cache: FileCache, key: str, token: str, expires_at: float) -> None:
+    cache.store(TOKEN, key, {"token": token, "expiresAt": expires_at})
+
+
+def load_credentials(
+    cache: FileCache, key: str, now: float
+) -> tuple[str, str, str | None, float] | None:
+    """``(access_key_id, secret_access_key, session_token, expires_at)`` with enough time left."""
+    entry = cache.load(CREDENTIALS, key)
+    if entry is None:
+        return None
+    akid = entry.get("accessKeyId")
+    secret = entry.get("secretAccessKey")
+    token = entry.get("sessionToken")
+    expires_at = entry.get("expiresAt")
+    if (
+        not isinstance(akid, str)
+        or not isinstance(secret, str)
+        or not (token is None or isinstance(token, str))
+        or not isinstance(expires_at, int | float)
+    ):
+        return None
+    if expires_at - now < CREDENTIALS_MIN_REMAINING:
+        return None
+    return akid, secret, token, float(expires_at)
+
+
+def store_credentials(
+    cache: FileCache,
+    key: str,
+    *,
+    access_key_id: str,
+    secret_access_key: str,
+    session_token: str | None,
+    expires_at: float,
+) -> None:
+    cache.store(
+        CREDENTIALS,
+        key,
+        {
+            "accessKeyId": access_key_id,
+            "secretAccessKey": secret_access_key,
+            "sessionToken": session_token,
+            "expiresAt": expires_at,
+        },
+    )

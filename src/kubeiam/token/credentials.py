@@ -1,0 +1,635 @@
+"""Where ``kubeiam token`` gets the credentials it signs with.
+
+Two paths, chosen by :func:`signing_credentials`:
+
+- **Fast path** (stdlib only): access keys in the environment (``AWS_ACCESS_KEY_ID``,
+  ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_CREDENTIAL_EXPIRATION``), and temporary
+  credentials kubeiam cached itself. No botocore import: it costs ~0.3 s.
+- **Full chain** through botocore, imported lazily: shared config and credentials files,
+  ``role_arn``/``source_profile``/``mfa_serial``, SSO and ``sso_session``,
+  ``credential_process``, web identity, container and instance metadata; and AssumeRole for
+  ``-r``. AssumeRole uses botocore's STS client, so botocore's ``AWS_ENDPOINT_URL_STS`` applies.
+
+A profile given with ``--profile`` or ``AWS_PROFILE`` always wins over access keys in the
+environment (with the AWS CLI it loses to them, and tokens get signed as the wrong identity:
+aws-cli#7794).
+
+Region and endpoint settings come from the flag, then the environment, then the profile's section
+of the AWS config file, read here by a small INI reader for four keys (``configparser`` would
+drag in ``re``; botocore's own reader is the oracle in the tests).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from kubeiam.errors import ConfigError, CredentialsError
+from kubeiam.token import cache as token_cache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+#: Session names AssumeRole accepts: 2-64 of ``[\w+=,.@-]`` (ASCII).
+_SESSION_NAME_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+=,.@-"
+)
+#: External ids: 2-1224 of ``[\w+=,.@:/-]``.
+_EXTERNAL_ID_CHARS = _SESSION_NAME_CHARS | frozenset(":/")
+#: AssumeRole's DurationSeconds bounds.
+MIN_DURATION = 900
+MAX_DURATION = 43200
+#: Timeouts for the few calls the plugin makes itself (AssumeRole, GetCallerIdentity).
+CALL_TIMEOUT = 10
+#: Settings read from a profile's section of the AWS config file.
+_PROFILE_SETTINGS = (
+    "region",
+    "sts_regional_endpoints",
+    "use_fips_endpoint",
+    "use_dualstack_endpoint",
+)
+#: Environment variables that change what the default credential chain finds (cache key input).
+_CHAIN_ENV = (
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+class Credentials:
+    """AWS credentials to sign with. Immutable; ``repr`` never shows the secrets.
+
+    A hand-written slotted class rather than a dataclass: ``dataclasses`` imports ``inspect``,
+    ~20 ms of start-up on the plugin's hot path.
+    """
+
+    __slots__ = ("access_key_id", "expires_at", "secret_access_key", "session_token", "source")
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None
+    #: Unix time the credentials stop working, if known.
+    expires_at: float | None
+    #: Where they came from, for messages ("environment", "profile dev", "role arn:...").
+    source: str
+
+    def __init__(
+        self,
+        access_key_id: str,
+        secret_access_key: str,
+        session_token: str | None = None,
+        expires_at: float | None = None,
+        source: str = "environment",
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "access_key_id", access_key_id)
+        set_(self, "secret_access_key", secret_access_key)
+        set_(self, "session_token", session_token)
+        set_(self, "expires_at", expires_at)
+        set_(self, "source", source)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Credentials is immutable (cannot set {name})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Credentials):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def _fields(self) -> tuple[str, str, str | None, float | None, str]:
+        return (
+            self.access_key_id,
+            self.secret_access_key,
+            self.session_token,
+            self.expires_at,
+            self.source,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Credentials(access_key_id={self.access_key_id!r}, source={self.source!r}, "
+            f"expires_at={self.expires_at!r}, secret_access_key=<hidden>, "
+            f"session_token={'<hidden>' if self.session_token else None})"
+        )
+
+
+class TokenRequest:
+    """What the user asked ``kubeiam token`` for, after flags and environment were merged."""
+
+    __slots__ = (
+        "cluster_id",
+        "duration",
+        "external_id",
+        "forward_session_name",
+        "profile",
+        "role",
+        "session_name",
+    )
+
+    cluster_id: str
+    role: str | None
+    external_id: str | None
+    session_name: str | None
+    forward_session_name: bool
+    profile: str | None
+    duration: int | None
+
+    def __init__(
+        self,
+        cluster_id: str,
+        *,
+        role: str | None = None,
+        external_id: str | None = None,
+        session_name: str | None = None,
+        forward_session_name: bool = False,
+        profile: str | None = None,
+        duration: int | None = None,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.role = role
+        self.external_id = external_id
+        self.session_name = session_name
+        self.forward_session_name = forward_session_name
+        self.profile = profile
+        self.duration = duration
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
+def check_request(request: TokenRequest) -> None:
+    """Refuse values AWS or the server would refuse later, with a message naming the flag."""
+    cid = request.cluster_id
+    if not cid or any(not (" " < ch < "\x7f") for ch in cid):
+        raise ConfigError(
+            "the cluster id must be non-empty printable ASCII without spaces",
+            hint="pass the cluster's name or id with -i/--cluster-id, as the server knows it",
+        )
+    if request.role is not None and not (
+        request.role.startswith("arn:") and ":role/" in request.role
+    ):
+        raise ConfigError(
+            f"--role {request.role!r} is not an IAM role ARN",
+            hint="write it as arn:aws:iam::<account>:role/<name>",
+        )
+    if request.session_name is not None and not (
+        2 <= len(request.session_name) <= 64 and set(request.session_name) <= _SESSION_NAME_CHARS
+    ):
+        raise ConfigError(
+            f"--session-name {request.session_name!r} is not a valid role session name",
+            hint="use 2-64 letters, digits and +=,.@_- characters",
+        )
+    if request.external_id is not None and not (
+        2 <= len(request.external_id) <= 1224 and set(request.external_id) <= _EXTERNAL_ID_CHARS
+    ):
+        raise ConfigError(
+            "--external-id is not a valid external id",
+            hint="use 2-1224 letters, digits and +=,.@:/_- characters",
+        )
+    if request.duration is not None and not MIN_DURATION <= request.duration <= MAX_DURATION:
+        raise ConfigError(
+            f"--duration {request.duration} is outside AssumeRole's "
+            f"{MIN_DURATION}..{MAX_DURATION} seconds",
+            hint="pass seconds (900..43200) or a form like 15m or 1h",
+        )
+    if request.role is None and (
+        request.session_name
+        or request.external_id
+        or request.duration
+        or request.forward_session_name
+    ):
+        raise ConfigError(
+            "--session-name, --external-id, --forward-session-name and --duration need -r/--role",
+            hint="add -r <role ARN>, or drop those flags",
+        )
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from ``900``, ``900s``, ``15m``, ``1h`` or ``1h30m``; :class:`ConfigError` else."""
+    if text.isdigit():
+        return int(text)
+    total = 0
+    number = ""
+    units = {"h": 3600, "m": 60, "s": 1}
+    for ch in text:
+        if ch.isdigit():
+            number += ch
+        elif ch in units and number:
+            total += int(number) * units[ch]
+            number = ""
+        else:
+            number = "!"
+            break
+    if number or not text:
+        raise ConfigError(
+            f"--duration {text!r} is not a duration", hint="write seconds (3600) or 1h, 15m, 1h30m"
+        )
+    return total
+
+
+def parse_expiration(value: str, variable: str) -> float:
+    """Unix time of an ISO 8601 timestamp such as ``2026-11-23T15:31:55Z``."""
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{variable} is not an ISO 8601 timestamp",
+            hint="use the form 2026-11-23T15:31:55Z, or unset it",
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+# -- environment and config file -----------------------------------------------------------------
+
+
+def profile_from(flag: str | None, environ: Mapping[str, str]) -> str | None:
+    """``--profile``, else ``AWS_DEFAULT_PROFILE``, else ``AWS_PROFILE`` (botocore's order)."""
+    return flag or environ.get("AWS_DEFAULT_PROFILE") or environ.get("AWS_PROFILE") or None
+
+
+def env_credentials(environ: Mapping[str, str]) -> Credentials | None:
+    """Access keys from the environment, or ``None`` when ``AWS_ACCESS_KEY_ID`` is unset."""
+    akid = environ.get("AWS_ACCESS_KEY_ID")
+    secret = environ.get("AWS_SECRET_ACCESS_KEY")
+    if not akid and not secret:
+        return None
+    if not akid or not secret:
+        missing = "AWS_SECRET_ACCESS_KEY" if akid else "AWS_ACCESS_KEY_ID"
+        raise CredentialsError(
+            f"partial credentials in the environment: {missing} is not set",
+            hint=f"set {missing} too, or unset AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        )
+    token = environ.get("AWS_SESSION_TOKEN") or environ.get("AWS_SECURITY_TOKEN") or None
+    expiration = environ.get("AWS_CREDENTIAL_EXPIRATION")
+    expires_at = parse_expiration(expiration, "AWS_CREDENTIAL_EXPIRATION") if expiration else None
+    return Credentials(akid, secret, token, expires_at, "environment")
+
+
+def config_file(environ: Mapping[str, str]) -> str:
+    return os.path.expanduser(os.path.expandvars(environ.get("AWS_CONFIG_FILE") or "~/.aws/config"))
+
+
+def credentials_file(environ: Mapping[str, str]) -> str:
+    return os.path.expanduser(
+        os.path.expandvars(environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials")
+    )
+
+
+def read_profile_settings(path: str, profile: str) -> dict[str, str]:
+    """The region and endpoint keys of ``profile``'s section of an AWS config file.
+
+    Follows botocore's reading (``[default]`` or ``[profile NAME]``, later sections win, keys
+    lower-cased, ``=`` or ``:``, full-line ``#``/``;`` comments, indented continuation lines belong
+    to the key above). A missing or unreadable file has no settings.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    wanted = {"default"} if profile == "default" else set()
+    found: dict[str, str] = {}
+    in_section = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if raw[0] in " \t":  # continuation of a multi-line value: never one of our keys
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            parts = line[1:-1].split()
+            name = line[1:-1].strip()
+            if len(parts) == 2 and parts[0] == "profile":
+                in_section = parts[1].strip('"') == profile
+            else:
+                in_section = name in wanted
+            continue
+        if not in_section:
+            continue
+        cut = min((i for i in (line.find("="), line.find(":")) if i >= 0), default=-1)
+        if cut <= 0:
+            continue
+        key = line[:cut].strip().lower()
+        if key in _PROFILE_SETTINGS:
+            found[key] = line[cut + 1 :].strip()
+    return found
+
+
+def _true(value: str | None) -> bool:
+    """botocore's ``ensure_boolean``: only ``true`` (any case) is true."""
+    return value is not None and value.lower() == "true"
+
+
+def endpoint_settings(
+    region_flag: str | None, profile: str | None, environ: Mapping[str, str]
+) -> tuple[str | None, bool, bool, bool]:
+    """``(region, legacy, fips, dualstack)``: flag, then environment, then the config file.
+
+    ``AWS_REGION`` is honoured before ``AWS_DEFAULT_REGION`` (the Go SDK's order; botocore reads
+    only the latter).
+    """
+    region = region_flag or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    sts_mode = environ.get("AWS_STS_REGIONAL_ENDPOINTS")
+    fips = environ.get("AWS_USE_FIPS_ENDPOINT")
+    dualstack = environ.get("AWS_USE_DUALSTACK_ENDPOINT")
+    if not region or sts_mode is None or fips is None or dualstack is None:
+        settings = read_profile_settings(config_file(environ), profile or "default")
+        region = region or settings.get("region")
+        sts_mode = sts_mode if sts_mode is not None else settings.get("sts_regional_endpoints")
+        fips = fips if fips is not None else settings.get("use_fips_endpoint")
+        dualstack = dualstack if dualstack is not None else settings.get("use_dualstack_endpoint")
+    if sts_mode not in (None, "", "regional", "legacy"):
+        raise ConfigError(
+            f"sts_regional_endpoints / AWS_STS_REGIONAL_ENDPOINTS is {sts_mode!r}",
+            hint="use 'regional' (the default) or 'legacy'",
+        )
+    return region or None, sts_mode == "legacy", _true(fips), _true(dualstack)
+
+
+def _file_stamp(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "-"
+    return f"{st.st_mtime_ns}:{st.st_size}"
+
+
+def source_descriptor(
+    env_creds: Credentials | None, profile: str | None, environ: Mapping[str, str]
+) -> str:
+    """What identifies the source credentials without resolving them (a cache key input).
+
+    Environment keys: their access key id. Otherwise the profile, the identity (mtime, size) of
+    the config and credentials files, and the variables that steer the default chain: editing
+    any of them makes cached entries misses.
+    """
+    if env_creds is not None:
+        return f"env:{env_creds.access_key_id}"
+    parts = [
+        f"profile:{profile or ''}",
+        _file_stamp(config_file(environ)),
+        _file_stamp(credentials_file(environ)),
+        *(environ.get(name, "") for name in _CHAIN_ENV),
+    ]
+    return "|".join(parts)
+
+
+# -- the full chain (botocore, imported lazily) --------------------------------------------------
+
+
+def _botocore_session(profile: str | None) -> Any:
+    import botocore.exceptions
+    import botocore.session
+
+    try:
+        # An explicit profile removes botocore's environment provider from the chain: this is
+        # what makes a profile win over access keys in the environment.
+        return botocore.session.Session(profile=profile)
+    except botocore.exceptions.BotoCoreError as exc:
+        raise _translate(exc, profile) from None
+
+
+def _translate(exc: Exception, profile: str | None, role: str | None = None) -> Exception:
+    """One botocore exception as the kubeiam error that says what to do about it."""
+    import botocore.exceptions as bexc
+
+    shown = profile or "default"
+    if isinstance(exc, bexc.ProfileNotFound):
+        return ConfigError(
+            f"AWS profile {shown!r} is not in the AWS config or credentials file",
+            hint="check --profile / AWS_PROFILE against `aws configure list-profiles`",
+        )
+    if isinstance(exc, bexc.NoCredentialsError):
+        return CredentialsError(
+            "no AWS credentials found (environment, profile, SSO, web identity, container or "
+            "instance metadata)",
+            hint="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, pass --profile, or run "
+            "`aws configure` / `aws sso login`",
+        )
+    if isinstance(exc, bexc.SSOError | bexc.UnauthorizedSSOTokenError | bexc.SSOTokenLoadError):
+        return CredentialsError(
+            f"the SSO session of profile {shown!r} is missing or expired",
+            hint=f"run `aws sso login --profile {shown}`",
+        )
+    if isinstance(exc, bexc.ClientError):
+        error = exc.response.get("Error", {})
+        what = f"AssumeRole of {role}" if role else "the STS call"
+        return CredentialsError(
+            f"{what} was refused: {error.get('Code', 'error')}: {error.get('Message', '')}",
+            hint="check the role's trust policy and the caller's sts:AssumeRole permission"
+            if role
+            else "check the source credentials",
+        )
+    if isinstance(
+        exc, bexc.EndpointConnectionError | bexc.ConnectTimeoutError | bexc.ReadTimeoutError
+    ):
+        return CredentialsError(
+            f"could not reach AWS to obtain credentials: {exc}",
+            hint="check network access to STS, or AWS_ENDPOINT_URL_STS",
+        )
+    if isinstance(exc, bexc.BotoCoreError):
+        return CredentialsError(
+            f"could not obtain AWS credentials for profile {shown!r}: {exc}",
+            hint="check the profile's settings in the AWS config file",
+        )
+    return exc
+
+
+def chain_credentials(profile: str | None) -> Credentials:
+    """Credentials from botocore's full chain for ``profile`` (``None``: the default chain)."""
+    import botocore.exceptions
+
+    session = _botocore_session(profile)
+    try:
+        found = session.get_credentials()
+        if found is None:
+            raise botocore.exceptions.NoCredentialsError()
+        frozen = found.get_frozen_credentials()
+    except botocore.exceptions.BotoCoreError as exc:
+        raise _translate(exc, profile) from None
+    # Refreshable credentials (assumed roles, SSO, credential_process with an Expiration...) know
+    # when they stop working; botocore keeps that on a private attribute only.
+    expiry = getattr(found, "_expiry_time", None)
+    expires_at = expiry.timestamp() if expiry is not None else None
+    source = f"profile {profile}" if profile else f"botocore ({getattr(found, 'method', 'chain')})"
+    return Credentials(frozen.access_key, frozen.secret_key, frozen.token, expires_at, source)
+
+
+def _sts_client(source: Credentials, region: str | None) -> Any:
+    import botocore.config
+    import botocore.session
+
+    config = botocore.config.Config(
+        connect_timeout=CALL_TIMEOUT,
+        read_timeout=CALL_TIMEOUT,
+        retries={"max_attempts": 3, "mode": "standard"},
+    )
+    return botocore.session.Session().create_client(
+        "sts",
+        region_name=region or "us-east-1",
+        aws_access_key_id=source.access_key_id,
+        aws_secret_access_key=source.secret_access_key,
+        aws_session_token=source.session_token,
+        config=config,
+    )
+
+
+def caller_session_name(source: Credentials, region: str | None) -> str:
+    """The session name of the caller (``--forward-session-name``); it must be an assumed role."""
+    import botocore.exceptions
+
+    from kubeiam.arn import PrincipalKind, parse_caller_arn
+    from kubeiam.errors import STSError
+
+    try:
+        arn = _sts_client(source, region).get_caller_identity()["Arn"]
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise _translate(exc, None) from None
+    try:
+        principal = parse_caller_arn(arn)
+    except STSError:
+        principal = None
+    if principal is None or principal.kind is not PrincipalKind.ASSUMED_ROLE:
+        raise ConfigError(
+            f"--forward-session-name needs assumed-role credentials, but the caller is {arn}",
+            hint="drop --forward-session-name, or pass -s/--session-name",
+        )
+    return principal.session_name
+
+
+def assume_role(
+    source: Credentials,
+    *,
+    role_arn: str,
+    session_name: str,
+    external_id: str | None,
+    duration: int | None,
+    region: str | None,
+) -> Credentials:
+    """AssumeRole with ``source`` through botocore's STS client.
+
+    botocore's ``AWS_ENDPOINT_URL_STS`` applies, which is how tests point it at moto.
+    """
+    import botocore.exceptions
+
+    params: dict[str, object] = {"RoleArn": role_arn, "RoleSessionName": session_name}
+    if external_id is not None:
+        params["ExternalId"] = external_id
+    if duration is not None:
+        params["DurationSeconds"] = duration
+    try:
+        answer = _sts_client(source, region).assume_role(**params)["Credentials"]
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise _translate(exc, None, role_arn) from None
+    return Credentials(
+        answer["AccessKeyId"],
+        answer["SecretAccessKey"],
+        answer["SessionToken"],
+        answer["Expiration"].timestamp(),
+        f"role {role_arn}",
+    )
+
+
+# -- putting it together -------------------------------------------------------------------------
+
+
+def signing_credentials(
+    request: TokenRequest,
+    *,
+    region: str | None,
+    environ: Mapping[str, str],
+    cache: token_cache.FileCache | None,
+    now: float,
+) -> Credentials:
+    """The credentials to sign ``request``'s token with (profile > environment > chain; role).
+
+    With a cache, temporary credentials kubeiam obtained (an assumed role, or a profile's
+    refreshable credentials) are reused until :data:`~kubeiam.token.cache.CREDENTIALS_MIN_REMAINING`
+    before they expire, so neither AssumeRole nor an MFA prompt is repeated on every kubectl run.
+    """
+    profile = profile_from(request.profile, environ)
+    env_creds = None if profile else env_credentials(environ)
+    if request.role is None and env_creds is not None:
+        return env_creds
+    key = None
+    if cache is not None:
+        key = token_cache.cache_key(
+            {
+                "kind": "credentials",
+                "source": source_descriptor(env_creds, profile, environ),
+                "role": request.role,
+                "externalId": request.external_id,
+                "sessionName": request.session_name,
+                "forward": "1" if request.forward_session_name else None,
+                "duration": str(request.duration) if request.duration else None,
+            }
+        )
+        cached = token_cache.load_credentials(cache, key, now)
+        if cached is not None:
+            return Credentials(*cached, source="cache")
+        with cache.lock(token_cache.CREDENTIALS, key) as locked:
+            if locked:
+                cached = token_cache.load_credentials(cache, key, now)
+                if cached is not None:
+                    return Credentials(*cached, source="cache")
+            fresh = _obtain(request, env_creds, profile, region, now)
+            if locked and fresh.expires_at is not None and fresh.session_token is not None:
+                token_cache.store_credentials(
+                    cache,
+                    key,
+                    access_key_id=fresh.access_key_id,
+                    secret_access_key=fresh.secret_access_key,
+                    session_token=fresh.session_token,
+                    expires_at=fresh.expires_at,
+                )
+            return fresh
+    return _obtain(request, env_creds, profile, region, now)
+
+
+def _obtain(
+    request: TokenRequest,
+    env_creds: Credentials | None,
+    profile: str | None,
+    region: str | None,
+    now: float,
+) -> Credentials:
+    source = env_creds if env_creds is not None else chain_credentials(profile)
+    if request.role is None:
+        return source
+    if request.session_name:
+        session_name = request.session_name
+    elif request.forward_session_name:
+        session_name = caller_session_name(source, region)
+    else:
+        session_name = f"kubeiam-{int(now)}"
+    return assume_role(
+        source,
+        role_arn=request.role,
+        session_name=session_name,
+        external_id=request.external_id,
+        duration=request.duration,
+        region=region,
+    )
+
+
+def seconds_left(credentials: Credentials, now: float) -> float | None:
+    """Seconds before ``credentials`` expire, ``None`` if they do not say."""
+    if credentials.expires_at is None:
+        return None
+    return credentials.expires_at - now
+
+
+def utc_now() -> float:
+    """The wall clock, the one place the token path reads it."""
+    return time.time()
