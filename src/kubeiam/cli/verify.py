@@ -1,0 +1,150 @@
+"""``kubeiam verify``: check a token the way the webhook does and print who it belongs to."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from kubeiam.cli.app import report_errors
+from kubeiam.errors import ConfigError
+from kubeiam.identity import Identity
+from kubeiam.partitions import DEFAULT_PARTITION, PARTITIONS
+from kubeiam.token.sts import (
+    DEFAULT_TIMEOUT,
+    RESOLVE_ENV,
+    parse_resolve_specs,
+    resolve_specs_from_env,
+)
+from kubeiam.token.validation import parse_allowed_hosts
+from kubeiam.token.verifier import verify_token_sync
+
+
+def identity_document(identity: Identity) -> dict[str, str | float]:
+    """What ``-o json`` prints: the TokenReview extras' names, plus uid, kind and expiry."""
+    return {
+        "arn": identity.arn,
+        "canonicalArn": identity.canonical_arn,
+        "accountId": identity.account_id,
+        "userId": identity.user_id,
+        "sessionName": identity.session_name,
+        "accessKeyId": identity.access_key_id,
+        "principalId": identity.principal_id,
+        "kind": identity.kind.value,
+        "partition": identity.partition,
+        "uid": identity.uid,
+        "expiresAt": datetime.fromtimestamp(identity.expires_at, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
+    }
+
+
+#: ``-t -`` reads the token from standard input.
+_STDIN = "-"
+
+
+def _read_token(token: str) -> str:
+    if token != _STDIN:
+        return token.strip()
+    # A token is at most 4 KiB; read a little more so an oversized one is still refused.
+    data = sys.stdin.read(64 * 1024).strip()
+    if not data:
+        raise ConfigError(
+            "no token on standard input", hint="pipe one in, e.g. from `kubeiam token --token-only`"
+        )
+    return data
+
+
+@click.command(
+    "verify",
+    help="Verify a token with STS, as the webhook would, and print the identity behind it.\n\n"
+    "Every format rule is checked before STS is called. The token itself is never printed.",
+)
+@click.option(
+    "-i",
+    "--cluster-id",
+    required=True,
+    envvar="KUBEIAM_CLUSTER_ID",
+    help="The cluster id the token must be bound to (env KUBEIAM_CLUSTER_ID).",
+)
+@click.option(
+    "-t",
+    "--token",
+    required=True,
+    help="The token (k8s-aws-v1....), or '-' to read it from standard input.",
+)
+@click.option(
+    "--partition",
+    type=click.Choice(sorted(PARTITIONS)),
+    default=DEFAULT_PARTITION,
+    show_default=True,
+    help="The AWS partition whose STS hosts are accepted.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--sts-resolve",
+    "sts_resolve",
+    multiple=True,
+    metavar="HOST=ADDR:PORT",
+    help="Send requests for the STS host HOST to ADDR:PORT (TLS, Host and SNI stay HOST). "
+    f"Repeatable; also env {RESOLVE_ENV} (comma-separated).",
+)
+@click.option(
+    "--sts-ca-bundle",
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM file of the CAs trusted for STS (instead of the system's).",
+)
+@click.option(
+    "--sts-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    help="Connect and read timeout for STS, in seconds.",
+)
+@click.option(
+    "--sts-allowed-host",
+    "sts_allowed_hosts",
+    multiple=True,
+    metavar="HOST=REGION",
+    help="Also accept this STS host (e.g. a VPC endpoint) signing for REGION. Repeatable.",
+)
+@report_errors
+def verify_command(
+    cluster_id: str,
+    token: str,
+    partition: str,
+    output: str,
+    sts_resolve: tuple[str, ...],
+    sts_ca_bundle: str | None,
+    sts_timeout: float,
+    sts_allowed_hosts: tuple[str, ...],
+) -> None:
+    allowed = parse_allowed_hosts(sts_allowed_hosts)
+    specs = [*resolve_specs_from_env(os.environ.get(RESOLVE_ENV)), *sts_resolve]
+    resolve = parse_resolve_specs(specs, partition=partition, allowed_hosts=allowed)
+    identity = verify_token_sync(
+        _read_token(token),
+        cluster_id=cluster_id,
+        partition=partition,
+        resolve=resolve,
+        ca_bundle=sts_ca_bundle,
+        timeout=sts_timeout,
+        allowed_hosts=allowed,
+    )
+    document = identity_document(identity)
+    if output == "json":
+        click.echo(json.dumps(document, indent=2))
+    else:
+        width = max(len(k) for k in document) + 1
+        for key, value in document.items():
+            click.echo(f"{key + ':':<{width}} {value}")
