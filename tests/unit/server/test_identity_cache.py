@@ -1,4 +1,4 @@
-"""The identity cache: expiry at the token's own expiry, LRU bound, single flight, no error caching."""
+"""The identity cache: expiry, LRU bound, single flight, errors never cached."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def test_new_pair_has_private_key_and_right_sans(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("hostname", "address", "dns", "ips"),
     [
-        (None, "0.0.0.0", {"localhost"}, {"127.0.0.1", "::1"}),
+        (None, "0.0.0.0", {"localhost"}, {"127.0.0.1", "::1"}),  # noqa: S104
         ("192.168.1.9", "127.0.0.1", {"localhost"}, {"127.0.0.1", "::1", "192.168.1.9"}),
         ("Node-1.Example.", None, {"localhost", "node-1.example"}, {"127.0.0.1", "::1"}),
         (None, "fd00::7", {"localhost"}, {"127.0.0.1", "::1", "fd00::7"}),
@@ -103,7 +103,7 @@ def test_ssl_context_is_tls12_or_later(tmp_path: Path) -> None:
     ("host", "url"),
     [
         ("127.0.0.1", "https://127.0.0.1:21362/authenticate"),
-        ("0.0.0.0", "https://127.0.0.1:21362/authenticate"),
+        ("0.0.0.0", "https://127.0.0.1:21362/authenticate"),  # noqa: S104
         ("::", "https://[::1]:21362/authenticate"),
         ("fd00::1", "https://[fd00::1]:21362/authenticate"),
         ("webhook.internal", "https://webhook.internal:21362/authenticate"),
