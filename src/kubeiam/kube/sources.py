@@ -1,0 +1,71 @@
+"""The lightkube implementation of :class:`~kubeiam.kube.watch.WatchSource`.
+
+lightkube raises an ``ApiError`` for an ERROR event inside a watch stream; this adapter turns a
+410 back into an ERROR event (the reflector re-lists) and every other failure into
+:class:`KubeAPIError`, so the reflector sees one shape whatever the transport did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from kubeiam.errors import KubeAPIError
+from kubeiam.kube.watch import GONE, EventType, ListResult, WatchEvent
+
+
+def _to_dict(obj: Any) -> Mapping[str, Any]:
+    out: Mapping[str, Any] = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+    return out
+
+
+class LightkubeSource:
+    """List and watch one resource (optionally one namespace and one object name)."""
+
+    def __init__(
+        self,
+        client: Any,
+        resource: Any,
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        self._client = client
+        self._resource = resource
+        self._namespace = namespace
+        self._fields = {"metadata.name": name} if name else None
+
+    def _scope(self) -> dict[str, Any]:
+        return {"namespace": self._namespace} if self._namespace is not None else {}
+
+    async def list(self) -> ListResult:
+        from httpx2 import HTTPError
+
+        try:
+            listing = self._client.list(self._resource, fields=self._fields, **self._scope())
+            items = tuple([_to_dict(o) async for o in listing])
+            return ListResult(items, listing.resourceVersion)
+        except HTTPError as exc:
+            raise KubeAPIError(f"listing {self._resource.__name__} failed: {exc}") from None
+
+    async def watch(self, resource_version: str) -> AsyncIterator[WatchEvent]:
+        from httpx2 import HTTPError
+        from lightkube import ApiError
+
+        try:
+            stream = self._client.watch(
+                self._resource,
+                fields=self._fields,
+                resource_version=resource_version,
+                **self._scope(),
+            )
+            async for etype, obj in stream:
+                yield WatchEvent(EventType(etype), _to_dict(obj))
+        except ApiError as exc:
+            code = getattr(exc.status, "code", None)
+            if code == GONE:
+                yield WatchEvent(EventType.ERROR, {"code": GONE, "message": str(exc)})
+                return
+            raise KubeAPIError(f"watching {self._resource.__name__} failed: {exc}") from None
+        except HTTPError as exc:
+            raise KubeAPIError(f"watching {self._resource.__name__} failed: {exc}") from None

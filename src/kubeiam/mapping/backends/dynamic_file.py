@@ -1,0 +1,180 @@
+"""DynamicFile: a JSON mapping file, reloaded when it changes.
+
+The file has the reference's shape (keys case-insensitive, as Go's JSON decoding is)::
+
+    {"LastUpdatedDateTime": "...", "Version": "...",
+     "mapRoles": [{"rolearn": "...", "username": "...", "groups": [...], "userid": "AROA..."}],
+     "mapUsers": [{"userarn": "...", "username": "...", "groups": [...], "userid": "AIDA..."}],
+     "mapAccounts": ["111122223333"]}
+
+* Changes are found by polling the file's (mtime, size, inode) every ``poll_interval`` seconds:
+  this sees writes, atomic renames and ConfigMap volume symlink swaps alike, with no inotify.
+* With ``user_id_strict`` (``dynamicfileUserIDStrict``) entries are matched by the STS UserId in
+  their ``userid``; an entry that also names an ARN must name the caller's canonical ARN.
+* A deleted file fails closed: no mappings until it is back.
+* A corrupt file (unreadable, not JSON, wrong shape, conflicting entries) keeps the last good
+  mapping, logs why and counts a failure (``dynamicfile_failures_total``). Invalid entries in an
+  otherwise good file are skipped, each logged and counted.
+* Ready after the first good load; a file missing at start-up leaves the backend not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+from kubeiam.identity import Identity
+from kubeiam.mapping.backends import (
+    DYNAMIC_FILE,
+    FailureHook,
+    SkippedHook,
+    StoredMappings,
+)
+from kubeiam.mapping.model import LoadResult, MappingSet, MatchResult, load_sections
+
+log = logging.getLogger("kubeiam.mapping")
+
+#: A mapping file larger than this is refused (a runaway writer must not exhaust memory).
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+_Signature = tuple[int, int, int]
+
+
+def parse_dynamic_file(content: bytes, *, user_id_strict: bool = False) -> LoadResult:
+    """Load the JSON document; structural problems are ERROR issues (the file is refused)."""
+    from kubeiam.mapping.model import LoadIssue, Location, Severity
+
+    def refused(message: str) -> LoadResult:
+        issue = LoadIssue(Severity.ERROR, Location("dynamic file"), message)
+        return LoadResult(MappingSet(), (issue,))
+
+    try:
+        document = json.loads(content)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return refused(f"not valid JSON: {exc}")
+    if not isinstance(document, Mapping):
+        return refused("the top level must be a JSON object")
+    return load_sections(document, match_by_user_id=user_id_strict)
+
+
+class DynamicFile:
+    """Mappings from a JSON file that other software rewrites while the server runs."""
+
+    name = DYNAMIC_FILE
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        user_id_strict: bool = False,
+        poll_interval: float = 1.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_failure: FailureHook | None = None,
+        on_skipped: SkippedHook | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.user_id_strict = user_id_strict
+        self.poll_interval = poll_interval
+        self._sleep = sleep
+        self._store = StoredMappings(self.name, on_failure=on_failure, on_skipped=on_skipped)
+        self._signature: _Signature | None = None
+        self._present = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._store.ready
+
+    @property
+    def mappings(self) -> MappingSet:
+        return self._store.mappings
+
+    @property
+    def store(self) -> StoredMappings:
+        return self._store
+
+    async def start(self) -> None:
+        """Load the file now, then poll it in the background."""
+        self.check()
+        if self._task is None:
+            self._task = asyncio.create_task(self._poll(), name=f"kubeiam-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _poll(self) -> None:
+        while True:
+            await self._sleep(self.poll_interval)
+            try:
+                self.check()
+            except Exception:  # the poller must outlive any one bad read
+                log.exception("%s: unexpected error while checking %s", self.name, self.path)
+                self._store.failed(f"checking {self.path} failed unexpectedly")
+
+    def _stat(self) -> _Signature | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def check(self) -> bool:
+        """Reload when the file changed since the last look; True when something changed."""
+        try:
+            signature = self._stat()
+        except OSError as exc:
+            self._store.failed(f"cannot stat {self.path}: {exc.strerror}")
+            return False
+        if signature is None:
+            if self._present or self._signature is None:
+                self._present = False
+                self._signature = (-1, -1, -1)
+                if self._store.ready:
+                    self._store.clear(f"{self.path} was deleted")
+                else:
+                    log.warning("%s: %s does not exist yet; not ready", self.name, self.path)
+                return True
+            return False
+        if signature == self._signature:
+            return False
+        self._signature = signature
+        self._present = True
+        self._load()
+        return True
+
+    def _load(self) -> None:
+        try:
+            if self.path.stat().st_size > MAX_FILE_BYTES:
+                self._store.failed(f"{self.path} is larger than {MAX_FILE_BYTES} bytes")
+                return
+            content = self.path.read_bytes()
+        except OSError as exc:
+            self._store.failed(f"cannot read {self.path}: {exc.strerror}")
+            return
+        result = parse_dynamic_file(content, user_id_strict=self.user_id_strict)
+        self._store.install(result, source=str(self.path))
+
+    def match(self, identity: Identity) -> MatchResult | None:
+        mappings = self._store.mappings
+        result = mappings.lookup(identity)
+        if result is None and self.user_id_strict:
+            other = mappings.user_id_mismatch(identity)
+            if other is not None:
+                log.warning(
+                    "%s: %s has the caller's userid %s but names %s, not %s; not matched",
+                    self.name,
+                    other.describe(),
+                    identity.user_id,
+                    other.canonical_arn,
+                    identity.canonical_arn,
+                )
+        return result

@@ -1,0 +1,56 @@
+"""MountedFile: the ``mapRoles``/``mapUsers``/``mapAccounts`` lists of the server config file.
+
+The server parses its config file and hands the lists over as they are; this backend validates
+them once. A config file is written by the operator and read at start-up, so any invalid,
+skipped or conflicting entry stops the server with every problem listed (``strict``), rather than
+starting with a mapping the operator did not write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from kubeiam.identity import Identity
+from kubeiam.mapping.backends import MOUNTED_FILE, StoredMappings
+from kubeiam.mapping.model import ACCOUNTS, ROLES, USERS, MappingSet, MatchResult, load_sections
+
+
+class MountedFile:
+    """Mappings from the server config file (``server.mapRoles`` ...)."""
+
+    name = MOUNTED_FILE
+
+    def __init__(
+        self,
+        map_roles: Sequence[object] = (),
+        map_users: Sequence[object] = (),
+        map_accounts: Sequence[object] = (),
+        *,
+        strict: bool = True,
+        section_prefix: str = "server.",
+    ) -> None:
+        self._store = StoredMappings(self.name)
+        result = load_sections(
+            {ROLES: list(map_roles), USERS: list(map_users), ACCOUNTS: list(map_accounts)},
+            prefix=section_prefix,
+        )
+        result.raise_for_issues(strict=strict)
+        self._store.install(result, source="config file")
+        self.load_result = result
+
+    @property
+    def ready(self) -> bool:
+        return self._store.ready
+
+    @property
+    def mappings(self) -> MappingSet:
+        return self._store.mappings
+
+    async def start(self) -> None:
+        """Nothing to watch: the entries were loaded when the backend was built."""
+
+    async def stop(self) -> None:
+        """Nothing to stop."""
+
+    def match(self, identity: Identity) -> MatchResult | None:
+        return self._store.match(identity)

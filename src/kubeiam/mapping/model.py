@@ -1,0 +1,655 @@
+"""Identity mappings: entries, their validation, and an indexed set to look callers up in (pure).
+
+Entries come from four places (the backends) in the aws-auth shape (protocol.md section 4):
+``mapRoles`` (:class:`RoleMapping`, or :class:`SSOMapping` when the entry has ``sso:`` instead of
+``rolearn:``), ``mapUsers`` (:class:`UserMapping`) and ``mapAccounts`` (:class:`AccountMapping`).
+Entry keys are case-insensitive (``roleARN``, ``rolearn`` and ``RoleArn`` are one key), as in the
+reference, whose JSON decoding ignored case.
+
+Matching
+    Case-insensitive on the caller's *canonical* ARN (an assumed role's session is dropped, see
+    :mod:`kubeiam.arn`). A role ARN written with an IAM path (``role/team/Admin``) is indexed
+    without it, because STS never reports the path; the loader warns so the author knows.
+
+Precedence (one rule, for every backend)
+    When several entries of one backend could match a caller, the first of these wins:
+
+    1. an exact ``mapUsers`` entry for the caller's canonical ARN;
+    2. an exact ``mapRoles`` entry for the caller's canonical role ARN;
+    3. an ``sso`` permission-set entry matching the caller's ``AWSReservedSSO_<Set>_<16 hex>`` role;
+    4. a ``mapAccounts`` entry for the caller's account: username = the canonical ARN, no groups.
+
+    Users and roles never share a canonical ARN, so 1 and 2 never compete; an exact role entry
+    shadows an SSO entry for the same role (the loader warns). Between backends, the chain's order
+    decides (:mod:`kubeiam.mapping.chain`).
+
+Duplicates
+    Two entries with the same key (same canonical ARN, same SSO set, same account) are reported
+    with both locations: identical ones are a warning (the first is kept), conflicting ones (a
+    different username, groups or userid) are an error, and a loader refuses the whole version:
+    the reference let whichever came last win, which has silently dropped ``system:masters``.
+
+SSO permission sets
+    ``sso: {permissionSetName, accountID, partition}`` matches roles named
+    ``AWSReservedSSO_<permissionSetName>_<16 hex digits>`` in that account, with or without the
+    ``aws-reserved/sso.amazonaws.com/...`` path. Two reference defects are not ported: an explicit
+    ``partition`` never matched there (the pattern was built with an empty partition), and a set
+    named ``Admin`` also matched ``Admin_ReadOnly`` (the pattern ended in ``_*``). Here the set name
+    is exactly what precedes the final ``_<16 hex>``, and the partition defaults to ``aws``.
+
+Strict UserId matching (DynamicFile's ``dynamicfileUserIDStrict``)
+    Entries are keyed by their ``userid`` (the role or user id STS reports: ``AROA...``,
+    ``AIDA...``), and an entry that also names an ARN matches only when the caller's canonical
+    ARN equals it.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, TypeAlias, TypeVar
+
+from kubeiam.arn import ACCOUNT_ID, PARTITION_NAME, arn_key, canonicalize_mapping_arn
+from kubeiam.errors import MappingError
+from kubeiam.identity import Identity
+from kubeiam.mapping.templates import validate_template
+from kubeiam.partitions import PARTITIONS
+
+ROLES = "mapRoles"
+USERS = "mapUsers"
+ACCOUNTS = "mapAccounts"
+
+#: Permission set names as IAM Identity Center allows them.
+_PERMISSION_SET_NAME = re.compile(r"[\w+=,.@-]{1,32}", re.ASCII)
+#: An Identity Center role name, lower-cased: the set name is everything before ``_<16 hex>``.
+_SSO_ROLE_NAME = re.compile(r"awsreservedsso_(.+)_[0-9a-f]{16}", re.ASCII)
+#: mapUsers may also name the account root or a federated user (STS reports both as such).
+_ROOT_ARN = re.compile(r"arn:(aws(?:-[a-z]+)*):iam::([0-9]{12}):root", re.ASCII)
+_FEDERATED_ARN = re.compile(
+    r"arn:(aws(?:-[a-z]+)*):sts::([0-9]{12}):federated-user/[\w+=,.@-]+", re.ASCII
+)
+#: Entries listing more than this many problems are cut short in error messages.
+_MAX_LISTED_ISSUES = 20
+
+_ROLE_KEYS = frozenset({"rolearn", "username", "groups", "sso", "userid"})
+_USER_KEYS = frozenset({"userarn", "username", "groups", "userid"})
+_SSO_KEYS = frozenset({"permissionsetname", "accountid", "partition"})
+
+
+class EntryKind(enum.Enum):
+    """The kinds of entry, in precedence order."""
+
+    USER = "user"
+    ROLE = "role"
+    SSO = "sso"
+    ACCOUNT = "account"
+
+
+class Severity(enum.Enum):
+    """How bad a load issue is."""
+
+    #: The entry is used, but read this (a role path was dropped, an identical duplicate).
+    WARNING = "warning"
+    #: The entry is invalid and left out; the rest of the version is used.
+    SKIPPED = "skipped"
+    #: The version as a whole cannot be used (conflicting duplicates, unreadable YAML).
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where an entry was written: ``mapRoles line 12``, ``mapUsers[3]``, ``IAMIdentityMapping``."""
+
+    section: str
+    index: int | None = None
+    #: 1-based line inside the section's text, when the reader knows it.
+    line: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            return f"{self.section} line {self.line}"
+        if self.index is not None:
+            return f"{self.section}[{self.index}]"
+        return self.section
+
+
+@dataclass(frozen=True, slots=True)
+class LoadIssue:
+    """One problem found while loading, with its location."""
+
+    severity: Severity
+    location: Location
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+
+def _where(location: Location | None) -> str:
+    return f"{location}: " if location is not None else ""
+
+
+@dataclass(frozen=True, slots=True)
+class RoleMapping:
+    """A ``mapRoles`` entry for one IAM role."""
+
+    kind: ClassVar[EntryKind] = EntryKind.ROLE
+    #: The ARN as written (possibly with a path); empty only for userid-only strict entries.
+    rolearn: str
+    username: str
+    groups: tuple[str, ...] = ()
+    #: The ARN STS reports for the role's sessions (path removed).
+    canonical_arn: str = ""
+    had_path: bool = False
+    userid: str = ""
+    location: Location | None = field(default=None, compare=False)
+
+    def describe(self) -> str:
+        return f"{_where(self.location)}rolearn {self.rolearn or '(none)'}" + (
+            f" userid {self.userid}" if self.userid else ""
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UserMapping:
+    """A ``mapUsers`` entry for one IAM user (or the account root, or a federated user)."""
+
+    kind: ClassVar[EntryKind] = EntryKind.USER
+    userarn: str
+    username: str
+    groups: tuple[str, ...] = ()
+    canonical_arn: str = ""
+    userid: str = ""
+    location: Location | None = field(default=None, compare=False)
+
+    def describe(self) -> str:
+        return f"{_where(self.location)}userarn {self.userarn or '(none)'}" + (
+            f" userid {self.userid}" if self.userid else ""
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SSOMapping:
+    """A ``mapRoles`` entry with ``sso:``: every role of one Identity Center permission set."""
+
+    kind: ClassVar[EntryKind] = EntryKind.SSO
+    permission_set_name: str
+    account_id: str
+    username: str
+    groups: tuple[str, ...] = ()
+    partition: str = "aws"
+    location: Location | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.partition, self.account_id, self.permission_set_name.lower())
+
+    def describe(self) -> str:
+        return (
+            f"{_where(self.location)}sso permission set {self.permission_set_name} in "
+            f"{self.partition} account {self.account_id}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountMapping:
+    """A ``mapAccounts`` entry: any principal of the account, named by its canonical ARN."""
+
+    kind: ClassVar[EntryKind] = EntryKind.ACCOUNT
+    account_id: str
+    location: Location | None = field(default=None, compare=False)
+
+    def describe(self) -> str:
+        return f"{_where(self.location)}account {self.account_id}"
+
+
+MappingEntry: TypeAlias = RoleMapping | UserMapping | SSOMapping | AccountMapping
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    """The entry that matched a caller, with the username and groups still to be rendered."""
+
+    entry: MappingEntry
+    username: str
+    groups: tuple[str, ...]
+    #: False for account entries: their username is an ARN, never a template.
+    templated: bool = True
+
+    def describe(self) -> str:
+        return self.entry.describe()
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSet:
+    """Accepted entries, indexed by lower-cased canonical ARN (O(1) lookups)."""
+
+    users: Mapping[str, UserMapping] = field(default_factory=dict)
+    roles: Mapping[str, RoleMapping] = field(default_factory=dict)
+    sso: Mapping[tuple[str, str, str], SSOMapping] = field(default_factory=dict)
+    accounts: Mapping[str, AccountMapping] = field(default_factory=dict)
+    by_user_id: Mapping[str, RoleMapping | UserMapping] = field(default_factory=dict)
+    match_by_user_id: bool = False
+    #: Every accepted entry in load order (for listing and explaining).
+    entries: tuple[MappingEntry, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def lookup(self, identity: Identity) -> MatchResult | None:
+        """The entry that maps ``identity`` under the precedence of the module docstring."""
+        key = arn_key(identity.canonical_arn)
+        if self.match_by_user_id:
+            found = self.by_user_id.get(identity.user_id)
+            if found is not None and (
+                not found.canonical_arn or arn_key(found.canonical_arn) == key
+            ):
+                return MatchResult(found, found.username, found.groups)
+        else:
+            user = self.users.get(key)
+            if user is not None:
+                return MatchResult(user, user.username, user.groups)
+            role = self.roles.get(key)
+            if role is not None:
+                return MatchResult(role, role.username, role.groups)
+            sso = self._lookup_sso(key, identity)
+            if sso is not None:
+                return MatchResult(sso, sso.username, sso.groups)
+        account = self.accounts.get(identity.account_id)
+        if account is not None:
+            return MatchResult(account, identity.canonical_arn, (), templated=False)
+        return None
+
+    def user_id_mismatch(self, identity: Identity) -> RoleMapping | UserMapping | None:
+        """In strict mode, the entry holding the caller's userid but naming another ARN."""
+        found = self.by_user_id.get(identity.user_id) if self.match_by_user_id else None
+        if found is None or not found.canonical_arn:
+            return None
+        return None if arn_key(found.canonical_arn) == arn_key(identity.canonical_arn) else found
+
+    def _lookup_sso(self, key: str, identity: Identity) -> SSOMapping | None:
+        if not self.sso:
+            return None
+        _, _, role_name = key.partition(":role/")
+        match = _SSO_ROLE_NAME.fullmatch(role_name) if role_name else None
+        if match is None:
+            return None
+        return self.sso.get((identity.partition, identity.account_id, match.group(1)))
+
+
+EMPTY_MAPPING_SET = MappingSet()
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """A :class:`MappingSet` and every issue found while building it."""
+
+    mappings: MappingSet
+    issues: tuple[LoadIssue, ...] = ()
+
+    @property
+    def errors(self) -> tuple[LoadIssue, ...]:
+        return tuple(i for i in self.issues if i.severity is Severity.ERROR)
+
+    @property
+    def skipped(self) -> tuple[LoadIssue, ...]:
+        return tuple(i for i in self.issues if i.severity is Severity.SKIPPED)
+
+    @property
+    def warnings(self) -> tuple[LoadIssue, ...]:
+        return tuple(i for i in self.issues if i.severity is Severity.WARNING)
+
+    @property
+    def ok(self) -> bool:
+        """True when the version may be used (skipped entries are allowed, errors are not)."""
+        return not self.errors
+
+    def raise_for_issues(self, *, strict: bool) -> None:
+        """Raise :class:`MappingError` on errors, and in ``strict`` mode on skipped entries too."""
+        bad = [i for i in self.issues if i.severity is Severity.ERROR]
+        if strict:
+            bad += [i for i in self.issues if i.severity is Severity.SKIPPED]
+        if bad:
+            raise MappingError(format_issues(bad), hint="fix the entries named above")
+
+
+def format_issues(issues: Sequence[LoadIssue]) -> str:
+    """One line per issue, cut short after a screenful."""
+    lines = [str(i) for i in issues[:_MAX_LISTED_ISSUES]]
+    if len(issues) > _MAX_LISTED_ISSUES:
+        lines.append(f"... and {len(issues) - _MAX_LISTED_ISSUES} more")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing one entry
+
+
+def _lower_keys(raw: object, what: str) -> dict[str, object]:
+    if not isinstance(raw, Mapping):
+        raise MappingError(f"{what} entry must be a mapping, not {type(raw).__name__}")
+    out: dict[str, object] = {}
+    for k, v in raw.items():
+        key = str(k).lower()
+        if key in out:
+            raise MappingError(f"key {k!r} is given twice (keys are case-insensitive)")
+        out[key] = v
+    return out
+
+
+def _string(value: object, name: str, *, required: bool) -> str:
+    if value is None or value == "":
+        if required:
+            raise MappingError(f"{name} is missing")
+        return ""
+    if not isinstance(value, str):
+        raise MappingError(f"{name} must be a string, not {type(value).__name__}")
+    return value.strip()
+
+
+def _groups(value: object) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if not isinstance(value, list | tuple):
+        raise MappingError("groups must be a list of strings")
+    out: list[str] = []
+    for g in value:
+        if not isinstance(g, str) or not g.strip():
+            raise MappingError(f"groups contains {g!r}, which is not a group name")
+        validate_template(g)
+        out.append(g.strip())
+    return tuple(out)
+
+
+def _username(value: object) -> str:
+    username = _string(value, "username", required=True)
+    validate_template(username)
+    return username
+
+
+def _user_arn(arn: str) -> tuple[str, str]:
+    """(canonical ARN, resource type) of a mapUsers ARN; root and federated users allowed."""
+    if _ROOT_ARN.fullmatch(arn) or _FEDERATED_ARN.fullmatch(arn):
+        return arn, "user"
+    mapped = canonicalize_mapping_arn(arn)
+    return mapped.canonical, mapped.resource_type
+
+
+def _unknown_keys(keys: Iterable[str], allowed: frozenset[str]) -> list[str]:
+    if allowed.issuperset(keys):
+        return []
+    return sorted(k for k in keys if k not in allowed)
+
+
+def parse_role_entry(
+    raw: object, location: Location | None = None, *, need_user_id: bool = False
+) -> tuple[RoleMapping | SSOMapping, list[str]]:
+    """One ``mapRoles`` entry and its warnings; :class:`MappingError` when it is invalid."""
+    d = _lower_keys(raw, ROLES)
+    warnings = [f"unknown key {k!r} ignored" for k in _unknown_keys(d, _ROLE_KEYS)]
+    username = _username(d.get("username"))
+    groups = _groups(d.get("groups"))
+    rolearn = _string(d.get("rolearn"), "rolearn", required=False)
+    userid = _string(d.get("userid"), "userid", required=need_user_id)
+    sso = d.get("sso")
+    if rolearn and sso is not None:
+        raise MappingError("an entry takes rolearn or sso, not both")
+    if sso is not None:
+        if need_user_id:
+            raise MappingError("sso entries cannot be matched by UserId (strict mode)")
+        return _parse_sso(sso, username, groups, location), warnings
+    if not rolearn:
+        if not need_user_id:
+            raise MappingError("rolearn (or sso) is missing")
+        return RoleMapping("", username, groups, "", False, userid, location), warnings
+    mapped = canonicalize_mapping_arn(rolearn)
+    if mapped.resource_type != "role":
+        raise MappingError(f"rolearn {rolearn} names an IAM user: move it to mapUsers as userarn")
+    if mapped.had_path:
+        warnings.append(
+            f"rolearn {rolearn} has an IAM path; it matches {mapped.canonical}, the ARN STS "
+            "reports (drop the path to silence this warning)"
+        )
+    entry = RoleMapping(
+        rolearn, username, groups, mapped.canonical, mapped.had_path, userid, location
+    )
+    return entry, warnings
+
+
+def _parse_sso(
+    raw: object, username: str, groups: tuple[str, ...], location: Location | None
+) -> SSOMapping:
+    d = _lower_keys(raw, "sso")
+    unknown = _unknown_keys(d, _SSO_KEYS)
+    if unknown:
+        raise MappingError(f"sso has unknown key {unknown[0]!r}")
+    name = _string(d.get("permissionsetname"), "sso.permissionSetName", required=True)
+    account = d.get("accountid")
+    account_s = str(account).strip() if isinstance(account, str | int) else ""
+    partition = _string(d.get("partition"), "sso.partition", required=False) or "aws"
+    if not _PERMISSION_SET_NAME.fullmatch(name):
+        raise MappingError(f"sso.permissionSetName {name!r} is not a valid permission set name")
+    if not ACCOUNT_ID.fullmatch(account_s):
+        raise MappingError(f"sso.accountID {account!r} is not a 12-digit account id (quote it)")
+    if not PARTITION_NAME.fullmatch(partition) or partition not in PARTITIONS:
+        raise MappingError(f"sso.partition {partition!r} is not an AWS partition")
+    return SSOMapping(name, account_s, username, groups, partition, location)
+
+
+def parse_user_entry(
+    raw: object, location: Location | None = None, *, need_user_id: bool = False
+) -> tuple[UserMapping, list[str]]:
+    """One ``mapUsers`` entry and its warnings; :class:`MappingError` when it is invalid."""
+    d = _lower_keys(raw, USERS)
+    warnings = [f"unknown key {k!r} ignored" for k in _unknown_keys(d, _USER_KEYS)]
+    username = _username(d.get("username"))
+    groups = _groups(d.get("groups"))
+    userid = _string(d.get("userid"), "userid", required=need_user_id)
+    userarn = _string(d.get("userarn"), "userarn", required=not need_user_id)
+    if not userarn:
+        return UserMapping("", username, groups, "", userid, location), warnings
+    canonical, rtype = _user_arn(userarn)
+    if rtype != "user":
+        raise MappingError(f"userarn {userarn} names an IAM role: move it to mapRoles as rolearn")
+    return UserMapping(userarn, username, groups, canonical, userid, location), warnings
+
+
+def parse_account_entry(raw: object, location: Location | None = None) -> AccountMapping:
+    """One ``mapAccounts`` entry: a 12-digit account id (a string, or a number JSON gave us)."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise MappingError(f"account {raw!r} must be a 12-digit account id")
+    account = str(raw).strip()
+    if not ACCOUNT_ID.fullmatch(account):
+        raise MappingError(
+            f"account {account!r} is not a 12-digit account id",
+            hint="quote account ids so YAML and JSON keep their leading zeros",
+        )
+    return AccountMapping(account, location)
+
+
+# --------------------------------------------------------------------------------------------
+# Building an indexed set
+
+
+RawEntry: TypeAlias = tuple[object, Location]
+_K = TypeVar("_K")
+_E = TypeVar("_E", RoleMapping, UserMapping, SSOMapping, AccountMapping, RoleMapping | UserMapping)
+
+
+class _Builder:
+    """Accumulates entries, detecting duplicates and conflicts with both locations."""
+
+    def __init__(self, match_by_user_id: bool) -> None:
+        self.match_by_user_id = match_by_user_id
+        self.issues: list[LoadIssue] = []
+        self.users: dict[str, UserMapping] = {}
+        self.roles: dict[str, RoleMapping] = {}
+        self.sso: dict[tuple[str, str, str], SSOMapping] = {}
+        self.accounts: dict[str, AccountMapping] = {}
+        self.by_user_id: dict[str, RoleMapping | UserMapping] = {}
+        self.entries: list[MappingEntry] = []
+
+    def issue(self, severity: Severity, location: Location, message: str) -> None:
+        self.issues.append(LoadIssue(severity, location, message))
+
+    def _same(self, a: MappingEntry, b: MappingEntry) -> bool:
+        return a == b or (
+            not isinstance(a, AccountMapping)
+            and not isinstance(b, AccountMapping)
+            and type(a) is type(b)
+            and a.username == b.username
+            and a.groups == b.groups
+            and getattr(a, "userid", "") == getattr(b, "userid", "")
+        )
+
+    def _place(
+        self, index: dict[_K, _E], key: _K, entry: _E, location: Location, what: str
+    ) -> bool:
+        first = index.get(key)
+        if first is None:
+            index[key] = entry
+            return True
+        where = str(first.location) if first.location is not None else "an earlier entry"
+        if self._same(first, entry):
+            self.issue(Severity.WARNING, location, f"{what} duplicates {where}")
+        else:
+            self.issue(
+                Severity.ERROR,
+                location,
+                f"{what} conflicts with {where} ({_difference(first, entry)}); remove one of them",
+            )
+        return False
+
+    def add(self, entry: MappingEntry, location: Location) -> None:
+        if isinstance(entry, AccountMapping):
+            placed = self._place(
+                self.accounts, entry.account_id, entry, location, f"account {entry.account_id}"
+            )
+        elif isinstance(entry, SSOMapping):
+            what = f"sso permission set {entry.permission_set_name}"
+            placed = self._place(self.sso, entry.key, entry, location, what)
+        elif self.match_by_user_id:
+            what = f"userid {entry.userid}"
+            placed = self._place(self.by_user_id, entry.userid, entry, location, what)
+        elif isinstance(entry, RoleMapping):
+            key = arn_key(entry.canonical_arn)
+            placed = self._place(self.roles, key, entry, location, f"rolearn {entry.rolearn}")
+        else:
+            key = arn_key(entry.canonical_arn)
+            placed = self._place(self.users, key, entry, location, f"userarn {entry.userarn}")
+        if placed:
+            self.entries.append(entry)
+
+    def check_sso_shadowing(self) -> None:
+        for role in self.roles.values():
+            role_name = arn_key(role.canonical_arn).partition(":role/")[2]
+            match = _SSO_ROLE_NAME.fullmatch(role_name)
+            if match is None:
+                continue
+            _, partition, _, account, _ = role.canonical_arn.split(":", 4)
+            shadowed = self.sso.get((partition, account, match.group(1)))
+            if shadowed is not None and role.location is not None:
+                self.issue(
+                    Severity.WARNING,
+                    role.location,
+                    f"rolearn {role.rolearn} takes precedence over {shadowed.describe()}",
+                )
+
+    def result(self) -> LoadResult:
+        self.check_sso_shadowing()
+        mappings = MappingSet(
+            users=self.users,
+            roles=self.roles,
+            sso=self.sso,
+            accounts=self.accounts,
+            by_user_id=self.by_user_id,
+            match_by_user_id=self.match_by_user_id,
+            entries=tuple(self.entries),
+        )
+        return LoadResult(mappings, tuple(self.issues))
+
+
+def _difference(a: MappingEntry, b: MappingEntry) -> str:
+    if isinstance(a, AccountMapping) or isinstance(b, AccountMapping):
+        return "different entries"
+    if a.username != b.username:
+        return f"username {a.username!r} vs {b.username!r}"
+    if a.groups != b.groups:
+        return f"groups {list(a.groups)} vs {list(b.groups)}"
+    return "different userid"
+
+
+def load_entries(
+    roles: Iterable[RawEntry] = (),
+    users: Iterable[RawEntry] = (),
+    accounts: Iterable[RawEntry] = (),
+    *,
+    match_by_user_id: bool = False,
+) -> LoadResult:
+    """Validate and index raw entries (dicts as read from YAML/JSON, with their locations).
+
+    Invalid entries are left out with a ``SKIPPED`` issue; duplicates and conflicts are reported
+    as described in the module docstring. Never raises for entry problems: callers decide with
+    :meth:`LoadResult.raise_for_issues` or :attr:`LoadResult.ok`.
+    """
+    builder = _Builder(match_by_user_id)
+    for raw, location in roles:
+        try:
+            role, warnings = parse_role_entry(raw, location, need_user_id=match_by_user_id)
+        except MappingError as exc:
+            builder.issue(Severity.SKIPPED, location, f"entry skipped: {exc.message}")
+            continue
+        for w in warnings:
+            builder.issue(Severity.WARNING, location, w)
+        builder.add(role, location)
+    for raw, location in users:
+        try:
+            user, warnings = parse_user_entry(raw, location, need_user_id=match_by_user_id)
+        except MappingError as exc:
+            builder.issue(Severity.SKIPPED, location, f"entry skipped: {exc.message}")
+            continue
+        for w in warnings:
+            builder.issue(Severity.WARNING, location, w)
+        builder.add(user, location)
+    for raw, location in accounts:
+        try:
+            account = parse_account_entry(raw, location)
+        except MappingError as exc:
+            builder.issue(Severity.SKIPPED, location, f"entry skipped: {exc.message}")
+            continue
+        builder.add(account, location)
+    return builder.result()
+
+
+def load_sections(
+    sections: Mapping[str, Sequence[object] | None],
+    *,
+    prefix: str = "",
+    match_by_user_id: bool = False,
+) -> LoadResult:
+    """Load already-parsed ``mapRoles``/``mapUsers``/``mapAccounts`` lists (no line numbers).
+
+    ``sections`` keys are matched case-insensitively; locations read ``<prefix><section>[i]``.
+    """
+    found: dict[str, Sequence[object]] = {}
+    issues: list[LoadIssue] = []
+    for name, value in sections.items():
+        canonical = {s.lower(): s for s in (ROLES, USERS, ACCOUNTS)}.get(str(name).lower())
+        if canonical is None or value is None:
+            continue
+        if not isinstance(value, list | tuple):
+            issues.append(
+                LoadIssue(Severity.ERROR, Location(prefix + canonical), "must be a list of entries")
+            )
+            continue
+        found[canonical] = value
+
+    def raw(section: str) -> list[RawEntry]:
+        return [(v, Location(prefix + section, i)) for i, v in enumerate(found.get(section, ()))]
+
+    result = load_entries(raw(ROLES), raw(USERS), raw(ACCOUNTS), match_by_user_id=match_by_user_id)
+    if issues:
+        return LoadResult(result.mappings, tuple(issues) + result.issues)
+    return result
