@@ -477,8 +477,13 @@ class STSClient:
                 hint="retry later; an identity cache or regional STS endpoints spread the load",
             )
         code = parse_error_code(body)
-        error_type = STSUnavailableError if status >= 500 else STSError
-        raise error_type(
+        if status >= 500:
+            raise STSUnavailableError(
+                f"STS at {host} failed (HTTP {status}, {code}); the token was not judged",
+                hint="retry later; if it persists, check the AWS health dashboard for STS in "
+                f"{region}",
+            )
+        raise STSError(
             f"STS refused the token (HTTP {status}, {code}; access key {access_key_id})",
             hint=_ERROR_HINTS.get(code),
         )
