@@ -112,6 +112,13 @@ class ServerMetrics:
             namespace=kns,
             registry=r,
         )
+        self.backend_skipped = Counter(
+            "mapping_entries_skipped",
+            "Invalid mapping entries skipped while loading a backend's source",
+            ["backend"],
+            namespace=kns,
+            registry=r,
+        )
         self.backend_failures = Counter(
             "backend_failures",
             "Mapping backend load, reload or watch failures",
@@ -142,6 +149,13 @@ class ServerMetrics:
 
     def backend_failure_hook(self, backend: str) -> Callable[[], None]:
         return lambda: self.backend_failure(backend)
+
+    def skipped_hook(self, backend: str) -> Callable[[int], None]:
+        return lambda count: self.backend_skipped.labels(backend).inc(count)
+
+    def watch_backend(self, backend: str, ready: Callable[[], bool]) -> None:
+        """Export ``kubeiam_backend_ready{backend}`` from ``ready()`` at each scrape."""
+        self.backend_ready.labels(backend).set_function(lambda: 1.0 if ready() else 0.0)
 
     def render(self) -> bytes:
         """The text exposition of every collector in this registry."""
