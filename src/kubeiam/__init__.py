@@ -22,12 +22,19 @@ _EXPORTS: dict[str, str] = {
     "Identity": "kubeiam.identity",
     "KubeIAMError": "kubeiam.errors",
     "MappingError": "kubeiam.errors",
+    "PresignedRequest": "kubeiam.token.validation",
+    "STSClient": "kubeiam.token.sts",
     "STSError": "kubeiam.errors",
     "STSThrottledError": "kubeiam.errors",
+    "STSUnavailableError": "kubeiam.errors",
     "TokenError": "kubeiam.errors",
+    "TokenExpiredError": "kubeiam.errors",
     "TokenFormatError": "kubeiam.errors",
+    "Verifier": "kubeiam.token.verifier",
     "decode_token": "kubeiam.token.encoding",
     "encode_token": "kubeiam.token.encoding",
+    "validate_token": "kubeiam.token.validation",
+    "verify_token_sync": "kubeiam.token.verifier",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
