@@ -18,8 +18,10 @@ Top-level keys are case-sensitive (``mapRoles``), as in the reference; keys insi
 
 from __future__ import annotations
 
+import enum
 import io
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,108 +205,147 @@ def read_aws_auth(
 # Round-trip editing
 
 
-class Change(str):
-    """What an edit did: ``added``, ``replaced``, ``unchanged`` or ``removed``."""
+class Change(enum.Enum):
+    """What an edit did."""
 
-
-ADDED = Change("added")
-REPLACED = Change("replaced")
-UNCHANGED = Change("unchanged")
-REMOVED = Change("removed")
+    ADDED = "added"
+    REPLACED = "replaced"
+    UNCHANGED = "unchanged"
+    REMOVED = "removed"
 
 
 @dataclass(frozen=True, slots=True)
-class _Indent:
-    mapping: int
-    sequence: int
-    offset: int
+class _Style:
+    """How a section indents: the column of its top-level dashes, and nested lists' offset."""
+
+    top: int = 0
+    nested_offset: int = 2
 
 
-def _yaml_rt(indent: _Indent | None = None) -> Any:
+_NESTED_LIST = re.compile(r"^( *)[^\s#-][^\n]*:[ \t]*\n( *)- ", re.MULTILINE)
+_FIRST_DASH = re.compile(r"^( *)- ", re.MULTILINE)
+#: A block sequence starts with a dash on its first meaningful line.
+_BLOCK_START = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\n)*[ \t]*- ")
+
+
+def _style_of(text: str) -> _Style:
+    first = _FIRST_DASH.search(text)
+    top = len(first.group(1)) if first else 0
+    nested = _NESTED_LIST.search(text)
+    offset = len(nested.group(2)) - len(nested.group(1)) if nested else 2
+    return _Style(top, max(0, offset))
+
+
+def _render_entry(entry: Any, style: _Style) -> str:
+    """One entry as block YAML lines for a top-level list of the given style."""
     from ruamel.yaml import YAML
 
     y = YAML(typ="rt")
-    y.preserve_quotes = True
     y.width = 4096
-    if indent is not None:
-        y.indent(mapping=indent.mapping, sequence=indent.sequence, offset=indent.offset)
-    else:
-        y.indent(mapping=2, sequence=2, offset=0)
-    return y
+    y.indent(mapping=2, sequence=style.nested_offset + 2, offset=style.nested_offset)
+    buf = io.StringIO()
+    y.dump(entry, buf)
+    lines = buf.getvalue().splitlines()
+    pad = " " * style.top
+    out = [pad + "- " + lines[0]] + [(pad + "  " + line) if line else line for line in lines[1:]]
+    return "\n".join(out) + "\n"
 
 
-def _guess_indent(text: str) -> _Indent:
-    from ruamel.yaml.util import load_yaml_guess_indent
+def _load_entry(lines: Sequence[str], style: _Style) -> Any:
+    """The ruamel mapping of one entry, from its lines in the section."""
+    from ruamel.yaml import YAML
 
-    try:
-        _, ind, block_seq = load_yaml_guess_indent(text)
-    except Exception:  # unreadable text is reported by the strict reader, not here
-        return _Indent(2, 2, 0)
-    ind = ind or 2
-    block_seq = block_seq or 0
-    return _Indent(ind, max(ind, block_seq + 2), block_seq)
+    width = style.top + 2
+    body = [lines[0][width:]] + [line[width:] if line.strip() else "" for line in lines[1:]]
+    return YAML(typ="rt").load("\n".join(body) + "\n")
 
 
-def _get(entry: Mapping[str, Any], key: str) -> Any:
-    for k, v in entry.items():
-        if str(k).lower() == key:
-            return v
-    return None
-
-
-def _set(entry: Any, key: str, value: Any) -> None:
-    for k in list(entry):
-        if str(k).lower() == key:
-            entry[k] = value
-            return
-    entry[key] = value
+def _is_comment_or_blank(line: str) -> bool:
+    stripped = line.strip()
+    return not stripped or stripped.startswith("#")
 
 
 class AwsAuthDocument:
     """aws-auth ``data`` opened for editing, keeping everything an edit does not touch.
 
-    Validation uses the same rules as :func:`read_aws_auth` in strict mode, so a document that
-    parses here is one the watcher accepts.
+    Edits splice text: an added entry is appended to its section, a removed one cut out, a replaced
+    one re-rendered from its own ruamel round-trip (its unknown keys and comments stay); every other
+    line of every section stays byte for byte, and so do the other keys of ``data``. New entries
+    follow the section's own indentation. Validation uses the rules of :func:`read_aws_auth` in
+    strict mode, so a document that parses here is one the watcher accepts.
     """
 
     def __init__(self, data: Mapping[str, str] | None = None) -> None:
-        self._original: dict[str, str] = dict(data or {})
-        self._sections: dict[str, Any] = {}
-        self._indent: dict[str, _Indent] = {}
-        self._dirty: set[str] = set()
+        self._data: dict[str, str] = dict(data or {})
         for name in SECTIONS:
-            text = self._original.get(name)
-            if text is None or text.strip() in _EMPTY_TEXTS:
-                continue
-            read_aws_auth({name: text}, strict=True)  # raises MappingError naming the line
-            self._indent[name] = _guess_indent(text)
-            self._sections[name] = _yaml_rt(self._indent[name]).load(text)
+            text = self._data.get(name)
+            if text is not None and text.strip() not in _EMPTY_TEXTS:
+                read_aws_auth({name: text}, strict=True)  # raises MappingError naming the line
+                if not _BLOCK_START.match(text):
+                    raise MappingError(
+                        f"{name} is not a block list ('- ' entries), which kubeiam cannot edit "
+                        "without rewriting it",
+                        hint="rewrite the section as a block list",
+                    )
 
-    # -- reading -------------------------------------------------------------------------------
-
-    def section(self, name: str) -> list[Any]:
-        """The live (ruamel) list of one section, created empty when absent."""
-        if name not in SECTIONS:
-            raise MappingError(f"unknown aws-auth section {name!r}")
-        if self._sections.get(name) is None:
-            from ruamel.yaml.comments import CommentedSeq
-
-            self._sections[name] = CommentedSeq()
-        value: list[Any] = self._sections[name]
-        return value
+    def to_data(self) -> dict[str, str]:
+        """``data`` after the edits."""
+        return dict(self._data)
 
     def load(self) -> LoadResult:
         """The document as the watcher would load it."""
-        return read_aws_auth(self.to_data())
+        return read_aws_auth(self._data)
 
-    def _find(self, name: str, arn_field: str, arn: str) -> Iterator[tuple[int, Any]]:
+    # -- reading -------------------------------------------------------------------------------
+
+    def _text(self, name: str) -> str:
+        text = self._data.get(name)
+        return "" if text is None or text.strip() in _EMPTY_TEXTS else text
+
+    def _spans(self, name: str) -> list[tuple[Any, int, int]]:
+        """Each entry of a section with its [start, end) line span (0-based)."""
+        text = self._text(name)
+        entries, _ = parse_section(name, text)
+        lines = text.splitlines()
+        starts = [(loc.line or 1) - 1 for _, loc in entries]
+        spans: list[tuple[Any, int, int]] = []
+        for i, (raw, _) in enumerate(entries):
+            end = starts[i + 1] if i + 1 < len(starts) else len(lines)
+            while end > starts[i] + 1 and _is_comment_or_blank(lines[end - 1]):
+                end -= 1
+            spans.append((raw, starts[i], end))
+        return spans
+
+    def entries(self, name: str) -> list[Any]:
+        """A section's raw entries (dicts and strings as written)."""
+        return [raw for raw, _, _ in self._spans(name)]
+
+    def _find(self, name: str, arn_field: str, arn: str) -> list[tuple[Any, int, int]]:
         key = _canonical_key(name, arn)
-        for i, entry in enumerate(self.section(name)):
-            value = _get(entry, arn_field) if isinstance(entry, Mapping) else None
+        found = []
+        for raw, start, end in self._spans(name):
+            value = _get(raw, arn_field) if isinstance(raw, Mapping) else None
             if isinstance(value, str) and _canonical_key(name, value) == key:
-                yield i, entry
+                found.append((raw, start, end))
+        return found
 
     # -- editing -------------------------------------------------------------------------------
+
+    def _splice(self, name: str, start: int, end: int, new: str) -> None:
+        text = self._text(name)
+        lines = text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        result = "".join(lines[:start]) + new + "".join(lines[end:])
+        if result.strip():
+            self._data[name] = result
+        else:
+            self._data.pop(name, None)
+
+    def _append(self, name: str, entry: Any) -> None:
+        text = self._text(name)
+        n = len(text.splitlines())
+        self._splice(name, n, n, _render_entry(entry, _style_of(text)))
 
     def upsert_role(
         self, rolearn: str, username: str, groups: Sequence[str], *, replace: bool = False
@@ -331,85 +372,88 @@ class AwsAuthDocument:
     ) -> Change:
         from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-        found = list(self._find(name, arn_field, arn))
-        if found:
-            _, entry = found[0]
-            same = _get(entry, "username") == username and list(
-                _get(entry, "groups") or []
-            ) == list(groups)
-            if same and len(found) == 1:
-                return UNCHANGED
-            if not replace:
-                raise MappingError(
-                    f"{name} already maps {arn} to username {_get(entry, 'username')!r} with "
-                    f"groups {list(_get(entry, 'groups') or [])}",
-                    hint="pass --replace to overwrite it",
-                )
-            _set(entry, "username", username)
-            _set(entry, "groups", CommentedSeq(groups))
-            seq = self.section(name)
-            for i, _ in reversed(found[1:]):
-                del seq[i]
-            self._dirty.add(name)
-            return REPLACED
-        entry = CommentedMap()
-        entry[arn_field] = arn
-        entry["username"] = username
-        entry["groups"] = CommentedSeq(groups)
-        self.section(name).append(entry)
-        self._dirty.add(name)
-        return ADDED
+        found = self._find(name, arn_field, arn)
+        if not found:
+            entry = CommentedMap()
+            entry[arn_field] = arn
+            entry["username"] = username
+            entry["groups"] = CommentedSeq(groups)
+            self._append(name, entry)
+            return Change.ADDED
+        raw, start, end = found[0]
+        old_groups = list(_get(raw, "groups") or [])
+        if _get(raw, "username") == username and old_groups == list(groups) and len(found) == 1:
+            return Change.UNCHANGED
+        if not replace:
+            raise MappingError(
+                f"{name} already maps {arn} to username {_get(raw, 'username')!r} with groups "
+                f"{old_groups}",
+                hint="pass --replace to overwrite it",
+            )
+        style = _style_of(self._text(name))
+        for _, s, e in reversed(found[1:]):
+            self._splice(name, s, e, "")
+        lines = self._text(name).splitlines()
+        entry = _load_entry(lines[start:end], style)
+        _set(entry, "username", username)
+        _set(entry, "groups", CommentedSeq(groups))
+        self._splice(name, start, end, _render_entry(entry, style))
+        return Change.REPLACED
 
     def add_account(self, account_id: str) -> Change:
+        """Add a mapAccounts entry (quoted, so YAML keeps leading zeros)."""
         from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
         parse_account_entry(account_id)
-        seq = self.section(ACCOUNTS)
-        if any(str(a).strip() == account_id for a in seq):
-            return UNCHANGED
-        seq.append(DoubleQuotedScalarString(account_id))
-        self._dirty.add(ACCOUNTS)
-        return ADDED
+        if any(str(a).strip() == account_id for a in self.entries(ACCOUNTS)):
+            return Change.UNCHANGED
+        text = self._text(ACCOUNTS)
+        n = len(text.splitlines())
+        style = _style_of(text)
+        line = " " * style.top + "- " + _render_scalar(DoubleQuotedScalarString(account_id))
+        self._splice(ACCOUNTS, n, n, line)
+        return Change.ADDED
 
     def remove(self, arn_or_account: str) -> Change:
         """Remove every entry for a role ARN, user ARN or account id."""
         removed = False
         for name, arn_field in ((ROLES, "rolearn"), (USERS, "userarn")):
-            if name not in self._sections:
-                continue
             try:
-                hits = [i for i, _ in self._find(name, arn_field, arn_or_account)]
+                hits = self._find(name, arn_field, arn_or_account)
             except MappingError:
                 hits = []
-            seq = self.section(name)
-            for i in reversed(hits):
-                del seq[i]
+            for _, start, end in reversed(hits):
+                self._splice(name, start, end, "")
                 removed = True
-                self._dirty.add(name)
-        if ACCOUNTS in self._sections:
-            seq = self.section(ACCOUNTS)
-            for i in reversed([i for i, a in enumerate(seq) if str(a).strip() == arn_or_account]):
-                del seq[i]
+        spans = self._spans(ACCOUNTS)
+        for raw, start, end in reversed(spans):
+            if str(raw).strip() == arn_or_account:
+                self._splice(ACCOUNTS, start, end, "")
                 removed = True
-                self._dirty.add(ACCOUNTS)
-        return REMOVED if removed else UNCHANGED
+        return Change.REMOVED if removed else Change.UNCHANGED
 
-    # -- writing -------------------------------------------------------------------------------
 
-    def to_data(self) -> dict[str, str]:
-        """``data`` with edited sections re-serialised and everything else as it was."""
-        out = dict(self._original)
-        for name in SECTIONS:
-            if name not in self._dirty:
-                continue
-            seq = self._sections.get(name)
-            if not seq:
-                out.pop(name, None)
-                continue
-            buf = io.StringIO()
-            _yaml_rt(self._indent.get(name)).dump(seq, buf)
-            out[name] = buf.getvalue()
-        return out
+def _render_scalar(value: Any) -> str:
+    from ruamel.yaml import YAML
+
+    buf = io.StringIO()
+    YAML(typ="rt").dump([value], buf)
+    return buf.getvalue()[2:]
+
+
+def _get(entry: Mapping[str, Any], key: str) -> Any:
+    for k, v in entry.items():
+        if str(k).lower() == key:
+            return v
+    return None
+
+
+def _set(entry: Any, key: str, value: Any) -> None:
+    for k in list(entry):
+        if str(k).lower() == key:
+            entry[k] = value
+            return
+    entry[key] = value
 
 
 def _canonical_key(section: str, arn: str) -> str:
