@@ -282,6 +282,8 @@ def check_query_keys(pairs: list[tuple[str, str]]) -> dict[str, tuple[str, str]]
                 f"the token's query has {ALLOWED_KEYS[lowered]} more than once "
                 "(keys are compared case-insensitively)"
             )
+        if not value:
+            raise TokenFormatError(f"the token's {ALLOWED_KEYS[lowered]} is empty")
         if not _VALUE_CHARS.fullmatch(value):
             raise TokenFormatError(
                 f"the token's {ALLOWED_KEYS[lowered]} contains spaces, control or non-ASCII "
