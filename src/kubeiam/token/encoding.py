@@ -13,7 +13,7 @@ import re
 
 from kubeiam.errors import TokenFormatError
 
-TOKEN_PREFIX = "k8s-aws-v1."
+TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 (a format marker, not a secret)
 #: Servers refuse longer tokens; a long session token can push a real one past 3,400 bytes.
 MAX_TOKEN_BYTES = 4096
 
