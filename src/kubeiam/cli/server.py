@@ -111,7 +111,10 @@ def config_from_options(config_file: Path | None, options: dict[str, Any]) -> Se
 @click.option("-l", "--log-format", type=click.Choice(["text", "json"]), help="Log format.")
 @report_errors
 def server_command(config_file: Path | None, **options: Any) -> None:
-    config = config_from_options(config_file, options)
-    from kubeiam.server.run import run
+    from kubeiam.server.run import configure_logging, run
 
+    # Logging first, so that warnings about the config file come out in the chosen format.
+    flag_format = options.get("log_format")
+    configure_logging(parse_log_format("--log-format", flag_format or "text"))
+    config = config_from_options(config_file, options)
     run(config)

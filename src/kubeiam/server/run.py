@@ -265,7 +265,6 @@ async def start_server(
             config.address,
             config.port,
             ssl_context=ssl_context,
-            shutdown_timeout=config.shutdown_timeout,
         )
         await site.start()
     except OSError as exc:
