@@ -548,7 +548,7 @@ class _Builder:
             match = _SSO_ROLE_NAME.fullmatch(role_name)
             if match is None:
                 continue
-            _, partition, _, account, _ = role.canonical_arn.split(":", 4)
+            _, partition, _, _, account, _ = role.canonical_arn.split(":", 5)
             shadowed = self.sso.get((partition, account, match.group(1)))
             if shadowed is not None and role.location is not None:
                 self.issue(

@@ -12,8 +12,8 @@ A mapping's ``username`` and ``groups`` may contain these placeholders (protocol
                          resolved through an injected ``async (instance_id) -> str`` resolver
 =======================  ==========================================================================
 
-Anything else written with double braces (``{{ SessionName }}``, ``{{sessionname}}``, a lone
-``{{``) is refused when the mapping is loaded (:func:`validate_template`): the reference left such
+Anything else written with braces (``{{ SessionName }}``, ``{{sessionname}}``, a lone ``{{`` or
+``}``) is refused when the mapping is loaded (:func:`validate_template`): the reference left such
 text in the username verbatim, which silently produced a user nobody meant.
 
 Rendering is a single pass over the template, so a value can never be re-read as a template.
@@ -38,8 +38,8 @@ EC2_PRIVATE_DNS_NAME = "EC2PrivateDNSName"
 
 #: ``{{Name}}`` exactly: no inner spaces (the reference only ever replaced this spelling).
 _PLACEHOLDER = re.compile(r"\{\{([A-Za-z0-9]+)\}\}")
-#: Any brace pair left after removing valid placeholders means a misspelt template.
-_STRAY_BRACES = re.compile(r"\{\{|\}\}")
+#: Any brace left after removing valid placeholders means a misspelt template.
+_STRAY_BRACES = re.compile(r"[{}]")
 
 #: EC2 instance ids: ``i-`` and 8 (old) or 17 (current) lower-case hex digits. The reference
 #: accepted any ``\w``; hex only is what EC2 issues.

@@ -76,7 +76,10 @@ def crd_objects(sections: Mapping[str, Sequence[Any]], *, rv: int = 200) -> list
 
 async def ec2_names(instance_id: str) -> str:
     """A stand-in EC2 resolver for the pure tests (the real one is tested against moto's EC2)."""
-    known = {"i-0123456789abcdef0": "ip-10-0-0-1.ec2.internal", "i-01234567": "ip-10-0-0-2.ec2.internal"}
+    known = {
+        "i-0123456789abcdef0": "ip-10-0-0-1.ec2.internal",
+        "i-01234567": "ip-10-0-0-2.ec2.internal",
+    }
     if instance_id not in known:
         raise LookupError(instance_id)
     return known[instance_id]
