@@ -230,14 +230,14 @@ CASES = [
         {"mapRoles": [_role(ADMIN_ROLE, "{{SessionName}}", ["g"])]},
         role_identity(session="admin-bob"),
         Denied("reserved prefix 'admin-'"),
-        reserved={b: ("admin-",) for b in ("MountedFile", "DynamicFile", "EKSConfigMap", "CRD")},
+        reserved=dict.fromkeys(("MountedFile", "DynamicFile", "EKSConfigMap", "CRD"), ("admin-",)),
     ),
     Case(
         "reserved-prefix-not-hit",
         {"mapRoles": [_role(ADMIN_ROLE, "{{SessionName}}", ["g"])]},
         role_identity(session="bob"),
         ("bob", ("g",)),
-        reserved={b: ("admin-",) for b in ("MountedFile", "DynamicFile", "EKSConfigMap", "CRD")},
+        reserved=dict.fromkeys(("MountedFile", "DynamicFile", "EKSConfigMap", "CRD"), ("admin-",)),
     ),
     Case(
         "empty-rendered-username-denied",

@@ -187,7 +187,7 @@ def test_account_mapping_username_is_the_canonical_arn() -> None:
 
 def test_section_names_any_case_and_locations_by_index() -> None:
     result = load_sections({"MAPUSERS": [{"userarn": "bad", "username": "x"}]}, prefix="server.")
-    assert [str(i) for i in result.skipped][0].startswith("server.mapUsers[0]: entry skipped")
+    assert next(str(i) for i in result.skipped).startswith("server.mapUsers[0]: entry skipped")
 
 
 def test_a_section_that_is_not_a_list_is_an_error() -> None:
