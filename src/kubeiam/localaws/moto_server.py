@@ -19,6 +19,12 @@ IAM auth enforcement (``enforce_iam_auth=True``)
     allowed AssumeRole makes AssumeRole fail, as in AWS. With enforcement off moto accepts any
     credentials for anything.
 
+    moto (5.x) computes the payload hash of a bodiless REST request (EKS ``GET /clusters``...)
+    over its parsed header dict instead of the empty body, so every such call fails with
+    SignatureDoesNotMatch once enforcement is on. While enforcing, :class:`MotoServer` wraps
+    ``IAMRequestBase._create_aws_request`` to hash the empty body for GET/HEAD/DELETE requests
+    without one, and restores the original on stop.
+
     The count is process-wide state; :meth:`MotoServer.start` saves it, lets one bootstrap phase
     run unauthenticated to create an ``localaws-admin`` user with an allow-everything inline
     policy and an access key, then sets the count to 0 (enforcement on) or leaves it infinite
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +76,7 @@ class MotoServer:
         self._thread: threading.Thread | None = None
         self._saved_auth: tuple[float, int] | None = None
         self._holds_lock = False
+        self._unpatch: Callable[[], None] | None = None
         self.admin: AdminCredentials | None = None
 
     @property
@@ -148,6 +156,7 @@ class MotoServer:
         )
         key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
         if self.enforce_iam_auth:
+            self._unpatch = _fix_bodiless_rest_signatures()
             settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
             ActionAuthenticatorMixin.request_count = 0
         return AdminCredentials(key["AccessKeyId"], key["SecretAccessKey"], user["Arn"])
@@ -161,6 +170,9 @@ class MotoServer:
             server.server_close()
         if thread is not None:
             thread.join(timeout=10)
+        if self._unpatch is not None:
+            self._unpatch()
+            self._unpatch = None
         if self._saved_auth is not None:
             from moto import settings
             from moto.core.authorization import ActionAuthenticatorMixin
@@ -175,3 +187,31 @@ class MotoServer:
         if self._holds_lock:
             self._holds_lock = False
             _RUNNING.release()
+
+
+#: Methods whose requests carry no body, so SigV4 hashes the empty string.
+_BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE"})
+
+
+def _fix_bodiless_rest_signatures() -> Callable[[], None]:
+    """Make moto hash the empty body of bodiless REST requests; returns the undo function."""
+    from moto.iam.access_control import IAMRequestBase
+
+    original = IAMRequestBase._create_aws_request
+
+    def create_aws_request(self: Any) -> Any:
+        if self._method not in _BODILESS_METHODS or self._body:
+            return original(self)
+        parsed = self._data
+        self._data = b""  # moto signs ``self._body or self._data``; this object is per request
+        try:
+            return original(self)
+        finally:
+            self._data = parsed
+
+    IAMRequestBase._create_aws_request = create_aws_request  # type: ignore[method-assign]
+
+    def undo() -> None:
+        IAMRequestBase._create_aws_request = original  # type: ignore[method-assign]
+
+    return undo
