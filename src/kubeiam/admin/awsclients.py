@@ -100,6 +100,7 @@ def translate_errors(action: str, *, resource: str | None = None) -> Iterator[No
         PartialCredentialsError,
         ProfileNotFound,
     )
+    from botocore.parsers import ResponseParserError
 
     try:
         with quiet_botocore():
@@ -134,6 +135,12 @@ def translate_errors(action: str, *, resource: str | None = None) -> Iterator[No
             hint="check the network, --region and any AWS_ENDPOINT_URL* variable",
             code="EndpointConnectionError",
         ) from None
+    except ResponseParserError:
+        raise AWSAdminError(
+            f"{action}: the AWS endpoint answered something that is not an AWS response",
+            hint="check any AWS_ENDPOINT_URL* variable; retry (the command is idempotent)",
+            code="ResponseParserError",
+        ) from None
     except BotoCoreError as exc:
         raise AWSAdminError(f"{action} failed: {exc}", code=type(exc).__name__) from None
 
@@ -141,10 +148,14 @@ def translate_errors(action: str, *, resource: str | None = None) -> Iterator[No
 class AWSClients:
     """The boto3 clients one admin command uses, each built on first use from one session."""
 
-    def __init__(self, *, profile: str | None = None, region: str | None = None) -> None:
+    def __init__(
+        self, *, profile: str | None = None, region: str | None = None, session: Any = None
+    ) -> None:
+        """``session``: an existing ``boto3.session.Session`` to build clients from (tests
+        share one, since loading botocore's service models costs ~0.1 s per session)."""
         self._profile = profile
         self._region = region
-        self._session: Any = None
+        self._session: Any = session
         self._clients: dict[str, Any] = {}
 
     def _client(self, service: str) -> Any:

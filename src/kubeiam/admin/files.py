@@ -167,12 +167,14 @@ def locked_update(
     dry_run: bool = False,
     kubectl_lock: bool = False,
     kubectl_lock_wait: float = KUBECTL_LOCK_WAIT_SECONDS,
+    preserve_mode: bool = False,
 ) -> FileUpdate:
     """Replace ``path`` with ``change(old_text)`` under a lock; ``old_text`` is None if absent.
 
     ``change`` may raise to abort: the file is then left exactly as it was. A missing parent
-    directory is created 0700; the file is always written 0600 (an existing looser mode is
-    tightened). Nothing is written when the text does not change, or on ``dry_run``.
+    directory is created 0700; the file is written 0600 (an existing looser mode is tightened)
+    unless ``preserve_mode`` keeps an existing file's mode (files without secrets that another
+    process must read). Nothing is written when the text does not change, or on ``dry_run``.
     """
     path = Path(os.path.abspath(path))
     if path.is_dir():
@@ -185,10 +187,14 @@ def locked_update(
         new = change(old)
         if dry_run:
             return FileUpdate(path, old, new, written=False)
-        if new == old:
+        mode = PRIVATE_FILE_MODE
+        if preserve_mode and old is not None:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        elif new == old:
             _tighten_mode(path)
+        if new == old:
             return FileUpdate(path, old, new, written=False)
-        atomic_write(path, new)
+        atomic_write(path, new, mode=mode)
         return FileUpdate(path, old, new, written=True)
 
 

@@ -1,0 +1,340 @@
+"""`kubeiam iam ...`: thin click layer over :mod:`kubeiam.admin.iam`.
+
+Progress goes to stderr, machine output (a table, or JSON with ``--output json``) to stdout.
+The only command that ever prints a secret is ``onboard-user --print-credentials``, once, on
+stdout, as JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kubeiam.cli.app import report_errors
+from kubeiam.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kubeiam.admin.iam import IAMAdmin
+    from kubeiam.admin.mapping_writer import MappingWriter
+
+
+def _progress(message: str) -> None:
+    click.echo(f"kubeiam: {message}", err=True)
+
+
+def _admin(profile: str | None, region: str | None) -> IAMAdmin:
+    from kubeiam.admin.awsclients import AWSClients
+    from kubeiam.admin.iam import IAMAdmin
+
+    return IAMAdmin(AWSClients(profile=profile, region=region), progress=_progress)
+
+
+def _mapping(mapping_file: Path | None) -> MappingWriter | None:
+    if mapping_file is None:
+        return None
+    from kubeiam.admin.mapping_writer import LocalFileMappingWriter
+
+    return LocalFileMappingWriter(mapping_file)
+
+
+def _split(values: Sequence[str]) -> list[str]:
+    """``--groups a,b --groups c`` -> [a, b, c] (order kept, duplicates dropped)."""
+    out: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if item and item not in out:
+                out.append(item)
+    return out
+
+
+def _parse_tags(values: Sequence[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--tag {value!r} is not KEY=VALUE", hint="e.g. --tag owner=kubedemy")
+        tags[key] = val
+    return tags
+
+
+def _emit(summary: dict[str, Any], output: str, rows: list[tuple[str, str]]) -> None:
+    if output == "json":
+        click.echo(json.dumps(summary, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, value)
+    Console(highlight=False, soft_wrap=True).print(table)
+
+
+def aws_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--profile / --region / --output, shared by every `kubeiam iam` command."""
+
+    @click.option("--profile", help="AWS profile the admin calls run with.")
+    @click.option("--region", help="AWS region (default: the profile's or AWS_REGION).")
+    @click.option(
+        "--output",
+        "-o",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="Format of the result on stdout.",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+mapping_file_option = click.option(
+    "--mapping-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Local mapping file to edit (server config YAML, or DynamicFile JSON).",
+)
+
+
+@click.group("iam")
+def iam_group() -> None:
+    """The seeds' IAM workflows: idempotent, rolled back on failure."""
+
+
+@iam_group.command("onboard-user")
+@click.argument("name")
+@click.option("--cluster", required=True, help="EKS cluster (or kubeiam cluster id).")
+@click.option("--groups", "groups", multiple=True, required=True, help="Kubernetes group(s).")
+@click.option("--username", help="Kubernetes username (default: NAME).")
+@click.option("--tag", "tags", multiple=True, help="IAM tag KEY=VALUE (repeatable).")
+@click.option("--credentials-profile", help="Profile to store the key in (default: NAME).")
+@click.option(
+    "--credentials-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Credentials file (default: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials).",
+)
+@click.option(
+    "--print-credentials",
+    is_flag=True,
+    help="Print the new key once as JSON on stdout instead of writing a profile.",
+)
+@click.option("--new-key", is_flag=True, help="Create a new access key even if one exists.")
+@mapping_file_option
+@aws_options
+@report_errors
+def onboard_user_command(
+    name: str,
+    cluster: str,
+    groups: tuple[str, ...],
+    username: str | None,
+    tags: tuple[str, ...],
+    credentials_profile: str | None,
+    credentials_file: Path | None,
+    print_credentials: bool,
+    new_key: bool,
+    mapping_file: Path | None,
+    profile: str | None,
+    region: str | None,
+    output: str,
+) -> None:
+    """Create (or repair) IAM user NAME with access to CLUSTER: the first seed in one command.
+
+    User with tags, inline policy allowing eks:DescribeCluster on the cluster, access key
+    (written once to a 0600 credentials profile), the mapping, and the kubeconfig command.
+    """
+    from kubeiam.admin.credentials_file import default_credentials_file
+
+    creds = (
+        None
+        if print_credentials
+        else (credentials_file or default_credentials_file(os.environ, Path.home()))
+    )
+    result = _admin(profile, region).onboard_user(
+        name,
+        cluster=cluster,
+        groups=_split(groups),
+        username=username,
+        tags=_parse_tags(tags),
+        region=region,
+        mapping=_mapping(mapping_file),
+        credentials_file=creds,
+        credentials_profile=credentials_profile,
+        print_credentials=print_credentials,
+        new_key=new_key,
+    )
+    if print_credentials:
+        summary = result.summary()
+        if result.new_key is not None:
+            summary["credentials"] = {
+                "AccessKeyId": result.new_key.access_key_id,
+                "SecretAccessKey": result.new_key.secret_access_key,
+            }
+        click.echo(json.dumps(summary, indent=2))
+        return
+    _emit(
+        result.summary(),
+        output,
+        [
+            ("IAM Username", result.user_name),
+            ("IAM User ARN", result.user_arn),
+            ("IAM User Permissions", "Allow=eks:DescribeCluster"),
+            ("Mapping", result.mapping_target or "(none: see the note above)"),
+            ("Username in Cluster", result.username),
+            ("Groups in Cluster", ", ".join(result.groups)),
+            ("Access keys", ", ".join(result.access_key_ids)),
+            ("Credentials profile", f"{result.credentials_profile} ({result.credentials_file})"),
+            ("Kubeconfig", result.kubeconfig_command),
+        ],
+    )
+
+
+@iam_group.command("offboard-user")
+@click.argument("name")
+@click.option("--credentials-profile", help="Local profile to remove if it holds NAME's key.")
+@click.option(
+    "--credentials-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Credentials file (default: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials).",
+)
+@mapping_file_option
+@aws_options
+@report_errors
+def offboard_user_command(
+    name: str,
+    credentials_profile: str | None,
+    credentials_file: Path | None,
+    mapping_file: Path | None,
+    profile: str | None,
+    region: str | None,
+    output: str,
+) -> None:
+    """Remove IAM user NAME: mapping, access keys, policies, group memberships, the user."""
+    from kubeiam.admin.credentials_file import default_credentials_file
+
+    result = _admin(profile, region).offboard_user(
+        name,
+        mapping=_mapping(mapping_file),
+        credentials_file=credentials_file or default_credentials_file(os.environ, Path.home()),
+        credentials_profile=credentials_profile,
+    )
+    _emit(
+        result.summary(),
+        output,
+        [("Removed", r) for r in result.removed] or [("Removed", "nothing")],
+    )
+
+
+@iam_group.command("create-access-role")
+@click.argument("name")
+@click.option("--cluster", required=True, help="EKS cluster (or kubeiam cluster id).")
+@click.option(
+    "--k8s-groups", "k8s_groups", multiple=True, required=True, help="Kubernetes group(s)."
+)
+@click.option("--iam-group", help="IAM group whose members may assume the role (default: NAME).")
+@click.option("--username", help="Kubernetes username (default: NAME:{{SessionName}}).")
+@mapping_file_option
+@aws_options
+@report_errors
+def create_access_role_command(
+    name: str,
+    cluster: str,
+    k8s_groups: tuple[str, ...],
+    iam_group: str | None,
+    username: str | None,
+    mapping_file: Path | None,
+    profile: str | None,
+    region: str | None,
+    output: str,
+) -> None:
+    """Role NAME trusted by the account, an IAM group allowed to assume it, and its mapping."""
+    result = _admin(profile, region).create_access_role(
+        name,
+        cluster=cluster,
+        k8s_groups=_split(k8s_groups),
+        iam_group=iam_group,
+        username=username,
+        mapping=_mapping(mapping_file),
+        region=region,
+    )
+    _emit(
+        result.summary(),
+        output,
+        [
+            ("IAM Role", result.role_arn),
+            ("IAM Group", result.group_name),
+            ("Group policy", f"{result.policy_name} (Allow=sts:AssumeRole)"),
+            ("Mapping", result.mapping_target or "(none: see the note above)"),
+            ("Username in Cluster", result.username),
+            ("Groups in Cluster", ", ".join(result.k8s_groups)),
+            ("Kubeconfig", result.kubeconfig_command),
+        ],
+    )
+
+
+def _membership(verb: str) -> Callable[..., None]:
+    @click.argument("user")
+    @click.option("--access-role", required=True, help="Access role made by create-access-role.")
+    @click.option("--iam-group", help="IAM group (default: read from the role's tags).")
+    @aws_options
+    @report_errors
+    def command(
+        user: str,
+        access_role: str,
+        iam_group: str | None,
+        profile: str | None,
+        region: str | None,
+        output: str,
+    ) -> None:
+        admin = _admin(profile, region)
+        act = admin.grant if verb == "grant" else admin.revoke
+        result = act(user, access_role=access_role, iam_group=iam_group)
+        _emit(
+            result.summary(),
+            output,
+            [("User", user), ("IAM Group", result.group_name), ("Changed", str(result.changed))],
+        )
+
+    return command
+
+
+iam_group.command("grant", help="Let USER assume the access role (IAM group membership).")(
+    _membership("grant")
+)
+iam_group.command("revoke", help="Stop USER assuming the access role (IAM group membership).")(
+    _membership("revoke")
+)
+
+
+@iam_group.command("delete-access-role")
+@click.argument("name")
+@click.option("--iam-group", help="IAM group (default: read from the role's tags).")
+@mapping_file_option
+@aws_options
+@report_errors
+def delete_access_role_command(
+    name: str,
+    iam_group: str | None,
+    mapping_file: Path | None,
+    profile: str | None,
+    region: str | None,
+    output: str,
+) -> None:
+    """Undo create-access-role: mapping, group policy, group (if only ours), role."""
+    result = _admin(profile, region).delete_access_role(
+        name, iam_group=iam_group, mapping=_mapping(mapping_file)
+    )
+    _emit(
+        result.summary(),
+        output,
+        [("Removed", r) for r in result.removed] or [("Removed", "nothing")],
+    )
