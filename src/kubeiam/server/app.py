@@ -90,6 +90,8 @@ class _Review:
     """What one review learned, for its log line and metric."""
 
     started: float
+    #: When the body had been read: the rest is kubeiam's own work (and STS on a miss).
+    body_read: float | None = None
     api_version: str = DEFAULT_API_VERSION
     identity: Identity | None = None
     cache: CacheOutcome | None = None
@@ -143,6 +145,8 @@ class _Handlers:
             "status": status,
             "latency_ms": round(elapsed * 1000, 3),
         }
+        if review.body_read is not None:
+            fields["process_ms"] = round((self.perf() - review.body_read) * 1000, 3)
         if review.cache is not None:
             fields["cache"] = review.cache.value
         identity = review.identity
@@ -195,6 +199,7 @@ class _Handlers:
             return self._deny(
                 review, 413, Result.MALFORMED, f"request body larger than {limit} bytes"
             )
+        review.body_read = self.perf()
         try:
             parsed = tokenreview.parse_review(body)
         except ReviewRequestError as exc:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import json
 import logging
+import logging.handlers
+import queue
 import signal
 import sys
 import time
@@ -53,8 +56,10 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def _timestamp(record: logging.LogRecord) -> str:
-    stamp = dt.datetime.fromtimestamp(record.created, dt.UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC). time.strftime: datetime costs 3x more per line."""
+    seconds = int(record.created)
+    millis = int((record.created - seconds) * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 class JSONFormatter(logging.Formatter):
@@ -88,20 +93,56 @@ class TextFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+class _PassThroughQueueHandler(logging.handlers.QueueHandler):
+    """Hands records to the writer thread as they are: formatting happens there too."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+@dataclass(slots=True)
+class LogSetup:
+    """The installed logging; :meth:`close` flushes what is queued and stops the writer."""
+
+    handler: logging.Handler
+    listener: logging.handlers.QueueListener | None = None
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
+
+
 def configure_logging(
-    fmt: LogFormat, *, level: int = logging.INFO, stream: TextIO | None = None
-) -> logging.Handler:
-    """Send kubeiam's and aiohttp's logs to ``stream`` (stderr) in ``fmt``; returns the handler."""
+    fmt: LogFormat,
+    *,
+    level: int = logging.INFO,
+    stream: TextIO | None = None,
+    background: bool = False,
+) -> LogSetup:
+    """Send kubeiam's and aiohttp's logs to ``stream`` (stderr) in ``fmt``.
+
+    With ``background`` (the server), records are queued and formatted and written by a thread,
+    so a review never waits on a write to stderr (profiling showed the log line to be the largest
+    part of a cache-hit review's own time).
+    """
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JSONFormatter() if fmt is LogFormat.JSON else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    setup = LogSetup(handler)
+    if background:
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        setup.listener = logging.handlers.QueueListener(records, handler)
+        setup.listener.start()
+        root.addHandler(_PassThroughQueueHandler(records))
+    else:
+        root.addHandler(handler)
     root.setLevel(level)
     # aiohttp's access log would repeat every review; the review line already says it all.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    return handler
+    return setup
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,6 +350,9 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     running = await start_server(config)
+    # Everything built so far lives as long as the process: keep it out of the collector's
+    # scans, so that full collections during reviews stay short.
+    gc.freeze()
     if started is not None:
         started(running)
     try:
@@ -324,5 +368,8 @@ async def serve(
 
 def run(config: ServerConfig) -> None:
     """``kubeiam server``: configure logging and serve until a signal."""
-    configure_logging(config.log_format)
-    asyncio.run(serve(config))
+    logs = configure_logging(config.log_format, background=True)
+    try:
+        asyncio.run(serve(config))
+    finally:
+        logs.close()
