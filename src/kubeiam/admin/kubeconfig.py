@@ -35,7 +35,6 @@ import base64
 import binascii
 import difflib
 import enum
-import io
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -43,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kubeiam.admin import roundtrip
 from kubeiam.admin.files import KUBECTL_LOCK_WAIT_SECONDS, FileUpdate, locked_update
 from kubeiam.errors import AWSAdminError, ConfigError
 
@@ -278,37 +278,11 @@ def describe_eks_cluster(eks: EKSClient, name: str) -> ClusterEndpoint:
 # --- editing the document (round trip) -------------------------------------------------------
 
 
-def _yaml(indent: int | None = None, offset: int | None = None) -> Any:
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never re-wrap long lines of an existing file
-    sequence = indent if indent and indent >= 2 else 2
-    seq_offset = offset if offset is not None and offset <= sequence - 2 else 0
-    yaml.indent(mapping=2, sequence=max(sequence, seq_offset + 2), offset=seq_offset)
-    return yaml
-
-
 def _parse(path: Path, text: str | None) -> tuple[Any, Any]:
     """(document, yaml instance configured to dump it like it was written)."""
     from ruamel.yaml.comments import CommentedMap
-    from ruamel.yaml.error import YAMLError
-    from ruamel.yaml.util import load_yaml_guess_indent
 
-    if text is None or not text.strip():
-        return _new_document(), _yaml()
-    try:
-        _, indent, offset = load_yaml_guess_indent(text)
-        yaml = _yaml(indent, offset)
-        doc = yaml.load(text)
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(
-            f"{path} is not valid YAML{where}; nothing was written",
-            hint="fix the file or move it away, then retry (kubectl cannot read it either)",
-        ) from None
+    doc, yaml = roundtrip.load(path, text)
     if doc is None:
         return _new_document(), yaml
     if not isinstance(doc, CommentedMap):
@@ -417,23 +391,17 @@ def apply_entry(doc: Any, entry: KubeconfigEntry, *, switch: bool, path: Path) -
         _set(doc, "current-context", entry.context_name)
 
 
-def _dump(doc: Any, yaml: Any) -> str:
-    out = io.StringIO()
-    yaml.dump(doc, out)
-    return out.getvalue()
-
-
 def render(path: Path, old_text: str | None, entry: KubeconfigEntry, *, switch: bool) -> str:
     """The new text of ``path`` with ``entry`` applied (pure apart from parsing)."""
     doc, yaml = _parse(path, old_text)
     apply_entry(doc, entry, switch=switch, path=path)
-    return _dump(doc, yaml)
+    return roundtrip.dump(doc, yaml)
 
 
 def set_current_context(path: Path, old_text: str | None, context: str) -> str:
     doc, yaml = _parse(path, old_text)
     _set(doc, "current-context", context)
-    return _dump(doc, yaml)
+    return roundtrip.dump(doc, yaml)
 
 
 # --- which file ------------------------------------------------------------------------------

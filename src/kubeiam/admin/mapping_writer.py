@@ -22,13 +22,13 @@ nodes are never removed. New entries use the key spelling the file already uses 
 from __future__ import annotations
 
 import enum
-import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from kubeiam.admin import roundtrip
 from kubeiam.admin.files import locked_update
 from kubeiam.arn import arn_key, canonicalize_mapping_arn
 from kubeiam.errors import ConfigError, GuardError, MappingError
@@ -264,32 +264,15 @@ class LocalFileMappingWriter:
         return doc, dump
 
     def _load_yaml(self, text: str | None) -> tuple[Any, Callable[[Any], str]]:
-        from ruamel.yaml import YAML
         from ruamel.yaml.comments import CommentedMap
-        from ruamel.yaml.error import YAMLError
 
-        yaml = YAML(typ="rt")
-        yaml.preserve_quotes = True
-        yaml.width = 4096
-        yaml.indent(mapping=2, sequence=4, offset=2)
-        try:
-            doc = yaml.load(text) if text and text.strip() else None
-        except YAMLError:
-            raise ConfigError(
-                f"{self.path} is not valid YAML; nothing was written",
-                hint="fix the file, then retry",
-            ) from None
+        # The reference's documentation indents lists under their key: do the same in new files.
+        doc, yaml = roundtrip.load(self.path, text, default_indent=(4, 2))
         if doc is None:
             doc = CommentedMap()
         if not isinstance(doc, dict):
             raise ConfigError(f"{self.path}: the top level is not a mapping")
-
-        def dump(d: Any) -> str:
-            out = io.StringIO()
-            yaml.dump(d, out)
-            return out.getvalue()
-
-        return doc, dump
+        return doc, lambda d: roundtrip.dump(d, yaml)
 
     def _holder(self, doc: Any, *, create: bool) -> Any:
         """The mapping that holds mapUsers/mapRoles: top level for JSON or a flat file."""

@@ -1,0 +1,169 @@
+"""LocalFileMappingWriter: server config YAML and DynamicFile JSON, round trip and guards."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from kubeiam.admin.mapping_writer import LocalFileMappingWriter, MappingChange
+from kubeiam.errors import ConfigError, GuardError, MappingError
+
+USER = "arn:aws:iam::111122223333:user/kubedemy"
+ROLE = "arn:aws:iam::111122223333:role/KubernetesAdmin"
+NODE = "arn:aws:iam::111122223333:role/NodeRole"
+
+SERVER_CONFIG = """\
+# kubeiam server configuration
+clusterID: kubedemy
+server:
+  port: 21362   # default
+  mapRoles:
+  - rolearn: arn:aws:iam::111122223333:role/NodeRole
+    username: system:node:{{EC2PrivateDNSName}}
+    groups: [system:bootstrappers, system:nodes]
+"""
+
+
+def test_yaml_add_keeps_comments_and_the_files_key_spelling(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(SERVER_CONFIG)
+    writer = LocalFileMappingWriter(path)
+    assert writer.add_role(ROLE, "admin:{{SessionName}}", ["system:masters"]) is MappingChange.ADDED
+    assert writer.add_user(USER, "kubedemy", ["system:masters"]) is MappingChange.ADDED
+    text = path.read_text()
+    assert text.startswith(SERVER_CONFIG)  # existing entries byte for byte, indentation kept
+    assert f"\n  - rolearn: {ROLE}\n    username: admin:" in text
+    assert "port: 21362   # default" in text
+    assert f"rolearn: {ROLE}" in text  # the file's spelling (rolearn), not roleARN
+    assert f"userARN: {USER}" in text  # no user entries yet: the reference's spelling
+    assert "groups: [system:bootstrappers, system:nodes]" in text
+
+
+def test_yaml_file_is_created_with_a_server_section(tmp_path: Path) -> None:
+    path = tmp_path / "new.yaml"
+    LocalFileMappingWriter(path).add_user(USER, "kubedemy", ["system:masters"])
+    assert path.read_text() == (
+        f"server:\n  mapUsers:\n    - userARN: {USER}\n      username: kubedemy\n"
+        "      groups:\n        - system:masters\n"
+    )
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_json_dynamic_file(tmp_path: Path) -> None:
+    path = tmp_path / "dynamic.json"
+    path.write_text(json.dumps({"mapRoles": [], "mapAccounts": ["111122223333"]}))
+    path.chmod(0o644)  # the server may run as another user: an existing mode is kept
+    writer = LocalFileMappingWriter(path)
+    writer.add_user(USER, "kubedemy", ["system:masters"])
+    writer.add_role(ROLE, "admin", ["system:masters"])
+    data = json.loads(path.read_text())
+    assert data == {
+        "mapRoles": [{"rolearn": ROLE, "username": "admin", "groups": ["system:masters"]}],
+        "mapAccounts": ["111122223333"],
+        "mapUsers": [{"userarn": USER, "username": "kubedemy", "groups": ["system:masters"]}],
+    }
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert writer.remove(USER) is MappingChange.REMOVED
+    assert "mapUsers" not in json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"], ids=["yaml", "json"])
+def test_adding_the_same_mapping_twice_is_a_no_op(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"m{suffix}"
+    writer = LocalFileMappingWriter(path)
+    writer.add_user(USER, "kubedemy", ["system:masters"])
+    text, inode = path.read_text(), path.stat().st_ino
+    assert writer.add_user(USER, "kubedemy", ["system:masters"]) is MappingChange.UNCHANGED
+    assert (path.read_text(), path.stat().st_ino) == (text, inode)
+
+
+@pytest.mark.parametrize(
+    ("existing", "added"),
+    [
+        ("arn:aws:iam::111122223333:role/team/KubernetesAdmin", ROLE),
+        (ROLE.upper().replace("ARN:AWS:IAM", "arn:aws:iam"), ROLE),
+    ],
+    ids=["role-path", "case"],
+)
+def test_the_same_arn_with_a_different_mapping_is_refused(
+    tmp_path: Path, existing: str, added: str
+) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        f"server:\n  mapRoles:\n  - roleARN: {existing}\n    username: x\n    groups: []\n"
+    )
+    before = path.read_text()
+    with pytest.raises(MappingError, match="already mapped"):
+        LocalFileMappingWriter(path).add_role(added, "admin", ["system:masters"])
+    assert path.read_text() == before
+
+
+def test_remove_restores_the_file_an_add_started_from(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("clusterID: demo\n")
+    writer = LocalFileMappingWriter(path)
+    writer.add_user(USER, "kubedemy", ["g"])
+    assert writer.remove(USER) is MappingChange.REMOVED
+    assert path.read_text() == "clusterID: demo\n"
+    assert writer.remove(USER) is MappingChange.ABSENT
+
+
+def test_remove_from_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "absent.json"
+    assert LocalFileMappingWriter(path).remove(USER) is MappingChange.ABSENT
+    assert not path.exists()
+
+
+def test_node_entries_are_never_removed(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(SERVER_CONFIG)
+    with pytest.raises(GuardError, match="lock every node"):
+        LocalFileMappingWriter(path).remove(NODE)
+    assert path.read_text() == SERVER_CONFIG
+
+
+def test_flat_yaml_with_top_level_lists(tmp_path: Path) -> None:
+    path = tmp_path / "flat.yaml"
+    path.write_text("mapUsers: []\n")
+    LocalFileMappingWriter(path).add_user(USER, "kubedemy", ["g"])
+    assert "server" not in path.read_text()
+    assert f"userARN: {USER}" in path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "error"),
+    [
+        ("bad.yaml", "server: [\n", ConfigError),
+        ("bad.json", "{", ConfigError),
+        ("list.yaml", "server:\n  mapUsers: {a: 1}\n", ConfigError),
+    ],
+    ids=["yaml", "json", "not-a-list"],
+)
+def test_bad_files_are_refused_untouched(
+    tmp_path: Path, name: str, text: str, error: type[Exception]
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(error):
+        LocalFileMappingWriter(path).add_user(USER, "kubedemy", ["g"])
+    assert path.read_text() == text
+
+
+def test_kind_and_arn_are_checked(tmp_path: Path) -> None:
+    writer = LocalFileMappingWriter(tmp_path / "m.yaml")
+    with pytest.raises(MappingError, match="not an IAM user ARN"):
+        writer.add_user(ROLE, "x", ["g"])
+    with pytest.raises(MappingError):
+        writer.add_role("arn:aws:iam::1:role/x", "x", ["g"])
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(SERVER_CONFIG)
+    assert LocalFileMappingWriter(path, dry_run=True).add_user(USER, "u", ["g"]) is (
+        MappingChange.ADDED
+    )
+    assert path.read_text() == SERVER_CONFIG
