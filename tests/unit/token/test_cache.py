@@ -1,0 +1,209 @@
+"""The token and credential cache: hit, miss, expiry margins, refusal of unsafe files, races."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from kubeiam.errors import CacheError
+from kubeiam.token.cache import (
+    CREDENTIALS_MIN_REMAINING,
+    TOKEN,
+    TOKEN_MIN_REMAINING,
+    FileCache,
+    cache_key,
+    default_cache_dir,
+    load_credentials,
+    load_token,
+    store_credentials,
+    store_token,
+)
+
+NOW = 1_800_000_000.0
+KEY = cache_key({"clusterId": "demo", "region": "us-west-2"})
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> FileCache:
+    return FileCache(str(tmp_path / "cache" / "kubeiam"))
+
+
+def test_miss_when_nothing_cached(cache: FileCache) -> None:
+    assert load_token(cache, KEY, NOW) is None
+    assert not Path(cache.directory).exists()  # reading never creates anything
+
+
+def test_hit_after_store_with_private_modes(cache: FileCache) -> None:
+    store_token(cache, KEY, "k8s-aws-v1.abc", NOW + 600)
+    assert load_token(cache, KEY, NOW) == ("k8s-aws-v1.abc", NOW + 600)
+    assert stat.S_IMODE(os.stat(cache.directory).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(cache.path(TOKEN, KEY)).st_mode) == 0o600
+    assert [p.name for p in Path(cache.directory).iterdir()] == [f"token-{KEY}.json"]
+
+
+@pytest.mark.parametrize(
+    ("left", "hit"),
+    [
+        (TOKEN_MIN_REMAINING + 1, True),
+        (TOKEN_MIN_REMAINING, True),
+        (TOKEN_MIN_REMAINING - 1, False),
+        (-5, False),
+    ],
+    ids=["61s", "60s", "59s", "expired"],
+)
+def test_token_needs_a_minute_left(cache: FileCache, left: float, hit: bool) -> None:
+    store_token(cache, KEY, "k8s-aws-v1.abc", NOW + left)
+    assert (load_token(cache, KEY, NOW) is not None) is hit
+
+
+@pytest.mark.parametrize(
+    ("left", "hit"),
+    [(CREDENTIALS_MIN_REMAINING, True), (CREDENTIALS_MIN_REMAINING - 1, False)],
+    ids=["enough", "too-little"],
+)
+def test_credentials_need_ten_minutes_left(cache: FileCache, left: float, hit: bool) -> None:
+    store_credentials(
+        cache,
+        KEY,
+        access_key_id="ASIAEXAMPLE",
+        secret_access_key="secret",
+        session_token="session",
+        expires_at=NOW + left,
+    )
+    found = load_credentials(cache, KEY, NOW)
+    assert (found == ("ASIAEXAMPLE", "secret", "session", NOW + left)) is hit
+    assert (found is not None) is hit
+
+
+def test_keys_differ_for_anything_that_changes_the_token() -> None:
+    base = {"clusterId": "a", "region": "us-west-2", "role": None, "source": "env:AKID"}
+    variants = [
+        {**base, "clusterId": "b"},
+        {**base, "region": "us-east-1"},
+        {**base, "role": "arn:aws:iam::1:role/x"},
+        {**base, "source": "env:AKID2"},
+        {**base, "region": None},
+    ]
+    keys = {cache_key(base), *(cache_key(v) for v in variants)}
+    assert len(keys) == len(variants) + 1
+    assert cache_key(dict(reversed(list(base.items())))) == cache_key(base)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b'{"version": 99, "token": "x", "expiresAt": 1e12}',
+        b'{"version": 1}',
+        b"\xff\xfe",
+    ],
+    ids=["empty", "truncated", "not-object", "other-version", "missing-fields", "not-utf8"],
+)
+def test_corrupt_file_is_a_miss_and_gets_overwritten(cache: FileCache, content: bytes) -> None:
+    cache.ensure_directory()
+    path = Path(cache.path(TOKEN, KEY))
+    path.write_bytes(content)
+    path.chmod(0o600)
+    assert load_token(cache, KEY, NOW) is None
+    store_token(cache, KEY, "k8s-aws-v1.new", NOW + 600)
+    assert load_token(cache, KEY, NOW) == ("k8s-aws-v1.new", NOW + 600)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660], ids=oct)
+def test_file_readable_by_others_is_refused_with_the_fix(cache: FileCache, mode: int) -> None:
+    store_token(cache, KEY, "k8s-aws-v1.abc", NOW + 600)
+    path = cache.path(TOKEN, KEY)
+    os.chmod(path, mode)
+    with pytest.raises(CacheError, match="group or others") as info:
+        load_token(cache, KEY, NOW)
+    assert info.value.hint == f"chmod 600 {path}"
+    assert "k8s-aws-v1" not in str(info.value)  # the content never appears in messages
+    assert info.value.exit_code == 4
+
+
+def test_directory_open_to_others_is_refused(cache: FileCache) -> None:
+    store_token(cache, KEY, "k8s-aws-v1.abc", NOW + 600)
+    os.chmod(cache.directory, 0o755)  # noqa: S103 - the unsafe mode is what is tested
+    with pytest.raises(CacheError) as info:
+        load_token(cache, KEY, NOW)
+    assert info.value.hint == f"chmod 700 {cache.directory}"
+    with pytest.raises(CacheError):
+        store_token(cache, KEY, "k8s-aws-v1.def", NOW + 600)
+
+
+def test_symlinked_entry_is_refused(cache: FileCache, tmp_path: Path) -> None:
+    cache.ensure_directory()
+    target = tmp_path / "elsewhere.json"
+    target.write_text(json.dumps({"version": 1, "token": "x", "expiresAt": NOW + 600}))
+    target.chmod(0o600)
+    os.symlink(target, cache.path(TOKEN, KEY))
+    with pytest.raises(CacheError, match="symbolic link"):
+        load_token(cache, KEY, NOW)
+
+
+def test_default_directory(tmp_path: Path) -> None:
+    assert default_cache_dir({"HOME": "/home/u"}) == "/home/u/.kube/cache/kubeiam"
+    assert default_cache_dir({"HOME": "/home/u", "KUBEIAM_CACHE_DIR": "/x"}) == "/x"
+
+
+def test_existing_parent_keeps_its_mode(tmp_path: Path) -> None:
+    parent = tmp_path / ".kube" / "cache"
+    parent.mkdir(parents=True, mode=0o755)
+    cache = FileCache(str(parent / "kubeiam"))
+    store_token(cache, KEY, "k8s-aws-v1.abc", NOW + 600)
+    assert stat.S_IMODE(parent.stat().st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(cache.directory).st_mode) == 0o700
+
+
+_RACER = textwrap.dedent(
+    """
+    import os, sys, time
+    from kubeiam.token.cache import FileCache, TOKEN, load_token, store_token
+    directory, key, mints, start = sys.argv[1:5]
+    while time.time() < float(start):
+        time.sleep(0.001)
+    cache = FileCache(directory)
+    hit = load_token(cache, key, time.time())
+    if hit is None:
+        with cache.lock(TOKEN, key) as locked:
+            assert locked
+            hit = load_token(cache, key, time.time())
+            if hit is None:
+                with open(mints, "a") as log:
+                    log.write(f"{os.getpid()}\\n")
+                time.sleep(0.05)  # a slow mint widens the window a lock must close
+                hit = (f"k8s-aws-v1.{os.getpid()}", time.time() + 600)
+                store_token(cache, key, *hit)
+    print(hit[0])
+    """
+)
+
+
+def test_racing_processes_mint_once_and_agree(cache: FileCache, tmp_path: Path) -> None:
+    import time
+
+    mints = tmp_path / "mints.log"
+    start = str(time.time() + 0.5)
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, cache.directory, KEY, str(mints), start],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [racer.communicate(timeout=60)[0].strip() for racer in racers]
+    assert all(racer.returncode == 0 for racer in racers)
+    assert len(mints.read_text().split()) == 1
+    assert len(set(outputs)) == 1
+    leftovers = sorted(p.name for p in Path(cache.directory).iterdir())
+    assert leftovers == [f"token-{KEY}.json", f"token-{KEY}.json.lock"]
