@@ -1,0 +1,190 @@
+"""`kubeiam iam ...` as real processes against the local AWS environment."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import stat
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubeiam.localaws.environment import LocalAWS
+
+KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
+
+
+@pytest.fixture
+def cli_env(local_aws: LocalAWS, tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(local_aws.client_env())
+    env["AWS_ACCESS_KEY_ID"] = local_aws.admin.access_key_id
+    env["AWS_SECRET_ACCESS_KEY"] = local_aws.admin.secret_access_key
+    env["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "aws" / "credentials")
+    return env
+
+
+def kubeiam(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KUBEIAM, "iam", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def secret_in(path: Path, profile: str) -> str:
+    parser = configparser.RawConfigParser()
+    parser.read(path)
+    return parser.get(profile, "aws_secret_access_key")
+
+
+def test_onboard_and_offboard_user(cli_env: dict[str, str], tmp_path: Path) -> None:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    mapping = tmp_path / "dynamic.json"
+    args = [
+        "onboard-user",
+        name,
+        "--cluster",
+        "kubedemy",
+        "--groups",
+        "system:masters",
+        "--tag",
+        "owner=kubedemy",
+        "--mapping-file",
+        str(mapping),
+    ]
+    first = kubeiam(cli_env, *args, "-o", "json")
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["userName"] == name
+    assert summary["kubeconfigCommand"] == (
+        f"kubeiam kubeconfig update --cluster kubedemy --region us-east-1 --profile {name}"
+    )
+    creds = Path(cli_env["AWS_SHARED_CREDENTIALS_FILE"])
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    secret = secret_in(creds, name)
+    assert secret not in first.stdout
+    assert secret not in first.stderr
+    assert "created IAM user" in first.stderr
+    assert json.loads(mapping.read_text())["mapUsers"][0]["userarn"] == summary["userArn"]
+
+    second = kubeiam(cli_env, *args)  # idempotent, table output
+    assert second.returncode == 0, second.stderr
+    assert "IAM User ARN" in second.stdout
+    assert summary["userArn"] in second.stdout
+    assert secret not in second.stdout + second.stderr
+    assert secret_in(creds, name) == secret
+
+    off = kubeiam(cli_env, "offboard-user", name, "--mapping-file", str(mapping), "-o", "json")
+    assert off.returncode == 0, off.stderr
+    assert f"IAM user {name}" in json.loads(off.stdout)["removed"]
+    assert "mapUsers" not in json.loads(mapping.read_text())
+
+
+def test_print_credentials_prints_the_secret_once_on_stdout(
+    cli_env: dict[str, str], local_aws: LocalAWS
+) -> None:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    done = kubeiam(
+        cli_env, "onboard-user", name, "--cluster", "c", "--groups", "g", "--print-credentials"
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    secret = out["credentials"]["SecretAccessKey"]
+    assert done.stdout.count(secret) == 1
+    assert secret not in done.stderr
+    assert not Path(cli_env["AWS_SHARED_CREDENTIALS_FILE"]).exists()
+    sts = local_aws.boto3_client("sts", credentials=(out["credentials"]["AccessKeyId"], secret))
+    assert sts.get_caller_identity()["Arn"].endswith(f":user/{name}")
+    again = kubeiam(
+        cli_env, "onboard-user", name, "--cluster", "c", "--groups", "g", "--print-credentials"
+    )
+    assert "credentials" not in json.loads(again.stdout)  # never a second key unasked
+    assert "--new-key" in again.stderr
+
+
+def test_access_role_grant_revoke_delete(
+    cli_env: dict[str, str], local_aws: LocalAWS, tmp_path: Path
+) -> None:
+    role, user = f"role-{uuid.uuid4().hex[:8]}", f"cli-{uuid.uuid4().hex[:8]}"
+    mapping = tmp_path / "server.yaml"
+    iam = local_aws.boto3_client("iam")
+    iam.create_user(UserName=user)
+
+    made = kubeiam(
+        cli_env,
+        "create-access-role",
+        role,
+        "--cluster",
+        "kubedemy",
+        "--k8s-groups",
+        "system:masters",
+        "--mapping-file",
+        str(mapping),
+        "-o",
+        "json",
+    )
+    assert made.returncode == 0, made.stderr
+    result: dict[str, Any] = json.loads(made.stdout)
+    assert f"roleARN: {result['roleArn']}" in mapping.read_text()
+
+    granted = kubeiam(cli_env, "grant", user, "--access-role", role, "-o", "json")
+    assert json.loads(granted.stdout)["changed"] is True
+    groups = [g["GroupName"] for g in iam.list_groups_for_user(UserName=user)["Groups"]]
+    assert groups == [role]
+
+    revoked = kubeiam(cli_env, "revoke", user, "--access-role", role, "-o", "json")
+    assert json.loads(revoked.stdout)["changed"] is True
+    assert iam.list_groups_for_user(UserName=user)["Groups"] == []
+
+    deleted = kubeiam(cli_env, "delete-access-role", role, "--mapping-file", str(mapping))
+    assert deleted.returncode == 0, deleted.stderr
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_role(RoleName=role)
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_group(GroupName=role)
+    assert result["roleArn"] not in mapping.read_text()
+
+
+def test_errors_exit_non_zero_with_a_hint(cli_env: dict[str, str]) -> None:
+    missing = kubeiam(cli_env, "grant", "nobody", "--access-role", "no-such-role")
+    assert missing.returncode == 1
+    assert missing.stdout == ""
+    assert "access role no-such-role does not exist" in missing.stderr
+    assert "fix:" in missing.stderr
+
+    bad_tag = kubeiam(
+        cli_env, "onboard-user", "x", "--cluster", "c", "--groups", "g", "--tag", "novalue"
+    )
+    assert bad_tag.returncode == 2
+    assert "KEY=VALUE" in bad_tag.stderr
+
+
+def test_a_failure_midway_rolls_back_in_a_real_process(
+    cli_env: dict[str, str], local_aws: LocalAWS, tmp_path: Path
+) -> None:
+    """The mapping file maps the user's ARN differently: the run fails after creating the user
+    and its policy, and removes both."""
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    arn = f"arn:aws:iam::{local_aws.account_id}:user/{name}"
+    mapping = tmp_path / "dynamic.json"
+    mapping.write_text(json.dumps({"mapUsers": [{"userarn": arn, "username": "x", "groups": []}]}))
+    done = kubeiam(
+        cli_env,
+        "onboard-user",
+        name,
+        "--cluster",
+        "c",
+        "--groups",
+        "g",
+        "--mapping-file",
+        str(mapping),
+    )
+    assert done.returncode == 2, done.stderr  # MappingError
+    assert "rolled back: IAM user" in done.stderr
+    iam = local_aws.boto3_client("iam")
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.get_user(UserName=name)

@@ -1,0 +1,211 @@
+"""`kubeiam kubeconfig update` as a real process, against EKS in the local AWS environment."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubeiam.localaws.environment import LocalAWS
+
+KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
+
+
+@pytest.fixture
+def cli_env(local_aws: LocalAWS, tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(local_aws.client_env())
+    env["AWS_ACCESS_KEY_ID"] = local_aws.admin.access_key_id
+    env["AWS_SECRET_ACCESS_KEY"] = local_aws.admin.secret_access_key
+    env["HOME"] = str(tmp_path / "home")
+    env["PATH"] = f"{Path(KUBEIAM).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@pytest.fixture
+def eks_cluster(local_aws: LocalAWS) -> dict[str, Any]:
+    name = f"eks-{uuid.uuid4().hex[:8]}"
+    eks = local_aws.boto3_client("eks")
+    eks.create_cluster(
+        name=name,
+        roleArn=f"arn:aws:iam::{local_aws.account_id}:role/eks-cluster",
+        resourcesVpcConfig={"subnetIds": []},
+    )
+    cluster: dict[str, Any] = eks.describe_cluster(name=name)["cluster"]
+    return cluster
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KUBEIAM, "kubeconfig", "update", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_update_from_eks(
+    cli_env: dict[str, str], eks_cluster: dict[str, Any], local_aws: LocalAWS, tmp_path: Path
+) -> None:
+    name, arn = eks_cluster["name"], eks_cluster["arn"]
+    # --profile wins over keys in the environment (aws-cli#7794): the env keys are bogus here.
+    creds = tmp_path / "credentials"
+    creds.write_text(
+        f"[dev]\naws_access_key_id = {local_aws.admin.access_key_id}\n"
+        f"aws_secret_access_key = {local_aws.admin.secret_access_key}\n"
+    )
+    cli_env["AWS_SHARED_CREDENTIALS_FILE"] = str(creds)
+    cli_env["AWS_ACCESS_KEY_ID"] = "AKIAIOSFODNN7BOGUSXX"
+    cli_env["AWS_SECRET_ACCESS_KEY"] = "bogus"
+    done = run(
+        cli_env,
+        "--cluster",
+        name,
+        "--profile",
+        "dev",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/K8sAdmins",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert f"Updated context {arn}" in done.stderr
+    assert "not a PEM certificate" in done.stderr  # moto's certificate data is random
+    path = Path(cli_env["HOME"]) / ".kube" / "config"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    data = yaml.safe_load(path.read_text())
+    (cluster,) = data["clusters"]
+    assert cluster == {
+        "name": arn,
+        "cluster": {
+            "server": eks_cluster["endpoint"],
+            "certificate-authority-data": eks_cluster["certificateAuthority"]["data"],
+        },
+    }
+    (user,) = data["users"]
+    assert user["user"]["exec"]["args"] == [
+        "token",
+        "-i",
+        name,
+        "--region",
+        "us-east-1",
+        "-r",
+        "arn:aws:iam::123456789012:role/K8sAdmins",
+        "--profile",
+        "dev",
+    ]
+    assert data["current-context"] == arn
+
+    again = run(
+        cli_env,
+        "--cluster",
+        name,
+        "--profile",
+        "dev",
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/K8sAdmins",
+    )
+    assert again.returncode == 0, again.stderr
+    assert "is up to date" in again.stderr
+
+
+def test_dry_run_prints_a_diff_on_stdout(
+    cli_env: dict[str, str], eks_cluster: dict[str, Any], tmp_path: Path
+) -> None:
+    target = tmp_path / "kc"
+    target.write_text("# mine\napiVersion: v1\nkind: Config\n")
+    done = run(
+        cli_env,
+        "--cluster",
+        eks_cluster["name"],
+        "--kubeconfig",
+        str(target),
+        "--dry-run",
+        "--alias",
+        "demo",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"--- {target}\n+++ {target}\n")
+    assert "+current-context: demo" in done.stdout
+    assert target.read_text() == "# mine\napiVersion: v1\nkind: Config\n"
+
+
+def test_kubeconfig_list_and_no_switch(
+    cli_env: dict[str, str], eks_cluster: dict[str, Any], tmp_path: Path
+) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.write_text("apiVersion: v1\nkind: Config\ncurrent-context: keep-me\n")
+    cli_env["KUBECONFIG"] = f"{first}{os.pathsep}{second}"
+    done = run(cli_env, "--cluster", eks_cluster["name"], "--no-switch")
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(first.read_text())["current-context"] == "keep-me"
+    assert len(yaml.safe_load(first.read_text())["users"]) == 1
+    assert not second.exists()
+
+
+def test_unknown_cluster_and_bad_flags(cli_env: dict[str, str], tmp_path: Path) -> None:
+    missing = run(cli_env, "--cluster", "no-such-cluster")
+    assert missing.returncode == 1
+    assert "ResourceNotFoundException" in missing.stderr
+    assert "--region" in missing.stderr  # the hint
+    half = run(cli_env, "--cluster", "x", "--server", "https://x")
+    assert half.returncode == 2
+    assert "go together" in half.stderr
+
+
+def test_cluster_outside_eks(cli_env: dict[str, str], tmp_path: Path) -> None:
+    import trustme
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(trustme.CA().cert_pem.bytes())
+    target = tmp_path / "kc"
+    done = run(
+        cli_env,
+        "--cluster",
+        "kops1",
+        "--server",
+        "https://api.kops1.example",
+        "--certificate-authority",
+        str(ca),
+        "--kubeconfig",
+        str(target),
+        "--api-version",
+        "v1beta1",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr
+    exec_ = yaml.safe_load(target.read_text())["users"][0]["user"]["exec"]
+    assert exec_["apiVersion"] == "client.authentication.k8s.io/v1beta1"
+    assert exec_["args"] == ["token", "-i", "kops1"]
+
+
+def test_invalid_existing_file_is_left_untouched(cli_env: dict[str, str], tmp_path: Path) -> None:
+    import trustme
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(trustme.CA().cert_pem.bytes())
+    target = tmp_path / "kc"
+    target.write_text("clusters: [\n")
+    done = run(
+        cli_env,
+        "--cluster",
+        "kops1",
+        "--server",
+        "https://api",
+        "--certificate-authority",
+        str(ca),
+        "--kubeconfig",
+        str(target),
+    )
+    assert done.returncode == 2
+    assert "is not valid YAML" in done.stderr
+    assert target.read_text() == "clusters: [\n"
