@@ -193,8 +193,10 @@ async def bench(
         await run_cell(session, base, "healthz", max(CONCURRENCY), ["-"] * 200)
         await run_cell(session, base, "repeated", 4, [repeated_token] * 50)
         _, lines_seen = server_latencies(log_path, 0)
-        for kind in ("healthz", "repeated", "distinct"):
-            for concurrency in CONCURRENCY:
+        # healthz and repeated side by side at each concurrency, so that the baseline and the
+        # cache hits are measured under the same (shared-machine) conditions
+        for concurrency in CONCURRENCY:
+            for kind in ("healthz", "repeated", "distinct"):
                 if kind == "distinct":
                     n = plan["distinct_per_cell"]
                     tokens, distinct = distinct[:n], distinct[n:]
@@ -281,15 +283,16 @@ def main(argv: list[str] | None = None) -> int:
     print(table(cells))
     by = {(c.kind, c.concurrency): c for c in cells}
     hit, base = by[("repeated", 16)], by[("healthz", 16)]
-    added_client = pct(hit.client_ms, 99) - pct(base.client_ms, 99)
-    added_server = pct(hit.server_ms, 99)
-    ok = added_server <= GOAL_ADDED_P99_MS
+    added = pct(hit.client_ms, 99) - pct(base.client_ms, 99)
+    ok = added <= GOAL_ADDED_P99_MS
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        f"\ncache hit at concurrency 16: the review handler (parse, cache lookup, mapping, "
-        f"answer) takes p99 {added_server:.2f} ms (goal: at most {GOAL_ADDED_P99_MS} ms): "
-        f"{'met' if ok else 'MISSED'}.\nRound trips seen by the load generator (same 2 cores, "
-        f"includes its own queueing): review p99 {pct(hit.client_ms, 99):.2f} ms, "
-        f"healthz p99 {pct(base.client_ms, 99):.2f} ms ({added_client:+.2f} ms)."
+        f"\ncache hit at concurrency 16: round-trip p99 {pct(hit.client_ms, 99):.2f} ms vs "
+        f"{pct(base.client_ms, 99):.2f} ms for /healthz: adds {added:+.2f} ms (goal: at most "
+        f"{GOAL_ADDED_P99_MS} ms): {'met' if ok else 'MISSED'}. The review handler itself "
+        f"(after the body is read) takes p50 {pct(hit.server_ms, 50):.2f} ms, p99 "
+        f"{pct(hit.server_ms, 99):.2f} ms.\nLoad average during the run: {load} (2 cores, shared "
+        "with the load generator, the STS front and moto)."
     )
     miss = statistics.median(by[("distinct", 1)].client_ms)
     hit1 = statistics.median(by[("repeated", 1)].client_ms)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from kubeiam.errors import KubeIAMError, MappingDeniedError
 from kubeiam.localaws.environment import LocalAWS
-from kubeiam.server.ec2 import EC2PrivateDNSResolver, TokenBucket
+from kubeiam.server.ec2 import EC2PrivateDNSResolver, TokenBucket, make_ec2_client
 
 
 class CountingClient:
@@ -135,3 +136,34 @@ async def test_rate_limit_spaces_calls(local_aws: LocalAWS, instances: dict[str,
     await asyncio.gather(*(resolver(i) for i in list(instances)[:4]))
     assert len(client.batches) == 4
     assert loop.time() - started >= 3 / 20 - 0.01
+
+
+async def test_calls_ec2_through_an_assumed_role(
+    local_aws: LocalAWS, instances: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = "localaws-admin"
+    role_arn = local_aws.create_role(
+        "Ec2DescribeForServer", trusted=local_aws.user_arn(admin), grant_to_user=admin
+    )
+    allow = {"Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*"}
+    local_aws.boto3_client("iam").put_role_policy(
+        RoleName="Ec2DescribeForServer",
+        PolicyName="describe",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow]}),
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", local_aws.moto_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", local_aws.admin.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", local_aws.admin.secret_access_key)
+    factory = make_ec2_client(
+        region=local_aws.region,
+        role_arn=role_arn,
+        source_arn=f"arn:aws:eks:us-east-1:{local_aws.account_id}:cluster/demo",
+        endpoint_url=local_aws.moto_url,
+    )
+    client = factory()
+    assert factory() is client  # built once, credentials refreshed by botocore
+    creds = client._request_signer._credentials  # type: ignore[attr-defined]
+    assert creds.access_key != local_aws.admin.access_key_id  # temporary role credentials
+    resolver = EC2PrivateDNSResolver(factory)
+    iid, dns = next(iter(instances.items()))
+    assert await resolver(iid) == dns
