@@ -188,3 +188,87 @@ def test_a_failure_midway_rolls_back_in_a_real_process(
     iam = local_aws.boto3_client("iam")
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_user(UserName=name)
+
+
+def test_seed_one_end_to_end_token_verifies_as_the_new_user(
+    cli_env: dict[str, str], local_aws: LocalAWS, tmp_path: Path
+) -> None:
+    """onboard-user, then the printed kubeconfig command, then the exec entry kubectl would run:
+    the token it prints verifies as the onboarded user, although the environment holds the
+    admin's keys (the profile is an argument, so it wins)."""
+    import shlex
+
+    import yaml
+
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    eks = local_aws.boto3_client("eks")
+    eks.create_cluster(
+        name=name,
+        roleArn=f"arn:aws:iam::{local_aws.account_id}:role/eks",
+        resourcesVpcConfig={"subnetIds": []},
+    )
+    onboarded = kubeiam(
+        cli_env, "onboard-user", name, "--cluster", name, "--groups", "system:masters", "-o", "json"
+    )
+    assert onboarded.returncode == 0, onboarded.stderr
+    # moto evaluates identity policies against resource "*" only, so the user's policy scoped to
+    # the cluster ARN (checked in the unit tests) cannot allow DescribeCluster here: add a
+    # moto-only grant on "*" so the user can run the printed command as the seed does.
+    local_aws.boto3_client("iam").put_user_policy(
+        UserName=name,
+        PolicyName="moto-resource-star",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "eks:DescribeCluster", "Resource": "*"}
+                ],
+            }
+        ),
+    )
+    command = shlex.split(json.loads(onboarded.stdout)["kubeconfigCommand"])
+    assert command[:3] == ["kubeiam", "kubeconfig", "update"]
+    cli_env["HOME"] = str(tmp_path / "home")
+    updated = subprocess.run(
+        [KUBEIAM, *command[1:]],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert updated.returncode == 0, updated.stderr
+
+    kubeconfig = yaml.safe_load((tmp_path / "home" / ".kube" / "config").read_text())
+    exec_ = kubeconfig["users"][0]["user"]["exec"]
+    assert exec_["command"] == "kubeiam"
+    plugin_env = dict(cli_env)
+    plugin_env["KUBERNETES_EXEC_INFO"] = json.dumps(
+        {
+            "kind": "ExecCredential",
+            "apiVersion": exec_["apiVersion"],
+            "spec": {"interactive": False},
+        }
+    )
+    token_run = subprocess.run(
+        [KUBEIAM, *exec_["args"]],
+        env=plugin_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert token_run.returncode == 0, token_run.stderr
+    token = json.loads(token_run.stdout)["status"]["token"]
+    verified = subprocess.run(
+        [KUBEIAM, "verify", "-i", name, "-t", "-", "-o", "json", *local_aws.verify_flags()],
+        env=cli_env,
+        input=token,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.count(f":user/{name}") >= 1
+    assert local_aws.admin.access_key_id not in verified.stdout
