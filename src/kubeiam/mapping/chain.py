@@ -27,6 +27,7 @@ from kubeiam.mapping.model import MatchResult
 from kubeiam.mapping.templates import (
     DEFAULT_RESERVED_PREFIXES,
     EC2Resolver,
+    InstanceRoleCheck,
     check_reserved_prefix,
     render_all,
 )
@@ -96,6 +97,7 @@ class MappingChain:
         *,
         reserved_prefixes: Mapping[str, Sequence[str]] = DEFAULT_RESERVED_PREFIX_CONFIG,
         ec2_resolver: EC2Resolver | None = None,
+        instance_role_check: InstanceRoleCheck | None = None,
     ) -> None:
         names = [b.name for b in backends]
         if len(set(names)) != len(names):
@@ -105,6 +107,7 @@ class MappingChain:
         self._reserved = {**DEFAULT_RESERVED_PREFIX_CONFIG}
         self._reserved.update({name: tuple(p) for name, p in reserved_prefixes.items()})
         self._ec2_resolver = ec2_resolver
+        self._instance_role_check = instance_role_check
 
     @property
     def ready(self) -> bool:
@@ -149,7 +152,11 @@ class MappingChain:
         if result.templated:
             try:
                 username, groups = await render_all(
-                    result.username, result.groups, identity, ec2_resolver=self._ec2_resolver
+                    result.username,
+                    result.groups,
+                    identity,
+                    ec2_resolver=self._ec2_resolver,
+                    instance_role_check=self._instance_role_check,
                 )
             except MappingDeniedError as exc:
                 raise MappingDeniedError(

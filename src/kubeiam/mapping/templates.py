@@ -51,6 +51,9 @@ DEFAULT_RESERVED_PREFIXES: tuple[str, ...] = ("system:", "eks:", "aws:", "iam:",
 
 #: ``async (instance_id) -> private DNS name``; the server wires ec2:DescribeInstances behind it.
 EC2Resolver = Callable[[str], Awaitable[str]]
+#: ``async (instance_id, role_arn) -> bool``: does that instance's instance profile hold that role?
+#: Optional defence against node impersonation (session names are chosen by the caller).
+InstanceRoleCheck = Callable[[str, str], Awaitable[bool]]
 
 
 @lru_cache(maxsize=4096)
@@ -94,8 +97,16 @@ def _values(identity: Identity) -> dict[str, str]:
     }
 
 
-async def resolve_private_dns_name(identity: Identity, resolver: EC2Resolver | None) -> str:
+async def resolve_private_dns_name(
+    identity: Identity,
+    resolver: EC2Resolver | None,
+    instance_role_check: InstanceRoleCheck | None = None,
+) -> str:
     """The EC2 private DNS name for the identity's session, or :class:`MappingDeniedError`.
+
+    With ``instance_role_check``, the instance named by the session must also carry the caller's
+    role in its instance profile: anyone allowed to assume a node role can name their session
+    after any instance, and would otherwise become that node.
 
     Errors the resolver raises from the kubeiam tree pass through unchanged (their HTTP status
     stands, e.g. throttling); anything else becomes a denial naming the instance.
@@ -113,12 +124,23 @@ async def resolve_private_dns_name(identity: Identity, resolver: EC2Resolver | N
         )
     try:
         name = await resolver(session)
+        holds_role = (
+            await instance_role_check(session, identity.canonical_arn)
+            if instance_role_check is not None
+            else True
+        )
     except KubeIAMError:
         raise
     except Exception as exc:  # the resolver is an adapter: any failure denies, with its type
         raise MappingDeniedError(
             f"could not resolve the private DNS name of {session}: {type(exc).__name__}"
         ) from exc
+    if not holds_role:
+        raise MappingDeniedError(
+            f"session name {session} names an instance whose instance profile does not hold "
+            f"{identity.canonical_arn}",
+            hint="only the instance itself may use its id as a session name of a node role",
+        )
     if not name:
         raise MappingDeniedError(f"EC2 reported no private DNS name for {session}")
     return name
@@ -152,11 +174,12 @@ async def render_all(
     identity: Identity,
     *,
     ec2_resolver: EC2Resolver | None = None,
+    instance_role_check: InstanceRoleCheck | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     """Render a username and its groups, resolving ``{{EC2PrivateDNSName}}`` at most once."""
     dns: str | None = None
     if needs_ec2(username) or any(needs_ec2(g) for g in groups):
-        dns = await resolve_private_dns_name(identity, ec2_resolver)
+        dns = await resolve_private_dns_name(identity, ec2_resolver, instance_role_check)
     user = await render(username, identity, private_dns_name=dns)
     rendered = tuple([await render(g, identity, private_dns_name=dns) for g in groups])
     return user, rendered

@@ -140,3 +140,31 @@ def test_reserved_prefixes(username: str, prefixes: tuple[str, ...], hit: str | 
     else:
         with pytest.raises(MappingDeniedError, match="reservedPrefixConfig for CRD"):
             check_reserved_prefix(username, prefixes, backend="CRD")
+
+
+async def test_instance_role_check_refuses_a_foreign_session_name() -> None:
+    seen: list[tuple[str, str]] = []
+
+    async def profile_holds(instance_id: str, role_arn: str) -> bool:
+        seen.append((instance_id, role_arn))
+        return role_arn.endswith(":role/NodeRole")
+
+    node = "system:node:{{EC2PrivateDNSName}}"
+    user, _ = await render_all(
+        node,
+        [],
+        role_identity("NodeRole", "i-0123456789abcdef0"),
+        ec2_resolver=ec2_names,
+        instance_role_check=profile_holds,
+    )
+    assert user == "system:node:ip-10-0-0-1.ec2.internal"
+    # A user allowed to assume another role mapped to nodes names the session after a node.
+    with pytest.raises(MappingDeniedError, match="instance profile does not hold"):
+        await render_all(
+            node,
+            [],
+            role_identity("Impersonator", "i-0123456789abcdef0"),
+            ec2_resolver=ec2_names,
+            instance_role_check=profile_holds,
+        )
+    assert seen[1] == ("i-0123456789abcdef0", "arn:aws:iam::111122223333:role/Impersonator")
