@@ -590,3 +590,49 @@ def test_server_command_serves_and_stops_gracefully_on_sigterm(
     assert "stopped" in rest
     assert token not in rest
     assert token[11:60] not in rest
+
+
+# --- start-up and readiness -------------------------------------------------------------------
+
+
+async def test_invalid_mapping_stops_start_up(world: World, state_dir: Path) -> None:
+    from kubeiam.errors import MappingError
+
+    config = base_config(world, state_dir, map_roles=({"rolearn": "not-an-arn", "username": "x"},))
+    with pytest.raises(MappingError, match="not-an-arn"):
+        await start_server(config)
+
+
+async def test_readyz_waits_for_the_dynamic_file(
+    world: World, state_dir: Path, ec2_env: None, tmp_path: Path
+) -> None:
+    from kubeiam.server.config import BackendMode
+
+    mapping = tmp_path / "mapping.json"
+    config = base_config(
+        world,
+        state_dir,
+        backend_mode=(BackendMode.DYNAMIC_FILE, BackendMode.MOUNTED_FILE),
+        dynamic_file_path=mapping,
+    )
+    server = await start_server(config)
+    client = Client(server)
+    try:
+        assert (await client.get("/readyz"))[0] == 503
+        bob = f"arn:aws:iam::{world.aws.account_id}:user/srv-bob"
+        mapping.write_text(
+            json.dumps({"mapUsers": [{"userarn": bob, "username": "bob", "groups": []}]})
+        )
+        for _ in range(50):  # the backend polls the file about once a second
+            if (await client.get("/readyz"))[0] == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert await client.get("/readyz") == (200, "ok")
+        status, body = await client.review(mint(world.bob))
+        assert status == 200
+        assert body["status"]["user"]["username"] == "bob"
+        _, metrics = await client.get("/metrics")
+        assert 'kubeiam_backend_ready{backend="DynamicFile"} 1.0' in metrics
+    finally:
+        await client.close()
+        await server.stop()

@@ -160,13 +160,18 @@ class Components:
     closers: list[Callable[[], Any]] = field(default_factory=list)
 
     async def close(self) -> None:
-        for closer in reversed(self.closers):
-            try:
-                result = closer()
-                if asyncio.iscoroutine(result):
-                    await result
-            except Exception as exc:  # shutdown must go on; say what failed
-                log.warning("error while stopping", extra={"error": f"{type(exc).__name__}"})
+        await close_all(self.closers)
+
+
+async def close_all(closers: list[Callable[[], Any]]) -> None:
+    """Call each closer (awaiting coroutines) in reverse order; a failure does not stop the rest."""
+    for closer in reversed(closers):
+        try:
+            result = closer()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception as exc:  # shutdown must go on; say what failed
+            log.warning("error while stopping", extra={"error": type(exc).__name__})
 
 
 def build_verifier(config: ServerConfig, metrics: ServerMetrics) -> tuple[TokenVerifier, Any]:
@@ -220,32 +225,22 @@ async def build_components(config: ServerConfig) -> Components:
 
     metrics = ServerMetrics()
     verifier, sts = build_verifier(config, metrics)
-    components = Components(
-        verifier=verifier,
-        chain=_NotReady(),
-        metrics=metrics,
-        cache=IdentityCache(max_entries=config.identity_cache_size),
-        closers=[sts.close],
-    )
+    closers: list[Callable[[], Any]] = [sts.close]
     try:
         resolver = build_ec2_resolver(config, metrics)
-        components.closers.append(resolver.close)
+        closers.append(resolver.close)
         chain, stop = await build_chain(config, metrics, resolver)
-        components.chain = chain
-        components.closers.append(stop)
+        closers.append(stop)
     except BaseException:
-        await components.close()
+        await close_all(closers)
         raise
-    return components
-
-
-class _NotReady:
-    """Placeholder chain while the real one is being built (never serves a review)."""
-
-    ready = False
-
-    async def map(self, identity: Any) -> None:
-        return None
+    return Components(
+        verifier=verifier,
+        chain=chain,
+        metrics=metrics,
+        cache=IdentityCache(max_entries=config.identity_cache_size),
+        closers=closers,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
