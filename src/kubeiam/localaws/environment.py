@@ -182,6 +182,10 @@ class LocalAWS:
         """How many requests followed the ``redirect`` fault to its plain-HTTP target."""
         return self._front.redirect_hits
 
+    def reset_counters(self) -> None:
+        """Set :attr:`sts_requests` and :attr:`redirect_hits` back to 0."""
+        self._front.reset_counters()
+
     @contextlib.contextmanager
     def sts_fault_active(self, kind: StsFault | str) -> Iterator[None]:
         """``set_sts_fault(kind)`` for the duration of a ``with`` block, then None again."""

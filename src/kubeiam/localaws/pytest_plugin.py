@@ -3,7 +3,8 @@
 List it in a conftest: ``pytest_plugins = ["kubeiam.localaws.pytest_plugin"]``. The environment
 starts on first use (about a second, mostly importing moto) and is shared by the whole session.
 A fault switched on by a test (``local_aws.set_sts_fault("hang")``) is switched off again after
-that test, so one test's fault never leaks into the next.
+that test, and the counters (``sts_requests``, ``redirect_hits``) start from 0 in every test, so
+one test never leaks into the next.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def local_aws(request: pytest.FixtureRequest) -> Iterator[LocalAWS]:
 
 @pytest.fixture(autouse=True)
 def _local_aws_clear_fault(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After each test, switch off any STS fault it left on (no-op if nothing is running)."""
+    """Zero the counters before each test, switch faults off after it (if the env is running)."""
+    aws = request.config.stash.get(_RUNNING, None)
+    if aws is not None:
+        aws.reset_counters()
     yield
     aws = request.config.stash.get(_RUNNING, None)
     if aws is not None:

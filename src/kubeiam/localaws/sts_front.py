@@ -105,6 +105,11 @@ class StsFront:
         """Switch a fault on (``"throttle"``, ``"redirect"``, ``"hang"``, ``"error500"``) or off."""
         self.fault = None if kind is None else StsFault(kind)
 
+    def reset_counters(self) -> None:
+        """Set :attr:`sts_requests` and :attr:`redirect_hits` back to 0."""
+        self.sts_requests = 0
+        self.redirect_hits = 0
+
     def start(self) -> None:
         """Bind both ports, start serving in a thread, return once ready."""
         self._sockets = [_loopback_socket(), _loopback_socket()]

@@ -427,3 +427,13 @@ def test_nothing_secret_is_logged_or_printed(
     logged = caplog.text + out + err
     for secret in (signature, creds["SecretAccessKey"], creds["SessionToken"][:40]):
         assert secret not in logged
+
+
+def test_counters_start_from_zero_in_each_test_part_one(local_aws: LocalAWS, https: Https) -> None:
+    _call(https, local_aws, "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity")
+    assert local_aws.sts_requests == 1
+
+
+def test_counters_start_from_zero_in_each_test_part_two(local_aws: LocalAWS) -> None:
+    assert local_aws.sts_requests == 0
+    assert local_aws.redirect_hits == 0
