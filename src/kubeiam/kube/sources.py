@@ -1,8 +1,10 @@
 """The lightkube implementation of :class:`~kubeiam.kube.watch.WatchSource`.
 
-lightkube raises an ``ApiError`` for an ERROR event inside a watch stream; this adapter turns a
-410 back into an ERROR event (the reflector re-lists) and every other failure into
-:class:`KubeAPIError`, so the reflector sees one shape whatever the transport did.
+lightkube raises an ``ApiError`` for an ERROR event inside a watch stream (and for a watch request
+the API refuses); this adapter turns it back into an ERROR event carrying the Status code, which
+the reflector answers by listing again (after a backoff unless it is 410 Gone). Transport failures
+(refused, reset, timeouts) become :class:`KubeAPIError`: the reflector re-watches from the last
+resourceVersion after a backoff.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from kubeiam.errors import KubeAPIError
-from kubeiam.kube.watch import GONE, EventType, ListResult, WatchEvent
+from kubeiam.kube.watch import EventType, ListResult, WatchEvent
 
 
 def _to_dict(obj: Any) -> Mapping[str, Any]:
@@ -63,9 +65,7 @@ class LightkubeSource:
                 yield WatchEvent(EventType(etype), _to_dict(obj))
         except ApiError as exc:
             code = getattr(exc.status, "code", None)
-            if code == GONE:
-                yield WatchEvent(EventType.ERROR, {"code": GONE, "message": str(exc)})
-                return
-            raise KubeAPIError(f"watching {self._resource.__name__} failed: {exc}") from None
+            message = getattr(exc.status, "message", None) or str(exc)
+            yield WatchEvent(EventType.ERROR, {"code": code, "message": message})
         except HTTPError as exc:
             raise KubeAPIError(f"watching {self._resource.__name__} failed: {exc}") from None
