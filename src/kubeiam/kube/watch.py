@@ -150,7 +150,13 @@ class Reflector:
             await self._fail("list", exc)
             return False
         self.lists += 1
-        self._handler.replace_all(listing.items)
+        try:
+            self._handler.replace_all(listing.items)
+        except Exception:  # a handler bug must not end the watch that keeps mappings current
+            log.exception("%s: could not apply a list of %d objects", self.name, len(listing.items))
+            self.failures += 1
+            if self._on_failure is not None:
+                self._on_failure()
         self.resource_version = listing.resource_version
         self._attempt = 0
         return True

@@ -8,13 +8,15 @@ API server arrives with issue 4 and its e2e tests.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
 from mapping_helpers import ACCOUNT, ec2_names, role_identity, user_identity
 from replay_source import ReplaySource
 
-from kubeiam.kube.watch import Backoff
+from kubeiam.kube.watch import Backoff, Reflector
 from kubeiam.mapping.backends.configmap import EKSConfigMap
 from kubeiam.mapping.backends.crd import CRD
 from kubeiam.mapping.chain import MappingChain
@@ -177,3 +179,38 @@ async def test_stop_cancels_a_blocked_watch() -> None:
     await backend.stop()
     assert backend.reflector is not None
     assert backend.ready
+
+
+class _BrokenHandler:
+    """A handler that fails on every call: the loop must keep running and count failures."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def replace_all(self, items: object) -> None:
+        self.calls += 1
+        raise RuntimeError("handler bug")
+
+    def apply(self, event: object) -> None:
+        self.calls += 1
+        raise RuntimeError("handler bug")
+
+
+async def test_a_failing_handler_does_not_end_the_watch() -> None:
+    source = ReplaySource(FIXTURES / "watch-crd.json")
+    rec = Recorder()
+    handler = _BrokenHandler()
+    reflector = Reflector(
+        source, handler, name="test", sleep=rec.sleep, random=lambda: 0.5, on_failure=rec.on_failure
+    )
+    task = asyncio.create_task(reflector.run())
+    try:
+        await source.reached("edited")
+        assert handler.calls == 3  # one list, two events
+        assert rec.failures == 3
+        assert reflector.resource_version == "502"
+    finally:
+        task.cancel()
+        source.resume()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
