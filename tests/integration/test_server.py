@@ -56,10 +56,12 @@ class World:
     alice: Creds  # mapped IAM user
     bob: Creds  # IAM user with no mapping
     admin_session: Creds  # assumed role/team/Admin, session jane@example.com
-    node_session: Creds  # assumed NodeRole, session = an instance id
+    node_session: Creds  # assumed NodeRole, session = an instance id (no instance profile)
+    real_node_session: Creds  # assumed NodeRole, session = an instance whose profile holds it
     eks_session: Creds  # assumed DevRole with a session name in a reserved prefix
     instance_id: str
     private_dns: str
+    real_node_dns: str
     admin_arn: str
     node_arn: str
     dev_arn: str
@@ -100,15 +102,26 @@ def world(local_aws: LocalAWS) -> World:
     dev_arn = aws.create_role("SrvDevRole", trusted=carol_arn, grant_to_user="srv-carol")
     ec2 = aws.boto3_client("ec2")
     instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]
+    iam = aws.boto3_client("iam")
+    iam.create_instance_profile(InstanceProfileName="SrvNodeProfile", Path="/nodes/")
+    iam.add_role_to_instance_profile(InstanceProfileName="SrvNodeProfile", RoleName="SrvNodeRole")
+    real_node = ec2.run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=1,
+        MaxCount=1,
+        IamInstanceProfile={"Name": "SrvNodeProfile"},
+    )["Instances"][0]
     return World(
         aws=aws,
         alice=alice,
         bob=bob,
         admin_session=assume(aws, carol, admin_arn, "jane@example.com"),
         node_session=assume(aws, carol, node_arn, instance["InstanceId"]),
+        real_node_session=assume(aws, carol, node_arn, real_node["InstanceId"]),
         eks_session=assume(aws, carol, dev_arn, "eks-admin"),
         instance_id=instance["InstanceId"],
         private_dns=instance["PrivateDnsName"],
+        real_node_dns=real_node["PrivateDnsName"],
         admin_arn=admin_arn,
         node_arn=node_arn,
         dev_arn=dev_arn,
@@ -156,6 +169,7 @@ def base_config(world: World, state_dir: Path, **changes: Any) -> ServerConfig:
 def ec2_env(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """The server's own AWS access (for ec2:DescribeInstances) goes to moto as the admin."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", world.aws.moto_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", world.aws.moto_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", world.aws.admin.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", world.aws.admin.secret_access_key)
     monkeypatch.setenv("AWS_DEFAULT_REGION", world.aws.region)
@@ -250,6 +264,25 @@ async def test_node_role_resolves_private_dns_name(served: Client, world: World)
     assert body["status"]["user"]["groups"] == ["system:bootstrappers", "system:nodes"]
     _, metrics = await served.get("/metrics")
     assert metric(metrics, "aws_iam_authenticator_ec2_describe_instances_calls_total") == 1
+
+
+async def test_node_impersonation_refused_with_instance_role_check(
+    world: World, state_dir: Path, ec2_env: None
+) -> None:
+    server = await start_server(base_config(world, state_dir, ec2_instance_role_check=True))
+    client = Client(server)
+    try:
+        # a session named after an instance whose profile does not hold the node role
+        status, body = await client.review(mint(world.node_session))
+        assert status == 403
+        assert "instance profile does not hold" in body["status"]["error"]
+        # the instance whose profile holds the role (path /nodes/ on the profile is fine)
+        status, body = await client.review(mint(world.real_node_session))
+        assert status == 200, body
+        assert body["status"]["user"]["username"] == f"system:node:{world.real_node_dns}"
+    finally:
+        await client.close()
+        await server.stop()
 
 
 async def test_unmapped_user_is_denied(served: Client, world: World) -> None:

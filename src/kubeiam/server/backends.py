@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kubeiam.mapping.chain import Backend, MappingChain
-from kubeiam.mapping.templates import EC2Resolver
+from kubeiam.mapping.templates import EC2Resolver, InstanceRoleCheck
 from kubeiam.server.config import BackendMode, ServerConfig
 from kubeiam.server.metrics import ServerMetrics
 
@@ -64,12 +64,18 @@ def _ready_of(backend: Backend) -> Callable[[], bool]:
 
 
 async def build_chain(
-    config: ServerConfig, metrics: ServerMetrics, ec2_resolver: EC2Resolver | None
+    config: ServerConfig,
+    metrics: ServerMetrics,
+    ec2_resolver: EC2Resolver | None,
+    instance_role_check: InstanceRoleCheck | None = None,
 ) -> tuple[MappingChain, Callable[[], Awaitable[None]]]:
     """The started chain and the coroutine function that stops it."""
     backends = build_backends(config, metrics)
     chain = MappingChain(
-        backends, reserved_prefixes=config.reserved_prefixes, ec2_resolver=ec2_resolver
+        backends,
+        reserved_prefixes=config.reserved_prefixes,
+        ec2_resolver=ec2_resolver,
+        instance_role_check=instance_role_check,
     )
     for backend in backends:
         metrics.watch_backend(backend.name, _ready_of(backend))

@@ -97,6 +97,8 @@ class ServerConfig:
     ec2_role_arn: str | None = None
     source_arn: str | None = None
     ec2_region: str | None = None
+    #: Refuse node sessions whose instance's profile does not hold the token's role.
+    ec2_instance_role_check: bool = False
     scrubbed_accounts: tuple[str, ...] = ()
     # kubeiam extensions (camelCase keys under server:, and flags)
     sts_resolve: tuple[str, ...] = ()
@@ -142,6 +144,7 @@ _SERVER_KEYS = {
     "ec2describeinstancesrolearn": "ec2_role_arn",
     "sourcearn": "source_arn",
     "ec2region": "ec2_region",
+    "ec2instancerolecheck": "ec2_instance_role_check",
     "scrubbedaccounts": "scrubbed_accounts",
     "stsresolve": "sts_resolve",
     "stscabundle": "sts_ca_bundle",
@@ -327,7 +330,7 @@ def _convert(key: str, name: str, value: Any) -> Any:
         return _account_list(key, value)
     if name == "reserved_prefixes":
         return _reserved_prefixes(key, value)
-    if name == "dynamic_file_user_id_strict":
+    if name in ("dynamic_file_user_id_strict", "ec2_instance_role_check"):
         return _bool(key, value)
     if name in ("ec2_qps", "ec2_burst"):
         return _int(key, value, low=1, high=10_000)

@@ -26,9 +26,11 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kubeiam.errors import KubeIAMError, MappingDeniedError
+from kubeiam.arn import canonicalize_mapping_arn
+from kubeiam.errors import KubeIAMError, MappingDeniedError, MappingError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,22 @@ class EC2Client(Protocol):
     """The one boto3 EC2 method the resolver uses."""
 
     def describe_instances(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+
+class IAMClient(Protocol):
+    """The one boto3 IAM method the instance-role check uses."""
+
+    def get_instance_profile(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EC2Instance:
+    """What DescribeInstances told us about one instance."""
+
+    instance_id: str
+    private_dns_name: str
+    #: ``arn:aws:iam::ACCOUNT:instance-profile/[path/]NAME``, or None without a profile.
+    instance_profile_arn: str | None
 
 
 class TokenBucket:
@@ -100,10 +118,10 @@ class EC2PrivateDNSResolver:
         self._bucket = TokenBucket(qps, burst, clock=clock)
         self._window = batch_window
         self._max_batch = max(1, min(max_batch, MAX_BATCH))
-        self._cache: OrderedDict[str, str] = OrderedDict()
+        self._cache: OrderedDict[str, EC2Instance] = OrderedDict()
         self._cache_entries = cache_entries
         self._on_call = on_call
-        self._waiting: dict[str, asyncio.Future[str]] = {}
+        self._waiting: dict[str, asyncio.Future[EC2Instance]] = {}
         self._queue: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -114,6 +132,14 @@ class EC2PrivateDNSResolver:
         return await self.resolve(instance_id)
 
     async def resolve(self, instance_id: str) -> str:
+        """The private DNS name of ``instance_id`` (the ``{{EC2PrivateDNSName}}`` value)."""
+        instance = await self.lookup(instance_id)
+        if not instance.private_dns_name:
+            raise MappingDeniedError(f"EC2 instance {instance_id} has no private DNS name")
+        return instance.private_dns_name
+
+    async def lookup(self, instance_id: str) -> EC2Instance:
+        """What EC2 says about ``instance_id``: batched, cached, rate-limited."""
         if not INSTANCE_ID.fullmatch(instance_id):
             raise MappingDeniedError(
                 "the session name is not an EC2 instance id, so {{EC2PrivateDNSName}} "
@@ -168,22 +194,18 @@ class EC2PrivateDNSResolver:
             return
         for instance_id in ids:
             fut = self._waiting.pop(instance_id, None)
-            name = found.get(instance_id)
-            if name:
-                self._remember(instance_id, name)
+            instance = found.get(instance_id)
+            if instance is not None:
+                self._remember(instance)
                 if fut is not None and not fut.done():
-                    fut.set_result(name)
+                    fut.set_result(instance)
             elif fut is not None and not fut.done():
-                fut.set_exception(
-                    MappingDeniedError(
-                        f"EC2 instance {instance_id} was not found or has no private DNS name"
-                    )
-                )
+                fut.set_exception(MappingDeniedError(f"EC2 instance {instance_id} was not found"))
 
-    def _call(self, ids: list[str]) -> dict[str, str]:
+    def _call(self, ids: list[str]) -> dict[str, EC2Instance]:
         """Runs in a worker thread: one DescribeInstances (paginated) for ``ids``."""
         client = self._client()
-        found: dict[str, str] = {}
+        found: dict[str, EC2Instance] = {}
         kwargs: dict[str, Any] = {"Filters": [{"Name": "instance-id", "Values": list(ids)}]}
         for _ in range(50):  # bounded: 100 ids never need more than a handful of pages
             try:
@@ -198,17 +220,22 @@ class EC2PrivateDNSResolver:
             for reservation in page.get("Reservations", []):
                 for instance in reservation.get("Instances", []):
                     iid, dns = instance.get("InstanceId"), instance.get("PrivateDnsName")
-                    if isinstance(iid, str) and isinstance(dns, str) and dns:
-                        found[iid] = dns
+                    profile = (instance.get("IamInstanceProfile") or {}).get("Arn")
+                    if isinstance(iid, str):
+                        found[iid] = EC2Instance(
+                            iid,
+                            dns if isinstance(dns, str) else "",
+                            profile if isinstance(profile, str) else None,
+                        )
             token = page.get("NextToken")
             if not token:
                 break
             kwargs["NextToken"] = token
         return found
 
-    def _remember(self, instance_id: str, name: str) -> None:
-        self._cache[instance_id] = name
-        self._cache.move_to_end(instance_id)
+    def _remember(self, instance: EC2Instance) -> None:
+        self._cache[instance.instance_id] = instance
+        self._cache.move_to_end(instance.instance_id)
         while len(self._cache) > self._cache_entries:
             self._cache.popitem(last=False)
 
@@ -226,30 +253,95 @@ class EC2PrivateDNSResolver:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def make_ec2_client(
-    *,
-    region: str,
-    role_arn: str | None = None,
-    source_arn: str | None = None,
-    endpoint_url: str | None = None,
-) -> Callable[[], EC2Client]:
-    """A factory of boto3 EC2 clients; with ``role_arn``, through auto-refreshed AssumeRole.
+class InstanceRoleChecker:
+    """``await check(instance_id, role_arn)``: does the instance's instance profile hold the role?
 
-    boto3 is imported here, not at module import, and the client is built on first use (in the
-    resolver's worker thread), so a server without node mappings never loads it.
+    The defence against node impersonation (``ec2InstanceRoleCheck``): a session name is chosen
+    by whoever assumes the role, so without this check anyone allowed to assume a node role can
+    become any node by naming their session after its instance id. The instance's profile comes
+    from the resolver's (cached) DescribeInstances answer; the profile's roles from
+    iam:GetInstanceProfile, cached for ``ttl`` seconds.
     """
-    state: dict[str, EC2Client] = {}
 
-    def factory() -> EC2Client:
-        cached = state.get("client")
-        if cached is not None:
-            return cached
+    def __init__(
+        self,
+        resolver: EC2PrivateDNSResolver,
+        iam_client: Callable[[], IAMClient],
+        *,
+        ttl: float = 300.0,
+        cache_entries: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._resolver = resolver
+        self._iam = iam_client
+        self._ttl = ttl
+        self._clock = clock
+        self._cache_entries = cache_entries
+        self._roles: OrderedDict[str, tuple[float, frozenset[str]]] = OrderedDict()
+
+    async def __call__(self, instance_id: str, role_arn: str) -> bool:
+        instance = await self._resolver.lookup(instance_id)
+        if instance.instance_profile_arn is None:
+            return False
+        roles = await self._profile_roles(instance.instance_profile_arn)
+        return role_arn.lower() in roles
+
+    async def _profile_roles(self, profile_arn: str) -> frozenset[str]:
+        cached = self._roles.get(profile_arn)
+        if cached is not None and self._clock() < cached[0]:
+            return cached[1]
+        name = profile_arn.rsplit("/", 1)[-1]
+        loop = asyncio.get_running_loop()
+        roles = await loop.run_in_executor(None, self._get_roles, name)
+        self._roles[profile_arn] = (self._clock() + self._ttl, roles)
+        self._roles.move_to_end(profile_arn)
+        while len(self._roles) > self._cache_entries:
+            self._roles.popitem(last=False)
+        return roles
+
+    def _get_roles(self, profile_name: str) -> frozenset[str]:
+        """Runs in a worker thread: the path-less, lower-cased role ARNs of the profile."""
+        try:
+            answer = self._iam().get_instance_profile(InstanceProfileName=profile_name)
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            raise KubeIAMError(
+                f"iam:GetInstanceProfile failed: {code or type(exc).__name__}",
+                hint="ec2InstanceRoleCheck needs iam:GetInstanceProfile besides "
+                "ec2:DescribeInstances",
+            ) from None
+        arns: set[str] = set()
+        for role in answer.get("InstanceProfile", {}).get("Roles", []):
+            arn = role.get("Arn")
+            if not isinstance(arn, str):
+                continue
+            try:
+                arns.add(canonicalize_mapping_arn(arn).canonical.lower())
+            except MappingError:
+                continue
+        return frozenset(arns)
+
+
+def make_session_factory(
+    *, region: str, role_arn: str | None = None, source_arn: str | None = None
+) -> Callable[[], Any]:
+    """A factory of one boto3 Session, built on first use (in a worker thread); with
+    ``role_arn``, its credentials come from an auto-refreshed AssumeRole.
+
+    boto3 is imported here, not at module import, so a server that never resolves a node name
+    never loads it.
+    """
+    state: dict[str, Any] = {}
+
+    def factory() -> Any:
+        if "session" in state:
+            return state["session"]
         import boto3
         from botocore.credentials import RefreshableCredentials
         from botocore.session import get_session
 
         if role_arn is None:
-            client: Any = boto3.client("ec2", region_name=region, endpoint_url=endpoint_url)
+            session = boto3.Session(region_name=region)
         else:
             sts = boto3.client("sts", region_name=region)
             if source_arn:
@@ -285,8 +377,41 @@ def make_ec2_client(
             # botocore has no public setter for refreshable credentials; this is the usual seam.
             botocore_session._credentials = credentials  # type: ignore[attr-defined]
             session = boto3.Session(botocore_session=botocore_session, region_name=region)
-            client = session.client("ec2", endpoint_url=endpoint_url)
-        state["client"] = client
+        state["session"] = session
+        return session
+
+    return factory
+
+
+def make_ec2_client(
+    *,
+    region: str,
+    role_arn: str | None = None,
+    source_arn: str | None = None,
+    endpoint_url: str | None = None,
+    session: Callable[[], Any] | None = None,
+) -> Callable[[], EC2Client]:
+    """A factory of one boto3 EC2 client (see :func:`make_session_factory`)."""
+    sessions = session or make_session_factory(
+        region=region, role_arn=role_arn, source_arn=source_arn
+    )
+    state: dict[str, EC2Client] = {}
+
+    def factory() -> EC2Client:
+        if "client" not in state:
+            state["client"] = sessions().client("ec2", endpoint_url=endpoint_url)
+        return state["client"]
+
+    return factory
+
+
+def make_iam_client(session: Callable[[], Any]) -> Callable[[], IAMClient]:
+    """A factory of one boto3 IAM client from the same session as the EC2 client."""
+    state: dict[str, IAMClient] = {}
+
+    def factory() -> IAMClient:
+        if "client" not in state:
+            state["client"] = session().client("iam")
         return state["client"]
 
     return factory

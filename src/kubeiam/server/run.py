@@ -196,11 +196,18 @@ def build_verifier(config: ServerConfig, metrics: ServerMetrics) -> tuple[TokenV
     return verifier, sts
 
 
-def build_ec2_resolver(config: ServerConfig, metrics: ServerMetrics) -> Any:
-    """The ``{{EC2PrivateDNSName}}`` resolver (boto3 is loaded on its first lookup)."""
+def build_ec2_resolver(config: ServerConfig, metrics: ServerMetrics) -> tuple[Any, Any]:
+    """The ``{{EC2PrivateDNSName}}`` resolver and, with ``ec2InstanceRoleCheck``, the
+    instance-role check (boto3 is loaded on the first lookup)."""
     import os
 
-    from kubeiam.server.ec2 import EC2PrivateDNSResolver, make_ec2_client
+    from kubeiam.server.ec2 import (
+        EC2PrivateDNSResolver,
+        InstanceRoleChecker,
+        make_ec2_client,
+        make_iam_client,
+        make_session_factory,
+    )
 
     region = (
         config.ec2_region
@@ -208,15 +215,21 @@ def build_ec2_resolver(config: ServerConfig, metrics: ServerMetrics) -> Any:
         or os.environ.get("AWS_DEFAULT_REGION")
         or "us-east-1"
     )
-    factory = make_ec2_client(
+    session = make_session_factory(
         region=region, role_arn=config.ec2_role_arn, source_arn=config.source_arn
     )
-    return EC2PrivateDNSResolver(
-        factory,
+    resolver = EC2PrivateDNSResolver(
+        make_ec2_client(region=region, session=session),
         qps=config.ec2_qps,
         burst=config.ec2_burst,
         on_call=metrics.ec2_describe_instances_calls.inc,
     )
+    checker = (
+        InstanceRoleChecker(resolver, make_iam_client(session))
+        if config.ec2_instance_role_check
+        else None
+    )
+    return resolver, checker
 
 
 async def build_components(config: ServerConfig) -> Components:
@@ -227,9 +240,9 @@ async def build_components(config: ServerConfig) -> Components:
     verifier, sts = build_verifier(config, metrics)
     closers: list[Callable[[], Any]] = [sts.close]
     try:
-        resolver = build_ec2_resolver(config, metrics)
+        resolver, checker = build_ec2_resolver(config, metrics)
         closers.append(resolver.close)
-        chain, stop = await build_chain(config, metrics, resolver)
+        chain, stop = await build_chain(config, metrics, resolver, checker)
         closers.append(stop)
     except BaseException:
         await close_all(closers)
