@@ -22,10 +22,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kubeiam.errors import ConfigError
 from kubeiam.localaws.certificates import issue_sts_certificates
 from kubeiam.localaws.moto_server import DEFAULT_ACCOUNT_ID, AdminCredentials, MotoServer
 from kubeiam.localaws.sts_front import DEFAULT_HANG_LIMIT, StsFault, StsFront
-from kubeiam.partitions import sts_host_for_region
+from kubeiam.partitions import partition_for_region, sts_host_for_region
 
 #: Services whose botocore endpoint variables point at moto.
 MOTO_SERVICES = ("STS", "IAM", "EKS", "EC2")
@@ -56,7 +57,10 @@ class LocalAWS:
         self.credentials_file = credentials_file
         #: Every STS host name the front's certificate is valid for.
         self.sts_hosts = sts_hosts
+        #: The admin identity of :attr:`region`'s partition.
         self.admin = admin
+        #: partition name -> admin identity (aws, aws-cn, aws-us-gov).
+        self.admins = dict(moto.admins)
         self.enforce_iam_auth = moto.enforce_iam_auth
         self._front = front
 
@@ -102,30 +106,48 @@ class LocalAWS:
         import boto3
         from botocore.config import Config
 
+        region = region or self.region
+        admin = self.admin_for(region)
         key_id, secret, token = (
-            (self.admin.access_key_id, self.admin.secret_access_key, None)
+            (admin.access_key_id, admin.secret_access_key, None)
             if credentials is None
             else (credentials[0], credentials[1], credentials[2] if len(credentials) > 2 else None)
         )
         return boto3.client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.moto_url,
-            region_name=region or self.region,
+            region_name=region,
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
             aws_session_token=token,
             config=Config(retries={"max_attempts": 1, "mode": "standard"}),
         )
 
-    def create_user(self, name: str, *, path: str = "/") -> tuple[str, str]:
-        """Create IAM user ``name`` with an access key; returns (access key id, secret)."""
-        iam = self.boto3_client("iam")
+    def admin_for(self, region: str) -> AdminCredentials:
+        """The admin keys valid in ``region``'s partition (IAM keys never cross partitions)."""
+        partition = partition_for_region(region).name
+        if partition not in self.admins:
+            raise ConfigError(
+                f"the local AWS environment has no admin identity in partition {partition}",
+                hint=f"use a region of {', '.join(sorted(self.admins))}",
+            )
+        return self.admins[partition]
+
+    def create_user(
+        self, name: str, *, path: str = "/", region: str | None = None
+    ) -> tuple[str, str]:
+        """Create IAM user ``name`` with an access key; returns (access key id, secret).
+
+        The user lives in the partition of ``region`` (default: the environment's).
+        """
+        iam = self.boto3_client("iam", region=region)
         iam.create_user(UserName=name, Path=path)
         key = iam.create_access_key(UserName=name)["AccessKey"]
         return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
 
-    def user_arn(self, name: str, *, path: str = "/") -> str:
-        return f"arn:aws:iam::{self.account_id}:user{path}{name}"
+    def user_arn(self, name: str, *, path: str = "/", region: str | None = None) -> str:
+        partition = partition_for_region(region or self.region).name
+        return f"arn:{partition}:iam::{self.account_id}:user{path}{name}"
 
     def create_role(
         self,

@@ -26,8 +26,9 @@ IAM auth enforcement (``enforce_iam_auth=True``)
     without one, and restores the original on stop.
 
     The count is process-wide state; :meth:`MotoServer.start` saves it, lets one bootstrap phase
-    run unauthenticated to create an ``localaws-admin`` user with an allow-everything inline
-    policy and an access key, then sets the count to 0 (enforcement on) or leaves it infinite
+    run unauthenticated to create a ``localaws-admin`` user with an allow-everything inline
+    policy and an access key in each of ``aws``, ``aws-cn`` and ``aws-us-gov`` (IAM, like in
+    AWS, is per partition), then sets the count to 0 (enforcement on) or leaves it infinite
     (off). :meth:`MotoServer.stop` restores the saved values and resets moto's backends.
 """
 
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kubeiam.errors import ConfigError
+from kubeiam.partitions import partition_for_region
 
 if TYPE_CHECKING:
     from werkzeug.serving import BaseWSGIServer
@@ -50,6 +52,12 @@ ADMIN_USER = "localaws-admin"
 _ADMIN_POLICY = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 )
+#: Partitions that get an admin identity at start, with a region to create it through.
+ADMIN_PARTITION_REGIONS = {
+    "aws": "us-east-1",
+    "aws-cn": "cn-north-1",
+    "aws-us-gov": "us-gov-west-1",
+}
 #: Only one environment per process: moto's state is process-wide.
 _RUNNING = threading.Lock()
 
@@ -78,6 +86,8 @@ class MotoServer:
         self._holds_lock = False
         self._unpatch: Callable[[], None] | None = None
         self.admin: AdminCredentials | None = None
+        #: partition name -> its admin identity
+        self.admins: dict[str, AdminCredentials] = {}
 
     @property
     def port(self) -> int:
@@ -131,7 +141,6 @@ class MotoServer:
         self._thread.start()
 
     def _bootstrap(self, region: str) -> AdminCredentials:
-        import boto3
         from moto import settings
         from moto.core.authorization import ActionAuthenticatorMixin
         from moto.moto_api._internal.models import moto_api_backend
@@ -143,23 +152,17 @@ class MotoServer:
             ActionAuthenticatorMixin.request_count,
         )
         settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
-        iam: Any = boto3.client(
-            "iam",
-            endpoint_url=self.url,
-            region_name=region,
-            aws_access_key_id="bootstrap",
-            aws_secret_access_key="bootstrap",  # noqa: S106 - moto accepts anything here
-        )
-        user = iam.create_user(UserName=ADMIN_USER)["User"]
-        iam.put_user_policy(
-            UserName=ADMIN_USER, PolicyName="everything", PolicyDocument=_ADMIN_POLICY
-        )
-        key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
+        # IAM is per partition (keys of aws are unknown in aws-cn), so each gets its own admin,
+        # and so does the partition of ``region`` if it is none of the usual three.
+        regions = dict(ADMIN_PARTITION_REGIONS)
+        regions[partition_for_region(region).name] = region
+        for partition, partition_region in regions.items():
+            self.admins[partition] = _create_admin(self.url, partition_region)
         if self.enforce_iam_auth:
             self._unpatch = _fix_bodiless_rest_signatures()
             settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
             ActionAuthenticatorMixin.request_count = 0
-        return AdminCredentials(key["AccessKeyId"], key["SecretAccessKey"], user["Arn"])
+        return self.admins[partition_for_region(region).name]
 
     def stop(self) -> None:
         """Stop serving, close the socket, reset moto's state and auth settings. Idempotent."""
@@ -184,9 +187,26 @@ class MotoServer:
             self._saved_auth = None
             moto_api_backend.reset()
         self.admin = None
+        self.admins = {}
         if self._holds_lock:
             self._holds_lock = False
             _RUNNING.release()
+
+
+def _create_admin(url: str, region: str) -> AdminCredentials:
+    import boto3
+
+    iam: Any = boto3.client(
+        "iam",
+        endpoint_url=url,
+        region_name=region,
+        aws_access_key_id="bootstrap",
+        aws_secret_access_key="bootstrap",  # noqa: S106 - unauthenticated phase, moto accepts any
+    )
+    user = iam.create_user(UserName=ADMIN_USER)["User"]
+    iam.put_user_policy(UserName=ADMIN_USER, PolicyName="everything", PolicyDocument=_ADMIN_POLICY)
+    key = iam.create_access_key(UserName=ADMIN_USER)["AccessKey"]
+    return AdminCredentials(key["AccessKeyId"], key["SecretAccessKey"], user["Arn"])
 
 
 #: Methods whose requests carry no body, so SigV4 hashes the empty string.

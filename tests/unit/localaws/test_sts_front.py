@@ -437,3 +437,29 @@ def test_counters_start_from_zero_in_each_test_part_one(local_aws: LocalAWS, htt
 def test_counters_start_from_zero_in_each_test_part_two(local_aws: LocalAWS) -> None:
     assert local_aws.sts_requests == 0
     assert local_aws.redirect_hits == 0
+
+
+@pytest.mark.parametrize(
+    ("region", "host", "partition"),
+    [
+        ("cn-north-1", "sts.cn-north-1.amazonaws.com.cn", "aws-cn"),
+        ("us-gov-west-1", "sts.us-gov-west-1.amazonaws.com", "aws-us-gov"),
+        ("us-gov-west-1", "sts-fips.us-gov-west-1.amazonaws.com", "aws-us-gov"),
+    ],
+    ids=["china", "govcloud", "govcloud-fips"],
+)
+def test_keys_belong_to_their_partition(
+    local_aws: LocalAWS, presign: Presign, https: Https, region: str, host: str, partition: str
+) -> None:
+    name = f"front-{partition}-{host.split('.')[0]}"
+    keys = local_aws.create_user(name, region=region)
+    url = presign(access_key_id=keys[0], secret_access_key=keys[1], region=region, host=host)
+    answer = _call(https, local_aws, url)
+    assert answer.status == 200, answer.body
+    result = json.loads(answer.body)["GetCallerIdentityResponse"]["GetCallerIdentityResult"]
+    assert result["Arn"] == f"arn:{partition}:iam::{local_aws.account_id}:user/{name}"
+    assert result["Arn"] == local_aws.user_arn(name, region=region)
+    # The same key signing for a commercial-partition host is unknown there, as in AWS.
+    elsewhere = presign(access_key_id=keys[0], secret_access_key=keys[1], region="us-east-1")
+    refused = _call(https, local_aws, elsewhere)
+    assert (refused.status, _error_code(refused.body)) == (403, "InvalidClientTokenId")
