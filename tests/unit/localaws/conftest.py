@@ -61,6 +61,8 @@ def botocore_presign(
         return str(
             client.generate_presigned_url("get_caller_identity", ExpiresIn=60, HttpMethod="GET")
         )
+    # botocore takes no clock argument; patching its clock function is the only way to sign
+    # at a chosen time (the oracle itself is not replaced, only the time it reads).
     naive = at.replace(tzinfo=None)
     with mock.patch("botocore.auth.get_current_datetime", return_value=naive):
         return str(
