@@ -86,8 +86,18 @@ def config_from_options(config_file: Path | None, options: dict[str, Any]) -> Se
     type=click.Path(dir_okay=False, path_type=Path),
     help="The DynamicFile backend's JSON mapping file.",
 )
-@click.option("--ec2-describeInstances-qps", "ec2_qps", type=click.IntRange(1, 10_000))
-@click.option("--ec2-describeInstances-burst", "ec2_burst", type=click.IntRange(1, 10_000))
+@click.option(
+    "--ec2-describeInstances-qps",
+    "ec2_qps",
+    type=click.IntRange(1, 10_000),
+    help="ec2:DescribeInstances calls per second [default: 15].",
+)
+@click.option(
+    "--ec2-describeInstances-burst",
+    "ec2_burst",
+    type=click.IntRange(1, 10_000),
+    help="ec2:DescribeInstances burst [default: 5].",
+)
 @click.option(
     "--sts-resolve",
     "sts_resolve",
@@ -107,7 +117,11 @@ def config_from_options(config_file: Path | None, options: dict[str, Any]) -> Se
     metavar="HOST=REGION",
     help="Also accept this STS host (e.g. a VPC endpoint) signing for REGION. Repeatable.",
 )
-@click.option("--sts-timeout", type=click.FloatRange(0, 3600, min_open=True))
+@click.option(
+    "--sts-timeout",
+    type=click.FloatRange(0, 3600, min_open=True),
+    help="Connect and read timeout of the STS call, in seconds [default: 10].",
+)
 @click.option("-l", "--log-format", type=click.Choice(["text", "json"]), help="Log format.")
 @report_errors
 def server_command(config_file: Path | None, **options: Any) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 NAMESPACE = "aws_iam_authenticator"
@@ -83,6 +83,9 @@ class ServerMetrics:
         self.dynamicfile_failures = Counter(
             "dynamicfile_failures", "Dynamic file failures", namespace=ns, registry=r
         )
+        # process_cpu_seconds_total, process_resident_memory_bytes ...: the reference exports
+        # them through Go's default registry; dashboards plot them next to the webhook's own.
+        ProcessCollector(registry=r)
         kns = KUBEIAM_NAMESPACE
         self.cache_hits = Counter(
             "identity_cache_hits",

@@ -268,6 +268,7 @@ async def test_health_ready_and_metrics(h: Harness) -> None:
         "aws_iam_authenticator_configmap_watch_failures_total",
         "aws_iam_authenticator_dynamicfile_failures_total",
         "kubeiam_identity_cache_entries",
+        "process_resident_memory_bytes",
     ):
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
 
