@@ -279,3 +279,45 @@ def test_recovers_after_a_fault(local_aws: LocalAWS, carol: tuple[str, str]) -> 
     assert done.returncode == 0, done.stderr
     identity: dict[str, Any] = json.loads(done.stdout)
     assert identity["arn"] == local_aws.user_arn("it-carol")
+
+
+HOST_FORMS = [
+    ("global", {"AWS_STS_REGIONAL_ENDPOINTS": "legacy"}, "sts.amazonaws.com"),
+    ("fips", {"AWS_USE_FIPS_ENDPOINT": "true"}, "sts-fips.us-east-1.amazonaws.com"),
+    ("dualstack", {"AWS_USE_DUALSTACK_ENDPOINT": "true"}, "sts.us-east-1.api.aws"),
+    (
+        "regional",
+        {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1"},
+        "sts.eu-west-1.amazonaws.com",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("settings", "host"), [h[1:] for h in HOST_FORMS], ids=[h[0] for h in HOST_FORMS]
+)
+def test_sts_host_forms(
+    local_aws: LocalAWS, carol: tuple[str, str], settings: dict[str, str], host: str
+) -> None:
+    token = mint(local_aws, {**env_keys(carol), **settings})
+    assert decode_token(token).startswith(f"https://{host}/?")
+    done = subprocess.run(
+        [
+            KUBEIAM,
+            "verify",
+            "-i",
+            CLUSTER,
+            "-t",
+            token,
+            *local_aws.verify_flags(host),
+            "-o",
+            "json",
+        ],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["arn"] == local_aws.user_arn("it-carol")

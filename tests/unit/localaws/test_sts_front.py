@@ -463,3 +463,19 @@ def test_keys_belong_to_their_partition(
     elsewhere = presign(access_key_id=keys[0], secret_access_key=keys[1], region="us-east-1")
     refused = _call(https, local_aws, elsewhere)
     assert (refused.status, _error_code(refused.body)) == (403, "InvalidClientTokenId")
+
+
+def test_expired_session_credentials(
+    tmp_path: Any, session: dict[str, Any], presign: Presign, https: Https
+) -> None:
+    """Two hours on, alice's one-hour session has expired: ExpiredToken, like STS."""
+    later = datetime.now(UTC) + timedelta(hours=2)
+    certs = issue_sts_certificates(tmp_path)
+    front = StsFront(ssl_context=certs.server_context, clock=lambda: later)
+    front.start()
+    try:
+        url = _session_url(presign, session["credentials"], at=later)
+        answer = https(url, port=front.port, ca_bundle=certs.ca_bundle, headers=JSON)
+    finally:
+        front.stop()
+    assert (answer.status, _error_code(answer.body)) == (403, "ExpiredToken")
