@@ -68,7 +68,8 @@ def parse_review(body: bytes) -> ReviewRequest:
     """
     try:
         doc: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: tens of thousands of nested brackets fit in the body-size limit
         raise ReviewRequestError("the request body is not JSON") from None
     if not isinstance(doc, dict):
         raise ReviewRequestError("the request body is not a JSON object")

@@ -218,8 +218,19 @@ async def test_mapping_runs_on_every_review_but_sts_once(h: Harness) -> None:
         (json.dumps(review(token=5)).encode(), "spec.token must be a string"),
         (json.dumps(review(audiences="a")).encode(), "spec.audiences must be a list"),
         (b"\xff\xfe", "not JSON"),
+        (b"[" * 8000, "not JSON"),
     ],
-    ids=["garbage", "array", "no-version", "wrong-kind", "no-spec", "token-type", "aud", "bytes"],
+    ids=[
+        "garbage",
+        "array",
+        "no-version",
+        "wrong-kind",
+        "no-spec",
+        "token-type",
+        "aud",
+        "bytes",
+        "deep-nesting",
+    ],
 )
 async def test_malformed_body_is_400(h: Harness, body: bytes, needle: str) -> None:
     resp = await h.client.post("/authenticate", data=body)
