@@ -13,6 +13,7 @@ token refused before STS                403     invalid_token
 STS refused it / unreachable            403     sts_error
 STS throttled us                        429     sts_throttling
 verified but not mapped                 403     uknown_user
+not mapped, a backend still loading     503     uknown_user
 internal failure (e.g. EC2 down)        500     uknown_user
 ======================================  ======  ==============================
 
@@ -214,7 +215,7 @@ class _Handlers:
 
         try:
             identity, review.cache = await self.cache.get_or_verify(
-                parsed.token, self.verifier.verify
+                parsed.token, self._verify_counted
             )
         except STSThrottledError as exc:
             return self._deny(review, 429, Result.STS_THROTTLING, exc.message)
@@ -238,6 +239,15 @@ class _Handlers:
             log.error("identity mapping failed", extra={"error": exc.message})
             return self._deny(review, 500, Result.UNKNOWN_USER, "internal error mapping the user")
         if user is None:
+            if not self.mapper.ready:
+                # Not a denial: a backend that has not loaded yet may hold the mapping.
+                # kube-apiserver caches denials (for its webhook cache TTL), not errors.
+                return self._deny(
+                    review,
+                    503,
+                    Result.UNKNOWN_USER,
+                    "mapping backends are still loading; retry shortly",
+                )
             return self._deny(
                 review,
                 403,
@@ -252,13 +262,16 @@ class _Handlers:
             review, 200, Result.SUCCESS, tokenreview.allow(review.api_version, info, audiences)
         )
 
+    async def _verify_counted(self, token: str) -> Identity:
+        """The verifier, counted as a cache miss (whatever STS then answers)."""
+        self.metrics.cache_misses.inc()
+        return await self.verifier.verify(token)
+
     def _count_cache(self, outcome: CacheOutcome | None) -> None:
         if outcome is CacheOutcome.HIT:
             self.metrics.cache_hits.inc()
         elif outcome is CacheOutcome.SHARED:
             self.metrics.cache_shared.inc()
-        else:
-            self.metrics.cache_misses.inc()
         self.metrics.cache_size.set(len(self.cache))
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -190,6 +190,22 @@ async def test_mapping_outcomes(
     assert 'result="uknown_user"' in h.metrics.render().decode()
 
 
+async def test_unmapped_while_backends_load_is_retryable(h: Harness) -> None:
+    h.chain.result = None
+    h.chain.ready = False
+    resp = await h.client.post("/authenticate", json=review())
+    assert resp.status == 503
+    assert "still loading" in (await resp.json())["status"]["error"]
+    h.chain.result = User("admin", ())  # a loaded backend's match is served meanwhile
+    assert (await h.client.post("/authenticate", json=review())).status == 200
+
+
+async def test_failed_sts_call_counts_as_a_miss(h: Harness) -> None:
+    h.verifier.result = STSError("refused")
+    await h.client.post("/authenticate", json=review())
+    assert "kubeiam_identity_cache_misses_total 1.0" in h.metrics.render().decode()
+
+
 async def test_mapping_runs_on_every_review_but_sts_once(h: Harness) -> None:
     for _ in range(3):
         assert (await h.client.post("/authenticate", json=review())).status == 200
