@@ -241,7 +241,8 @@ class _Handlers:
         if user is None:
             if not self.mapper.ready:
                 # Not a denial: a backend that has not loaded yet may hold the mapping.
-                # kube-apiserver caches denials (for its webhook cache TTL), not errors.
+                # kube-apiserver's webhook client retries 5xx (and 429) with backoff; a 403
+                # is final for that request.
                 return self._deny(
                     review,
                     503,
