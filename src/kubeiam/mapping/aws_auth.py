@@ -99,7 +99,7 @@ def _parse_yaml(text: str) -> Any:
             cls = type(event)
             if cls is scalar_t:
                 value: Any = event.value
-                if event.style is None and value in _NULLS and event.implicit[0]:
+                if not event.style and value in _NULLS and event.implicit[0]:
                     value = None
                 if event.anchor:
                     anchors[event.anchor] = value

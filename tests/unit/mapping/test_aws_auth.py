@@ -154,11 +154,19 @@ def test_anchors_nulls_and_flow_groups() -> None:
         "  groups:\n"
         "- rolearn: arn:aws:iam::111122223333:role/D\n"
         "  username: 'null'\n"
+        "- rolearn: arn:aws:iam::111122223333:role/E\n"
+        "  username: e\n"
+        "  groups: null\n"
+        "- rolearn: arn:aws:iam::111122223333:role/F\n"
+        "  username: null\n"
     )
     result = read_aws_auth({"mapRoles": text})
-    assert not result.skipped
+    # A plain null is no username (skipped); a quoted 'null' is the string.
+    assert [str(i) for i in result.skipped] == [
+        "mapRoles line 15: entry skipped: username is missing"
+    ]
     groups = {m.describe().split("/")[-1]: m.groups for m in result.mappings.roles.values()}
-    assert groups == {"A": ("x", "y"), "B": ("x", "y"), "C": (), "D": ()}
+    assert groups == {"A": ("x", "y"), "B": ("x", "y"), "C": (), "D": (), "E": ()}
     assert result.mappings.roles["arn:aws:iam::111122223333:role/d"].username == "null"
 
 
