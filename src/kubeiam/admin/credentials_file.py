@@ -102,24 +102,44 @@ def _section_span(lines: list[str], profile: str) -> tuple[int, int] | None:
     return (start, len(lines)) if start is not None else None
 
 
-def _edit_section(text: str, profile: str, body: list[str] | None) -> str:
-    """``text`` with ``profile``'s section body replaced by ``body`` (None: section removed)."""
+def _append_section(text: str, profile: str, body: list[str]) -> tuple[str, str]:
+    """(``text`` + a new ``[profile]`` section, the separator inserted before its header)."""
+    if not text:
+        separator = ""
+    elif not text.endswith("\n"):
+        separator = "\n\n"
+    elif text.splitlines()[-1].strip() == "":
+        separator = ""
+    else:
+        separator = "\n"
+    return text + separator + f"[{profile}]\n" + "".join(body), separator
+
+
+def _replace_body(text: str, profile: str, body: list[str]) -> str | None:
+    """``text`` with ``profile``'s body replaced, or None when there is no such section."""
     lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
     span = _section_span(lines, profile)
     if span is None:
-        if body is None:
-            return text
-        prefix = "" if not lines or lines[-1].strip() == "" else "\n"
-        return "".join(lines) + prefix + f"[{profile}]\n" + "".join(body)
+        return None
     start, end = span
-    if body is None:
-        # the blank line that separated the section from the one before goes with it
-        if start > 0 and lines[start - 1].strip() == "":
-            start -= 1
-        return "".join(lines[:start] + lines[end:])
     return "".join([*lines[: start + 1], *body, *lines[end:]])
+
+
+def _remove_section(text: str, profile: str, separator: str | None) -> str:
+    """``text`` without ``profile``'s section. ``separator``: what was inserted before it when
+    kubeiam appended it (exactly that goes); None: unknown, one blank line before it goes."""
+    lines = text.splitlines(keepends=True)
+    span = _section_span(lines, profile)
+    if span is None:
+        return text
+    start, end = span
+    before = "".join(lines[:start])
+    if separator is None:
+        if start > 0 and lines[start - 1].strip() == "":
+            before = "".join(lines[: start - 1])
+    elif separator and before.endswith(separator):
+        before = before[: -len(separator)]
+    return before + "".join(lines[end:])
 
 
 def _body_with_key(old_body: list[str], key: AccessKey) -> list[str]:
@@ -164,31 +184,51 @@ def section_body(text: str | None, profile: str) -> list[str] | None:
     return lines[span[0] + 1 : span[1]]
 
 
-def write_profile(path: Path, profile: str, key: AccessKey) -> list[str] | None:
-    """Store ``key`` as ``profile``; returns the section's previous body (None if new) for undo."""
+@dataclass(frozen=True, slots=True)
+class ProfileUndo:
+    """How to put a profile back as it was before :func:`write_profile`."""
+
+    #: The section's previous body lines; None when the section was new.
+    body: tuple[str, ...] | None
+    #: What was inserted before a new section's header.
+    separator: str = ""
+
+
+def write_profile(path: Path, profile: str, key: AccessKey) -> ProfileUndo:
+    """Store ``key`` as ``profile``; returns what :func:`restore_profile` needs to undo it."""
     check_profile_name(profile)
-    previous: list[list[str] | None] = []
+    undo: list[ProfileUndo] = []
 
     def change(old: str | None) -> str:
         old_text = old or ""
         if old_text:
             _parse(path, old_text)
         body = section_body(old_text, profile)
-        previous.append(body)
-        new = _edit_section(old_text, profile, _body_with_key(body or [], key))
+        replaced = _replace_body(old_text, profile, _body_with_key(body or [], key))
+        if replaced is None:
+            new, separator = _append_section(old_text, profile, _body_with_key([], key))
+            undo.append(ProfileUndo(None, separator))
+        else:
+            new = replaced
+            undo.append(ProfileUndo(tuple(body or ())))
         _check_others_unchanged(path, old_text, new, profile)
         return new
 
     locked_update(path, change)
-    return previous[-1]
+    return undo[-1]
 
 
-def restore_profile(path: Path, profile: str, body: list[str] | None) -> None:
-    """Put ``profile`` back as it was (``body`` from :func:`write_profile`; None removes it)."""
+def restore_profile(path: Path, profile: str, undo: ProfileUndo | None) -> None:
+    """Put ``profile`` back as :func:`write_profile` found it (``None``: just remove it)."""
 
     def change(old: str | None) -> str:
         old_text = old or ""
-        new = _edit_section(old_text, profile, body)
+        if undo is not None and undo.body is not None:
+            new = _replace_body(old_text, profile, list(undo.body))
+            if new is None:
+                new, _ = _append_section(old_text, profile, list(undo.body))
+        else:
+            new = _remove_section(old_text, profile, undo.separator if undo else None)
         if old_text:
             _check_others_unchanged(path, old_text, new, profile)
         return new

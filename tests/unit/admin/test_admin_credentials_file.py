@@ -32,7 +32,7 @@ def test_a_new_profile_is_appended_and_the_rest_kept_byte_for_byte(tmp_path: Pat
     path = tmp_path / "credentials"
     path.write_text(EXISTING)
     previous = cf.write_profile(path, "fresh", KEY)
-    assert previous is None
+    assert previous.body is None
     text = path.read_text()
     assert text.startswith(EXISTING)
     assert text[len(EXISTING) :] == (
@@ -111,3 +111,58 @@ def test_the_secret_is_not_in_the_repr() -> None:
 )
 def test_default_credentials_file(env: dict[str, str], expected: str) -> None:
     assert cf.default_credentials_file(env, Path("/h")) == Path(expected)
+
+
+# --- property: write then restore gives back the exact file ------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=8)
+_values = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/+", min_size=1, max_size=12)
+_section = st.tuples(
+    _names,
+    st.lists(
+        st.tuples(st.sampled_from(["aws_access_key_id", "region", "output", "x"]), _values),
+        max_size=3,
+        unique_by=lambda kv: kv[0],
+    ),
+    st.sampled_from(["", "# note\n", "\n"]),
+)
+
+
+def _render(sections: list[tuple[str, list[tuple[str, str]], str]]) -> str:
+    out = []
+    for name, items, trailer in sections:
+        out.append(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in items) + trailer)
+    return "".join(out)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sections=st.lists(_section, max_size=4, unique_by=lambda s: s[0]),
+    profile=_names,
+    final_newline=st.booleans(),
+)
+def test_write_then_restore_is_byte_exact(
+    tmp_path: Path,
+    sections: list[tuple[str, list[tuple[str, str]], str]],
+    profile: str,
+    final_newline: bool,
+) -> None:
+    path = tmp_path / "credentials"
+    original = _render(sections)
+    if not final_newline:
+        original = original.rstrip("\n")
+    path.write_text(original)
+    previous = cf.write_profile(path, profile, KEY)
+    assert cf.read_profile_key_id(path, profile) == KEY.access_key_id
+    for name, items, _ in sections:
+        if name != profile:
+            assert (cf.read_profile_key_id(path, name) or None) == dict(items).get(
+                "aws_access_key_id"
+            )
+    cf.restore_profile(path, profile, previous)
+    assert path.read_text() == original
