@@ -16,25 +16,31 @@ reader sees an old or a new entry, never half of one; writers serialise on an ``
 file next to the entry, so two racing processes mint once. A file that does not parse is a miss
 and gets overwritten. Entries are JSON; their content is never logged.
 
-Only ``os``, ``fcntl``, ``json`` and ``hashlib`` are imported: this module sits on the cache-hit
-path, whose whole-process time is the product.
+Only ``os``, ``fcntl`` and a builtin SHA-256 are imported, and JSON goes through
+:mod:`kubeiam.token.exec_credential`'s small reader and writer: this module sits on the
+cache-hit path, whose whole-process time is the product.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
-import json
 import os
 import stat
 import time
 
 from kubeiam.errors import CacheError
+from kubeiam.token.exec_credential import dumps, loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from hashlib import sha256
+else:
+    try:  # CPython 3.11's builtin SHA-256: hashlib would load OpenSSL (~4 ms) for one digest
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
 
 #: Bump when the entry layout changes: entries of another version are misses.
 CACHE_VERSION = 1
@@ -65,8 +71,8 @@ def default_cache_dir(environ: Mapping[str, str]) -> str:
 
 def cache_key(fields: dict[str, str | None]) -> str:
     """A file-name-safe digest of everything that changes what an entry holds."""
-    blob = json.dumps(fields, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:40]
+    blob = dumps(fields, sort_keys=True)
+    return sha256(blob.encode("utf-8")).hexdigest()[:40]
 
 
 class _Lock:
@@ -155,7 +161,7 @@ class FileCache:
         finally:
             os.close(fd)
         try:
-            entry = json.loads(raw)
+            entry = loads(raw)
         except ValueError:
             return None
         if not isinstance(entry, dict) or entry.get("version") != CACHE_VERSION:
@@ -211,7 +217,7 @@ class FileCache:
         self.ensure_directory()
         path = self.path(kind, key)
         tmp = f"{path}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-        data = json.dumps({**entry, "version": CACHE_VERSION}, separators=(",", ":"))
+        data = dumps({**entry, "version": CACHE_VERSION})
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             fd = os.open(tmp, flags, 0o600)

@@ -3,11 +3,15 @@
 protocol.md section 1: kubectl passes ``KUBERNETES_EXEC_INFO``; its ``apiVersion`` is echoed when
 it is v1 or v1beta1, anything else falls back to v1beta1 with a warning (v1alpha1 was removed in
 kubectl 1.24). ``expirationTimestamp`` is RFC 3339 in UTC with a ``Z`` and whole seconds.
+
+It also holds the small JSON reader and writer of the token path (:func:`loads`, :func:`dumps`):
+they drive CPython's C scanner and string encoder (``_json``) directly, because importing the
+``json`` package costs ~11 ms of CPU here (it pulls in ``re``, ``enum`` and more), a third of a
+cache hit's whole process. Other interpreters fall back to ``json``.
 """
 
 from __future__ import annotations
 
-import json
 import time
 
 API_GROUP = "client.authentication.k8s.io"
@@ -22,6 +26,7 @@ DEFAULT_API_VERSION = API_V1BETA1
 # start-up (it pulls in ``re``), which users pay on every kubectl run.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import TypedDict
 
     class ExecCredentialStatus(TypedDict):
@@ -43,7 +48,7 @@ def api_version_from_exec_info(exec_info: str | None) -> tuple[str, str | None]:
     if not exec_info:
         return DEFAULT_API_VERSION, None
     try:
-        info = json.loads(exec_info)
+        info = loads(exec_info)
     except ValueError:
         return DEFAULT_API_VERSION, (
             f"KUBERNETES_EXEC_INFO is not JSON; answering with {DEFAULT_API_VERSION} "
@@ -82,4 +87,96 @@ def build_exec_credential(token: str, expires_at: float, api_version: str) -> Ex
 
 def render_exec_credential(doc: ExecCredential) -> str:
     """The document as one line of JSON (what kubectl reads)."""
-    return json.dumps(doc, separators=(",", ":"))
+    return dumps(doc)
+
+
+# -- JSON without importing the json package ------------------------------------------------------
+
+_WHITESPACE = " \t\n\r"
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"JSON constant {name} is not allowed")
+
+
+class _ScannerContext:
+    """The attributes ``_json.make_scanner`` reads (those of ``json.JSONDecoder``)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = staticmethod(_refuse_constant)
+
+
+_scanner: list[Callable[[str, int], tuple[object, int]]] = []
+
+
+def loads(text: str | bytes) -> object:
+    """Parse one JSON document; ``ValueError`` (``json.JSONDecodeError``) if it is not one."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    try:
+        import _json
+    except ImportError:  # not CPython
+        import json
+
+        return json.loads(text)
+    if not _scanner:
+        # typeshed names the argument's type after the class; any object with these attributes
+        # works (json.JSONDecoder passes itself).
+        _scanner.append(_json.make_scanner(_ScannerContext()))  # type: ignore[arg-type]
+    start = len(text) - len(text.lstrip(_WHITESPACE))
+    try:
+        value, end = _scanner[0](text, start)
+    except StopIteration:
+        raise ValueError("not a JSON document") from None
+    except SystemError:
+        # The C scanner builds its error from json.decoder only if that is already imported;
+        # otherwise it fails without an exception. Malformed input is rare: let json word it.
+        import json
+
+        return json.loads(text)
+    if text[end:].strip(_WHITESPACE):
+        raise ValueError("extra data after the JSON document")
+    return value
+
+
+def dumps(value: object, *, sort_keys: bool = False) -> str:
+    """Compact JSON for dicts, lists, str, int, float, bool and None (ASCII-only output)."""
+    try:
+        from _json import encode_basestring_ascii as quote
+    except ImportError:  # not CPython
+        import json
+
+        return json.dumps(value, sort_keys=sort_keys, separators=(",", ":"))
+    return _dump(value, quote, sort_keys)
+
+
+def _dump(value: object, quote: Callable[[str], str], sort_keys: bool) -> str:
+    if isinstance(value, str):
+        return quote(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("NaN and infinities are not JSON")
+        return float.__repr__(value)
+    if isinstance(value, dict):
+        items = sorted(value.items()) if sort_keys else value.items()
+        parts = []
+        for key, item in items:
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys must be str, not {type(key).__name__}")
+            parts.append(f"{quote(key)}:{_dump(item, quote, sort_keys)}")
+        return "{" + ",".join(parts) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_dump(item, quote, sort_keys) for item in value) + "]"
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubeiam.token.exec_credential import (
     API_V1,
     API_V1BETA1,
     api_version_from_exec_info,
     build_exec_credential,
+    dumps,
     format_timestamp,
+    loads,
     render_exec_credential,
 )
 
@@ -76,3 +82,51 @@ def test_document_shape_and_timestamp() -> None:
 )
 def test_format_timestamp(epoch: float, text: str) -> None:
     assert format_timestamp(epoch) == text
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_JSON_VALUES)
+def test_dumps_and_loads_agree_with_the_json_package(value: object) -> None:
+    text = dumps(value, sort_keys=True)
+    assert text == json.dumps(value, sort_keys=True, separators=(",", ":"))
+    assert loads(text) == json.loads(text)
+    assert loads(f" \n{text}\t") == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "{", '{"a": 1} x', "NaN", '{"a": Infinity}', "[1,]", "\xff"],
+    ids=["empty", "open", "trailing", "nan", "infinity", "trailing-comma", "junk"],
+)
+def test_loads_refuses_what_is_not_one_json_document(text: str) -> None:
+    with pytest.raises(ValueError, match=r"\w"):
+        loads(text)
+
+
+def test_loads_refuses_invalid_utf8_bytes() -> None:
+    with pytest.raises(ValueError, match="utf-8"):
+        loads(b'{"a": "\xff"}')
+
+
+def test_malformed_json_in_a_fresh_interpreter_is_a_value_error() -> None:
+    # The C scanner's error path depends on json.decoder being imported already; a fresh
+    # process (the plugin's situation) must still get a ValueError, not a SystemError.
+    code = (
+        "from kubeiam.token.exec_credential import loads\n"
+        "try:\n    loads('{garbage')\nexcept ValueError:\n    print('ValueError')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.stdout.strip() == "ValueError", done.stderr

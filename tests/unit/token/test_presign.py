@@ -6,6 +6,8 @@ its SigV4 signers read the time from (clock injection, not a behaviour mock).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import urllib.parse
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -22,6 +24,7 @@ from kubeiam.partitions import PARTITIONS, sts_host_region
 from kubeiam.token.encoding import decode_token, encode_token
 from kubeiam.token.presign import (
     LEGACY_GLOBAL_REGIONS,
+    hmac_sha256,
     presign_get_caller_identity,
     sts_endpoint,
     uri_encode,
@@ -306,3 +309,9 @@ def test_cluster_id_is_a_signed_header_not_a_query_parameter() -> None:
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
 def test_uri_encode_is_rfc3986(value: str) -> None:
     assert uri_encode(value) == urllib.parse.quote(value, safe="-_.~")
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.binary(max_size=200), msg=st.binary(max_size=300))
+def test_hmac_sha256_matches_the_stdlib(key: bytes, msg: bytes) -> None:
+    assert hmac_sha256(key, msg) == hmac.new(key, msg, hashlib.sha256).digest()
