@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,8 @@ _SCRUBBED = ("KUBECONFIG", "KUBERNETES_EXEC_INFO", "HOME", "SSL_CERT_FILE", "REQ
 
 
 @pytest.fixture(autouse=True)
-def scrubbed_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Remove AWS_*, KUBEIAM_*, KUBECONFIG, KUBERNETES_EXEC_INFO; point HOME at a fresh directory."""
+def scrubbed_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Remove AWS_*, KUBEIAM_*, KUBECONFIG, KUBERNETES_EXEC_INFO; point HOME at a fresh dir."""
     for name in list(os.environ):
         if name.startswith(_SCRUBBED_PREFIXES) or name in _SCRUBBED:
             monkeypatch.delenv(name, raising=False)
@@ -27,4 +26,4 @@ def scrubbed_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / ".aws" / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / ".aws" / "credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    yield home
+    return home  # monkeypatch restores the environment after the test
