@@ -5,6 +5,9 @@ starts on first use (about a second, mostly importing moto) and is shared by the
 A fault switched on by a test (``local_aws.set_sts_fault("hang")``) is switched off again after
 that test, and the counters (``sts_requests``, ``redirect_hits``) start from 0 in every test, so
 one test never leaks into the next.
+
+Do not mix it with moto's in-process ``mock_aws`` in the same pytest process: that resets the
+backends this environment shares (its admin users vanish) and intercepts boto3 in-process.
 """
 
 from __future__ import annotations
