@@ -77,11 +77,16 @@ class WatchSource(Protocol):
 
 
 class WatchHandler(Protocol):
-    """What a reflector feeds: the backend's state."""
+    """What a reflector feeds: the backend's state.
 
-    def replace_all(self, items: Sequence[Mapping[str, Any]]) -> None: ...
+    Either method may be a coroutine function (a backend parsing a large object in a thread, so
+    the event loop keeps serving): the reflector awaits it before the next event, which keeps
+    events in order.
+    """
 
-    def apply(self, event: WatchEvent) -> None: ...
+    def replace_all(self, items: Sequence[Mapping[str, Any]]) -> Awaitable[None] | None: ...
+
+    def apply(self, event: WatchEvent) -> Awaitable[None] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +156,9 @@ class Reflector:
             return False
         self.lists += 1
         try:
-            self._handler.replace_all(listing.items)
+            pending = self._handler.replace_all(listing.items)
+            if pending is not None:
+                await pending
         except Exception:  # a handler bug must not end the watch that keeps mappings current
             log.exception("%s: could not apply a list of %d objects", self.name, len(listing.items))
             self.failures += 1
@@ -179,7 +186,7 @@ class Reflector:
                     return
                 new_rv = resource_version(event.object)
                 if event.type is not EventType.BOOKMARK:
-                    self._apply(event)
+                    await self._apply(event)
                 if new_rv is not None:
                     self.resource_version = new_rv
                 self._attempt = 0
@@ -190,9 +197,11 @@ class Reflector:
             # A server closing streams at once must not turn this loop into a busy loop.
             await self._sleep(self._backoff.initial)
 
-    def _apply(self, event: WatchEvent) -> None:
+    async def _apply(self, event: WatchEvent) -> None:
         try:
-            self._handler.apply(event)
+            pending = self._handler.apply(event)
+            if pending is not None:
+                await pending
         except Exception:  # a handler bug must not end the watch that keeps mappings current
             log.exception("%s: could not apply a %s event", self.name, event.type.value)
             self.failures += 1

@@ -475,7 +475,7 @@ def parse_account_entry(raw: object, location: Location | None = None) -> Accoun
 
 RawEntry: TypeAlias = tuple[object, Location]
 _K = TypeVar("_K")
-_E = TypeVar("_E", RoleMapping, UserMapping, SSOMapping, AccountMapping, RoleMapping | UserMapping)
+_E = TypeVar("_E", bound=MappingEntry)
 
 
 class _Builder:

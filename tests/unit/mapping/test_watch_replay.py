@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from mapping_helpers import ACCOUNT, ec2_names, role_identity, user_identity
 from replay_source import ReplaySource
 
-from kubeiam.kube.watch import Backoff, Reflector
+from kubeiam.kube.watch import Backoff, EventType, ListResult, Reflector, WatchEvent
 from kubeiam.mapping.backends.configmap import EKSConfigMap
 from kubeiam.mapping.backends.crd import CRD
 from kubeiam.mapping.chain import MappingChain
@@ -214,3 +215,48 @@ async def test_a_failing_handler_does_not_end_the_watch() -> None:
         source.resume()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class _OneList:
+    """A source whose only list holds one (large) aws-auth; watching then waits forever."""
+
+    def __init__(self, obj: dict[str, object]) -> None:
+        self._obj = obj
+
+    async def list(self) -> ListResult:
+        return ListResult((self._obj,), "1")
+
+    async def watch(self, resource_version: str) -> AsyncIterator[WatchEvent]:
+        await asyncio.Event().wait()
+        yield WatchEvent(EventType.BOOKMARK, {})  # never reached
+
+
+async def test_a_large_aws_auth_is_read_off_the_event_loop() -> None:
+    roles = "".join(
+        f"- rolearn: arn:aws:iam::{ACCOUNT}:role/R{i}\n  username: r{i}\n  groups: [g]\n"
+        for i in range(5000)
+    )
+    cm = {"metadata": {"name": "aws-auth", "resourceVersion": "1"}, "data": {"mapRoles": roles}}
+    backend = EKSConfigMap(_OneList(cm))
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    tick_task = asyncio.create_task(ticker())
+    await backend.start()
+    try:
+        for _ in range(2000):
+            if backend.ready:
+                break
+            await asyncio.sleep(0.005)
+        assert backend.ready
+        assert len(backend.mappings) == 5000
+        # The loop kept running while the thread parsed: many ticks, not a single stall.
+        assert ticks > 20
+    finally:
+        tick_task.cancel()
+        await backend.stop()

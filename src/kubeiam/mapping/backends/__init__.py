@@ -175,6 +175,14 @@ class WatchedBackend(abc.ABC):
     def apply(self, event: WatchEvent) -> None:
         """The reflector saw one change."""
 
+    async def replace_all_async(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """:meth:`replace_all` for the reflector; subclasses parse in a thread."""
+        self.replace_all(items)
+
+    async def apply_async(self, event: WatchEvent) -> None:
+        """:meth:`apply` for the reflector; subclasses parse in a thread."""
+        self.apply(event)
+
     async def start(self) -> None:
         """Start the watch in the background (ready once the first list has loaded)."""
         if self._task is not None:
@@ -187,7 +195,7 @@ class WatchedBackend(abc.ABC):
             source = self._make_source(self._client)
         self.reflector = Reflector(
             source,
-            self,
+            _ThreadedHandler(self),
             name=self.name,
             backoff=self._backoff,
             sleep=self._sleep,
@@ -210,3 +218,16 @@ class WatchedBackend(abc.ABC):
 
     def match(self, identity: Identity) -> MatchResult | None:
         return self._store.match(identity)
+
+
+class _ThreadedHandler:
+    """The reflector's view of a watched backend: its ``*_async`` methods."""
+
+    def __init__(self, backend: WatchedBackend) -> None:
+        self._backend = backend
+
+    def replace_all(self, items: Sequence[Mapping[str, Any]]) -> Awaitable[None]:
+        return self._backend.replace_all_async(items)
+
+    def apply(self, event: WatchEvent) -> Awaitable[None]:
+        return self._backend.apply_async(event)

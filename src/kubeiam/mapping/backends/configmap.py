@@ -10,12 +10,14 @@ does). Watch failures reconnect with backoff (:mod:`kubeiam.kube.watch`) and cou
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubeiam.kube.watch import EventType, WatchEvent, WatchSource
 from kubeiam.mapping.aws_auth import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE, read_aws_auth
 from kubeiam.mapping.backends import EKS_CONFIG_MAP, WatchedBackend
+from kubeiam.mapping.model import LoadResult
 
 
 def _name(obj: Mapping[str, Any]) -> str:
@@ -48,30 +50,68 @@ class EKSConfigMap(WatchedBackend):
 
         return LightkubeSource(client, config_map(), namespace=self.namespace, name=self.configmap)
 
-    def _load(self, obj: Mapping[str, Any]) -> None:
+    def _data(self, obj: Mapping[str, Any]) -> tuple[bool, Mapping[str, str] | None]:
+        """(usable, data); a malformed data field is counted as a failure and not usable."""
         data = obj.get("data")
         if data is not None and not isinstance(data, Mapping):
             self._store.failed(f"{self.namespace}/{self.configmap} has a malformed data field")
-            return
+            return False, None
+        return True, data
+
+    def _commit(self, obj: Mapping[str, Any], result: LoadResult) -> None:
         meta = obj.get("metadata")
         rv = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
         source = f"{self.namespace}/{self.configmap}" + (f" (resourceVersion {rv})" if rv else "")
-        if self._store.install(read_aws_auth(data), source=source):
+        if self._store.install(result, source=source):
             self.served_version = rv
 
-    def replace_all(self, items: Sequence[Mapping[str, Any]]) -> None:
+    def _load(self, obj: Mapping[str, Any]) -> None:
+        usable, data = self._data(obj)
+        if usable:
+            self._commit(obj, read_aws_auth(data))
+
+    async def _load_async(self, obj: Mapping[str, Any]) -> None:
+        usable, data = self._data(obj)
+        if usable:
+            # A 10,000-entry aws-auth takes a few hundred ms to read: off the event loop.
+            self._commit(obj, await asyncio.to_thread(read_aws_auth, data))
+
+    def _find(self, items: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
         for obj in items:
             if _name(obj) == self.configmap:
-                self._load(obj)
-                return
+                return obj
         self.served_version = None
         self._store.clear(f"{self.namespace}/{self.configmap} does not exist")
+        return None
 
-    def apply(self, event: WatchEvent) -> None:
+    def _load_event(self, event: WatchEvent) -> Mapping[str, Any] | None:
+        """The object to load for ``event``, handling deletions and foreign objects here."""
         if _name(event.object) != self.configmap:
-            return
+            return None
         if event.type is EventType.DELETED:
             self.served_version = None
             self._store.clear(f"{self.namespace}/{self.configmap} was deleted")
-        elif event.type in (EventType.ADDED, EventType.MODIFIED):
-            self._load(event.object)
+            return None
+        if event.type in (EventType.ADDED, EventType.MODIFIED):
+            return event.object
+        return None
+
+    def replace_all(self, items: Sequence[Mapping[str, Any]]) -> None:
+        obj = self._find(items)
+        if obj is not None:
+            self._load(obj)
+
+    def apply(self, event: WatchEvent) -> None:
+        obj = self._load_event(event)
+        if obj is not None:
+            self._load(obj)
+
+    async def replace_all_async(self, items: Sequence[Mapping[str, Any]]) -> None:
+        obj = self._find(items)
+        if obj is not None:
+            await self._load_async(obj)
+
+    async def apply_async(self, event: WatchEvent) -> None:
+        obj = self._load_event(event)
+        if obj is not None:
+            await self._load_async(obj)

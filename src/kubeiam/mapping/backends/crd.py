@@ -11,13 +11,14 @@ computes the canonical ARN itself and writes nothing, so it needs only get/list/
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubeiam.kube.watch import EventType, WatchEvent, WatchSource
 from kubeiam.mapping.backends import CRD as CRD_NAME
 from kubeiam.mapping.backends import WatchedBackend
-from kubeiam.mapping.model import Location, RawEntry, load_entries
+from kubeiam.mapping.model import LoadResult, Location, RawEntry, load_entries
 
 KIND = "IAMIdentityMapping"
 
@@ -71,21 +72,46 @@ class CRD(WatchedBackend):
         return LightkubeSource(client, iam_identity_mapping())
 
     def _rebuild(self, why: str) -> None:
-        roles, users = entries_from_objects(self.objects)
-        self._store.install(load_entries(roles, users), source=why)
+        self._store.install(_build(dict(self.objects)), source=why)
 
-    def replace_all(self, items: Sequence[Mapping[str, Any]]) -> None:
+    async def _rebuild_async(self, why: str) -> None:
+        # Built from a snapshot in a thread; events are applied in order, one at a time.
+        self._store.install(await asyncio.to_thread(_build, dict(self.objects)), source=why)
+
+    def _replace(self, items: Sequence[Mapping[str, Any]]) -> str:
         self.objects = {_name(o): o for o in items if _name(o)}
-        self._rebuild(f"{len(self.objects)} {KIND} objects")
+        return f"{len(self.objects)} {KIND} objects"
 
-    def apply(self, event: WatchEvent) -> None:
+    def _change(self, event: WatchEvent) -> str | None:
+        """Update ``objects`` for ``event``; what changed, or None when nothing did."""
         name = _name(event.object)
         if not name:
-            return
+            return None
         if event.type is EventType.DELETED:
             self.objects.pop(name, None)
         elif event.type in (EventType.ADDED, EventType.MODIFIED):
             self.objects[name] = event.object
         else:
-            return
-        self._rebuild(f"{KIND} {name} {event.type.value.lower()}")
+            return None
+        return f"{KIND} {name} {event.type.value.lower()}"
+
+    def replace_all(self, items: Sequence[Mapping[str, Any]]) -> None:
+        self._rebuild(self._replace(items))
+
+    def apply(self, event: WatchEvent) -> None:
+        why = self._change(event)
+        if why is not None:
+            self._rebuild(why)
+
+    async def replace_all_async(self, items: Sequence[Mapping[str, Any]]) -> None:
+        await self._rebuild_async(self._replace(items))
+
+    async def apply_async(self, event: WatchEvent) -> None:
+        why = self._change(event)
+        if why is not None:
+            await self._rebuild_async(why)
+
+
+def _build(objects: Mapping[str, Mapping[str, Any]]) -> LoadResult:
+    roles, users = entries_from_objects(objects)
+    return load_entries(roles, users)
