@@ -9,6 +9,7 @@ The file has the reference's shape (keys case-insensitive, as Go's JSON decoding
 
 * Changes are found by polling the file's (mtime, size, inode) every ``poll_interval`` seconds:
   this sees writes, atomic renames and ConfigMap volume symlink swaps alike, with no inotify.
+  The file is read and parsed in a worker thread, so a reload never stalls reviews.
 * With ``user_id_strict`` (``dynamicfileUserIDStrict``) entries are matched by the STS UserId in
   their ``userid``; an entry that also names an ARN must name the caller's canonical ARN.
 * A deleted file fails closed: no mappings until it is back.
@@ -100,7 +101,7 @@ class DynamicFile:
 
     async def start(self) -> None:
         """Load the file now, then poll it in the background."""
-        self.check()
+        await self.check_async()
         if self._task is None:
             self._task = asyncio.create_task(self._poll(), name=f"kubeiam-{self.name}")
 
@@ -115,7 +116,7 @@ class DynamicFile:
         while True:
             await self._sleep(self.poll_interval)
             try:
-                self.check()
+                await self.check_async()
             except Exception:  # the poller must outlive any one bad read
                 log.exception("%s: unexpected error while checking %s", self.name, self.path)
                 self._store.failed(f"checking {self.path} failed unexpectedly")
@@ -127,8 +128,8 @@ class DynamicFile:
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
-    def check(self) -> bool:
-        """Reload when the file changed since the last look; True when something changed."""
+    def _changed(self) -> bool | None:
+        """True: load the file; False: nothing to do; None: handled here (gone, unreadable)."""
         try:
             signature = self._stat()
         except OSError as exc:
@@ -142,26 +143,43 @@ class DynamicFile:
                     self._store.clear(f"{self.path} was deleted")
                 else:
                     log.warning("%s: %s does not exist yet; not ready", self.name, self.path)
-                return True
+                return None
             return False
         if signature == self._signature:
             return False
         self._signature = signature
         self._present = True
-        self._load()
         return True
 
-    def _load(self) -> None:
+    def check(self) -> bool:
+        """Reload when the file changed since the last look; True when something changed."""
+        changed = self._changed()
+        if changed:
+            self._install(self._read())
+        return changed is not False
+
+    async def check_async(self) -> bool:
+        """:meth:`check`, reading and parsing in a thread so the event loop keeps serving."""
+        changed = self._changed()
+        if changed:
+            self._install(await asyncio.to_thread(self._read))
+        return changed is not False
+
+    def _read(self) -> LoadResult | str:
+        """The parsed file, or why it could not be read (runs in a worker thread)."""
         try:
             if self.path.stat().st_size > MAX_FILE_BYTES:
-                self._store.failed(f"{self.path} is larger than {MAX_FILE_BYTES} bytes")
-                return
+                return f"{self.path} is larger than {MAX_FILE_BYTES} bytes"
             content = self.path.read_bytes()
         except OSError as exc:
-            self._store.failed(f"cannot read {self.path}: {exc.strerror}")
-            return
-        result = parse_dynamic_file(content, user_id_strict=self.user_id_strict)
-        self._store.install(result, source=str(self.path))
+            return f"cannot read {self.path}: {exc.strerror}"
+        return parse_dynamic_file(content, user_id_strict=self.user_id_strict)
+
+    def _install(self, result: LoadResult | str) -> None:
+        if isinstance(result, str):
+            self._store.failed(result)
+        else:
+            self._store.install(result, source=str(self.path))
 
     def match(self, identity: Identity) -> MatchResult | None:
         mappings = self._store.mappings
