@@ -8,6 +8,7 @@ dumped exactly as they were written.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,29 @@ def make_yaml(indent: int | None = None, offset: int | None = None) -> Any:
     return yaml
 
 
+_KEY_LINE = re.compile(r"^(?P<indent> *)[^\s#-][^#]*:\s*(#.*)?$")
+_DASH_LINE = re.compile(r"^(?P<indent> *)- ")
+
+
+def guess_sequence_indent(text: str, default: tuple[int, int]) -> tuple[int, int]:
+    """(sequence indent, dash offset) of the first block sequence under a key.
+
+    ``key:\n- a`` is (2, 0) (kubectl's style); ``key:\n  - a`` is (4, 2). A plain scan of the
+    lines: cheaper than ruamel's own guess, which parses the whole document a second time.
+    """
+    previous: re.Match[str] | None = None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        dash = _DASH_LINE.match(line)
+        if dash is not None and previous is not None:
+            offset = len(dash.group("indent")) - len(previous.group("indent"))
+            if offset >= 0:
+                return offset + 2, offset
+        previous = _KEY_LINE.match(line)
+    return default
+
+
 def load(
     path: Path, text: str | None, *, default_indent: tuple[int, int] = (2, 0)
 ) -> tuple[Any, Any]:
@@ -38,13 +62,11 @@ def load(
     Raises :class:`ConfigError` naming the file and line for invalid YAML.
     """
     from ruamel.yaml.error import YAMLError
-    from ruamel.yaml.util import load_yaml_guess_indent
 
     if text is None or not text.strip():
         return None, make_yaml(*default_indent)
     try:
-        _, indent, offset = load_yaml_guess_indent(text)
-        yaml = make_yaml(indent, offset)
+        yaml = make_yaml(*guess_sequence_indent(text, default_indent))
         doc = yaml.load(text)
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

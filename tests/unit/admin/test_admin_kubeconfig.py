@@ -400,7 +400,7 @@ for i in range(n):
 def test_concurrent_writers_lose_no_entries(tmp_path: Path) -> None:
     path = tmp_path / "config"
     path.write_text("# shared\napiVersion: v1\nkind: Config\n")
-    count = 15
+    count = 10
     procs = [
         subprocess.Popen([sys.executable, "-c", _WRITER, str(path), prefix, str(count)])
         for prefix in ("a", "b")
@@ -491,3 +491,36 @@ def test_api_version_flag(flag: str, version: kc.ExecAPIVersion) -> None:
 def test_v1alpha1_is_refused() -> None:
     with pytest.raises(ConfigError, match="v1 or v1beta1"):
         kc.ExecAPIVersion.from_flag("v1alpha1")
+
+
+# --- property: entries accumulate, re-applying is a no-op ------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_cluster_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=10)
+
+
+# ruamel round trips cost ~10 ms each: a modest number of examples keeps this at a few seconds.
+@settings(max_examples=40, deadline=None)
+@given(
+    names=st.lists(_cluster_names, min_size=1, max_size=3),
+    profile=st.one_of(st.none(), _cluster_names),
+    switch=st.booleans(),
+)
+def test_render_accumulates_and_is_idempotent(
+    names: list[str], profile: str | None, switch: bool
+) -> None:
+    path = Path("/nonexistent/config")
+    text = (FIXTURES / "kubeconfig_commented.yaml").read_text()
+    for name in names:
+        text = kc.render(path, text, entry(name, profile=profile), switch=switch)
+    again = kc.render(path, text, entry(names[-1], profile=profile), switch=switch)
+    assert again == text
+    data = yaml.safe_load(text)
+    for name in {*names, "kops1", "staging"}:
+        named(data, "clusters", name)
+        named(data, "contexts", name)
+    assert named(data, "contexts", "kops1")["context"]["namespace"] == "team-a"
+    assert data["current-context"] == (names[-1] if switch else "staging")
+    assert "# Hand-written kubeconfig" in text
