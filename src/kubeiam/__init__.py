@@ -17,14 +17,18 @@ __version__ = "0.1.0"
 
 #: public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "AWSAdminError": "kubeiam.errors",
     "ConfigError": "kubeiam.errors",
     "CredentialsError": "kubeiam.errors",
+    "IAMAdmin": "kubeiam.admin.iam",
     "Identity": "kubeiam.identity",
     "KubeIAMError": "kubeiam.errors",
     "KubeUser": "kubeiam.mapping.chain",
+    "LocalFileMappingWriter": "kubeiam.admin.mapping_writer",
     "MappingChain": "kubeiam.mapping.chain",
     "MappingDeniedError": "kubeiam.errors",
     "MappingError": "kubeiam.errors",
+    "MappingWriter": "kubeiam.admin.mapping_writer",
     "PresignedRequest": "kubeiam.token.validation",
     "STSClient": "kubeiam.token.sts",
     "STSError": "kubeiam.errors",
