@@ -10,7 +10,8 @@ Three commands run alternately, ``--rounds`` times each (after one warm-up run e
   because awscli pins botocore exactly). It only presigns: no network.
 
 All three get the same keys and region and a private HOME, so nobody's real AWS or kubectl
-configuration takes part. Peak RSS is each child's own ``ru_maxrss`` (``os.wait4``).
+configuration takes part. Peak RSS and CPU time (user + system) are each child's own
+``rusage`` (``os.wait4``); CPU time is the steadier figure on a busy shared machine.
 Goals (issue 2): fresh <= 0.12 x awscli's median, cached <= 0.07 x, peak RSS <= 25 MB.
 
 Run: ``.venv/bin/python bench/bench_token.py [--rounds N] [--quick] [--strict]``.
@@ -80,8 +81,8 @@ def bench_env(home: Path) -> dict[str, str]:
     return env
 
 
-def run_timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one process, measured with wait4 on the child itself."""
+def run_timed(command: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS in MB) of one process, from wait4 on the child."""
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
@@ -89,7 +90,8 @@ def run_timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(command)} exited {child.returncode}")
-    return elapsed, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime
+    return elapsed, cpu, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 
 def check_output(label: str, command: list[str], env: dict[str, str]) -> None:
@@ -123,22 +125,28 @@ def main(argv: list[str]) -> int:
         for label, command in commands.items():  # warm-up, output check, cache priming
             check_output(label, command, env)
         times: dict[str, list[float]] = {label: [] for label in commands}
+        cpu: dict[str, list[float]] = {label: [] for label in commands}
         rss: dict[str, list[float]] = {label: [] for label in commands}
         labels = list(commands)
         for round_no in range(rounds):
             # Rotate the order so no command always runs right after another one.
             order = labels[round_no % 3 :] + labels[: round_no % 3]
             for label in order:
-                seconds, peak = run_timed(commands[label], env)
+                seconds, cpu_seconds, peak = run_timed(commands[label], env)
                 times[label].append(seconds)
+                cpu[label].append(cpu_seconds)
                 rss[label].append(peak)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
     aws_median = statistics.median(times["aws eks get-token"])
+    aws_cpu = statistics.median(cpu["aws eks get-token"])
     missed = False
     print(f"kubeiam token vs aws eks get-token: {rounds} alternating rounds, whole processes")
-    print(f"{'command':<20} {'median':>9} {'min':>9} {'max':>9} {'peak RSS':>9} {'ratio':>7}  goal")
+    print(
+        f"{'command':<20} {'median':>9} {'min':>9} {'max':>9} {'cpu':>9} {'peak RSS':>9} "
+        f"{'ratio':>7} {'cpu ratio':>9}  goal (on the median wall time)"
+    )
     for label in commands:
         median = statistics.median(times[label])
         ratio = median / aws_median
@@ -150,9 +158,11 @@ def main(argv: list[str]) -> int:
             rss_ok = peak <= RSS_GOAL_MB
             goals.append(f"RSS <= {RSS_GOAL_MB:.0f} MB {'PASS' if rss_ok else 'MISS'}")
             missed = missed or not ok or not rss_ok
+        cpu_median = statistics.median(cpu[label])
         print(
             f"{label:<20} {median * 1000:7.1f}ms {min(times[label]) * 1000:7.1f}ms "
-            f"{max(times[label]) * 1000:7.1f}ms {peak:6.1f} MB {ratio:6.3f}x  {', '.join(goals)}"
+            f"{max(times[label]) * 1000:7.1f}ms {cpu_median * 1000:7.1f}ms {peak:6.1f} MB "
+            f"{ratio:6.3f}x {cpu_median / aws_cpu:8.3f}x  {', '.join(goals)}"
         )
     return 1 if (missed and args.strict) else 0
 
