@@ -153,7 +153,12 @@ def _parse_yaml(text: str) -> Any:
 
 def parse_section(name: str, text: str | None) -> tuple[list[RawEntry], list[LoadIssue]]:
     """The entries of one ``data`` section, each with its line, or an ERROR issue."""
-    if text is None or text.strip() in _EMPTY_TEXTS:
+    if text is None:
+        return [], []
+    if not isinstance(text, str):
+        message = "must be a YAML string (write `mapRoles: |` with the list indented below it)"
+        return [], [LoadIssue(Severity.ERROR, Location(name), message)]
+    if text.strip() in _EMPTY_TEXTS:
         return [], []
     try:
         value = _parse_yaml(text)

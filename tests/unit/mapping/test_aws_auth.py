@@ -261,3 +261,10 @@ def test_editor_refuses_what_the_watcher_would_skip() -> None:
     assert doc.to_data() == {
         "mapUsers": "- userarn: arn:aws:iam::111122223333:user/a\n  username: a\n  groups: []\n"
     }
+
+
+def test_a_section_that_is_not_a_string_is_an_error() -> None:
+    # The reference's "missing bar" case: mapRoles written as a list instead of a block string.
+    result = read_aws_auth({"mapRoles": [{"rolearn": "x"}]})  # type: ignore[dict-item]
+    assert not result.ok
+    assert "mapRoles: must be a YAML string" in str(result.errors[0])
