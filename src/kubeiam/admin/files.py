@@ -179,14 +179,14 @@ def locked_update(
     path = Path(os.path.abspath(path))
     if path.is_dir():
         raise ConfigError(f"{path} is a directory", hint="pass the path of a file")
-    if dry_run and not path.parent.is_dir():
-        return FileUpdate(path, None, change(None), written=False)
+    if dry_run:
+        # No lock either: a dry run leaves no trace, not even a lock file.
+        old = _read(path)
+        return FileUpdate(path, old, change(old), written=False)
     ensure_private_dir(path.parent)
     with _flock(path), _kubectl_lock(path, kubectl_lock_wait) if kubectl_lock else _nothing():
         old = _read(path)
         new = change(old)
-        if dry_run:
-            return FileUpdate(path, old, new, written=False)
         mode = PRIVATE_FILE_MODE
         if preserve_mode and old is not None:
             mode = stat.S_IMODE(path.stat().st_mode)

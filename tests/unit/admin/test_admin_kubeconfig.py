@@ -273,6 +273,7 @@ def test_dry_run_prints_a_diff_and_writes_nothing(tmp_path: Path) -> None:
     before = path.read_bytes()
     result = kc.update_kubeconfig(entry(), [path], dry_run=True)
     assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["config"]  # not even a lock file
     assert result.changed
     assert f"--- {path}" in result.diff
     assert "+current-context: kops1" in result.diff
