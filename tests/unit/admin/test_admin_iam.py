@@ -547,3 +547,40 @@ def test_no_region_is_a_config_error(admin_env: AdminEnv, monkeypatch: pytest.Mo
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     with pytest.raises(ConfigError, match="region"):
         onboard(admin_env, admin_env.name(), mapping=None, admin=IAMAdmin(AWSClients()))
+
+
+# --- removal rolls forward -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["access-keys", "policies", "groups", "delete-user"])
+def test_offboard_interrupted_midway_completes_on_rerun(admin_env: AdminEnv, step: str) -> None:
+    env, iam = admin_env, admin_env.iam
+    name = env.name()
+    mapping = mapping_file(env)
+    before = mapping.read_text()
+    result = onboard(env, name)
+    with pytest.raises(InjectedFailure):
+        env.admin(fail_at(step)).offboard_user(
+            name, mapping=LocalFileMappingWriter(mapping), credentials_file=env.credentials_file
+        )
+    assert result.user_arn not in mapping.read_text()  # cluster access ends first
+    assert user_exists(iam, name)
+    env.admin().offboard_user(
+        name, mapping=LocalFileMappingWriter(mapping), credentials_file=env.credentials_file
+    )
+    assert not user_exists(iam, name)
+    assert mapping.read_text() == before
+
+
+@pytest.mark.parametrize("step", ["group", "role"])
+def test_delete_access_role_interrupted_completes_on_rerun(admin_env: AdminEnv, step: str) -> None:
+    env, iam = admin_env, admin_env.iam
+    role = env.name("r")
+    mapping = mapping_file(env)
+    result = create_role(env, role)
+    with pytest.raises(InjectedFailure):
+        env.admin(fail_at(step)).delete_access_role(role, mapping=LocalFileMappingWriter(mapping))
+    assert result.role_arn not in mapping.read_text()
+    env.admin().delete_access_role(role, mapping=LocalFileMappingWriter(mapping))
+    assert not role_exists(iam, role)
+    assert not group_exists(iam, role)
