@@ -56,6 +56,8 @@ class Cell:
     client_ms: list[float]
     statuses: dict[int, int]
     server_ms: list[float]
+    #: CPU time the server process used per request in this cell (user + system), in ms.
+    server_cpu_ms: float
 
     @property
     def rps(self) -> float:
@@ -177,8 +179,19 @@ async def run_cell(
     return time.perf_counter() - started, latencies, statuses
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc), in seconds.
+
+    Unlike wall-clock latency, this does not grow when other processes take the cores, so it
+    is the fairer measure of what one review costs the server on a shared machine.
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
 async def bench(
-    aws: LocalAWS, port: int, cert: Path, log_path: Path, plan: dict[str, Any]
+    aws: LocalAWS, port: int, pid: int, cert: Path, log_path: Path, plan: dict[str, Any]
 ) -> list[Cell]:
     ctx = ssl.create_default_context(cafile=str(cert))
     base = f"https://127.0.0.1:{port}"
@@ -205,13 +218,22 @@ async def bench(
                 else:
                     tokens = ["-"] * plan["repeated_per_cell"]
                 sts_before = aws.sts_requests
+                cpu_before = process_cpu_seconds(pid)
                 seconds, client_ms, statuses = await run_cell(
                     session, base, kind, concurrency, tokens
                 )
+                cpu_ms = (process_cpu_seconds(pid) - cpu_before) * 1000 / max(1, len(client_ms))
                 await asyncio.sleep(0.2)  # let the server flush its log lines
                 server_ms, lines_seen = server_latencies(log_path, lines_seen)
                 cell = Cell(
-                    kind, concurrency, len(client_ms), seconds, client_ms, statuses, server_ms
+                    kind,
+                    concurrency,
+                    len(client_ms),
+                    seconds,
+                    client_ms,
+                    statuses,
+                    server_ms,
+                    cpu_ms,
                 )
                 cells.append(cell)
                 sts_calls = aws.sts_requests - sts_before
@@ -228,7 +250,7 @@ async def bench(
 def table(cells: list[Cell]) -> str:
     head = (
         "| tokens   | conc | reviews | req/s  | client p50 ms | client p99 ms "
-        "| server p50 ms | server p99 ms | statuses |"
+        "| server p50 ms | server p99 ms | server CPU ms/req | statuses |"
     )
     rows = [head, "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"]
     for c in cells:
@@ -237,7 +259,7 @@ def table(cells: list[Cell]) -> str:
         rows.append(
             f"| {c.kind:<8} | {c.concurrency:>4} | {c.count:>7} | {c.rps:>6.0f} "
             f"| {pct(c.client_ms, 50):>13.2f} | {pct(c.client_ms, 99):>13.2f} "
-            f"| {server50:>13} | {server99:>13} | {c.statuses} |"
+            f"| {server50:>13} | {server99:>13} | {c.server_cpu_ms:>17.3f} | {c.statuses} |"
         )
     return "\n".join(rows)
 
@@ -267,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench(
                     aws,
                     port,
+                    proc.pid,
                     workdir / "state" / "cert.pem",
                     log_path,
                     {
@@ -296,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         f"p99 {handler99:.2f} ms: {verdict(handler99)}\n"
         f"  round trip vs /healthz measured alongside: p99 {pct(hit.client_ms, 99):.2f} ms vs "
         f"{pct(base.client_ms, 99):.2f} ms, {added:+.2f} ms: {verdict(added)}\n"
+        f"  server CPU per request: cache hit {hit.server_cpu_ms:.3f} ms vs /healthz "
+        f"{base.server_cpu_ms:.3f} ms: a hit costs {hit.server_cpu_ms - base.server_cpu_ms:+.3f} "
+        "ms of CPU (TLS and HTTP included in both)\n"
         f"  load average during the run: {load} on {os.cpu_count()} cores shared with the load "
         "generator, the STS front and moto; a saturated machine turns round trips into queueing."
     )
