@@ -85,7 +85,10 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         parts = [_timestamp(record), record.levelname, f"{record.name}:", record.getMessage()]
         for key, value in _fields(record).items():
-            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+                text = ",".join(value)
+            else:
+                text = value if isinstance(value, str) else json.dumps(value, default=str)
             if not text or any(c.isspace() or c in '"=' for c in text):
                 text = json.dumps(text)
             parts.append(f"{key}={text}")

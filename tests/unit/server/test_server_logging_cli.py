@@ -54,6 +54,8 @@ def test_text_lines_quote_values_with_spaces(restore_root_logging: object) -> No
     assert 'username="jane doe"' in line
     assert "outcome=success" in line
     assert "latency_ms=0.2" in line
+    logging.getLogger("kubeiam.server").info("listening", extra={"backends": ["A", "B"]})
+    assert out.getvalue().splitlines()[-1].endswith("listening backends=A,B")
 
 
 def test_flags_override_file_and_env_resolve(
