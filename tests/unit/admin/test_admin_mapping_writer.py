@@ -167,3 +167,29 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
         MappingChange.ADDED
     )
     assert path.read_text() == SERVER_CONFIG
+
+
+def test_what_the_writer_writes_is_what_the_server_reads(tmp_path: Path) -> None:
+    """The files are read back by the server's own parsers: DynamicFile and the config file."""
+    from kubeiam.mapping.backends.dynamic_file import parse_dynamic_file
+    from kubeiam.server.config import read_config_file
+
+    dynamic = tmp_path / "dynamic.json"
+    writer = LocalFileMappingWriter(dynamic)
+    writer.add_user(USER, "kubedemy", ["system:masters"])
+    writer.add_role(ROLE, "admin:{{SessionName}}", ["system:masters"])
+    loaded = parse_dynamic_file(dynamic.read_bytes())
+    assert loaded.issues == ()
+    kinds = sorted(type(e).__name__ for e in loaded.mappings.entries)
+    assert kinds == ["RoleMapping", "UserMapping"]
+
+    config = tmp_path / "config.yaml"
+    config.write_text(SERVER_CONFIG)
+    writer = LocalFileMappingWriter(config)
+    writer.add_user(USER, "kubedemy", ["system:masters"])
+    writer.add_role(ROLE, "admin:{{SessionName}}", ["system:masters"])
+    values = read_config_file(config)
+    assert values["map_users"] == (
+        {"userarn": USER, "username": "kubedemy", "groups": ["system:masters"]},
+    )
+    assert [r["rolearn"] for r in values["map_roles"]] == [NODE, ROLE]
