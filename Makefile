@@ -24,7 +24,9 @@ check: install
 test: install
 	$(BIN)/pytest tests/unit tests/integration
 
+# Builds kube-apiserver, kubectl, etcd and the reference once per version (tests/e2e/README.md).
 e2e: install
+	$(BIN)/python -m tests.e2e.cluster.binaries --skip-without-go
 	$(BIN)/pytest tests/e2e
 
 demo: install

@@ -17,6 +17,7 @@ import argparse
 import fcntl
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -58,8 +59,10 @@ class Recipe:
     def command(self, go: str, out_dir: Path) -> list[str]:
         common = [go, "-trimpath", "-ldflags", self.ldflags]
         if self.in_harness:
-            build = [go, "build", "-mod=readonly", *common[1:], "-o", f"{out_dir}{os.sep}"]
-            return [*build, *self.packages]
+            # One package: name the output (go would call go.etcd.io/etcd/server/v3 "server").
+            single = len(self.packages) == 1
+            output = str(out_dir / self.executables[0]) if single else f"{out_dir}{os.sep}"
+            return [go, "build", "-mod=readonly", *common[1:], "-o", output, *self.packages]
         return [go, "install", *common[1:], *(f"{p}@{self.version}" for p in self.packages)]
 
 
@@ -130,10 +133,11 @@ def cache_root(environ: Mapping[str, str]) -> Path:
         return Path(explicit)
     if xdg := environ.get("XDG_CACHE_HOME"):
         return Path(xdg) / "kubeiam" / "e2e"
-    import pwd
+    return _real_home() / ".cache" / "kubeiam" / "e2e"
 
-    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
-    return home / ".cache" / "kubeiam" / "e2e"
+
+def _real_home() -> Path:
+    return Path(pwd.getpwuid(os.getuid()).pw_dir)
 
 
 def is_cached(recipe: Recipe, root: Path) -> bool:
@@ -163,8 +167,13 @@ def missing_prerequisite(root: Path, go: str | None) -> str | None:
 
 
 def go_environment(environ: Mapping[str, str], gobin: Path | None) -> dict[str, str]:
-    """The environment for go: static binaries, no -mod override from GOFLAGS."""
+    """The environment for go: static binaries, no -mod override from GOFLAGS.
+
+    HOME is the user's real one, so Go's module and build caches are shared with every other
+    build on the machine even while the test suite points HOME at a scratch directory.
+    """
     env = dict(environ)
+    env["HOME"] = str(_real_home())
     env["CGO_ENABLED"] = "0"
     flags = [f for f in env.get("GOFLAGS", "").split() if not f.startswith("-mod=")]
     env["GOFLAGS"] = " ".join(flags)
