@@ -20,7 +20,7 @@ from typing import Any
 from kubeiam.admin.iam_api import IAMApi, policy_equal, tag_list
 from kubeiam.admin.iam_users import POLICY_VERSION, kubeconfig_command, mapping_note
 from kubeiam.admin.mapping_writer import MappingChange, MappingWriter
-from kubeiam.admin.rollback import Progress, Rollback, StepHook, transaction
+from kubeiam.admin.rollback import Rollback, Steps, transaction
 from kubeiam.errors import AWSAdminError, ConfigError
 
 TAG_MANAGED_BY = "kubeiam:managed-by"
@@ -119,16 +119,10 @@ class DeleteRoleResult:
         }
 
 
-class AccessRoleWorkflows:
+class AccessRoleWorkflows(Steps):
     """Seed 2. Mixed into :class:`kubeiam.admin.iam.IAMAdmin`."""
 
     api: IAMApi
-    progress: Progress
-    step_hook: StepHook | None
-
-    def _step(self, name: str) -> None:
-        if self.step_hook is not None:
-            self.step_hook(name)
 
     def _managed_tags(self, role: str) -> dict[str, str] | None:
         """The role's tags if kubeiam created it, else None."""

@@ -27,7 +27,7 @@ from kubeiam.admin import credentials_file as credfile
 from kubeiam.admin.credentials_file import AccessKey
 from kubeiam.admin.iam_api import IAMApi, policy_equal, tag_list
 from kubeiam.admin.mapping_writer import MappingChange, MappingWriter
-from kubeiam.admin.rollback import Progress, Rollback, StepHook, transaction
+from kubeiam.admin.rollback import Rollback, Steps, transaction
 from kubeiam.errors import AWSAdminError, ConfigError
 
 #: IAM allows two access keys per user.
@@ -124,16 +124,10 @@ class OffboardResult:
         }
 
 
-class UserWorkflows:
+class UserWorkflows(Steps):
     """Seed 1. Mixed into :class:`kubeiam.admin.iam.IAMAdmin`."""
 
     api: IAMApi
-    progress: Progress
-    step_hook: StepHook | None
-
-    def _step(self, name: str) -> None:
-        if self.step_hook is not None:
-            self.step_hook(name)
 
     def onboard_user(
         self,

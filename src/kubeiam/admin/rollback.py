@@ -51,6 +51,18 @@ class Rollback:
         return failed
 
 
+class Steps:
+    """Base of the workflow classes: the progress callback and the step hook they share."""
+
+    progress: Progress
+    step_hook: StepHook | None
+
+    def _step(self, name: str) -> None:
+        """Mark step ``name`` of a workflow that rolls forward (no transaction)."""
+        if self.step_hook is not None:
+            self.step_hook(name)
+
+
 def safe_message(exc: BaseException) -> str:
     """Our messages carry no secrets; a foreign exception is reduced to its type name."""
     return exc.message if isinstance(exc, KubeIAMError) else type(exc).__name__
