@@ -3,7 +3,7 @@
 Two kinds of ARN meet here:
 
 * the ``Arn`` STS returns for a verified token (:func:`parse_caller_arn`), turned into a
-  :class:`Principal` with its *canonical* ARN (protocol.md section 2, "From STS answer to identity");
+  :class:`Principal` with its *canonical* ARN (protocol.md section 2);
 * ARNs written by operators in mappings (:func:`canonicalize_mapping_arn`), which may carry an IAM
   path (``role/team/Admin``) that STS never reports: roles are matched without their path.
 
@@ -143,7 +143,7 @@ def canonicalize_mapping_arn(arn: str) -> MappingArn:
     if rtype not in ("role", "user") or not segments or not all(segments):
         raise MappingError(
             f"{arn!r} does not name an IAM role or user",
-            hint="the resource part must be role/<name> or user/<name> (an optional /path/ is allowed)",
+            hint="the resource must be role/<name> or user/<name> (an optional /path/ is allowed)",
         )
     if not all(_IAM_NAME.fullmatch(s) for s in segments):
         raise MappingError(f"{arn!r} contains characters IAM does not allow in names")

@@ -13,12 +13,12 @@ webhook maps it to HTTP statuses through ``http_status``.
     ├── CacheError                    exit 4: unsafe or unusable cache file or directory
     ├── TokenError                    HTTP 403: the token does not authenticate anyone
     │   ├── TokenFormatError          a rule checked before any network call failed
-    │   │   └── TokenExpiredError     X-Amz-Date older than the 15-minute window (or from the future)
+    │   │   └── TokenExpiredError     X-Amz-Date outside the 15-minute window (or in the future)
     │   └── STSError                  STS refused the request or answered something unusable
-    │       ├── STSUnavailableError   STS could not be reached (connect/read timeout, refused, redirect)
+    │       ├── STSUnavailableError   STS unreachable: timeout, refused connection, redirect
     │       └── STSThrottledError     HTTP 429: STS throttled us; the caller should retry later
     ├── MappingError                  a mapping entry or file is invalid (load time)
-    │   └── MappingDeniedError        HTTP 403: an entry matched but cannot be applied to this caller
+    │   └── MappingDeniedError        HTTP 403: an entry matched but cannot apply to this caller
     ├── ReviewRequestError            HTTP 400: the webhook's request body is not a TokenReview
     ├── KubeAPIError                  the Kubernetes API refused or failed a call
     │   └── ConflictError             resourceVersion conflict that survived the retries
