@@ -479,3 +479,13 @@ def test_expired_session_credentials(
     finally:
         front.stop()
     assert (answer.status, _error_code(answer.body)) == (403, "ExpiredToken")
+
+
+def test_host_header_is_signed_as_sent(
+    local_aws: LocalAWS, alice: tuple[str, str], presign: Presign, https: Https
+) -> None:
+    url = presign(access_key_id=alice[0], secret_access_key=alice[1])
+    with_port = _call(https, local_aws, url, host_header="sts.us-east-1.amazonaws.com:443")
+    assert (with_port.status, _error_code(with_port.body)) == (403, "SignatureDoesNotMatch")
+    other_region = _call(https, local_aws, url, host_header="sts.eu-west-1.amazonaws.com")
+    assert (other_region.status, _error_code(other_region.body)) == (403, "SignatureDoesNotMatch")
