@@ -8,8 +8,11 @@ domains".
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 
 class Partition:
@@ -78,8 +81,32 @@ DEFAULT_PARTITION = "aws"
 GLOBAL_STS_HOST = "sts.amazonaws.com"
 GLOBAL_STS_REGION = "us-east-1"
 
-#: A region label as it may appear in an STS host name (protocol.md section 2, rule 4).
-REGION_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+#: A region label as it may appear in an STS host name (protocol.md section 2, rule 4). The
+#: compiled ``REGION_LABEL`` is built on first use (module ``__getattr__`` below): importing ``re``
+#: costs the token plugin, which imports this module, ~6 ms of start-up on every kubectl run.
+_REGION_LABEL_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+_REGION_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def is_region_label(label: str) -> bool:
+    """``REGION_LABEL.fullmatch(label)`` without ``re`` (the tests hold the two together)."""
+    return (
+        bool(label)
+        and label[0] != "-"
+        and label[-1] != "-"
+        and all(ch in _REGION_LABEL_CHARS for ch in label)
+    )
+
+
+def __getattr__(name: str) -> re.Pattern[str]:
+    if name == "REGION_LABEL":
+        import re
+
+        pattern = re.compile(_REGION_LABEL_PATTERN)
+        globals()[name] = pattern
+        return pattern
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Bound on the verifier's host cache: a flood of distinct (refused) hosts must not grow memory.
 _HOST_CACHE_SIZE = 512
@@ -134,7 +161,7 @@ def sts_host_region(host: str, partition: str) -> str | None:
     if not sep or service not in ("sts", "sts-fips"):
         return None
     region, sep, domain = rest.partition(".")
-    if not sep or not REGION_LABEL.fullmatch(region):
+    if not sep or not is_region_label(region):
         return None
     if domain != part.domain and domain != part.dualstack_domain:
         return None
