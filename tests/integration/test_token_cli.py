@@ -29,7 +29,18 @@ KEYS = {
 }
 SESSION_TOKEN = "FwoGZXIvYXdzEXAMPLE/session+token=="
 #: Modules whose import would cost the hot path tens or hundreds of milliseconds.
-HEAVY = ("botocore", "boto3", "click", "aiohttp", "dataclasses", "inspect", "logging", "typing")
+HEAVY = (
+    "botocore",
+    "boto3",
+    "click",
+    "aiohttp",
+    "dataclasses",
+    "inspect",
+    "logging",
+    "typing",
+    "re",
+    "json",
+)
 
 
 def run(

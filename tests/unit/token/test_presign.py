@@ -6,6 +6,7 @@ its SigV4 signers read the time from (clock injection, not a behaviour mock).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import urllib.parse
@@ -20,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kubeiam.partitions import PARTITIONS, sts_host_region
+from kubeiam.partitions import PARTITIONS, REGION_LABEL, is_region_label, sts_host_region
 from kubeiam.token.encoding import decode_token, encode_token
 from kubeiam.token.presign import (
     LEGACY_GLOBAL_REGIONS,
@@ -315,3 +316,21 @@ def test_uri_encode_is_rfc3986(value: str) -> None:
 @given(key=st.binary(max_size=200), msg=st.binary(max_size=300))
 def test_hmac_sha256_matches_the_stdlib(key: bytes, msg: bytes) -> None:
     assert hmac_sha256(key, msg) == hmac.new(key, msg, hashlib.sha256).digest()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="abcz09-A_.\n ", max_size=12)
+    | st.from_regex(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", fullmatch=True)
+)
+def test_region_label_check_equals_the_pattern(label: str) -> None:
+    assert is_region_label(label) == bool(REGION_LABEL.fullmatch(label))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=300))
+def test_encode_token_is_unpadded_base64url(url: str) -> None:
+    token = encode_token(url)
+    body = token.removeprefix("k8s-aws-v1.")
+    assert body == base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+    assert decode_token(token) == url
