@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cluster.binaries import ETCD_VERSION, KUBERNETES_VERSION, REFERENCE_VERSION, Binaries
-from cluster.control_plane import ControlPlane, Webhook
+from cluster.control_plane import APISERVER_TOKEN_SUCCESS_CACHE_SECONDS, ControlPlane, Webhook
 from cluster.kubeconfig import write_token_kubeconfig, write_webhook_kubeconfig
 from cluster.pki import write_server_cert
 from cluster.token_webhook import KnownUser, TokenWebhook
@@ -180,3 +181,36 @@ def test_restart_with_token_webhook_consults_it(
         cluster.restart_apiserver(webhook=None)
     without = cluster.kubectl("auth", "whoami", kubeconfig=known, check=False)
     assert "Unauthorized" in without.stderr
+
+
+def test_revocation_is_visible_after_the_short_webhook_cache_ttl(
+    cluster: ControlPlane, token_webhook: TokenWebhook, tmp_path: Path
+) -> None:
+    config = write_webhook_kubeconfig(
+        tmp_path / "webhook.kubeconfig", url=token_webhook.url, ca_file=cluster.ca_file
+    )
+    known = write_token_kubeconfig(
+        tmp_path / "known.kubeconfig",
+        server=cluster.server,
+        ca_file=cluster.ca_file,
+        user="known",
+        token=token_webhook.user.token,
+    )
+    cluster.restart_apiserver(webhook=Webhook(config_file=config, cache_ttl="1s"))
+    try:
+        assert _whoami(cluster, known)["username"] == "webhook-user"
+        token_webhook.revoked = True
+        revoked_at = time.monotonic()
+        # kube-apiserver's own success cache, plus the 1 s webhook TTL, plus kubectl start-up.
+        bound = APISERVER_TOKEN_SUCCESS_CACHE_SECONDS + 1 + 5
+        deadline = revoked_at + bound + 5
+        denied = False
+        while not denied and time.monotonic() < deadline:
+            done = cluster.kubectl("auth", "whoami", kubeconfig=known, check=False)
+            denied = "Unauthorized" in done.stderr
+            if not denied:
+                time.sleep(0.2)
+        assert denied, "kube-apiserver kept accepting a revoked token"
+        assert time.monotonic() - revoked_at < bound
+    finally:
+        cluster.restart_apiserver(webhook=None)

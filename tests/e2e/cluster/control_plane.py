@@ -30,6 +30,9 @@ from .pki import CertFiles, ControlPlanePki, write_client_cert, write_pki
 LOOPBACK = "127.0.0.1"
 #: Only a setting the API server insists on; nothing is ever sent to these addresses.
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
+#: kube-apiserver caches every successful token authentication for 10 s on top of the webhook's
+#: own cache (TokenSuccessCacheTTL, no flag), so a revoked token is refused 10 s + cache_ttl later.
+APISERVER_TOKEN_SUCCESS_CACHE_SECONDS = 10.0
 ETCD_READY_SECONDS = 30.0
 APISERVER_READY_SECONDS = 150.0
 STOP_SECONDS = 15.0

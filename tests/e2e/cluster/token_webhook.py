@@ -35,6 +35,8 @@ class TokenWebhook:
     tls: CertFiles
     user: KnownUser
     received_api_versions: list[str] = field(default_factory=list)
+    #: Set to True to start denying the known token (to observe kube-apiserver's cache TTL).
+    revoked: bool = False
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -49,7 +51,7 @@ class TokenWebhook:
         token = review.get("spec", {}).get("token")
         status: dict[str, Any] = {"authenticated": False}
         code = 401
-        if token == self.user.token:
+        if token == self.user.token and not self.revoked:
             code = 200
             status = {
                 "authenticated": True,
