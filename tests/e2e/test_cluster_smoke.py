@@ -214,3 +214,35 @@ def test_revocation_is_visible_after_the_short_webhook_cache_ttl(
         assert time.monotonic() - revoked_at < bound
     finally:
         cluster.restart_apiserver(webhook=None)
+
+
+def test_shipped_crd_is_served_and_readable_by_the_service_account(
+    cluster: ControlPlane, deployed: tuple[Path, ...], kubeiam_kubeconfig: Path, tmp_path: Path
+) -> None:
+    assert "crd.yaml" in {p.name for p in deployed}
+    crd = "crd/iamidentitymappings.iamauthenticator.k8s.aws"
+    cluster.kubectl("wait", "--for=condition=Established", crd, "--timeout=30s")
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(
+        "apiVersion: iamauthenticator.k8s.aws/v1alpha1\n"
+        "kind: IAMIdentityMapping\n"
+        "metadata: {name: e2e-harness-probe}\n"
+        "spec: {arn: 'arn:aws:iam::111122223333:user/probe', username: probe, groups: [g]}\n"
+    )
+    cluster.apply(mapping)
+    try:
+        listed = cluster.kubectl(
+            "get", "iamidentitymappings", "-o", "name", kubeconfig=kubeiam_kubeconfig
+        )
+        assert "iamidentitymapping.iamauthenticator.k8s.aws/e2e-harness-probe" in listed.stdout
+        denied = cluster.kubectl(
+            "delete",
+            "iamidentitymapping",
+            "e2e-harness-probe",
+            kubeconfig=kubeiam_kubeconfig,
+            check=False,
+        )
+        assert denied.returncode != 0
+        assert "forbidden" in denied.stderr.lower()
+    finally:
+        cluster.kubectl("delete", "iamidentitymapping", "e2e-harness-probe", "--ignore-not-found")

@@ -59,7 +59,11 @@ def _child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]
 
 
 class ManagedProcess:
-    """One long-running child process with its output in a log file."""
+    """One long-running child process with its output in a log file.
+
+    Start it from the main thread: the parent-death signal fires when the *thread* that started
+    the child ends, so a child started from a worker thread dies with that thread.
+    """
 
     def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
         self.name = name
