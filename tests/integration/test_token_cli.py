@@ -40,6 +40,7 @@ HEAVY = (
     "typing",
     "re",
     "json",
+    "datetime",
 )
 
 

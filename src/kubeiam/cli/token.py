@@ -316,8 +316,6 @@ def mint(
     now: float,
 ) -> tuple[str, float]:
     """A new token and its expirationTimestamp (unix time), signed with fresh credentials."""
-    from datetime import UTC, datetime
-
     from kubeiam.token.cache import TOKEN_MIN_REMAINING
     from kubeiam.token.credentials import signing_credentials, utc_now
     from kubeiam.token.encoding import encode_token
@@ -350,7 +348,7 @@ def mint(
         region=signing_region,
         host=host,
         cluster_id=request.cluster_id,
-        now=datetime.fromtimestamp(signed_at, UTC),
+        now=signed_at,
     )
     return encode_token(url), float(expires_at)
 

@@ -334,3 +334,23 @@ def test_encode_token_is_unpadded_base64url(url: str) -> None:
     body = token.removeprefix("k8s-aws-v1.")
     assert body == base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
     assert decode_token(token) == url
+
+
+@settings(max_examples=100, deadline=None)
+@given(now=_NOW)
+def test_unix_seconds_sign_like_the_datetime(now: datetime) -> None:
+    kwargs: dict[str, Any] = {
+        "access_key_id": "AKIDEXAMPLE",
+        "secret_access_key": "s",
+        "session_token": "t",
+        "region": "eu-west-1",
+        "host": "sts.eu-west-1.amazonaws.com",
+        "cluster_id": "c",
+    }
+    seconds = now.replace(tzinfo=UTC).timestamp()
+    assert presign_get_caller_identity(now=seconds, **kwargs) == presign_get_caller_identity(
+        now=now, **kwargs
+    )
+    assert presign_get_caller_identity(now=seconds + 0.9, **kwargs) == presign_get_caller_identity(
+        now=now, **kwargs
+    )
