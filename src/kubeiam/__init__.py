@@ -6,8 +6,6 @@ the token plugin, whose start-up time users feel on every kubectl run.
 
 from __future__ import annotations
 
-import importlib
-
 # ``typing`` costs the token plugin ~10 ms of start-up (it imports ``re``); annotations only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,4 +49,6 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'kubeiam' has no attribute {name!r}")
+    import importlib  # here, not at the top: the token plugin never needs it
+
     return getattr(importlib.import_module(module), name)
