@@ -39,6 +39,7 @@ from kubeiam.mapping.model import (
     RawEntry,
     RoleMapping,
     Severity,
+    SSOMapping,
     load_entries,
     parse_account_entry,
     parse_role_entry,
@@ -404,6 +405,74 @@ class AwsAuthDocument:
         _set(entry, "groups", CommentedSeq(groups))
         self._splice(name, start, end, _render_entry(entry, style))
         return Change.REPLACED
+
+    def _find_sso(self, key: tuple[str, str, str]) -> list[tuple[Any, int, int]]:
+        found = []
+        for raw, start, end in self._spans(ROLES):
+            if isinstance(raw, Mapping) and _get(raw, "sso") is not None:
+                try:
+                    entry, _ = parse_role_entry(raw)
+                except MappingError:
+                    continue
+                if isinstance(entry, SSOMapping) and entry.key == key:
+                    found.append((raw, start, end))
+        return found
+
+    def upsert_sso(
+        self,
+        permission_set: str,
+        account_id: str,
+        username: str,
+        groups: Sequence[str],
+        *,
+        partition: str = "aws",
+        replace: bool = False,
+    ) -> Change:
+        """Add a mapRoles ``sso:`` entry (same rules as :meth:`upsert_role`)."""
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+        from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+        sso = CommentedMap()
+        sso["permissionSetName"] = permission_set
+        sso["accountID"] = DoubleQuotedScalarString(account_id)
+        if partition != "aws":
+            sso["partition"] = partition
+        new = CommentedMap()
+        new["sso"] = sso
+        new["username"] = username
+        new["groups"] = CommentedSeq(groups)
+        parsed, _ = parse_role_entry({"sso": dict(sso), "username": username, "groups": groups})
+        assert isinstance(parsed, SSOMapping)
+        found = self._find_sso(parsed.key)
+        if not found:
+            self._append(ROLES, new)
+            return Change.ADDED
+        raw, start, end = found[0]
+        old_groups = list(_get(raw, "groups") or [])
+        if _get(raw, "username") == username and old_groups == list(groups) and len(found) == 1:
+            return Change.UNCHANGED
+        if not replace:
+            raise MappingError(
+                f"{ROLES} already maps permission set {permission_set} in account {account_id} "
+                f"to username {_get(raw, 'username')!r} with groups {old_groups}",
+                hint="pass --replace to overwrite it",
+            )
+        style = _style_of(self._text(ROLES))
+        for _, s, e in reversed(found[1:]):
+            self._splice(ROLES, s, e, "")
+        entry = _load_entry(self._text(ROLES).splitlines()[start:end], style)
+        _set(entry, "username", username)
+        _set(entry, "groups", CommentedSeq(groups))
+        self._splice(ROLES, start, end, _render_entry(entry, style))
+        return Change.REPLACED
+
+    def remove_sso(self, permission_set: str, account_id: str, *, partition: str = "aws") -> Change:
+        """Remove every ``sso:`` entry for that permission set in that account."""
+        key = (partition, account_id, permission_set.lower())
+        found = self._find_sso(key)
+        for _, start, end in reversed(found):
+            self._splice(ROLES, start, end, "")
+        return Change.REMOVED if found else Change.UNCHANGED
 
     def add_account(self, account_id: str) -> Change:
         """Add a mapAccounts entry (quoted, so YAML keeps leading zeros)."""

@@ -1,0 +1,529 @@
+"""`kubeiam mapping ...`: the same commands for aws-auth, IAMIdentityMapping objects and a file.
+
+A thin click layer over :mod:`kubeiam.admin.mappings`. Machine output (lists, diffs, lint
+findings, explanations, backups) goes to stdout; what happened goes to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import getpass
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from kubeiam.cli.app import report_errors
+from kubeiam.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kubeiam.admin.mapping_documents import MappingDocument
+    from kubeiam.admin.mapping_stores import MappingStore
+    from kubeiam.admin.mappings import EditResult, MappingEditor
+    from kubeiam.mapping.aws_auth import Change
+
+T = TypeVar("T")
+
+STORES = ("aws-auth", "crd", "file")
+
+
+def _say(message: str) -> None:
+    click.echo(f"kubeiam: {message}", err=True)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_kubeconfig(environ: dict[str, str] | None = None) -> Path | None:
+    """``$KUBECONFIG``'s first existing file, else ``~/.kube/config`` if it exists, else None
+    (in-cluster)."""
+    env = os.environ if environ is None else environ
+    for item in env.get("KUBECONFIG", "").split(os.pathsep):
+        if item and Path(item).is_file():
+            return Path(item)
+    home = Path(env.get("HOME") or Path.home())
+    candidate = home / ".kube" / "config"
+    return candidate if candidate.is_file() else None
+
+
+def open_store(
+    store: str | None, kubeconfig: Path | None, context: str | None, file: Path | None
+) -> MappingStore:
+    """The store the flags name (``--file`` alone means the file store; default aws-auth)."""
+    kind = store or ("file" if file is not None else "aws-auth")
+    if kind == "file":
+        if file is None:
+            raise ConfigError("--store file needs --file PATH", hint="pass --file PATH")
+        from kubeiam.admin.mapping_stores import FileStore
+
+        return FileStore(file)
+    if file is not None:
+        raise ConfigError(f"--file is for --store file, not --store {kind}")
+    from kubeiam.admin.mapping_stores import AwsAuthStore, CrdStore
+    from kubeiam.kube.client import make_async_client
+
+    client = make_async_client(kubeconfig or default_kubeconfig(), context=context)
+    return AwsAuthStore(client) if kind == "aws-auth" else CrdStore(client)
+
+
+def store_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--store / --kubeconfig / --context / --file, on every subcommand."""
+
+    @click.option(
+        "--store",
+        type=click.Choice(STORES),
+        help="Where the mappings live (default: file with --file, else aws-auth).",
+    )
+    @click.option(
+        "--kubeconfig",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="kubeconfig for aws-auth/crd (default: $KUBECONFIG, ~/.kube/config, in-cluster).",
+    )
+    @click.option("--context", help="kubeconfig context (default: its current context).")
+    @click.option(
+        "--file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Mapping file for --store file (server config YAML, or DynamicFile .json).",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def change_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    @click.option("--dry-run", is_flag=True, help="Print the unified diff; write nothing.")
+    @click.option(
+        "--force", is_flag=True, help="Allow changes to node entries and the last system:masters."
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _run_with_store(kwargs: dict[str, Any], body: Callable[[MappingStore], Awaitable[T]]) -> T:
+    async def main() -> T:
+        store = open_store(
+            kwargs.pop("store"), kwargs.pop("kubeconfig"), kwargs.pop("context"), kwargs.pop("file")
+        )
+        try:
+            return await body(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def _editor(store: MappingStore) -> MappingEditor:
+    from kubeiam.admin.mappings import MappingEditor
+
+    argv = sys.argv[1:]
+    return MappingEditor(store, now=_now, by=_who(), command=" ".join(["kubeiam", *argv])[:500])
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def _split_groups(values: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if item and item not in out:
+                out.append(item)
+    return out
+
+
+def _report(result: EditResult, what: str) -> None:
+    from kubeiam.mapping.aws_auth import Change
+
+    if result.diff and not result.written:
+        click.echo(result.diff, nl=False)
+    for overridden in result.forced:
+        _say(f"--force: {overridden}")
+    if result.change is Change.UNCHANGED:
+        _say(f"{what}: unchanged in {result.target}")
+    elif not result.written:
+        _say(
+            f"dry run: would have {result.change.value} {what} in {result.target}; nothing written"
+        )
+    else:
+        retried = f" after {result.attempts - 1} conflict(s)" if result.attempts > 1 else ""
+        _say(f"{result.change.value} {what} in {result.target}{retried}")
+
+
+def _edit(
+    kwargs: dict[str, Any], operation: Callable[[MappingDocument], Change], what: str
+) -> None:
+    dry_run, force = kwargs.pop("dry_run"), kwargs.pop("force")
+
+    async def body(store: MappingStore) -> EditResult:
+        return await _editor(store).edit(operation, dry_run=dry_run, force=force)
+
+    _report(_run_with_store(kwargs, body), what)
+
+
+def _path_note(arn: str) -> None:
+    from kubeiam.arn import canonicalize_mapping_arn
+
+    mapped = canonicalize_mapping_arn(arn)
+    if mapped.had_path:
+        _say(
+            f"warning: {arn} has an IAM path; STS reports the role's sessions without it, so "
+            f"kubeiam matches it as {mapped.canonical} (kept as written)"
+        )
+
+
+@click.group("mapping")
+def mapping_group() -> None:
+    """Edit IAM-to-Kubernetes mappings safely: aws-auth, IAMIdentityMapping objects or a file.
+
+    Every change reads, edits and writes with the object's resourceVersion (retried on
+    conflict), saves the previous state first (`restore` rolls back), keeps what it does not
+    touch, and refuses to remove node entries or the last system:masters without --force.
+    """
+
+
+def _identity_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    @click.option("--username", required=True, help="Kubernetes username (templates allowed).")
+    @click.option("--group", "groups", multiple=True, help="Kubernetes group (repeatable, or a,b).")
+    @click.option("--replace", is_flag=True, help="Overwrite a different mapping of the same ARN.")
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+@mapping_group.command("add-user")
+@click.argument("arn")
+@_identity_options
+@change_options
+@store_options
+@report_errors
+def add_user_command(
+    arn: str, username: str, groups: tuple[str, ...], replace: bool, **kw: Any
+) -> None:
+    """Map IAM user ARN to a Kubernetes username and groups."""
+    group_list = _split_groups(groups)
+    _edit(kw, lambda d: d.upsert_user(arn, username, group_list, replace=replace), f"user {arn}")
+
+
+@mapping_group.command("add-role")
+@click.argument("arn")
+@_identity_options
+@change_options
+@store_options
+@report_errors
+def add_role_command(
+    arn: str, username: str, groups: tuple[str, ...], replace: bool, **kw: Any
+) -> None:
+    """Map IAM role ARN (every session of it) to a Kubernetes username and groups."""
+    _path_note(arn)
+    group_list = _split_groups(groups)
+    _edit(kw, lambda d: d.upsert_role(arn, username, group_list, replace=replace), f"role {arn}")
+
+
+@mapping_group.command("add-sso")
+@click.argument("permission_set")
+@click.option("--account", required=True, help="12-digit account the permission set is in.")
+@click.option("--partition", default="aws", show_default=True, help="AWS partition.")
+@_identity_options
+@change_options
+@store_options
+@report_errors
+def add_sso_command(
+    permission_set: str,
+    account: str,
+    partition: str,
+    username: str,
+    groups: tuple[str, ...],
+    replace: bool,
+    **kw: Any,
+) -> None:
+    """Map every role of an IAM Identity Center permission set (AWSReservedSSO_<set>_<suffix>)."""
+    group_list = _split_groups(groups)
+    _edit(
+        kw,
+        lambda d: d.upsert_sso(
+            permission_set, account, username, group_list, partition=partition, replace=replace
+        ),
+        f"permission set {permission_set} in account {account}",
+    )
+
+
+@mapping_group.command("add-account")
+@click.argument("account")
+@change_options
+@store_options
+@report_errors
+def add_account_command(account: str, **kw: Any) -> None:
+    """Accept every IAM principal of ACCOUNT (username = its ARN, no groups)."""
+    _edit(kw, lambda d: d.add_account(account), f"account {account}")
+
+
+@mapping_group.command("remove")
+@click.argument("arn_or_account")
+@click.option(
+    "--sso-account",
+    help="ARN_OR_ACCOUNT is a permission set name: remove its mapping in this account.",
+)
+@click.option(
+    "--partition", default="aws", show_default=True, help="Partition (with --sso-account)."
+)
+@change_options
+@store_options
+@report_errors
+def remove_command(arn_or_account: str, sso_account: str | None, partition: str, **kw: Any) -> None:
+    """Remove the mapping of a role or user ARN, an account, or (with --sso-account) a set."""
+    if sso_account:
+        _edit(
+            kw,
+            lambda d: d.remove_sso(arn_or_account, sso_account, partition=partition),
+            f"permission set {arn_or_account} in account {sso_account}",
+        )
+        return
+    _edit(kw, lambda d: d.remove(arn_or_account), arn_or_account)
+
+
+def _entry_row(entry: Any) -> dict[str, Any]:
+    from kubeiam.admin.mappings import entry_name
+    from kubeiam.mapping.model import AccountMapping, RoleMapping, SSOMapping
+
+    row: dict[str, Any] = {"kind": entry.kind.value, "key": entry_name(entry)}
+    if isinstance(entry, RoleMapping):
+        row["canonical_arn"] = entry.canonical_arn
+    if isinstance(entry, SSOMapping):
+        row["permission_set"] = entry.permission_set_name
+        row["account"] = entry.account_id
+    if not isinstance(entry, AccountMapping):
+        row["username"] = entry.username
+        row["groups"] = list(entry.groups)
+    row["location"] = str(entry.location) if entry.location is not None else ""
+    return row
+
+
+@mapping_group.command("list")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json", "yaml"]),
+    default="table",
+    show_default=True,
+)
+@store_options
+@report_errors
+def list_command(output: str, **kw: Any) -> None:
+    """List the mappings."""
+
+    async def body(store: MappingStore) -> list[dict[str, Any]]:
+        snapshot = await store.read()
+        result = snapshot.document.load()
+        for issue in result.issues:
+            _say(f"{issue.severity.value}: {issue}")
+        return [_entry_row(e) for e in result.mappings.entries]
+
+    rows = _run_with_store(kw, body)
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif output == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump(rows, sort_keys=False), nl=False)
+    else:
+        _table(
+            ["KIND", "ARN / KEY", "USERNAME", "GROUPS"],
+            [
+                [r["kind"], r["key"], r.get("username", "(its ARN)"), ",".join(r.get("groups", []))]
+                for r in rows
+            ],
+        )
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    for line in [header, *rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+
+
+@mapping_group.command("lint")
+@click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option("--no-nodes", is_flag=True, help="Do not list Node objects (no node-role check).")
+@store_options
+@report_errors
+def lint_command(output: str, no_nodes: bool, **kw: Any) -> None:
+    """Find mistakes: paths, duplicates, shadowing, invalid ARNs, templates, prefixes, admin
+    grants, and a missing node-role entry while nodes exist. Exit 1 on errors."""
+    from kubeiam.admin.mappings import Finding, Level, lint
+
+    async def body(store: MappingStore) -> list[Finding]:
+        snapshot = await store.read()
+        nodes = None if no_nodes else await store.count_nodes()
+        return lint(snapshot.document.load(), backend=store.backend, node_count=nodes)
+
+    findings = _run_with_store(kw, body)
+    errors = sum(1 for f in findings if f.level is Level.ERROR)
+    if output == "json":
+        click.echo(json.dumps([f.to_json() for f in findings], indent=2))
+    else:
+        for f in findings:
+            where = f"{f.location}: " if f.location else ""
+            click.echo(f"{f.level.value}: [{f.code}] {where}{f.message}")
+    _say(f"{errors} error(s), {len(findings) - errors} warning(s)")
+    if errors:
+        sys.exit(1)
+
+
+@mapping_group.command("explain")
+@click.argument("arn")
+@click.option("--session-name", default="", help="Role session name, to render {{SessionName}}.")
+@click.option(
+    "--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@store_options
+@report_errors
+def explain_command(arn: str, session_name: str, output: str, **kw: Any) -> None:
+    """Which entry maps ARN and to what username and groups, or why nothing does."""
+    from kubeiam.admin.mappings import Explanation, explain
+
+    async def body(store: MappingStore) -> Explanation:
+        snapshot = await store.read()
+        result = snapshot.document.load()
+        return explain(
+            result.mappings,
+            arn,
+            backend=store.backend,
+            target=store.target,
+            session_name=session_name,
+        )
+
+    found = _run_with_store(kw, body)
+    print_explanation(found, output)
+    if not found.matched:
+        sys.exit(1)
+
+
+def print_explanation(found: Any, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps(found.to_json(), indent=2))
+        return
+    click.echo(f"{found.backend} ({found.target}):")
+    if found.matched:
+        click.echo(f"  matched:  {found.entry}")
+        click.echo(f"  username: {found.username}")
+        click.echo(f"  groups:   {', '.join(found.groups) if found.groups else '(none)'}")
+    else:
+        click.echo(f"  no match for {found.arn}")
+    for note in found.notes:
+        click.echo(f"  note: {note}")
+
+
+@mapping_group.command("backup")
+@click.option(
+    "--output",
+    "-o",
+    "output_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the backup to this file (0600; '-' for stdout).",
+)
+@store_options
+@report_errors
+def backup_command(output_file: Path | None, **kw: Any) -> None:
+    """Save the current state in the store's backup history (and to a file with -o)."""
+    from kubeiam.admin.mapping_stores import BackupRecord
+
+    async def body(store: MappingStore) -> tuple[BackupRecord, str]:
+        return await _editor(store).backup(), store.target
+
+    record, target = _run_with_store(kw, body)
+    text = json.dumps(record.to_wire(), indent=2, sort_keys=True) + "\n"
+    if output_file is not None and str(output_file) == "-":
+        click.echo(text, nl=False)
+    elif output_file is not None:
+        from kubeiam.admin.files import atomic_write, ensure_private_dir
+
+        ensure_private_dir(output_file.parent)
+        atomic_write(output_file, text)
+        _say(f"wrote {output_file}")
+    _say(f"backup revision {record.revision} of {target} saved")
+
+
+@mapping_group.command("restore")
+@click.argument("backup_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--latest", is_flag=True, help="Restore the newest saved revision.")
+@click.option("--revision", type=int, help="Restore this saved revision.")
+@click.option("--list", "list_only", is_flag=True, help="List the saved revisions; change nothing.")
+@change_options
+@store_options
+@report_errors
+def restore_command(
+    backup_file: Path | None, latest: bool, revision: int | None, list_only: bool, **kw: Any
+) -> None:
+    """Roll back to a saved state (the current state is saved first)."""
+    from kubeiam.admin.mapping_stores import BackupRecord
+
+    chosen = sum([backup_file is not None, latest, revision is not None, list_only])
+    if chosen != 1:
+        raise ConfigError(
+            "say what to restore", hint="pass one of FILE, --latest, --revision N or --list"
+        )
+    dry_run, force = kw.pop("dry_run"), kw.pop("force")
+
+    async def body(store: MappingStore) -> Any:
+        records = await store.backups()
+        if list_only:
+            return records
+        if backup_file is not None:
+            try:
+                raw = json.loads(backup_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot read {backup_file}: {exc}") from None
+            record = BackupRecord.from_wire(raw)
+        else:
+            wanted = [r for r in records if latest or r.revision == revision]
+            if not wanted:
+                have = ", ".join(str(r.revision) for r in records) or "none"
+                raise ConfigError(
+                    f"no saved revision {'' if latest else revision} for {store.target} "
+                    f"(saved: {have})",
+                    hint="list them with `kubeiam mapping restore --list`",
+                )
+            record = wanted[-1]
+        if record.store != store.kind.value:
+            raise ConfigError(
+                f"revision {record.revision} is a backup of a {record.store} store, not "
+                f"{store.kind.value}",
+                hint=f"pass --store {record.store}",
+            )
+        if record.state is None:
+            raise ConfigError(
+                f"revision {record.revision} records that {store.target} did not exist",
+                hint="remove the entries instead",
+            )
+        _say(f"restoring revision {record.revision} saved {record.time} by {record.by}")
+        return await _editor(store).restore(record.state, dry_run=dry_run, force=force)
+
+    outcome = _run_with_store(kw, body)
+    if list_only:
+        _table(
+            ["REVISION", "SAVED", "BY", "REPLACED BY"],
+            [[str(r.revision), r.time, r.by, r.command] for r in outcome],
+        )
+        return
+    _report(outcome, "state")

@@ -1,0 +1,156 @@
+"""`kubeiam whoami`: who AWS says you are, and what that makes you in a cluster.
+
+The caller comes from STS GetCallerIdentity through botocore (so ``--profile``, SSO, assumed
+roles and ``AWS_ENDPOINT_URL_STS`` work as for any AWS tool). With ``--cluster``/``--context`` (or
+a ``--store``), the identity is explained against each store in the order the server consults
+them: aws-auth, then IAMIdentityMapping objects (when the CRD is installed), or the one store
+named. Nothing secret is printed: the access key id is used only to render ``{{AccessKeyID}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kubeiam.cli.app import report_errors
+from kubeiam.errors import ConfigError, KubeAPIError
+
+
+def caller_identity(profile: str | None, region: str | None) -> dict[str, str]:
+    """STS GetCallerIdentity: ``Arn``, ``Account`` and ``UserId``."""
+    from kubeiam.admin.awsclients import AWSClients, translate_errors
+
+    clients = AWSClients(profile=profile, region=region or "us-east-1")
+    sts = clients.sts
+    with translate_errors("sts:GetCallerIdentity"):
+        answer = sts.get_caller_identity()
+    return {
+        "Arn": str(answer["Arn"]),
+        "Account": str(answer["Account"]),
+        "UserId": str(answer["UserId"]),
+    }
+
+
+def _context_for(kubeconfig: Path | None, cluster: str) -> str:
+    """The kubeconfig context named ``cluster``, or whose cluster is ``cluster`` (or ends in
+    ``cluster/<cluster>``, an EKS ARN)."""
+    import yaml
+
+    if kubeconfig is None:
+        raise ConfigError("--cluster needs a kubeconfig", hint="pass --kubeconfig")
+    try:
+        doc = yaml.safe_load(kubeconfig.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {kubeconfig}: {exc}") from None
+    contexts = [c for c in doc.get("contexts") or [] if isinstance(c, dict)]
+    for ctx in contexts:
+        if ctx.get("name") == cluster:
+            return cluster
+    for ctx in contexts:
+        target = str((ctx.get("context") or {}).get("cluster", ""))
+        if target == cluster or target.endswith(f":cluster/{cluster}"):
+            return str(ctx.get("name"))
+    names = ", ".join(str(c.get("name")) for c in contexts) or "none"
+    raise ConfigError(
+        f"no context for cluster {cluster!r} in {kubeconfig} (contexts: {names})",
+        hint=f"run `kubeiam kubeconfig update --cluster {cluster}` or pass --context",
+    )
+
+
+@click.command("whoami")
+@click.option("--cluster", help="Cluster (kubeconfig context or cluster name) to explain in.")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--context", help="kubeconfig context to explain in.")
+@click.option("--store", type=click.Choice(["aws-auth", "crd", "file"]), help="Only this store.")
+@click.option("--file", type=click.Path(dir_okay=False, path_type=Path), help="Mapping file.")
+@click.option("--profile", help="AWS profile (wins over access keys in the environment).")
+@click.option("--region", help="AWS region for STS (default: us-east-1 / the profile's).")
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
+@report_errors
+def whoami_command(
+    cluster: str | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    store: str | None,
+    file: Path | None,
+    profile: str | None,
+    region: str | None,
+    output: str,
+) -> None:
+    """Show your AWS identity and, with a cluster or store, what it maps to there."""
+    from kubeiam.admin.mappings import Explanation, explain
+    from kubeiam.arn import parse_caller_arn
+    from kubeiam.cli.mapping import default_kubeconfig, open_store, print_explanation
+
+    me = caller_identity(profile, region)
+    principal = parse_caller_arn(me["Arn"])
+    session = principal.session_name
+    stores: list[str] = []
+    if store is not None:
+        stores = [store]
+    elif file is not None:
+        stores = ["file"]
+    elif cluster is not None or context is not None:
+        stores = ["aws-auth", "crd"]
+    if cluster is not None and context is None:
+        kubeconfig = kubeconfig or default_kubeconfig()
+        context = _context_for(kubeconfig, cluster)
+
+    async def explain_all() -> list[Explanation]:
+        found: list[Explanation] = []
+        for kind in stores:
+            opened = open_store(
+                kind,
+                kubeconfig,
+                context if kind != "file" else None,
+                file if kind == "file" else None,
+            )
+            try:
+                snapshot = await opened.read()
+            except KubeAPIError as exc:
+                if kind == "crd" and store is None:
+                    continue  # the CRD is optional
+                raise exc
+            finally:
+                await opened.close()
+            found.append(
+                explain(
+                    snapshot.document.load().mappings,
+                    principal.canonical_arn if session else me["Arn"],
+                    backend=opened.backend,
+                    target=opened.target,
+                    session_name=session,
+                )
+            )
+            if found[-1].matched:
+                break  # the server stops at the first backend with an entry
+        return found
+
+    explanations = asyncio.run(explain_all()) if stores else []
+    summary: dict[str, Any] = {
+        "arn": me["Arn"],
+        "canonical_arn": principal.canonical_arn,
+        "account": me["Account"],
+        "user_id": me["UserId"],
+        "session_name": session or None,
+        "mappings": [e.to_json() for e in explanations],
+    }
+    matched = next((e for e in explanations if e.matched), None)
+    if matched is not None:
+        summary["username"] = matched.username
+        summary["groups"] = list(matched.groups)
+    if output == "json":
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"ARN:           {me['Arn']}")
+        click.echo(f"Canonical ARN: {principal.canonical_arn}")
+        click.echo(f"Account:       {me['Account']}")
+        click.echo(f"UserId:        {me['UserId']}")
+        for found in explanations:
+            print_explanation(found, "text")
+    if stores and matched is None:
+        raise SystemExit(1)
