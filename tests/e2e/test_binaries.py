@@ -84,7 +84,8 @@ def test_a_directory_without_build_record_is_not_cached(tmp_path: Path) -> None:
 
 def test_a_failed_build_reports_the_command_and_leaves_nothing(tmp_path: Path) -> None:
     go = shutil.which("go")
-    assert go is not None
+    if go is None:  # the cache lets the suite run without Go; this test needs a real go build
+        pytest.skip("needs Go on PATH to run a failing build")
     broken = Recipe(
         name="broken",
         version="v0.0.1",
