@@ -7,6 +7,7 @@ front verifies their signatures. Nothing on the review path is faked.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -588,7 +589,9 @@ def test_server_command_serves_and_stops_gracefully_on_sigterm(
     assert kubeconfig["clusters"][0]["cluster"]["server"] == (
         f"https://127.0.0.1:{port}/authenticate"
     )
-    ctx = ssl.create_default_context(cafile=str(tmp_path / "state" / "cert.pem"))
+    # trust exactly what kube-apiserver would: the kubeconfig's certificate-authority-data
+    ca_data = kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]
+    ctx = ssl.create_default_context(cadata=base64.b64decode(ca_data).decode("ascii"))
     token = mint(world.alice)
 
     async def slow_review_during_shutdown() -> tuple[int, dict[str, Any]]:
