@@ -446,3 +446,31 @@ def test_forward_session_name_needs_an_assumed_role(
     env = _aws_env(local_aws, erin, tmp_path)
     done = run("-i", "demo", "-r", erin_role, "--forward-session-name", env=env)
     assert_error(done, 2, "needs assumed-role credentials")
+
+
+def test_unwritable_cache_still_prints_the_token(tmp_path: Path) -> None:
+    # `ulimit -f 0` makes every write to a file fail (EFBIG; Python ignores SIGXFSZ), even as
+    # root, while stdout (a pipe) still works: the token is printed, caching is only warned about.
+    # A shell sets the limit: preexec_fn is unsafe with the local AWS threads in this process.
+    env = {**os.environ, **KEYS, "KUBEIAM_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run(
+        ["/bin/sh", "-c", f"ulimit -f 0 && exec {KUBEIAM} token -i demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert token_of(done)
+    assert done.stderr.startswith("kubeiam: warning: cannot write token cache file")
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.suffix in (".json", ".tmp")]
+
+
+def test_cache_entry_that_is_not_a_file_is_refused(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    env = {**KEYS, "KUBEIAM_CACHE_DIR": str(cache)}
+    assert token_of(run("-i", "demo", env=env))
+    (entry,) = [p for p in cache.iterdir() if p.suffix == ".json"]
+    entry.unlink()
+    entry.mkdir(mode=0o700)
+    assert_error(run("-i", "demo", env=env), 4, "not a regular file")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from kubeiam.errors import ConfigError, CredentialsError, KubeIAMError
+from kubeiam.errors import CacheError, ConfigError, CredentialsError, KubeIAMError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -303,7 +303,10 @@ def produce(values: Mapping[str, object], environ: Mapping[str, str], stderr: Te
             if hit is None:
                 hit = mint(request, region, (legacy, fips, dualstack), environ, cache, now)
                 if locked:
-                    token_cache.store_token(cache, key, *hit)
+                    try:
+                        token_cache.store_token(cache, key, *hit)
+                    except CacheError as exc:  # the token is good; only caching failed
+                        stderr.write(f"kubeiam: warning: {exc}\n")
     return _render(hit[0], hit[1], api_version, token_only)
 
 

@@ -156,8 +156,19 @@ class FileCache:
                 hint=f"rm {path}, or pass --no-cache",
             ) from None
         try:
-            self._check_private(path, os.fstat(fd), is_dir=False)
-            raw = os.read(fd, 1 << 20)
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise CacheError(
+                    f"token cache entry {path} is not a regular file", hint=f"rm -r {path}"
+                )
+            self._check_private(path, st, is_dir=False)
+            try:
+                raw = os.read(fd, 1 << 20)
+            except OSError as exc:
+                raise CacheError(
+                    f"cannot read token cache file {path}: {exc.strerror}",
+                    hint=f"rm {path}, or pass --no-cache",
+                ) from None
         finally:
             os.close(fd)
         try:

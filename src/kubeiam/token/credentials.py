@@ -22,9 +22,10 @@ drag in ``re``; botocore's own reader is the oracle in the tests).
 from __future__ import annotations
 
 import os
+import sys
 import time
 
-from kubeiam.errors import ConfigError, CredentialsError
+from kubeiam.errors import CacheError, ConfigError, CredentialsError
 from kubeiam.token import cache as token_cache
 
 TYPE_CHECKING = False
@@ -585,14 +586,17 @@ def signing_credentials(
                     return Credentials(*cached, source="cache")
             fresh = _obtain(request, env_creds, profile, region, now)
             if locked and fresh.expires_at is not None and fresh.session_token is not None:
-                token_cache.store_credentials(
-                    cache,
-                    key,
-                    access_key_id=fresh.access_key_id,
-                    secret_access_key=fresh.secret_access_key,
-                    session_token=fresh.session_token,
-                    expires_at=fresh.expires_at,
-                )
+                try:
+                    token_cache.store_credentials(
+                        cache,
+                        key,
+                        access_key_id=fresh.access_key_id,
+                        secret_access_key=fresh.secret_access_key,
+                        session_token=fresh.session_token,
+                        expires_at=fresh.expires_at,
+                    )
+                except CacheError as exc:  # the credentials are good; only caching failed
+                    sys.stderr.write(f"kubeiam: warning: {exc}\n")
             return fresh
     return _obtain(request, env_creds, profile, region, now)
 
