@@ -474,3 +474,40 @@ def test_cache_entry_that_is_not_a_file_is_refused(tmp_path: Path) -> None:
     entry.unlink()
     entry.mkdir(mode=0o700)
     assert_error(run("-i", "demo", env=env), 4, "not a regular file")
+
+
+@pytest.mark.parametrize(
+    ("env", "host"),
+    [
+        ({"AWS_REGION": "us-west-2"}, "sts.us-west-2.amazonaws.com"),
+        ({"AWS_DEFAULT_REGION": "cn-north-1"}, "sts.cn-north-1.amazonaws.com.cn"),
+        ({}, "sts.amazonaws.com"),
+        ({"AWS_REGION": "us-west-2", "AWS_STS_REGIONAL_ENDPOINTS": "legacy"}, "sts.amazonaws.com"),
+        (
+            {"AWS_REGION": "us-east-1", "AWS_USE_FIPS_ENDPOINT": "true"},
+            "sts-fips.us-east-1.amazonaws.com",
+        ),
+        (
+            {"AWS_REGION": "eu-west-1", "AWS_USE_DUALSTACK_ENDPOINT": "true"},
+            "sts.eu-west-1.api.aws",
+        ),
+        (
+            {"AWS_REGION": "us-gov-west-1", "AWS_USE_FIPS_ENDPOINT": "true"},
+            "sts.us-gov-west-1.amazonaws.com",
+        ),
+    ],
+    ids=["regional", "china", "no-region", "legacy", "fips", "dualstack", "govcloud-fips"],
+)
+def test_sts_host_from_the_environment(env: dict[str, str], host: str) -> None:
+    done = run("-i", "demo", "--no-cache", "--token-only", env={**KEYS, **env})
+    assert done.returncode == 0, done.stderr
+    assert decode_token(done.stdout.strip()).startswith(f"https://{host}/?")
+
+
+def test_region_from_the_profile_in_the_config_file(scrubbed_env: Path) -> None:
+    config = scrubbed_env / ".aws" / "config"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("[default]\nregion = ap-southeast-2\n")
+    done = run("-i", "demo", "--no-cache", "--token-only", env=KEYS)
+    assert done.returncode == 0, done.stderr
+    assert decode_token(done.stdout.strip()).startswith("https://sts.ap-southeast-2.amazonaws.com/")
