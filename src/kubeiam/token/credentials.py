@@ -122,7 +122,10 @@ class Credentials:
 
 
 class TokenRequest:
-    """What the user asked ``kubeiam token`` for, after flags and environment were merged."""
+    """What the user asked ``kubeiam token`` for, after flags and environment were merged.
+
+    Immutable, slotted, hand-written for the same start-up reason as :class:`Credentials`.
+    """
 
     __slots__ = (
         "cluster_id",
@@ -153,13 +156,21 @@ class TokenRequest:
         profile: str | None = None,
         duration: int | None = None,
     ) -> None:
-        self.cluster_id = cluster_id
-        self.role = role
-        self.external_id = external_id
-        self.session_name = session_name
-        self.forward_session_name = forward_session_name
-        self.profile = profile
-        self.duration = duration
+        set_ = object.__setattr__
+        set_(self, "cluster_id", cluster_id)
+        set_(self, "role", role)
+        set_(self, "external_id", external_id)
+        set_(self, "session_name", session_name)
+        set_(self, "forward_session_name", forward_session_name)
+        set_(self, "profile", profile)
+        set_(self, "duration", duration)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"TokenRequest is immutable (cannot set {name})")
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"TokenRequest({fields})"
 
 
 # -- validation ----------------------------------------------------------------------------------
