@@ -511,3 +511,23 @@ def test_region_from_the_profile_in_the_config_file(scrubbed_env: Path) -> None:
     done = run("-i", "demo", "--no-cache", "--token-only", env=KEYS)
     assert done.returncode == 0, done.stderr
     assert decode_token(done.stdout.strip()).startswith("https://sts.ap-southeast-2.amazonaws.com/")
+
+
+def test_profile_cache_hit_skips_botocore_until_the_files_change(
+    scrubbed_env: Path, tmp_path: Path
+) -> None:
+    credentials = scrubbed_env / ".aws" / "credentials"
+    credentials.parent.mkdir(parents=True, exist_ok=True)
+    credentials.write_text("[dev]\naws_access_key_id = AKIAPROFILEDEV\naws_secret_access_key = s\n")
+    env = {**KEYS, "AWS_PROFILE": "dev", "KUBEIAM_CACHE_DIR": str(tmp_path / "cache")}
+    first = run("-i", "demo", env=env, python_flags=("-X", "importtime"))
+    assert "botocore" in imported_modules(first.stderr)  # a profile needs botocore once...
+    assert query_of(token_of(first))["X-Amz-Credential"].startswith("AKIAPROFILEDEV/")
+    hit = run("-i", "demo", env=env, python_flags=("-X", "importtime"))
+    assert "botocore" not in imported_modules(hit.stderr)  # ...and not while the token lives
+    assert token_of(hit) == token_of(first)
+    credentials.write_text(
+        "[dev]\naws_access_key_id = AKIAPROFILENEW\naws_secret_access_key = s2\n"
+    )
+    changed = run("-i", "demo", env=env)
+    assert query_of(token_of(changed))["X-Amz-Credential"].startswith("AKIAPROFILENEW/")
