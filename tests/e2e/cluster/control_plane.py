@@ -65,10 +65,18 @@ class ManagedProcess:
     the child ends, so a child started from a worker thread dies with that thread.
     """
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
+        #: Added to the scrubbed environment of the test run (e.g. a server's AWS endpoints).
+        self.env = dict(env or {})
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -86,7 +94,7 @@ class ManagedProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env=_child_environment(),
+            env=_child_environment(self.env),
         )
 
     @property
