@@ -287,7 +287,8 @@ class AwsAuthDocument:
             text = self._data.get(name)
             if text is not None and text.strip() not in _EMPTY_TEXTS:
                 read_aws_auth({name: text}, strict=True)  # raises MappingError naming the line
-                if not _BLOCK_START.match(text):
+                # A section left holding only comments (its last entry removed) has no list.
+                if parse_section(name, text)[0] and not _BLOCK_START.match(text):
                     raise MappingError(
                         f"{name} is not a block list ('- ' entries), which kubeiam cannot edit "
                         "without rewriting it",
