@@ -15,7 +15,9 @@ IAM auth enforcement (``enforce_iam_auth=True``)
     issued and evaluates IAM policies: users need an identity policy for what they call, and
     ``sts:AssumeRole`` additionally needs the role's trust policy to name the caller, with
     ``StringEquals`` conditions such as ``sts:ExternalId`` honoured when an external id is sent
-    (moto does not refuse a *missing* external id). Removing a user from the group whose policy
+    (moto does not refuse a *missing* external id). A trust policy naming an account
+    (``arn:aws:iam::<account>:root``) admits that account's principals, as in AWS (moto alone
+    compares the ARN literally; see :func:`_honour_account_principals`). Removing a user from the group whose policy
     allowed AssumeRole makes AssumeRole fail, as in AWS. With enforcement off moto accepts any
     credentials for anything.
 
@@ -159,7 +161,14 @@ class MotoServer:
         for partition, partition_region in regions.items():
             self.admins[partition] = _create_admin(self.url, partition_region)
         if self.enforce_iam_auth:
-            self._unpatch = _fix_bodiless_rest_signatures()
+            undo_signatures = _fix_bodiless_rest_signatures()
+            undo_principals = _honour_account_principals()
+
+            def undo() -> None:
+                undo_principals()
+                undo_signatures()
+
+            self._unpatch = undo
             settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
             ActionAuthenticatorMixin.request_count = 0
         return self.admins[partition_for_region(region).name]
@@ -233,5 +242,54 @@ def _fix_bodiless_rest_signatures() -> Callable[[], None]:
 
     def undo() -> None:
         IAMRequestBase._create_aws_request = original  # type: ignore[method-assign]
+
+    return undo
+
+
+def _account_of(principal: str) -> tuple[str, str] | None:
+    """(partition, account) of an ARN, or of a bare 12-digit account id (partition "")."""
+    if len(principal) == 12 and principal.isdigit():
+        return "", principal
+    parts = principal.split(":")
+    if len(parts) < 6 or parts[0] != "arn" or not parts[4]:
+        return None
+    return parts[1], parts[4]
+
+
+def _names_the_account(expected: str, caller: str) -> bool:
+    """True when the trust policy principal ``expected`` is an account (``123456789012`` or
+    ``arn:<partition>:iam::123456789012:root``) and ``caller`` belongs to it."""
+    if not (expected.isdigit() or expected.endswith(":root")):
+        return False
+    want, have = _account_of(expected), _account_of(caller)
+    if want is None or have is None:
+        return False
+    return want[1] == have[1] and want[0] in ("", have[0])
+
+
+def _honour_account_principals() -> Callable[[], None]:
+    """Make trust policies that name an account admit that account's principals, as in AWS.
+
+    moto compares a trust policy's ``Principal.AWS`` with the caller's ARN literally, so a role
+    trusted by its account (``arn:aws:iam::<account>:root``, what create-access-role writes)
+    could never be assumed. In AWS such a trust delegates the decision to the caller's own
+    identity policies, which moto checks separately. Returns the undo function.
+    """
+    from moto.iam.access_control import IAMPolicyStatement
+
+    original = IAMPolicyStatement._check_principal
+
+    def check_principal(self: Any, principal: str) -> bool:
+        if original(self, principal):
+            return True
+        expected = self._statement.get("Principal")
+        aws = expected.get("AWS") if isinstance(expected, dict) else None
+        names = [aws] if isinstance(aws, str) else [n for n in aws or () if isinstance(n, str)]
+        return any(_names_the_account(name, principal) for name in names)
+
+    IAMPolicyStatement._check_principal = check_principal  # type: ignore[method-assign]
+
+    def undo() -> None:
+        IAMPolicyStatement._check_principal = original  # type: ignore[method-assign]
 
     return undo
