@@ -17,9 +17,9 @@ IAM auth enforcement (``enforce_iam_auth=True``)
     ``StringEquals`` conditions such as ``sts:ExternalId`` honoured when an external id is sent
     (moto does not refuse a *missing* external id). A trust policy naming an account
     (``arn:aws:iam::<account>:root``) admits that account's principals, as in AWS (moto alone
-    compares the ARN literally; see :func:`_honour_account_principals`). Removing a user from the group whose policy
-    allowed AssumeRole makes AssumeRole fail, as in AWS. With enforcement off moto accepts any
-    credentials for anything.
+    compares the ARN literally; see :func:`_honour_account_principals`). Removing a user from
+    the group whose policy allowed AssumeRole makes AssumeRole fail, as in AWS. With enforcement
+    off moto accepts any credentials for anything.
 
     moto (5.x) computes the payload hash of a bodiless REST request (EKS ``GET /clusters``...)
     over its parsed header dict instead of the empty body, so every such call fails with
