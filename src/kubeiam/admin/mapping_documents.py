@@ -42,6 +42,7 @@ from kubeiam.mapping.model import (
     load_sections,
     parse_account_entry,
     parse_role_entry,
+    parse_user_entry,
 )
 
 
@@ -103,6 +104,15 @@ def _check_role_or_user(arn: str, kind: str) -> str:
     return arn_key(mapped.canonical)
 
 
+def _validate(kind: str, arn: str, username: str, groups: Sequence[str]) -> None:
+    """The entry's username and groups (templates) under the loader's rules."""
+    probe = {f"{kind}arn": arn, "username": username, "groups": list(groups)}
+    if kind == "role":
+        parse_role_entry(probe)
+    else:
+        parse_user_entry(probe)
+
+
 def _same_key(written: object, key: str) -> bool:
     if not isinstance(written, str):
         return False
@@ -132,27 +142,39 @@ def _set_field(entry: Any, name: str, value: Any) -> None:
 
 
 class AwsAuthMappings:
-    """aws-auth ``data`` (a dict of YAML strings), edited line-preservingly."""
+    """aws-auth ``data`` (a dict of YAML strings), edited line-preservingly.
+
+    Reading (``load``, ``text``, ``state``) works on any content, so `list`, `lint` and `explain`
+    can show what is wrong with a broken aws-auth; the editor is opened on the first change and
+    refuses content it cannot edit safely (naming the line).
+    """
 
     def __init__(self, data: Mapping[str, str] | None) -> None:
-        self._doc = AwsAuthDocument(data)
+        self._data: dict[str, str] = dict(data or {})
+        self._editor: AwsAuthDocument | None = None
+
+    @property
+    def _doc(self) -> AwsAuthDocument:
+        if self._editor is None:
+            self._editor = AwsAuthDocument(self._data)
+        return self._editor
 
     @property
     def data(self) -> dict[str, str]:
-        return self._doc.to_data()
+        return self._editor.to_data() if self._editor is not None else dict(self._data)
 
     def load(self) -> LoadResult:
-        return read_aws_auth(self._doc.to_data())
+        return read_aws_auth(self.data)
 
     def text(self) -> str:
         out: list[str] = []
-        for key, value in sorted(self._doc.to_data().items()):
+        for key, value in sorted(self.data.items()):
             out.append(f"{key}: |\n")
             out += [f"  {line}\n" if line else "\n" for line in str(value).splitlines()]
         return "".join(out)
 
     def state(self) -> Any:
-        return self._doc.to_data()
+        return self.data
 
     def upsert_user(
         self, arn: str, username: str, groups: Sequence[str], *, replace: bool
@@ -348,8 +370,7 @@ class FileMappings:
         entry[self._arn_key_name(items, field)] = arn
         entry["username"] = username
         entry["groups"] = list(groups)
-        if kind == "role":
-            parse_role_entry({"rolearn": arn, "username": username, "groups": list(groups)})
+        _validate(kind, arn, username, groups)
         return self._upsert(
             section,
             lambda e: _same_key(_field(e, field), key),
@@ -363,9 +384,6 @@ class FileMappings:
     def upsert_user(
         self, arn: str, username: str, groups: Sequence[str], *, replace: bool
     ) -> Change:
-        from kubeiam.mapping.model import parse_user_entry
-
-        parse_user_entry({"userarn": arn, "username": username, "groups": list(groups)})
         return self._upsert_arn("user", arn, username, groups, replace)
 
     def upsert_role(
@@ -533,13 +551,7 @@ class CrdMappings:
         self, kind: str, arn: str, username: str, groups: Sequence[str], replace: bool
     ) -> Change:
         key = _check_role_or_user(arn, kind)
-        probe = {f"{kind}arn": arn, "username": username, "groups": list(groups)}
-        if kind == "role":
-            parse_role_entry(probe)
-        else:
-            from kubeiam.mapping.model import parse_user_entry
-
-            parse_user_entry(probe)
+        _validate(kind, arn, username, groups)
         found = self._find(key)
         spec = {"arn": arn, "username": username, "groups": list(groups)}
         if not found:
