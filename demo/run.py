@@ -39,11 +39,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parent.parent
 # The end-to-end harness (tests/e2e/cluster) is imported as tests.e2e.cluster from the root.
@@ -107,7 +107,7 @@ class Plan:
 # -- choosing the mode -----------------------------------------------------------------------
 
 
-def choose_plan(mode: str, build: bool, say: Any) -> Plan:
+def choose_plan(mode: str, build: bool, say: Callable[[str], None]) -> Plan:
     """Cluster when kube-apiserver, kubectl and etcd are cached (or built with ``build``)."""
     from tests.e2e.cluster.binaries import (
         ETCD,
@@ -310,6 +310,7 @@ class Demo:
         self.cluster: ControlPlane | None = None
         self.server: Background | None = None
         self.server_port = 0
+        self._log_offset = 0
         self.mapping_file = workdir / "mapping.json"
         self.aws: LocalAWS | None = None
         self.shell: Shell | None = None
@@ -598,6 +599,18 @@ class Demo:
         self.sh.output(f"Extra: arn  {user.get('extra', {}).get('arn', [''])[0]}")
         return found
 
+    def webhook_log(self) -> None:
+        """The review lines kubeiam server logged since the last call."""
+        assert self.server is not None
+        with self.server.log_path.open("rb") as handle:
+            handle.seek(self._log_offset)
+            text = handle.read().decode(errors="replace")
+            self._log_offset = handle.tell()
+        lines = [line for line in text.splitlines() if "token review" in line]
+        if lines:
+            self.note("kubeiam server's log meanwhile: one line per review, never the token")
+            self.sh.output("\n".join(lines), "dim")
+
     def _token(self, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
         done = self.sh.run(
             "kubeiam", "token", "-i", CLUSTER, *args, expect=expect, hide_stdout=True
@@ -692,6 +705,7 @@ class Demo:
         if review.username != USER or "system:masters" not in review.groups:
             raise DemoError(f"kubedemy maps to {review}, expected {USER} in system:masters")
         self.results_table(user_arn, mapping_rows, review)
+        self.webhook_log()
 
     def _remember_profile_secret(self, profile: str) -> None:
         parser = configparser.RawConfigParser()
@@ -830,6 +844,7 @@ class Demo:
             )
             if after is not None:
                 raise DemoError(f"{MEMBER} still reached the cluster after revocation: {after}")
+        self.webhook_log()
         self.ok(f"{MEMBER}: access refused after revocation (AssumeRole on {ROLE} denied)")
 
 
