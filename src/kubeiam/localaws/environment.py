@@ -226,12 +226,16 @@ def start_local_aws(
     clock: Callable[[], datetime] | None = None,
     hang_limit: float = DEFAULT_HANG_LIMIT,
     extra_sts_hosts: tuple[str, ...] = (),
+    sts_port: int = 0,
+    relay_sts_calls: bool = False,
 ) -> Iterator[LocalAWS]:
     """Start moto and the STS front on 127.0.0.1; stop both and remove every file on exit.
 
     ``enforce_iam_auth`` switches moto's signature and policy checks (see
     :mod:`kubeiam.localaws.moto_server`); the STS front always checks signatures. ``clock`` is
-    the STS front's notion of now (default: the real UTC clock).
+    the STS front's notion of now (default: the real UTC clock). ``sts_port`` fixes the front's
+    port (443 inside a network namespace that maps the STS host names to 127.0.0.1);
+    ``relay_sts_calls`` makes the front relay other STS calls (AssumeRole) to moto.
     """
     workdir = Path(tempfile.mkdtemp(prefix="kubeiam-localaws-"))
     moto = MotoServer(enforce_iam_auth=enforce_iam_auth)
@@ -240,7 +244,13 @@ def start_local_aws(
         certs = issue_sts_certificates(workdir, extra_hosts=extra_sts_hosts)
         admin = moto.start(bootstrap_region=region)
         credentials_file = _write_credentials(workdir, admin)
-        front = StsFront(ssl_context=certs.server_context, clock=clock, hang_limit=hang_limit)
+        front = StsFront(
+            ssl_context=certs.server_context,
+            clock=clock,
+            hang_limit=hang_limit,
+            port=sts_port,
+            relay_to=moto.url if relay_sts_calls else None,
+        )
         front.start()
         yield LocalAWS(
             region=region,

@@ -11,6 +11,12 @@ It runs an aiohttp server in its own thread and event loop, so tests that block 
 on purpose. A plain-HTTP *redirect canary* listens next to it: the ``redirect`` fault points
 clients there, and :attr:`StsFront.redirect_hits` counts anyone who followed. Access logging is
 off: the request line of a presigned URL carries a signature.
+
+Inside a network namespace whose hosts file maps the STS host names to 127.0.0.1, the front can
+listen on port 443 (``port``) and stand in for STS for clients that cannot be pointed elsewhere
+(the reference aws-iam-authenticator). Such clients also send their other STS calls (AssumeRole)
+to the same host: with ``relay_to`` set to moto's URL, every non-GET request is relayed to moto
+unchanged, Host header included, so moto checks the same signature the client made.
 """
 
 from __future__ import annotations
@@ -34,15 +40,19 @@ from kubeiam.localaws.sigv4 import ErrorCode, Refusal
 from kubeiam.partitions import PARTITIONS, sts_host_region
 
 if TYPE_CHECKING:
-    from aiohttp import web
+    from aiohttp import ClientSession, web
 
 STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
 STS_VERSION = "2011-06-15"
 ACTION = "GetCallerIdentity"
 #: A ``hang`` fault answers 503 after this long at most, so no request outlives a test session.
 DEFAULT_HANG_LIMIT = 60.0
-#: Bound for start-up and shutdown of the server thread.
+#: Bound for start-up and shutdown of the server thread (and for one relayed call).
 _THREAD_TIMEOUT = 30.0
+#: Request headers a relay does not pass on (per hop, or recomputed for the new body).
+_HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
+#: Answer headers a relay passes back.
+_RELAYED_ANSWER = frozenset({"content-type", "x-amzn-requestid"})
 
 PrincipalLookup = Callable[[str, str | None, str, datetime], SigningPrincipal | Refusal]
 
@@ -72,7 +82,10 @@ def region_of_host(host: str) -> str | None:
 
 
 class StsFront:
-    """The HTTPS STS front and its redirect canary, on 127.0.0.1 ports chosen by the kernel."""
+    """The HTTPS STS front and its redirect canary, on 127.0.0.1.
+
+    The front listens on ``port`` (0: chosen by the kernel), the canary on a kernel-chosen port.
+    """
 
     def __init__(
         self,
@@ -81,8 +94,14 @@ class StsFront:
         clock: Callable[[], datetime] | None = None,
         hang_limit: float = DEFAULT_HANG_LIMIT,
         lookup: PrincipalLookup = _lookup_in_moto,
+        port: int = 0,
+        relay_to: str | None = None,
     ) -> None:
         self._ssl_context = ssl_context
+        self._requested_port = port
+        #: With a URL (moto's), other STS calls (AssumeRole POSTs...) are relayed there unchanged.
+        self.relay_to = relay_to
+        self._relay_session: ClientSession | None = None
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.hang_limit = hang_limit
         self._lookup = lookup
@@ -112,7 +131,7 @@ class StsFront:
 
     def start(self) -> None:
         """Bind both ports, start serving in a thread, return once ready."""
-        self._sockets = [_loopback_socket(), _loopback_socket()]
+        self._sockets = [_loopback_socket(self._requested_port), _loopback_socket()]
         self.port = self._sockets[0].getsockname()[1]
         self.redirect_port = self._sockets[1].getsockname()[1]
         loop = asyncio.new_event_loop()
@@ -185,6 +204,9 @@ class StsFront:
         for runner in self._runners:
             await runner.cleanup()
         self._runners = []
+        if self._relay_session is not None:
+            await self._relay_session.close()
+            self._relay_session = None
 
     async def _handle_canary(self, request: web.Request) -> web.Response:
         from aiohttp import web
@@ -215,10 +237,27 @@ class StsFront:
                 Refusal(503, ErrorCode.SERVICE_UNAVAILABLE, "the hang fault ran out"), as_json
             )
         body = await request.read()
+        if self.relay_to is not None and request.method != "GET":
+            return await self._relay(request, body)
         result = self._answer(request, body)
         if isinstance(result, Refusal):
             return _error(result, as_json)
         return _success(result, as_json)
+
+    async def _relay(self, request: web.Request, body: bytes) -> web.Response:
+        """Pass a non-GET STS call to moto as sent (Host included, so its signature holds)."""
+        from aiohttp import ClientSession, ClientTimeout, web
+
+        assert self.relay_to is not None
+        if self._relay_session is None:
+            self._relay_session = ClientSession(timeout=ClientTimeout(total=_THREAD_TIMEOUT))
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        async with self._relay_session.request(
+            request.method, self.relay_to + request.raw_path, headers=headers, data=body
+        ) as answer:
+            content = await answer.read()
+            kept = {k: v for k, v in answer.headers.items() if k.lower() in _RELAYED_ANSWER}
+            return web.Response(status=answer.status, body=content, headers=kept)
 
     def _answer(self, request: web.Request, body: bytes) -> SigningPrincipal | Refusal:
         if request.method != "GET":
@@ -272,10 +311,10 @@ class StsFront:
         return refusal if refusal is not None else principal
 
 
-def _loopback_socket() -> socket.socket:
+def _loopback_socket(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(128)
     sock.setblocking(False)
     return sock
