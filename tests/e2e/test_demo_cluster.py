@@ -1,0 +1,60 @@
+"""`make demo` with the real kube-apiserver: kubectl sees both seeds' identities, and nothing is
+left behind (the server-only mode is in tests/integration/test_demo.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+DEMO = Path(__file__).resolve().parents[2] / "demo" / "run.py"
+SECRET_SHAPE = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40,}(?![A-Za-z0-9/+=])")
+
+
+def _processes_under(path: Path) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if str(path) in cmdline or cwd.startswith(str(path)):
+            found.append(f"{proc.name}: {cmdline.strip()}")
+    return found
+
+
+def test_demo_with_the_real_api_server(tmp_path: Path) -> None:
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmpdir), "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, str(DEMO), "--mode", "cluster"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "real etcd + kube-apiserver" in out
+    assert "$ kubectl auth whoami" in out
+    assert re.search(r"Username\s+kubedemy\n", out), out
+    assert re.search(r"Groups\s+\[system:masters system:authenticated\]", out)
+    assert re.search(r"Username\s+K8sAdmins:kubeiam-\d+\n", out)
+    assert (
+        "added user arn:aws:iam::123456789012:user/kubedemy in ConfigMap kube-system/aws-auth"
+        in out
+    )
+    # after revocation kubectl cannot get a token: the exec plugin exits 3 (AssumeRole refused)
+    assert "executable kubeiam failed with exit code 3" in out
+    assert "alice: access refused after revocation" in out
+    assert re.search(r"k8s-aws-v1\.[A-Za-z0-9_-]{10}", out) is None
+    assert SECRET_SHAPE.search(out) is None, SECRET_SHAPE.search(out)
+    assert list(tmpdir.iterdir()) == []
+    assert _processes_under(tmpdir) == []
