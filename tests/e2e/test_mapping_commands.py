@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from cluster.control_plane import ControlPlane
 from kubeiam.admin.mapping_stores import BACKUP_HISTORY, AwsAuthStore
 from kubeiam.admin.mappings import MappingEditor
 from kubeiam.kube.client import make_async_client
+from kubeiam.localaws.environment import LocalAWS
 
 KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -450,3 +452,56 @@ def test_crd_store_guards_node_entries_and_conflicts(cluster: ControlPlane, crd:
     lint = kubeiam(cluster, "lint", "-o", "json", store="crd")
     assert lint.returncode == 1  # CRD reserves system: for usernames: the server would deny it
     assert "reserved-prefix" in {f["code"] for f in json.loads(lint.stdout)}
+
+
+# --------------------------------------------------------------------------------------------
+# The IAM workflows write through the same editor (the MappingWriter seam)
+
+
+def test_onboard_user_writes_aws_auth(
+    cluster: ControlPlane, fresh_aws_auth: None, local_aws: LocalAWS, tmp_path: Path
+) -> None:
+    seed_aws_auth(cluster)
+    env = {
+        **os.environ,
+        **local_aws.client_env(),
+        "AWS_ACCESS_KEY_ID": local_aws.admin.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": local_aws.admin.secret_access_key,
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+        "KUBECONFIG": str(cluster.admin_kubeconfig),
+    }
+    name = f"kubedemy-{uuid.uuid4().hex[:6]}"
+    args = [
+        KUBEIAM,
+        "iam",
+        "onboard-user",
+        name,
+        "--cluster",
+        "kubedemy",
+        "--groups",
+        "developers",
+        "--mapping-store",
+        "aws-auth",
+        "-o",
+        "json",
+    ]
+    for _ in range(2):  # the second run repairs nothing and changes nothing
+        done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    arn = json.loads(done.stdout)["userArn"]
+    data = aws_auth(cluster)["data"]
+    assert isinstance(data, dict)
+    assert data["mapRoles"] == SEEDED_MAP_ROLES
+    assert data["mapUsers"].count(f"userarn: {arn}\n") == 1
+    secret = (tmp_path / "credentials").read_text().split("aws_secret_access_key = ")[1].split()[0]
+    assert secret not in done.stdout + done.stderr
+    off = subprocess.run(
+        [KUBEIAM, "iam", "offboard-user", name, "--mapping-store", "aws-auth"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert off.returncode == 0, off.stderr
+    assert arn not in aws_auth(cluster)["data"].get("mapUsers", "")  # type: ignore[union-attr]
+    assert aws_auth(cluster)["data"]["mapRoles"] == SEEDED_MAP_ROLES  # type: ignore[index]

@@ -36,6 +36,17 @@ def _admin(profile: str | None, region: str | None) -> IAMAdmin:
 
 
 def _mapping(mapping_file: Path | None) -> MappingWriter | None:
+    ctx = click.get_current_context(silent=True)
+    meta = ctx.meta if ctx is not None else {}
+    store = meta.get("kubeiam.mapping_store")
+    if store in ("aws-auth", "crd"):
+        # The cluster's aws-auth or IAMIdentityMapping objects, through `kubeiam mapping`'s
+        # guarded, backed-up, conflict-retried editor.
+        from kubeiam.cli.mapping import mapping_writer_for
+
+        return mapping_writer_for(
+            store, meta.get("kubeiam.mapping_kubeconfig"), meta.get("kubeiam.mapping_context")
+        )
     if mapping_file is None:
         return None
     from kubeiam.admin.mapping_writer import LocalFileMappingWriter
@@ -99,11 +110,44 @@ def aws_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-mapping_file_option = click.option(
-    "--mapping-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Local mapping file to edit (server config YAML, or DynamicFile JSON).",
-)
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"kubeiam.{param.name}"] = value
+    return value
+
+
+def mapping_file_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--mapping-file, or --mapping-store aws-auth|crd with its kubeconfig and context."""
+    for option in reversed(
+        (
+            click.option(
+                "--mapping-file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Local mapping file to edit (server config YAML, or DynamicFile JSON).",
+            ),
+            click.option(
+                "--mapping-store",
+                type=click.Choice(["aws-auth", "crd"]),
+                expose_value=False,
+                callback=_remember,
+                help="Write the mapping to the cluster's aws-auth or IAMIdentityMapping objects.",
+            ),
+            click.option(
+                "--mapping-kubeconfig",
+                type=click.Path(dir_okay=False, path_type=Path),
+                expose_value=False,
+                callback=_remember,
+                help="kubeconfig for --mapping-store (default: $KUBECONFIG, ~/.kube/config).",
+            ),
+            click.option(
+                "--mapping-context",
+                expose_value=False,
+                callback=_remember,
+                help="kubeconfig context for --mapping-store.",
+            ),
+        )
+    ):
+        func = option(func)
+    return func
 
 
 @click.group("iam")

@@ -25,6 +25,7 @@ from kubeiam.errors import ConfigError
 if TYPE_CHECKING:
     from kubeiam.admin.mapping_documents import MappingDocument
     from kubeiam.admin.mapping_stores import MappingStore
+    from kubeiam.admin.mapping_writer import MappingWriter
     from kubeiam.admin.mappings import EditResult, MappingEditor
     from kubeiam.mapping.aws_auth import Change
 
@@ -71,6 +72,22 @@ def open_store(
 
     client = make_async_client(kubeconfig or default_kubeconfig(), context=context)
     return AwsAuthStore(client) if kind == "aws-auth" else CrdStore(client)
+
+
+def mapping_writer_for(
+    store: str, kubeconfig: Path | None, context: str | None, file: Path | None = None
+) -> MappingWriter:
+    """The :class:`MappingWriter` `kubeiam iam` writes through for ``--mapping-store``."""
+    from kubeiam.admin.mappings import StoreMappingWriter
+
+    target = {"aws-auth": "ConfigMap kube-system/aws-auth", "crd": "IAMIdentityMapping objects"}
+    where = f" (context {context})" if context else ""
+    return StoreMappingWriter(
+        lambda: open_store(store, kubeconfig, context, file),
+        now=_now,
+        by=_who(),
+        target=target.get(store, f"file {file}") + where,
+    )
 
 
 def store_options(func: Callable[..., Any]) -> Callable[..., Any]:
