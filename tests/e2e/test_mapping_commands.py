@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from cluster.control_plane import ControlPlane
+from cluster.kubeconfig import CLUSTER_NAME
 
 from kubeiam.admin.mapping_stores import BACKUP_HISTORY, AwsAuthStore
 from kubeiam.admin.mappings import MappingEditor
@@ -505,3 +506,42 @@ def test_onboard_user_writes_aws_auth(
     assert off.returncode == 0, off.stderr
     assert arn not in aws_auth(cluster)["data"].get("mapUsers", "")  # type: ignore[union-attr]
     assert aws_auth(cluster)["data"]["mapRoles"] == SEEDED_MAP_ROLES  # type: ignore[index]
+
+
+def test_whoami_in_a_cluster(
+    cluster: ControlPlane, fresh_aws_auth: None, local_aws: LocalAWS
+) -> None:
+    name = f"whoami-{uuid.uuid4().hex[:6]}"
+    key_id, secret = local_aws.create_user(name)
+    arn = local_aws.user_arn(name)
+    added = kubeiam(cluster, "add-user", arn, "--username", "kubedemy", "--group", "developers")
+    assert added.returncode == 0, added.stderr
+    env = {
+        **os.environ,
+        **local_aws.client_env(),
+        "AWS_ACCESS_KEY_ID": key_id,
+        "AWS_SECRET_ACCESS_KEY": secret,
+    }
+    done = subprocess.run(
+        [
+            KUBEIAM,
+            "whoami",
+            "--cluster",
+            CLUSTER_NAME,
+            "--kubeconfig",
+            str(cluster.admin_kubeconfig),
+            "-o",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    me = json.loads(done.stdout)
+    assert me["arn"] == arn
+    assert me["username"] == "kubedemy"
+    assert me["groups"] == ["developers"]
+    assert me["mappings"][0]["backend"] == "EKSConfigMap"
+    assert secret not in done.stdout + done.stderr
