@@ -24,10 +24,11 @@ check: install
 test: install
 	$(BIN)/pytest tests/unit tests/integration
 
-# Builds kube-apiserver, kubectl, etcd and the reference once per version (tests/e2e/README.md).
+# Builds kube-apiserver, kubectl, etcd and the reference once per version (tests/e2e/README.md),
+# then runs the suite: pytest's summary (-ra: every test not passed, with why) and the slowest.
 e2e: install
 	$(BIN)/python -m tests.e2e.cluster.binaries --skip-without-go
-	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest tests/e2e --durations=8
 
 # Both seed workflows on a local AWS; with the real kube-apiserver when tests/e2e has built it
 # (DEMO_BUILD=1 builds it first, ~15 min once). KUBEIAM_DEMO_MODE=server: the webhook alone.

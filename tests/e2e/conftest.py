@@ -175,7 +175,7 @@ def pytest_runtest_makereport(
         # On CI nothing in the end-to-end suite may be skipped: a skip there hides a capability.
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
-        report.longrepr = f"skipped on CI (CI=true), which fails the run: {reason}"
+        report.longrepr = f"a skip fails the run on CI: {reason}"
     if report.failed:
         funcargs = getattr(item, "funcargs", {})
         for value in funcargs.values():
