@@ -192,7 +192,8 @@ class _KubeStore:
         except (ApiError, HTTPError) as exc:
             raise KubeAPIError(
                 f"cannot list nodes ({_code(exc)}): {str(exc).splitlines()[0]}",
-                hint="lint needs `list nodes`; run it with a kubeconfig that may list nodes",
+                hint="lint lists nodes to check the node-role entry: use a kubeconfig that may "
+                "list nodes, or pass --no-nodes",
             ) from None
 
     async def _backup_map(self) -> Mapping[str, Any] | None:
