@@ -20,7 +20,7 @@ import pytest
 from cluster.control_plane import ControlPlane
 from cluster.kubeconfig import CLUSTER_NAME
 
-from kubeiam.admin.mapping_stores import BACKUP_HISTORY, AwsAuthStore
+from kubeiam.admin.mapping_stores import BACKUP_HISTORY, AwsAuthStore, Snapshot
 from kubeiam.admin.mappings import MappingEditor
 from kubeiam.kube.client import make_async_client
 from kubeiam.localaws.environment import LocalAWS
@@ -545,3 +545,56 @@ def test_whoami_in_a_cluster(
     assert me["groups"] == ["developers"]
     assert me["mappings"][0]["backend"] == "EKSConfigMap"
     assert secret not in done.stdout + done.stderr
+
+
+class RacedAwsAuthStore(AwsAuthStore):
+    """After its first read, another writer (kubectl) changes aws-auth: the write that follows
+    carries a stale resourceVersion and the API server answers 409 for real."""
+
+    def __init__(self, client: object, cluster: ControlPlane) -> None:
+        super().__init__(client)
+        self.cluster = cluster
+        self.reads = 0
+
+    async def read(self) -> Snapshot:
+        snapshot = await super().read()
+        self.reads += 1
+        if self.reads == 1:
+            patch = {"data": {"mapAccounts": '- "444455556666"\n'}}
+            await asyncio.to_thread(
+                self.cluster.kubectl,
+                "patch",
+                "configmap",
+                "aws-auth",
+                "-n",
+                "kube-system",
+                "--type",
+                "merge",
+                "-p",
+                json.dumps(patch),
+            )
+        return snapshot
+
+
+def test_a_409_is_retried_with_a_fresh_read(cluster: ControlPlane, fresh_aws_auth: None) -> None:
+    seed_aws_auth(cluster)
+
+    async def edit() -> int:
+        store = RacedAwsAuthStore(make_async_client(cluster.admin_kubeconfig), cluster)
+        editor = MappingEditor(store, now=lambda: datetime.now(UTC), by="test", command="t")
+        try:
+            result = await editor.edit(
+                lambda d: d.upsert_user(
+                    f"arn:aws:iam::{ACCOUNT}:user/late", "late", [], replace=False
+                )
+            )
+        finally:
+            await store.close()
+        return result.attempts
+
+    assert asyncio.run(edit()) == 2
+    data = aws_auth(cluster)["data"]
+    assert isinstance(data, dict)
+    assert data["mapAccounts"] == '- "444455556666"\n'  # the other writer's change survived
+    assert f"userarn: arn:aws:iam::{ACCOUNT}:user/late\n" in data["mapUsers"]
+    assert data["mapRoles"] == SEEDED_MAP_ROLES
