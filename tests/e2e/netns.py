@@ -9,6 +9,7 @@ on port 443; `SSL_CERT_FILE` then makes the test CA the trusted one.
     with network_namespace(hosts=sts_host_names()) as ns:
         proc = ns.popen([...], env=...)      # a process inside the namespace (hosts file applied)
         ns.call(lambda: boto3_call(...))     # Python code whose sockets live in the namespace
+        with ns.entered(): ...               # this thread (and what it starts) inside meanwhile
 
 `ns.call` runs a function on a worker thread that has joined the namespace with setns(2) (a
 thread's network namespace is its own), so this process can talk to servers inside without a
@@ -20,13 +21,17 @@ Needs root (CAP_SYS_ADMIN) and iproute2's `ip`; `namespace_problem()` says what 
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import ctypes
 import os
+import queue
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -158,6 +163,24 @@ class NetNamespace:
             raise NamespaceError(f"namespace {self.name} is not open")
         return self._worker.submit(fn).result(timeout)
 
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Move the calling thread into this namespace's network for the `with` block.
+
+        Sockets it opens and processes it starts meanwhile (which inherit the namespace, but not
+        the hosts file: use `popen` for those that look names up) reach loopback only. The
+        thread returns to the network namespace it came from afterwards.
+        """
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            _enter(NETNS_RUN_DIR / self.name)
+            try:
+                yield
+            finally:
+                _enter(Path(f"/proc/self/fd/{own}"))
+        finally:
+            os.close(own)
+
     def pids(self) -> list[int]:
         """Processes whose network namespace is this one (all started by this helper)."""
         listed = _run([self.ip, "netns", "pids", self.name], check=False)
@@ -214,3 +237,66 @@ def network_namespace(*, hosts: Iterable[str]) -> Iterator[NetNamespace]:
                 ns._worker = None
             _run([ip, "netns", "delete", ns.name], check=False)
             shutil.rmtree(ns.etc_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class LocalAWSInside:
+    """`kubeiam localaws --sts-port 443 --relay-sts-calls` running inside a namespace."""
+
+    process: subprocess.Popen[str]
+    #: moto (IAM, STS, EKS, EC2), http on 127.0.0.1 inside the namespace.
+    moto_url: str
+    #: The test CA: SSL_CERT_FILE for processes that reach the STS front by its host names.
+    ca_bundle: Path
+    #: The allow-everything admin's (access key id, secret); never print the secret.
+    admin_keys: tuple[str, str]
+
+    def __repr__(self) -> str:
+        return f"LocalAWSInside(moto_url={self.moto_url!r}, ca_bundle={str(self.ca_bundle)!r})"
+
+
+def start_localaws_inside(
+    ns: NetNamespace, kubeiam: Path, *, env: dict[str, str], log: Path, timeout: float = 60
+) -> LocalAWSInside:
+    """Start the local AWS environment inside `ns`, its STS front on 443 relaying AssumeRole to
+    moto, and read what its `--print-env` exports say. Stopped with the namespace."""
+    with log.open("w") as handle:
+        proc = ns.popen(
+            [kubeiam, "localaws", "--print-env", "--sts-port", "443", "--relay-sts-calls"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=handle,
+        )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, name=f"{ns.name}-localaws", daemon=True).start()
+    exports: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    # The exports come sorted; SSL_CERT_FILE is the last one.
+    while "SSL_CERT_FILE" not in exports:
+        try:
+            line = lines.get(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+        except queue.Empty:
+            if time.monotonic() >= deadline or proc.poll() is not None:
+                raise NamespaceError(
+                    f"kubeiam localaws did not start in {ns.name}: {log.read_text()[-2000:]}"
+                ) from None
+            continue
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").rstrip("\n").partition("=")
+            exports[name] = shlex.split(value)[0]
+    credentials = configparser.ConfigParser()
+    credentials.read(exports["AWS_SHARED_CREDENTIALS_FILE"])
+    admin = credentials[exports["AWS_PROFILE"]]
+    return LocalAWSInside(
+        process=proc,
+        moto_url=exports["AWS_ENDPOINT_URL_IAM"],
+        ca_bundle=Path(exports["SSL_CERT_FILE"]),
+        admin_keys=(admin["aws_access_key_id"], admin["aws_secret_access_key"]),
+    )

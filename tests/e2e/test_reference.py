@@ -22,17 +22,13 @@ line; with CI=true that is a failure (the suite's convention).
 from __future__ import annotations
 
 import base64
-import configparser
 import http.client
 import json
 import os
-import queue
 import re
-import shlex
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,7 +38,7 @@ from typing import Any
 import pytest
 import yaml
 from cluster.binaries import Binaries, is_ci
-from netns import NetNamespace, namespace_problem, network_namespace
+from netns import NetNamespace, namespace_problem, network_namespace, start_localaws_inside
 
 from kubeiam.localaws.certificates import sts_host_names
 
@@ -127,55 +123,23 @@ class InsideAWS:
         return base_env(self.home, self.ca_bundle)
 
 
-def _exports(line: str) -> tuple[str, str]:
-    name, _, value = line.removeprefix("export ").partition("=")
-    return name, shlex.split(value)[0]
-
-
 @pytest.fixture(scope="module")
 def inside_aws(
     namespace: NetNamespace, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[InsideAWS]:
     home = tmp_path_factory.mktemp("reference-home")
-    log = (home / "localaws.log").open("w")
-    proc = namespace.popen(
-        [KUBEIAM, "localaws", "--print-env", "--sts-port", "443", "--relay-sts-calls"],
-        env=base_env(home),
-        stdout=-1,
-        stderr=log,
+    started = start_localaws_inside(
+        namespace, KUBEIAM, env=base_env(home), log=home / "localaws.log"
     )
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    stdout = proc.stdout
-
-    def pump() -> None:
-        for line in stdout:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    env: dict[str, str] = {}
-    deadline = time.monotonic() + START_TIMEOUT
-    while "SSL_CERT_FILE" not in env:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or proc.poll() is not None:
-            pytest.fail(f"kubeiam localaws did not start: {(home / 'localaws.log').read_text()}")
-        with_line = lines.get(timeout=remaining)
-        if with_line.startswith("export "):
-            name, value = _exports(with_line.rstrip("\n"))
-            env[name] = value
-    credentials = configparser.ConfigParser()
-    credentials.read(env["AWS_SHARED_CREDENTIALS_FILE"])
-    profile = credentials[env["AWS_PROFILE"]]
     yield InsideAWS(
         ns=namespace,
-        moto_url=env["AWS_ENDPOINT_URL_IAM"],
-        ca_bundle=Path(env["SSL_CERT_FILE"]),
-        admin_keys=(profile["aws_access_key_id"], profile["aws_secret_access_key"]),
+        moto_url=started.moto_url,
+        ca_bundle=started.ca_bundle,
+        admin_keys=started.admin_keys,
         home=home,
     )
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    started.process.terminate()
+    started.process.wait(timeout=30)
 
 
 # --- identities and the two servers --------------------------------------------------------------

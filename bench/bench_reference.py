@@ -1,0 +1,481 @@
+"""kubeiam against the reference aws-iam-authenticator: servers and token start-up, one run.
+
+Same machine, same token set, same STS front, measured in one run:
+
+* **servers**: ``kubeiam server`` and ``aws-iam-authenticator server`` read the same config file
+  and review the same TokenReviews at concurrency 16 over keep-alive HTTPS connections (the
+  load generator and helpers of bench_server.py): ``repeated`` (one token again and again) and
+  ``distinct`` (every token new to both servers). The reference calls
+  ``https://sts.us-east-1.amazonaws.com`` with the system trust store and cannot be pointed
+  elsewhere, so both servers run in a network namespace of their own (tests/e2e/netns.py) whose
+  hosts file maps the STS names to 127.0.0.1, where the local STS front listens on 443, with
+  ``SSL_CERT_FILE`` naming the test CA. kubeiam gets no STS override either. Needs root and
+  iproute2; without them this part says so in one line and is skipped.
+* **token start-up**: whole processes, as kubectl runs them: ``kubeiam token --no-cache``, the
+  reference client (``aws-iam-authenticator token``) and ``aws eks get-token``, alternated,
+  medians (the helpers of bench_token.py; awscli from ``.venv-bench``). Inside the namespace too
+  when there is one, so no client can reach anything but loopback.
+
+The reference binary comes from the e2e cache (``python -m tests.e2e.cluster.binaries``, Go
+needed once); without it, the reference's columns are skipped with one line.
+
+Goals (issue 4): repeated tokens: kubeiam serves >= 3x the reference's reviews per second;
+distinct tokens: >= 0.7x; p99 no worse than the reference's in both; ``kubeiam token`` start-up
+median within 2x the reference client's. The table says PASS or MISS per goal. Exit 0 whenever
+the benchmark ran (``--strict``: exit 1 on a MISS).
+
+Run: ``.venv/bin/python bench/bench_reference.py [--quick] [--strict]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.cluster.binaries import binaries, cache_root  # noqa: E402
+from tests.e2e.netns import (  # noqa: E402
+    LocalAWSInside,
+    NetNamespace,
+    namespace_problem,
+    network_namespace,
+    start_localaws_inside,
+)
+
+# bench/ is sys.path[0] when this runs as a script: the load generator and the process timer
+# are bench_server.py's and bench_token.py's.
+import bench_server  # noqa: E402
+import bench_token  # noqa: E402
+from kubeiam.localaws.certificates import sts_host_names  # noqa: E402
+
+KUBEIAM = ROOT / ".venv" / "bin" / "kubeiam"
+CONCURRENCY = 16
+START_TIMEOUT = 60.0
+#: moto's account.
+ACCOUNT = "123456789012"
+GOAL_REPEATED_RATIO = 3.0
+GOAL_DISTINCT_RATIO = 0.7
+GOAL_STARTUP_RATIO = 2.0
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One load cell against one server."""
+
+    server: str
+    kind: str
+    count: int
+    seconds: float
+    latencies_ms: list[float]
+    statuses: dict[int, int]
+    cpu_ms_per_review: float
+
+    @property
+    def rps(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+    @property
+    def p99(self) -> float:
+        return bench_server.pct(self.latencies_ms, 99)
+
+
+@dataclass(frozen=True)
+class Row:
+    measure: str
+    kubeiam: str
+    reference: str
+    ratio: str
+    goal: str
+    verdict: str
+
+
+# --- servers -------------------------------------------------------------------------------------
+
+
+def server_env(home: Path, ca_bundle: Path | None = None) -> dict[str, str]:
+    """A server's environment: the test CA trusted, no STS override, no metadata service."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": str(home),
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(home / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),
+    }
+    if ca_bundle is not None:
+        env["SSL_CERT_FILE"] = str(ca_bundle)
+    return env
+
+
+def create_users(aws: LocalAWSInside, names: list[str]) -> list[tuple[str, str]]:
+    """IAM users with access keys, created in moto as the admin (this thread is inside)."""
+    import boto3
+
+    iam = boto3.client(
+        "iam",
+        endpoint_url=aws.moto_url,
+        region_name="us-east-1",
+        aws_access_key_id=aws.admin_keys[0],
+        aws_secret_access_key=aws.admin_keys[1],
+    )
+    keys = []
+    for name in names:
+        iam.create_user(UserName=name)
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        keys.append((str(key["AccessKeyId"]), str(key["SecretAccessKey"])))
+    return keys
+
+
+def _wait_port(proc: subprocess.Popen[str], log: Path, pattern: str) -> int:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        found = re.search(pattern, log.read_text())
+        if found:
+            return int(found.group(1))
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise SystemExit(f"{log.name}: server did not start:\n{log.read_text()[-2000:]}")
+
+
+def start_servers(
+    ns: NetNamespace, aws: LocalAWSInside, reference: Path, work: Path, users: list[str]
+) -> dict[str, tuple[subprocess.Popen[str], int, Path]]:
+    """Both servers inside the namespace, from one config file: name -> (process, port, cert)."""
+    config = {
+        "clusterID": bench_server.CLUSTER,
+        "server": {
+            "address": "127.0.0.1",
+            "port": 0,
+            "backendMode": ["MountedFile"],
+            "mapUsers": [
+                {"userarn": f"arn:aws:iam::{ACCOUNT}:user/{u}", "username": u, "groups": ["bench"]}
+                for u in users
+            ],
+        },
+    }
+    path = work / "server.yaml"
+    path.write_text(yaml.safe_dump(config))
+    (work / "reference-state").mkdir()
+    commands: dict[str, tuple[list[str | Path], str]] = {
+        "reference": (
+            [
+                reference,
+                "server",
+                "-c",
+                path,
+                "--state-dir",
+                work / "reference-state",
+                "--generate-kubeconfig",
+                work / "reference.kubeconfig",
+            ],
+            r"listening on 127\.0\.0\.1:(\d+)",
+        ),
+        "kubeiam": (
+            [KUBEIAM, "server", "-c", path, "--state-dir", work / "kubeiam-state", "-l", "json"],
+            r'"msg":"listening".*?"port":(\d+)',
+        ),
+    }
+    started = {}
+    for name, (argv, pattern) in commands.items():
+        log = work / f"{name}.log"
+        with log.open("w") as handle:
+            env = server_env(work, aws.ca_bundle)
+            proc = ns.popen(argv, env=env, stdout=handle, stderr=handle)
+        port = _wait_port(proc, log, pattern)
+        started[name] = (proc, port, work / f"{name}-state" / "cert.pem")
+    return started
+
+
+async def load(
+    servers: dict[str, tuple[subprocess.Popen[str], int, Path]],
+    plan: dict[str, Any],
+) -> list[Measured]:
+    """Repeated then distinct tokens at concurrency 16, the two servers alternating."""
+    sessions = {}
+    for name, (_, port, cert) in servers.items():
+        connector = aiohttp.TCPConnector(
+            ssl=ssl.create_default_context(cafile=str(cert)), limit=CONCURRENCY
+        )
+        sessions[name] = (aiohttp.ClientSession(connector=connector), f"https://127.0.0.1:{port}")
+    results: list[Measured] = []
+    try:
+        for session, base in sessions.values():  # warm-up: connections, TLS, first STS calls
+            await bench_server.run_cell(session, base, "repeated", CONCURRENCY, [plan["warm"]] * 64)
+        for kind in ("repeated", "distinct"):
+            tokens = [plan["repeated"]] * plan["repeated_count"]
+            if kind == "distinct":
+                tokens = plan["distinct"]
+            # Alternate which server goes first per kind, so neither always runs on a machine
+            # still busy with the other's tail.
+            order = list(sessions) if kind == "repeated" else list(reversed(sessions))
+            for name in order:
+                session, base = sessions[name]
+                pid = servers[name][0].pid
+                cpu_before = bench_server.process_cpu_seconds(pid)
+                seconds, latencies, statuses = await bench_server.run_cell(
+                    session, base, kind, CONCURRENCY, tokens
+                )
+                cpu = bench_server.process_cpu_seconds(pid) - cpu_before
+                results.append(
+                    Measured(
+                        name,
+                        kind,
+                        len(latencies),
+                        seconds,
+                        latencies,
+                        statuses,
+                        cpu * 1000 / max(1, len(latencies)),
+                    )
+                )
+                await asyncio.sleep(0.5)
+    finally:
+        for session, _ in sessions.values():
+            await session.close()
+    return results
+
+
+def bench_servers(ns: NetNamespace, reference: Path, quick: bool) -> list[Measured]:
+    """Run the server comparison inside `ns` (this thread has entered it).
+
+    The local AWS environment runs as its own process, so that the STS front both servers
+    call does not share an interpreter with the load generator.
+    """
+    distinct_count = 150 if quick else 600
+    repeated_count = 600 if quick else 3000
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        aws = start_localaws_inside(ns, KUBEIAM, env=server_env(work), log=work / "localaws.log")
+        users = [f"bench-{i}" for i in range(4)]
+        keys = create_users(aws, users)
+        now = datetime.now(UTC)
+        # X-Amz-Date has one-second resolution: distinct tokens come from distinct signing
+        # seconds and users, all within the 15-minute window.
+        distinct = [
+            bench_server.mint(*keys[i % len(keys)], now - timedelta(seconds=i // len(keys)))
+            for i in range(distinct_count)
+        ]
+        plan = {
+            "warm": bench_server.mint(*keys[1], now + timedelta(seconds=2)),
+            "repeated": bench_server.mint(*keys[0], now + timedelta(seconds=1)),
+            "repeated_count": repeated_count,
+            "distinct": distinct,
+        }
+        servers = start_servers(ns, aws, reference, work, users)
+        try:
+            return asyncio.run(load(servers, plan))
+        finally:
+            ns.stop_processes()
+
+
+# --- token start-up ------------------------------------------------------------------------------
+
+
+def bench_startup(reference: Path | None, rounds: int) -> dict[str, list[float]]:
+    """Median-ready wall times (seconds) of each client, whole processes, alternated."""
+    bench_token.ensure_awscli()
+    home = Path(tempfile.mkdtemp(prefix="kubeiam-bench-reference-"))
+    try:
+        env = bench_token.bench_env(home)
+        commands = {
+            "kubeiam token": [str(KUBEIAM), "token", "-i", bench_server.CLUSTER, "--no-cache"],
+            "aws eks get-token": [
+                str(bench_token.AWS),
+                "eks",
+                "get-token",
+                "--cluster-name",
+                bench_server.CLUSTER,
+            ],
+        }
+        if reference is not None:
+            commands["aws-iam-authenticator token"] = [
+                str(reference),
+                "token",
+                "-i",
+                bench_server.CLUSTER,
+            ]
+        for label, command in commands.items():
+            bench_token.check_output(label, command, env)
+        times: dict[str, list[float]] = {label: [] for label in commands}
+        labels = list(commands)
+        for round_no in range(rounds):
+            shift = round_no % len(labels)
+            for label in labels[shift:] + labels[:shift]:
+                times[label].append(bench_token.run_timed(commands[label], env)[0])
+        return times
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def server_rows(measured: list[Measured]) -> list[Row]:
+    by = {(m.server, m.kind): m for m in measured}
+    rows = []
+    for kind, goal in (("repeated", GOAL_REPEATED_RATIO), ("distinct", GOAL_DISTINCT_RATIO)):
+        ours, theirs = by[("kubeiam", kind)], by[("reference", kind)]
+        ratio = ours.rps / theirs.rps if theirs.rps else float("inf")
+        rows.append(
+            Row(
+                f"{kind} tokens: reviews/s, c={CONCURRENCY}",
+                f"{ours.rps:.0f}",
+                f"{theirs.rps:.0f}",
+                f"{ratio:.2f}x",
+                f">= {goal}x",
+                verdict(ratio >= goal),
+            )
+        )
+        rows.append(
+            Row(
+                f"{kind} tokens: p99 ms, c={CONCURRENCY}",
+                f"{ours.p99:.1f}",
+                f"{theirs.p99:.1f}",
+                f"{ours.p99 / theirs.p99:.2f}x" if theirs.p99 else "-",
+                "<= reference",
+                verdict(ours.p99 <= theirs.p99),
+            )
+        )
+        rows.append(
+            Row(
+                f"{kind} tokens: server CPU ms/review",
+                f"{ours.cpu_ms_per_review:.2f}",
+                f"{theirs.cpu_ms_per_review:.2f}",
+                f"{ours.cpu_ms_per_review / theirs.cpu_ms_per_review:.2f}x"
+                if theirs.cpu_ms_per_review
+                else "-",
+                "(info)",
+                "",
+            )
+        )
+    return rows
+
+
+def startup_rows(times: dict[str, list[float]]) -> list[Row]:
+    medians = {label: statistics.median(values) * 1000 for label, values in times.items()}
+    ours = medians["kubeiam token"]
+    theirs = medians.get("aws-iam-authenticator token")
+    rows = [
+        Row(
+            "token start-up: median ms (kubeiam token vs reference client)",
+            f"{ours:.1f}",
+            f"{theirs:.1f}" if theirs else "absent",
+            f"{ours / theirs:.2f}x" if theirs else "-",
+            f"<= {GOAL_STARTUP_RATIO}x",
+            verdict(ours <= GOAL_STARTUP_RATIO * theirs) if theirs else "skipped",
+        )
+    ]
+    aws = medians["aws eks get-token"]
+    rows.append(
+        Row(
+            "token start-up: median ms (aws eks get-token, for scale)",
+            f"{ours:.1f}",
+            f"{aws:.1f} (awscli)",
+            f"{ours / aws:.2f}x",
+            "(info)",
+            "",
+        )
+    )
+    return rows
+
+
+def render(rows: list[Row]) -> str:
+    head = Row("measure", "kubeiam", "reference", "ratio", "goal", "verdict")
+    cells = [head, *rows]
+    widths = [max(len(getattr(r, f)) for r in cells) for f in Row.__dataclass_fields__]
+    lines = []
+    for i, row in enumerate(cells):
+        values = [getattr(row, f) for f in Row.__dataclass_fields__]
+        lines.append(
+            "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
+        )
+        if i == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def inside(ns: NetNamespace | None) -> Iterator[None]:
+    if ns is None:
+        yield
+    else:
+        with ns.entered():
+            yield
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests and rounds")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if a goal is missed")
+    args = parser.parse_args(argv)
+    rounds = 5 if args.quick else 15
+
+    built = binaries(cache_root(os.environ)).aws_iam_authenticator
+    reference = built if built.is_file() else None
+    if reference is None:
+        print(
+            f"reference aws-iam-authenticator not built ({built}): its columns are skipped "
+            "(build it once with Go: python -m tests.e2e.cluster.binaries)"
+        )
+    problem = namespace_problem()
+    if problem is not None:
+        print(f"side-by-side servers skipped: {problem}")
+    rows: list[Row] = []
+    notes: list[str] = []
+    ns_context = (
+        network_namespace(hosts=sts_host_names())
+        if problem is None
+        else contextlib.nullcontext(None)
+    )
+    with ns_context as ns, inside(ns):
+        if ns is not None and reference is not None:
+            measured = bench_servers(ns, reference, args.quick)
+            rows.extend(server_rows(measured))
+            for m in measured:
+                notes.append(
+                    f"{m.server:<9} {m.kind:<8} {m.count:>5} reviews in {m.seconds:6.2f} s, "
+                    f"p50 {bench_server.pct(m.latencies_ms, 50):6.1f} ms, "
+                    f"p99 {m.p99:6.1f} ms, statuses {m.statuses}"
+                )
+        times = bench_startup(reference, rounds)
+        rows.extend(startup_rows(times))
+    print(
+        f"kubeiam vs aws-iam-authenticator {'(reference absent)' if reference is None else ''}"
+        f"on {os.cpu_count()} shared cores, load average "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    print(render(rows))
+    for note in notes:
+        print("  " + note)
+    missed = any(row.verdict == "MISS" for row in rows)
+    return 1 if (missed and args.strict) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
