@@ -620,12 +620,25 @@ class Demo:
             self.sh.output("(the token went to stdout; not shown)", "dim")
         return done
 
+    def _mapping_flags(self) -> list[str]:
+        """Where the IAM workflows write the mapping: aws-auth as the cluster admin, or the
+        webhook's DynamicFile when there is no cluster."""
+        if self.cluster is None:
+            return ["--mapping-file", self.rel(self.mapping_file)]
+        admin = self.rel(self.cluster.admin_kubeconfig)
+        return ["--mapping-store", "aws-auth", "--mapping-kubeconfig", admin]
+
     # -- seed 1 ------------------------------------------------------------------------------
     def seed_one(self) -> None:
         assert self.aws is not None
         aws = self.aws
         self.step("Seed 1: onboard IAM user kubedemy (the Kubedemy EKS lesson)")
-        mapping_flags = [] if self.with_cluster else ["--mapping-file", self.rel(self.mapping_file)]
+        mapping_flags = self._mapping_flags()
+        self.note(
+            "seed steps 1-4 in one command: the user with its tag, the eks:DescribeCluster "
+            "policy, an access key (secret written once to profile kubedemy, 0600) and the "
+            "mapping"
+        )
         self.sh.run(
             "kubeiam",
             "iam",
@@ -644,20 +657,7 @@ class Demo:
         if self.with_cluster:
             assert self.cluster is not None
             admin = self.rel(self.cluster.admin_kubeconfig)
-            self.note("the cluster admin maps the new user in the aws-auth ConfigMap (seed step 4)")
-            self.sh.run(
-                "kubeiam",
-                "mapping",
-                "add-user",
-                user_arn,
-                "--username",
-                USER,
-                "--group",
-                "system:masters",
-                "--kubeconfig",
-                admin,
-            )
-            self.sh.run(
+            shown = self.sh.run(
                 "kubectl",
                 "--kubeconfig",
                 admin,
@@ -669,6 +669,7 @@ class Demo:
                 "-o",
                 "yaml",
             )
+            entry = _aws_auth_entry(shown.stdout, user_arn)
             self.note(
                 "the new user configures kubectl (seed steps 5 and 6); the profile goes in the "
                 "entry's args, so it wins over the admin's AWS_PROFILE"
@@ -689,17 +690,21 @@ class Demo:
             review = self._kubectl_whoami(None, expect_ok=True)
             self.sh.run("kubectl", "get", "nodes")
             self.sh.run("kubectl", "get", "ns")
-            mapping_rows = [("ConfigMap Name", "aws-auth"), ("ConfigMap Namespace", "kube-system")]
+            mapping_rows = [
+                ("ConfigMap Name", "aws-auth"),
+                ("ConfigMap Namespace", "kube-system"),
+                ("ConfigMap entry", entry),
+            ]
         else:
+            self.sh.run(
+                "kubeiam", "whoami", "--profile", USER, "--file", self.rel(self.mapping_file)
+            )
             self.note(
                 "what kubectl's exec entry would run (`kubeiam kubeconfig update ... --profile "
                 "kubedemy` writes it); the token itself is never shown"
             )
             token = self._token("--profile", USER, "--token-only").stdout.strip()
             review = self._token_review(token, expect_ok=True)
-            self.sh.run(
-                "kubeiam", "whoami", "--profile", USER, "--file", self.rel(self.mapping_file)
-            )
             mapping_rows = [("Mapping", f"{self.rel(self.mapping_file)} (DynamicFile)")]
         assert review is not None
         if review.username != USER or "system:masters" not in review.groups:
@@ -717,6 +722,7 @@ class Demo:
         self, user_arn: str, mapping_rows: list[tuple[str, str]], review: Review
     ) -> None:
         from rich.table import Table
+        from rich.text import Text
 
         assert self.aws is not None
         iam = self.aws.boto3_client("iam")
@@ -733,13 +739,16 @@ class Demo:
         table = Table(title="Results (the seed's table)", show_header=False, title_justify="left")
         table.add_column(style="bold")
         table.add_column()
-        table.add_row("IAM Username", USER)
-        table.add_row("IAM User ARN", arn)
-        table.add_row("IAM User Permissions", ", ".join(permissions))
-        for key, value in mapping_rows:
-            table.add_row(key, value)
-        table.add_row("Username in Cluster", review.username)
-        table.add_row("Groups in Cluster", ", ".join(review.groups))
+        rows = [
+            ("IAM Username", USER),
+            ("IAM User ARN", arn),
+            ("IAM User Permissions", ", ".join(permissions)),
+            *mapping_rows,
+            ("Username in Cluster", review.username),
+            ("Groups in Cluster", ", ".join(review.groups)),
+        ]
+        for key, value in rows:
+            table.add_row(Text(key), Text(value))  # Text: "[...]" is data, not markup
         self.console.print()
         self.console.print(table)
         if arn != user_arn:
@@ -759,7 +768,7 @@ class Demo:
             "(the seed starts from existing users)"
         )
         role_arn = f"arn:aws:iam::{aws.account_id}:role/{ROLE}"
-        mapping_flags = [] if self.with_cluster else ["--mapping-file", self.rel(self.mapping_file)]
+        mapping_flags = self._mapping_flags()
         self.sh.run(
             "kubeiam",
             "iam",
@@ -771,20 +780,11 @@ class Demo:
             "system:masters",
             *mapping_flags,
         )
-        if self.with_cluster:
-            assert self.cluster is not None
-            self.sh.run(
-                "kubeiam",
-                "mapping",
-                "add-role",
-                role_arn,
-                "--username",
-                f"{ROLE}:{{{{SessionName}}}}",
-                "--group",
-                "system:masters",
-                "--kubeconfig",
-                self.rel(self.cluster.admin_kubeconfig),
-            )
+        if self.cluster is not None:
+            admin = self.rel(self.cluster.admin_kubeconfig)
+            self.sh.run("kubeiam", "mapping", "list", "--kubeconfig", admin)
+        else:
+            self.sh.run("kubeiam", "mapping", "list", "--file", self.rel(self.mapping_file))
         self.sh.run("kubeiam", "iam", "grant", MEMBER, "--access-role", ROLE)
         context = f"{MEMBER}@{CLUSTER}"
         if self.with_cluster:
@@ -822,10 +822,7 @@ class Demo:
         )
 
         self.sh.run("kubeiam", "iam", "revoke", MEMBER, "--access-role", ROLE)
-        self.note(
-            "revocation stops new AssumeRole calls; a session already issued stays valid until "
-            "it expires (up to 1 h), and so do tokens signed with it (15 min)"
-        )
+        self.note("the next token needs a new AssumeRole (--no-cache: no cached session)")
         refused = self._token("--profile", MEMBER, "-r", role_arn, "--no-cache", expect=3)
         if "AccessDenied" not in refused.stderr and "AssumeRole" not in refused.stderr:
             raise DemoError(f"unexpected refusal: {self.redact(refused.stderr)}")
@@ -846,6 +843,19 @@ class Demo:
                 raise DemoError(f"{MEMBER} still reached the cluster after revocation: {after}")
         self.webhook_log()
         self.ok(f"{MEMBER}: access refused after revocation (AssumeRole on {ROLE} denied)")
+
+
+def _aws_auth_entry(configmap_yaml: str, arn: str) -> str:
+    """The ``mapUsers`` entry of ``arn`` in an aws-auth ConfigMap, on one line."""
+    import yaml
+
+    document = yaml.safe_load(configmap_yaml) or {}
+    users = yaml.safe_load((document.get("data") or {}).get("mapUsers") or "[]") or []
+    for user in users:
+        if isinstance(user, dict) and user.get("userarn") == arn:
+            groups = ", ".join(str(g) for g in user.get("groups") or [])
+            return f"mapUsers: {arn} -> {user.get('username')} [{groups}]"
+    raise DemoError(f"aws-auth has no mapUsers entry for {arn}")
 
 
 # -- entry point -----------------------------------------------------------------------------
