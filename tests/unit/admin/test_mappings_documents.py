@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubeiam.admin.mapping_documents import (
     AwsAuthMappings,
@@ -175,3 +177,63 @@ def test_state_is_a_copy() -> None:
     state = doc.state()
     doc.upsert_user(USER, "b", ["g"], replace=True)
     assert next(iter(state.values()))["username"] == "a"
+
+
+# -- the documents agree (property) -----------------------------------------------------------
+
+_NAMES = st.sampled_from(["alice", "bob", "team/carol", "Dave"])
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["user", "role", "remove-user", "remove-role"]),
+        _NAMES,
+        st.sampled_from(["a", "b"]),
+        st.lists(st.sampled_from(["g1", "g2", "system:masters"]), max_size=2, unique=True),
+    ),
+    max_size=12,
+)
+
+
+def _apply(doc: MappingDocument, ops: list[tuple[str, str, str, list[str]]]) -> list[str]:
+    outcomes = []
+    for op, name, username, groups in ops:
+        kind = "user" if op.endswith("user") else "role"
+        arn = f"arn:aws:iam::{ACCOUNT}:{kind}/{name}"
+        try:
+            if op == "user":
+                change = doc.upsert_user(arn, username, groups, replace=True)
+            elif op == "role":
+                change = doc.upsert_role(arn, username, groups, replace=True)
+            else:
+                change = doc.remove(arn)
+        except MappingError as exc:
+            outcomes.append(f"error {exc.message.split()[0]}")
+            continue
+        outcomes.append(change.value)
+    return outcomes
+
+
+def _entries(doc: MappingDocument) -> set[tuple[str, str, str, tuple[str, ...]]]:
+    loaded = doc.load()
+    assert loaded.ok, loaded.issues
+    return {
+        (e.kind.value, e.canonical_arn.lower(), e.username, e.groups)  # type: ignore[union-attr]
+        for e in loaded.mappings.entries
+    }
+
+
+@settings(max_examples=50, deadline=None)
+@given(_OPS)
+def test_every_store_ends_with_the_same_mappings(
+    ops: list[tuple[str, str, str, list[str]]],
+) -> None:
+    docs = {name: make() for name, make in FACTORIES.items()}
+    outcomes = {name: _apply(doc, ops) for name, doc in docs.items()}
+    assert len({tuple(o) for o in outcomes.values()}) == 1, outcomes
+    results = {name: _entries(doc) for name, doc in docs.items()}
+    assert len({frozenset(r) for r in results.values()}) == 1, results
+    # What each document wrote reads back the same (the server would see the same mappings).
+    aws_auth = docs["aws-auth"]
+    assert isinstance(aws_auth, AwsAuthMappings)
+    assert _entries(AwsAuthMappings(aws_auth.data)) == results["aws-auth"]
+    yaml_doc = FileMappings(docs["file-yaml"].text(), json_format=False)
+    assert _entries(yaml_doc) == results["file-yaml"]
