@@ -5,6 +5,7 @@ The full mode (real kube-apiserver) runs in tests/e2e/test_demo_cluster.py.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -12,6 +13,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "run.py"
 #: A 40-character run of secret-key characters (moto's and AWS's secret access key shape) or
@@ -138,3 +142,55 @@ def test_an_unknown_mode_is_refused(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "invalid choice: 'bogus'" in done.stderr
+
+
+@pytest.fixture
+def demo(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """demo/run.py imported as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("kubeiam_demo_run", DEMO)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up
+    monkeypatch.setattr(sys, "path", list(sys.path))  # it adds the repository root
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("mode", "with_go", "outcome"),
+    [
+        ("auto", False, "no kube-apiserver binaries (Go not found): showing the webhook's answers"),
+        ("auto", True, "run `make demo DEMO_BUILD=1` once to build them with Go"),
+        ("server", True, "server-only mode requested"),
+        ("cluster", False, "error: install Go 1.25+ and run `make demo DEMO_BUILD=1`"),
+        ("cluster", True, "error: run `make demo DEMO_BUILD=1` once"),
+    ],
+    ids=["no-go", "go-but-not-asked-to-build", "server-asked", "cluster-no-go", "cluster-go"],
+)
+def test_without_cached_binaries_the_demo_says_what_it_shows_and_how_to_get_more(
+    demo: ModuleType,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    with_go: bool,
+    outcome: str,
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if with_go:  # only looked up on PATH, never run without --build
+        go = bin_dir / "go"
+        go.write_text("#!/bin/sh\nexit 1\n")
+        go.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("KUBEIAM_E2E_CACHE", str(tmp_path / "empty-cache"))
+    said: list[str] = []
+    if outcome.startswith("error: "):
+        with pytest.raises(demo.DemoError, match=re.escape(outcome.removeprefix("error: "))):
+            demo.choose_plan(mode, False, said.append)
+    else:
+        plan = demo.choose_plan(mode, False, said.append)
+        assert plan.binaries is None
+        assert outcome in plan.line
+    assert said == []  # nothing is built unless asked
+    assert not (tmp_path / "empty-cache").exists()
