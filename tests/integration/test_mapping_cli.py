@@ -413,3 +413,9 @@ def test_whoami_unmapped_exits_one(
     done = run("whoami", "--file", str(config), env=env)
     assert done.returncode == 1
     assert "no match" in done.stdout
+
+
+def test_whoami_unknown_profile_is_a_config_error(aws_env: dict[str, str]) -> None:
+    done = run("whoami", "--profile", "nope", env=aws_env)
+    assert done.returncode == 2
+    assert "nope" in done.stderr

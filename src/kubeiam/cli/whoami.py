@@ -19,14 +19,21 @@ import click
 from kubeiam.cli.app import report_errors
 from kubeiam.errors import ConfigError, KubeAPIError
 
+#: Where GetCallerIdentity goes when neither --region, the environment nor the profile names one.
+DEFAULT_STS_REGION = "us-east-1"
+
 
 def caller_identity(profile: str | None, region: str | None) -> dict[str, str]:
     """STS GetCallerIdentity: ``Arn``, ``Account`` and ``UserId``."""
     from kubeiam.admin.awsclients import AWSClients, translate_errors
 
-    clients = AWSClients(profile=profile, region=region or "us-east-1")
-    sts = clients.sts
     with translate_errors("sts:GetCallerIdentity"):
+        if region is None:
+            # The profile's or the environment's region, else STS's home region.
+            import botocore.session
+
+            region = botocore.session.Session(profile=profile).get_config_variable("region")
+        sts = AWSClients(profile=profile, region=region or DEFAULT_STS_REGION).sts
         answer = sts.get_caller_identity()
     return {
         "Arn": str(answer["Arn"]),
