@@ -343,11 +343,16 @@ def test_corrupted_aws_auth_edit_keeps_the_valid_mappings(
     assert info["username"] == "kept"
 
 
-def test_server_log_holds_no_secret(system: System) -> None:
-    # Runs after the others in this module: every key handed out has been used by then.
+def test_server_log_holds_no_secret_and_no_refused_api_call(system: System) -> None:
+    user = system.create_user("e2e-log-check")
+    system.mapping("add-user", user.arn, "--username", "log-check", "--group", "e2e-log")
+    assert system.wait_authenticated(system.token_kubeconfig(user))["username"] == "log-check"
     text = system.server.log_text()
-    assert "token review" in text
-    for secret in system.secrets():
+    assert f"arn={user.arn}" in text
+    for secret in system.secrets():  # every key handed out in this session so far
         assert secret not in text
     assert "X-Amz-Signature" not in text
     assert "k8s-aws-v1." not in text
+    # The server read everything it needed with deploy/rbac.yaml's grants: no API call refused.
+    assert '"HTTP/1.1 403' not in text
+    assert '"HTTP/1.1 401' not in text
