@@ -125,23 +125,22 @@ def choose_plan(mode: str, build: bool, say: Callable[[str], None]) -> Plan:
     needed = (KUBERNETES, ETCD)
     go = shutil.which("go")
     if not all(is_cached(recipe, root) for recipe in needed):
+        fallback = "showing the webhook's answers instead of kubectl's"
         if go is None:
-            line = (
-                "no kube-apiserver binaries (Go not found): showing the webhook's answers "
-                "instead of kubectl's"
-            )
             if mode == "cluster":
-                raise DemoError(f"{line}; install Go 1.25+ and run `make demo DEMO_BUILD=1`")
-            return Plan(None, line)
+                raise DemoError(
+                    f"--mode cluster: no kube-apiserver binaries in {root} and Go not found; "
+                    "install Go 1.25+ and run `make demo DEMO_BUILD=1` once"
+                )
+            return Plan(None, f"no kube-apiserver binaries (Go not found): {fallback}")
+        how = (
+            "run `make demo DEMO_BUILD=1` once to build them with Go (about 15 minutes on "
+            "2 cores), then `make demo` shows kubectl"
+        )
         if not build:
-            line = (
-                f"no kube-apiserver binaries cached in {root}: showing the webhook's answers "
-                "instead of kubectl's (run `make demo DEMO_BUILD=1` once to build them with Go, "
-                "about 15 minutes on 2 cores, then `make demo` shows kubectl)"
-            )
             if mode == "cluster":
-                raise DemoError(line)
-            return Plan(None, line)
+                raise DemoError(f"--mode cluster: no kube-apiserver binaries in {root}; {how}")
+            return Plan(None, f"no kube-apiserver binaries cached in {root}: {fallback}; {how}")
         say(f"building kube-apiserver, kubectl and etcd into {root} (once; about 15 minutes)")
         try:
             ensure(root, go=go, environ=os.environ, recipes=needed, on_outcome=lambda o: None)

@@ -163,8 +163,8 @@ def demo(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
         ("auto", False, "no kube-apiserver binaries (Go not found): showing the webhook's answers"),
         ("auto", True, "run `make demo DEMO_BUILD=1` once to build them with Go"),
         ("server", True, "server-only mode requested"),
-        ("cluster", False, "error: install Go 1.25+ and run `make demo DEMO_BUILD=1`"),
-        ("cluster", True, "error: run `make demo DEMO_BUILD=1` once"),
+        ("cluster", False, "error: Go not found; install Go 1.25+ and run `make demo DEMO_BUILD"),
+        ("cluster", True, "error: run `make demo DEMO_BUILD=1` once to build them with Go"),
     ],
     ids=["no-go", "go-but-not-asked-to-build", "server-asked", "cluster-no-go", "cluster-go"],
 )
