@@ -346,8 +346,8 @@ class Demo:
         started = time.monotonic()
         self.console.print(f"[bold]kubeiam demo[/]: {_escape(self.plan.line)}", soft_wrap=True)
         self.note(
-            f"working directory {self.workdir} (HOME for every command; removed at the end); "
-            "commands below run there with .venv/bin on PATH"
+            f"commands run in {self.workdir} with HOME={self.rel(self.home)} there (AWS "
+            "profiles, kubeconfig, token cache) and .venv/bin on PATH; all removed at the end"
         )
         self.start_local_aws()
         if self.with_cluster:
