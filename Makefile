@@ -19,6 +19,7 @@ check: install
 	$(BIN)/ruff check src tests bench demo
 	$(BIN)/ruff format --check src tests bench demo
 	$(BIN)/mypy
+	$(BIN)/mypy demo/run.py
 	$(BIN)/lint-imports
 
 test: install
