@@ -234,7 +234,8 @@ class Background:
     """A long-running child (kubeiam server) in its own process group, its output in a log.
 
     With ``setpriv`` it also gets a parent-death signal, so even a SIGKILLed demo leaves no
-    server behind.
+    server behind. (The harness's ManagedProcess does the same but always passes this
+    process's environment; the server must get the demo's.)
     """
 
     def __init__(self, argv: Sequence[str], *, cwd: Path, env: dict[str, str], log: Path) -> None:
@@ -270,15 +271,6 @@ class Background:
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=15)
         self._log.close()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # -- the demo --------------------------------------------------------------------------------
@@ -405,6 +397,12 @@ class Demo:
         with os.fdopen(fd, "w") as handle:
             parser.write(handle)
 
+    @staticmethod
+    def _free_port() -> int:
+        from tests.e2e.cluster.control_plane import free_port
+
+        return free_port()
+
     def _server_argv(self, *extra: str) -> list[str]:
         assert self.aws is not None
         return [
@@ -452,7 +450,7 @@ class Demo:
 
         assert self.plan.binaries is not None
         self.step("Cluster: the kubeiam webhook, etcd and kube-apiserver on 127.0.0.1")
-        self.server_port = free_port()
+        self.server_port = self._free_port()
         self.sh.run(
             "kubeiam",
             "init",
@@ -501,7 +499,7 @@ class Demo:
 
     def start_webhook_alone(self) -> None:
         self.step("The kubeiam webhook alone (no API server): mappings from a DynamicFile")
-        self.server_port = free_port()
+        self.server_port = self._free_port()
         self.sh.run(
             "kubeiam",
             "init",
