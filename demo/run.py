@@ -143,7 +143,13 @@ def choose_plan(mode: str, build: bool, say: Callable[[str], None]) -> Plan:
             return Plan(None, f"no kube-apiserver binaries cached in {root}: {fallback}; {how}")
         say(f"building kube-apiserver, kubectl and etcd into {root} (once; about 15 minutes)")
         try:
-            ensure(root, go=go, environ=os.environ, recipes=needed, on_outcome=lambda o: None)
+            ensure(
+                root,
+                go=go,
+                environ=os.environ,
+                recipes=needed,
+                on_outcome=lambda outcome: say(outcome.describe()),
+            )
         except BuildError as error:
             raise DemoError(str(error)) from None
     found = binaries(root)
