@@ -342,6 +342,40 @@ def test_corrupted_aws_auth_edit_keeps_the_valid_mappings(
     assert info is not None
     assert info["username"] == "kept"
 
+    # 3. Conflicting duplicates (the same ARN twice, different groups: the reference let the last
+    #    one win): the whole version is refused, the previous one keeps serving, and a user the
+    #    bad edit adds gets nothing from it.
+    intruder = system.create_user("e2e-intruder")
+    before = system.server.metric(failures)
+    conflicting = dict(partly)
+    conflicting["mapUsers"] = (
+        partly["mapUsers"]
+        + f"- userarn: {kept.arn}\n  username: kept\n  groups: [system:masters]\n"
+        + f"- userarn: {intruder.arn}\n  username: intruder\n  groups: [system:masters]\n"
+    )
+    system.write_aws_auth(conflicting)
+    wait_for(
+        lambda: True if system.server.metric(failures) > before else None,
+        timeout=GRANT_SECONDS,
+        what="the server to refuse the conflicting aws-auth",
+    )
+    info = system.whoami(kubeconfig)
+    assert info is not None
+    assert _groups(info) == {"e2e-kept-group", "system:authenticated"}
+    assert system.whoami(system.token_kubeconfig(intruder, cache=False)) is None
+
+
+def test_removing_an_aws_auth_mapping_revokes_access(system: System) -> None:
+    user = system.create_user("e2e-leaver")
+    system.mapping("add-user", user.arn, "--username", "leaver", "--group", "e2e-leaver")
+    kubeconfig = system.token_kubeconfig(user, cache=False)
+    assert system.wait_authenticated(kubeconfig)["username"] == "leaver"
+    system.mapping("remove", user.arn)
+    assert f"userarn: {user.arn}" not in system.aws_auth_data().get("mapUsers", "")
+    # A fresh token per request: no answer of kube-apiserver's success cache applies, so the
+    # refusal follows the server's watch within seconds.
+    assert system.wait_unauthorized(kubeconfig, timeout=GRANT_SECONDS) < GRANT_SECONDS
+
 
 def test_server_log_holds_no_secret_and_no_refused_api_call(system: System) -> None:
     user = system.create_user("e2e-log-check")
