@@ -297,13 +297,14 @@ class Demo:
         stack: contextlib.ExitStack,
         plan: Plan,
         workdir: Path,
+        redact: Redactor,
     ) -> None:
         self.console = console
         self.stack = stack
         self.plan = plan
         self.workdir = workdir
         self.home = workdir / "home"
-        self.redact = Redactor()
+        self.redact = redact
         self.cluster: ControlPlane | None = None
         self.server: Background | None = None
         self.server_port = 0
@@ -895,17 +896,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     console = Console(highlight=False, soft_wrap=True)
+    redact = Redactor()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         with contextlib.ExitStack() as stack:
             workdir = stack.enter_context(_workdir())
-            plan = choose_plan(args.mode, args.build, lambda m: console.print(f"# {m}"))
-            Demo(console, stack, plan, workdir).run()
+            plan = choose_plan(args.mode, args.build, lambda m: console.print(f"# {_escape(m)}"))
+            Demo(console, stack, plan, workdir, redact).run()
     except KeyboardInterrupt:
         console.print("\n[bold red]demo interrupted[/]: everything it started has been stopped")
         return 130
-    except DemoError as error:
-        console.print(f"\n[bold red]demo failed[/]: {_escape(str(error))}", soft_wrap=True)
+    except Exception as error:  # any failure: one clear message, after everything is stopped
+        what = str(error) if isinstance(error, DemoError) else f"{type(error).__name__}: {error}"
+        console.print(f"\n[bold red]demo failed[/]: {_escape(redact(what))}", soft_wrap=True)
         console.print("everything it started has been stopped and its files removed")
         return 1
     finally:
