@@ -245,6 +245,14 @@ def test_node_role_is_named_after_the_instance_private_dns_name(system: System) 
     assert "Forbidden" in other.stderr, other.stderr
     listing = system.kubectl(kubeconfig, "get", "nodes")
     assert "only its own Node object" in listing.stderr, listing.stderr
+
+    # A session name that is no instance, or an instance EC2 does not know: no node name, no
+    # access (the template cannot be rendered, so the entry does not map the identity).
+    for session in ("not-an-instance", "i-0123456789abcdef0"):
+        stranger = system.token_kubeconfig(
+            agent, role=node_role, session_name=session, label=f"e2e-node-{session}"
+        )
+        assert system.whoami(stranger) is None, session
     secrets = system.kubectl(kubeconfig, "get", "secrets", "-n", "kube-system")
     assert "Forbidden" in secrets.stderr
 
