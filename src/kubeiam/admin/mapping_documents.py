@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from kubeiam.arn import arn_key, canonicalize_mapping_arn
 from kubeiam.errors import ConfigError, MappingError
+from kubeiam.keys import get_any_case, key_in, set_any_case
 from kubeiam.mapping.aws_auth import AwsAuthDocument, Change, read_aws_auth
 from kubeiam.mapping.backends.crd import entries_from_objects
 from kubeiam.mapping.model import (
@@ -120,21 +121,6 @@ def _same_key(written: object, key: str) -> bool:
         return arn_key(canonicalize_mapping_arn(written).canonical) == key
     except MappingError:
         return arn_key(written) == key
-
-
-def _field(entry: Mapping[str, Any], name: str) -> Any:
-    for k, v in entry.items():
-        if str(k).lower() == name:
-            return v
-    return None
-
-
-def _set_field(entry: Any, name: str, value: Any) -> None:
-    for k in list(entry):
-        if str(k).lower() == name:
-            entry[k] = value
-            return
-    entry[name] = value
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,20 +259,21 @@ class FileMappings:
 
     def _list(self, section: str, *, create: bool) -> Any:
         holder = self._holder(create=create)
-        for key, value in holder.items():
-            if str(key).lower() == section.lower():
-                if value is None:
-                    if not create:
-                        return []
-                    holder[key] = []
-                    return holder[key]
-                if not isinstance(value, list):
-                    raise ConfigError(f"{self._name}: `{key}` is not a list")
-                return value
-        if not create:
-            return []
-        holder[section] = []
-        return holder[section]
+        key = key_in(holder, section.lower())
+        if key is None:
+            if not create:
+                return []
+            holder[section] = []
+            return holder[section]
+        value = holder[key]
+        if value is None:
+            if not create:
+                return []
+            holder[key] = []
+            return holder[key]
+        if not isinstance(value, list):
+            raise ConfigError(f"{self._name}: `{key}` is not a list")
+        return value
 
     def _drop_empty(self) -> None:
         holder = self._holder(create=False)
@@ -299,10 +286,9 @@ class FileMappings:
 
     def _arn_key_name(self, items: Sequence[Any], wanted: str) -> str:
         for entry in items:
-            if isinstance(entry, dict):
-                for key in entry:
-                    if str(key).lower() == wanted:
-                        return str(key)
+            key = key_in(entry, wanted) if isinstance(entry, dict) else None
+            if key is not None:
+                return str(key)
         if self._json:
             return wanted
         return {"rolearn": "roleARN", "userarn": "userARN"}[wanted]
@@ -347,15 +333,18 @@ class FileMappings:
             self._dirty = True
             return Change.ADDED
         first = items[found[0]]
-        old_user, old_groups = _field(first, "username"), list(_field(first, "groups") or [])
+        old_user, old_groups = (
+            get_any_case(first, "username"),
+            list(get_any_case(first, "groups") or []),
+        )
         if old_user == username and old_groups == list(groups) and len(found) == 1:
             return Change.UNCHANGED
         if not replace:
             raise _refuse_different(what, old_user, old_groups)
         for i in reversed(found[1:]):
             del items[i]
-        _set_field(first, "username", username)
-        _set_field(first, "groups", list(groups))
+        set_any_case(first, "username", username)
+        set_any_case(first, "groups", list(groups))
         self._dirty = True
         return Change.REPLACED
 
@@ -373,7 +362,7 @@ class FileMappings:
         _validate(kind, arn, username, groups)
         return self._upsert(
             section,
-            lambda e: _same_key(_field(e, field), key),
+            lambda e: _same_key(get_any_case(e, field), key),
             entry,
             arn,
             username,
@@ -452,7 +441,8 @@ class FileMappings:
                 key = arn_key(arn_or_account)
             for section, field in ((ROLES, "rolearn"), (USERS, "userarn")):
                 removed |= self._remove_where(
-                    section, lambda e, f=field: isinstance(e, dict) and _same_key(_field(e, f), key)
+                    section,
+                    lambda e, f=field: isinstance(e, dict) and _same_key(get_any_case(e, f), key),
                 )
         else:
             removed = self._remove_where(ACCOUNTS, lambda e: str(e).strip() == arn_or_account)
@@ -488,7 +478,7 @@ def _plain(value: Any) -> Any:
 
 
 def _sso_key(entry: Any) -> tuple[str, str, str] | None:
-    if not isinstance(entry, dict) or _field(entry, "sso") is None:
+    if not isinstance(entry, dict) or get_any_case(entry, "sso") is None:
         return None
     try:
         parsed, _ = parse_role_entry(_plain(entry))

@@ -32,6 +32,7 @@ from kubeiam.admin import roundtrip
 from kubeiam.admin.files import locked_update
 from kubeiam.arn import arn_key, canonicalize_mapping_arn
 from kubeiam.errors import ConfigError, GuardError, MappingError
+from kubeiam.keys import get_any_case, key_in
 
 #: Groups and username prefix that mark a node entry: removing it locks nodes out.
 NODE_GROUPS = frozenset({"system:nodes", "system:bootstrappers"})
@@ -107,16 +108,9 @@ def _same_arn(a: str, b: str) -> bool:
     return arn_key(ca) == arn_key(cb)
 
 
-def _field(entry: dict[str, Any], name: str) -> Any:
-    for key, value in entry.items():
-        if str(key).lower() == name:
-            return value
-    return None
-
-
 def _is_node_entry(entry: dict[str, Any]) -> bool:
-    username = str(_field(entry, "username") or "")
-    groups = {str(g) for g in (_field(entry, "groups") or ())}
+    username = str(get_any_case(entry, "username") or "")
+    groups = {str(g) for g in (get_any_case(entry, "groups") or ())}
     return username.startswith(NODE_USERNAME_PREFIX) or bool(groups & NODE_GROUPS)
 
 
@@ -201,7 +195,10 @@ class LocalFileMappingWriter:
                 entry_arn = _arn_of(entry)
                 if entry_arn is None or not _same_arn(entry_arn, arn):
                     continue
-                have = (str(_field(entry, "username") or ""), list(_field(entry, "groups") or []))
+                have = (
+                    str(get_any_case(entry, "username") or ""),
+                    list(get_any_case(entry, "groups") or []),
+                )
                 if have == (username, list(groups)):
                     outcome.append(MappingChange.UNCHANGED)
                     return old if old is not None else dump(doc)
@@ -228,10 +225,9 @@ class LocalFileMappingWriter:
     def _arn_key(self, items: Any, kind: EntryKind) -> str:
         wanted = "userarn" if kind is EntryKind.USER else "rolearn"
         for entry in items:
-            if isinstance(entry, dict):
-                for key in entry:
-                    if str(key).lower() == wanted:
-                        return str(key)
+            key = key_in(entry, wanted) if isinstance(entry, dict) else None
+            if key is not None:
+                return str(key)
         keys = self._keys()
         return keys.user_arn if kind is EntryKind.USER else keys.role_arn
 
@@ -299,14 +295,15 @@ class LocalFileMappingWriter:
                 del doc[key]
 
     def _list(self, holder: Any, name: str, *, create: bool) -> Any | None:
-        for key, value in holder.items():
-            if str(key).lower() == name.lower():
-                if value is None and create:
-                    holder[key] = []
-                    return holder[key]
-                if value is not None and not isinstance(value, list):
-                    raise ConfigError(f"{self.path}: `{key}` is not a list")
-                return value
+        key = key_in(holder, name.lower())
+        if key is not None:
+            value = holder[key]
+            if value is None and create:
+                holder[key] = []
+                return holder[key]
+            if value is not None and not isinstance(value, list):
+                raise ConfigError(f"{self.path}: `{key}` is not a list")
+            return value
         if not create:
             return None
         holder[name] = []

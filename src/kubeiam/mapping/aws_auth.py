@@ -29,6 +29,7 @@ import yaml
 
 from kubeiam.arn import arn_key
 from kubeiam.errors import MappingError
+from kubeiam.keys import get_any_case, set_any_case
 from kubeiam.mapping.model import (
     ACCOUNTS,
     ROLES,
@@ -331,7 +332,7 @@ class AwsAuthDocument:
         key = _canonical_key(name, arn)
         found = []
         for raw, start, end in self._spans(name):
-            value = _get(raw, arn_field) if isinstance(raw, Mapping) else None
+            value = get_any_case(raw, arn_field) if isinstance(raw, Mapping) else None
             if isinstance(value, str) and _canonical_key(name, value) == key:
                 found.append((raw, start, end))
         return found
@@ -388,13 +389,13 @@ class AwsAuthDocument:
             self._append(name, entry)
             return Change.ADDED
         raw, start, end = found[0]
-        old_groups = list(_get(raw, "groups") or [])
-        if _get(raw, "username") == username and old_groups == list(groups) and len(found) == 1:
+        old_user = get_any_case(raw, "username")
+        old_groups = list(get_any_case(raw, "groups") or [])
+        if old_user == username and old_groups == list(groups) and len(found) == 1:
             return Change.UNCHANGED
         if not replace:
             raise MappingError(
-                f"{name} already maps {arn} to username {_get(raw, 'username')!r} with groups "
-                f"{old_groups}",
+                f"{name} already maps {arn} to username {old_user!r} with groups {old_groups}",
                 hint="pass --replace to overwrite it",
             )
         style = _style_of(self._text(name))
@@ -402,15 +403,15 @@ class AwsAuthDocument:
             self._splice(name, s, e, "")
         lines = self._text(name).splitlines()
         entry = _load_entry(lines[start:end], style)
-        _set(entry, "username", username)
-        _set(entry, "groups", CommentedSeq(groups))
+        set_any_case(entry, "username", username)
+        set_any_case(entry, "groups", CommentedSeq(groups))
         self._splice(name, start, end, _render_entry(entry, style))
         return Change.REPLACED
 
     def _find_sso(self, key: tuple[str, str, str]) -> list[tuple[Any, int, int]]:
         found = []
         for raw, start, end in self._spans(ROLES):
-            if isinstance(raw, Mapping) and _get(raw, "sso") is not None:
+            if isinstance(raw, Mapping) and get_any_case(raw, "sso") is not None:
                 try:
                     entry, _ = parse_role_entry(raw)
                 except MappingError:
@@ -449,21 +450,22 @@ class AwsAuthDocument:
             self._append(ROLES, new)
             return Change.ADDED
         raw, start, end = found[0]
-        old_groups = list(_get(raw, "groups") or [])
-        if _get(raw, "username") == username and old_groups == list(groups) and len(found) == 1:
+        old_user = get_any_case(raw, "username")
+        old_groups = list(get_any_case(raw, "groups") or [])
+        if old_user == username and old_groups == list(groups) and len(found) == 1:
             return Change.UNCHANGED
         if not replace:
             raise MappingError(
                 f"{ROLES} already maps permission set {permission_set} in account {account_id} "
-                f"to username {_get(raw, 'username')!r} with groups {old_groups}",
+                f"to username {old_user!r} with groups {old_groups}",
                 hint="pass --replace to overwrite it",
             )
         style = _style_of(self._text(ROLES))
         for _, s, e in reversed(found[1:]):
             self._splice(ROLES, s, e, "")
         entry = _load_entry(self._text(ROLES).splitlines()[start:end], style)
-        _set(entry, "username", username)
-        _set(entry, "groups", CommentedSeq(groups))
+        set_any_case(entry, "username", username)
+        set_any_case(entry, "groups", CommentedSeq(groups))
         self._splice(ROLES, start, end, _render_entry(entry, style))
         return Change.REPLACED
 
@@ -514,21 +516,6 @@ def _render_scalar(value: Any) -> str:
     buf = io.StringIO()
     YAML(typ="rt").dump([value], buf)
     return buf.getvalue()[2:]
-
-
-def _get(entry: Mapping[str, Any], key: str) -> Any:
-    for k, v in entry.items():
-        if str(k).lower() == key:
-            return v
-    return None
-
-
-def _set(entry: Any, key: str, value: Any) -> None:
-    for k in list(entry):
-        if str(k).lower() == key:
-            entry[k] = value
-            return
-    entry[key] = value
 
 
 def _canonical_key(section: str, arn: str) -> str:

@@ -54,6 +54,7 @@ from typing import ClassVar, TypeAlias, TypeVar
 from kubeiam.arn import ACCOUNT_ID, PARTITION_NAME, arn_key, canonicalize_mapping_arn
 from kubeiam.errors import MappingError
 from kubeiam.identity import Identity
+from kubeiam.keys import fold_keys
 from kubeiam.mapping.templates import validate_template
 from kubeiam.partitions import PARTITIONS
 
@@ -330,13 +331,9 @@ def format_issues(issues: Sequence[LoadIssue]) -> str:
 def _lower_keys(raw: object, what: str) -> dict[str, object]:
     if not isinstance(raw, Mapping):
         raise MappingError(f"{what} entry must be a mapping, not {type(raw).__name__}")
-    out: dict[str, object] = {}
-    for k, v in raw.items():
-        key = str(k).lower()
-        if key in out:
-            raise MappingError(f"key {k!r} is given twice (keys are case-insensitive)")
-        out[key] = v
-    return out
+    return fold_keys(
+        raw, lambda k: MappingError(f"key {k!r} is given twice (keys are case-insensitive)")
+    )
 
 
 def _string(value: object, name: str, *, required: bool) -> str:

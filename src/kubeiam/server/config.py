@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from kubeiam.errors import ConfigError
+from kubeiam.keys import fold_keys
 from kubeiam.partitions import PARTITIONS
 
 log = logging.getLogger(__name__)
@@ -181,18 +182,19 @@ _SSO_KEYS = {
 
 
 def _lower_keys(where: str, doc: Mapping[Any, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in doc.items():
+    def fold(key: object) -> str:
         if not isinstance(key, str):
             raise ConfigError(f"{where}: key {key!r} is not a string")
-        low = key.lower()
-        if low in out:
-            raise ConfigError(
-                f"{where}: key {key!r} appears twice (keys are case-insensitive)",
-                hint="keep one spelling of the key",
-            )
-        out[low] = value
-    return out
+        return key.lower()
+
+    return fold_keys(
+        doc,
+        lambda key: ConfigError(
+            f"{where}: key {key!r} appears twice (keys are case-insensitive)",
+            hint="keep one spelling of the key",
+        ),
+        fold=fold,
+    )
 
 
 def _canonical_entry(where: str, entry: Any, table: Mapping[str, str]) -> dict[str, Any]:
