@@ -388,6 +388,22 @@ class AwsAuthDocument:
             entry["groups"] = CommentedSeq(groups)
             self._append(name, entry)
             return Change.ADDED
+        return self._update_found(name, found, arn, username, groups, replace)
+
+    def _update_found(
+        self,
+        name: str,
+        found: list[tuple[Any, int, int]],
+        what: str,
+        username: str,
+        groups: Sequence[str],
+        replace: bool,
+    ) -> Change:
+        """The entries ``found`` for ``what`` in section ``name``: the same mapping once ->
+        unchanged; otherwise refused unless ``replace``, which rewrites the first in place and
+        drops the rest."""
+        from ruamel.yaml.comments import CommentedSeq
+
         raw, start, end = found[0]
         old_user = get_any_case(raw, "username")
         old_groups = list(get_any_case(raw, "groups") or [])
@@ -395,14 +411,13 @@ class AwsAuthDocument:
             return Change.UNCHANGED
         if not replace:
             raise MappingError(
-                f"{name} already maps {arn} to username {old_user!r} with groups {old_groups}",
+                f"{name} already maps {what} to username {old_user!r} with groups {old_groups}",
                 hint="pass --replace to overwrite it",
             )
         style = _style_of(self._text(name))
         for _, s, e in reversed(found[1:]):
             self._splice(name, s, e, "")
-        lines = self._text(name).splitlines()
-        entry = _load_entry(lines[start:end], style)
+        entry = _load_entry(self._text(name).splitlines()[start:end], style)
         set_any_case(entry, "username", username)
         set_any_case(entry, "groups", CommentedSeq(groups))
         self._splice(name, start, end, _render_entry(entry, style))
@@ -449,25 +464,8 @@ class AwsAuthDocument:
         if not found:
             self._append(ROLES, new)
             return Change.ADDED
-        raw, start, end = found[0]
-        old_user = get_any_case(raw, "username")
-        old_groups = list(get_any_case(raw, "groups") or [])
-        if old_user == username and old_groups == list(groups) and len(found) == 1:
-            return Change.UNCHANGED
-        if not replace:
-            raise MappingError(
-                f"{ROLES} already maps permission set {permission_set} in account {account_id} "
-                f"to username {old_user!r} with groups {old_groups}",
-                hint="pass --replace to overwrite it",
-            )
-        style = _style_of(self._text(ROLES))
-        for _, s, e in reversed(found[1:]):
-            self._splice(ROLES, s, e, "")
-        entry = _load_entry(self._text(ROLES).splitlines()[start:end], style)
-        set_any_case(entry, "username", username)
-        set_any_case(entry, "groups", CommentedSeq(groups))
-        self._splice(ROLES, start, end, _render_entry(entry, style))
-        return Change.REPLACED
+        what = f"permission set {permission_set} in account {account_id}"
+        return self._update_found(ROLES, found, what, username, groups, replace)
 
     def remove_sso(self, permission_set: str, account_id: str, *, partition: str = "aws") -> Change:
         """Remove every ``sso:`` entry for that permission set in that account."""
