@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from kubeiam.cli.app import report_errors
-from kubeiam.partitions import PARTITIONS
+from kubeiam.cli.options import sts_options
 from kubeiam.server.config import (
     CLUSTER_ID_ENV,
     ServerConfig,
@@ -74,7 +74,6 @@ def config_from_options(config_file: Path | None, options: dict[str, Any]) -> Se
     "--backend-mode",
     help="Ordered, comma-separated mapping backends: MountedFile, EKSConfigMap, CRD, DynamicFile.",
 )
-@click.option("--partition", type=click.Choice(sorted(PARTITIONS)), help="AWS partition.")
 @click.option(
     "--kubeconfig",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -98,31 +97,8 @@ def config_from_options(config_file: Path | None, options: dict[str, Any]) -> Se
     type=click.IntRange(1, 10_000),
     help="ec2:DescribeInstances burst [default: 5].",
 )
-@click.option(
-    "--sts-resolve",
-    "sts_resolve",
-    multiple=True,
-    metavar="HOST=ADDR:PORT",
-    help=f"Send requests for the STS host HOST to ADDR:PORT. Repeatable; also env {RESOLVE_ENV}.",
-)
-@click.option(
-    "--sts-ca-bundle",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="PEM file of the CAs trusted for STS (instead of the system's).",
-)
-@click.option(
-    "--sts-allowed-host",
-    "sts_allowed_hosts",
-    multiple=True,
-    metavar="HOST=REGION",
-    help="Also accept this STS host (e.g. a VPC endpoint) signing for REGION. Repeatable.",
-)
-@click.option(
-    "--sts-timeout",
-    type=click.FloatRange(0, 3600, min_open=True),
-    help="Connect and read timeout of the STS call, in seconds [default: 10].",
-)
 @click.option("-l", "--log-format", type=click.Choice(["text", "json"]), help="Log format.")
+@sts_options(overrides_config=True)
 @report_errors
 def server_command(config_file: Path | None, **options: Any) -> None:
     from kubeiam.server.run import configure_logging, run

@@ -6,19 +6,16 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
 from kubeiam.cli.app import report_errors
+from kubeiam.cli.options import sts_options
+from kubeiam.cli.token import CLUSTER_ID_ENV
 from kubeiam.errors import ConfigError
 from kubeiam.identity import Identity
-from kubeiam.partitions import DEFAULT_PARTITION, PARTITIONS
-from kubeiam.token.sts import (
-    DEFAULT_TIMEOUT,
-    RESOLVE_ENV,
-    parse_resolve_specs,
-    resolve_specs_from_env,
-)
+from kubeiam.token.sts import RESOLVE_ENV, parse_resolve_specs, resolve_specs_from_env
 from kubeiam.token.validation import parse_allowed_hosts
 from kubeiam.token.verifier import verify_token_sync
 
@@ -67,21 +64,14 @@ def _read_token(token: str) -> str:
     "-i",
     "--cluster-id",
     required=True,
-    envvar="KUBEIAM_CLUSTER_ID",
-    help="The cluster id the token must be bound to (env KUBEIAM_CLUSTER_ID).",
+    envvar=CLUSTER_ID_ENV,
+    help=f"The cluster id the token must be bound to (env {CLUSTER_ID_ENV}).",
 )
 @click.option(
     "-t",
     "--token",
     required=True,
     help="The token (k8s-aws-v1....), or '-' to read it from standard input.",
-)
-@click.option(
-    "--partition",
-    type=click.Choice(sorted(PARTITIONS)),
-    default=DEFAULT_PARTITION,
-    show_default=True,
-    help="The AWS partition whose STS hosts are accepted.",
 )
 @click.option(
     "-o",
@@ -91,33 +81,7 @@ def _read_token(token: str) -> str:
     show_default=True,
     help="Output format.",
 )
-@click.option(
-    "--sts-resolve",
-    "sts_resolve",
-    multiple=True,
-    metavar="HOST=ADDR:PORT",
-    help="Send requests for the STS host HOST to ADDR:PORT (TLS, Host and SNI stay HOST). "
-    f"Repeatable; also env {RESOLVE_ENV} (comma-separated).",
-)
-@click.option(
-    "--sts-ca-bundle",
-    type=click.Path(exists=True, dir_okay=False),
-    help="PEM file of the CAs trusted for STS (instead of the system's).",
-)
-@click.option(
-    "--sts-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_TIMEOUT,
-    show_default=True,
-    help="Connect and read timeout for STS, in seconds.",
-)
-@click.option(
-    "--sts-allowed-host",
-    "sts_allowed_hosts",
-    multiple=True,
-    metavar="HOST=REGION",
-    help="Also accept this STS host (e.g. a VPC endpoint) signing for REGION. Repeatable.",
-)
+@sts_options(overrides_config=False)
 @report_errors
 def verify_command(
     cluster_id: str,
@@ -125,7 +89,7 @@ def verify_command(
     partition: str,
     output: str,
     sts_resolve: tuple[str, ...],
-    sts_ca_bundle: str | None,
+    sts_ca_bundle: Path | None,
     sts_timeout: float,
     sts_allowed_hosts: tuple[str, ...],
 ) -> None:
@@ -137,7 +101,7 @@ def verify_command(
         cluster_id=cluster_id,
         partition=partition,
         resolve=resolve,
-        ca_bundle=sts_ca_bundle,
+        ca_bundle=str(sts_ca_bundle) if sts_ca_bundle else None,
         timeout=sts_timeout,
         allowed_hosts=allowed,
     )
