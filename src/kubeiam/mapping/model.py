@@ -132,6 +132,11 @@ def _where(location: Location | None) -> str:
     return f"{location}: " if location is not None else ""
 
 
+def _describe_arn(location: Location | None, key: str, arn: str, userid: str) -> str:
+    """How a role or user entry is named in messages: its ARN key and value, and its userid."""
+    return f"{_where(location)}{key} {arn or '(none)'}" + (f" userid {userid}" if userid else "")
+
+
 @dataclass(frozen=True, slots=True)
 class RoleMapping:
     """A ``mapRoles`` entry for one IAM role."""
@@ -148,9 +153,7 @@ class RoleMapping:
     location: Location | None = field(default=None, compare=False)
 
     def describe(self) -> str:
-        return f"{_where(self.location)}rolearn {self.rolearn or '(none)'}" + (
-            f" userid {self.userid}" if self.userid else ""
-        )
+        return _describe_arn(self.location, "rolearn", self.rolearn, self.userid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +169,7 @@ class UserMapping:
     location: Location | None = field(default=None, compare=False)
 
     def describe(self) -> str:
-        return f"{_where(self.location)}userarn {self.userarn or '(none)'}" + (
-            f" userid {self.userid}" if self.userid else ""
-        )
+        return _describe_arn(self.location, "userarn", self.userarn, self.userid)
 
 
 @dataclass(frozen=True, slots=True)
