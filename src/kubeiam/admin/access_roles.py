@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubeiam.admin.iam_api import IAMApi, policy_equal, tag_list
+from kubeiam.admin.iam_api import policy_equal, tag_list
+from kubeiam.admin.iam_steps import IAMSteps, PolicyHolder
 from kubeiam.admin.iam_users import POLICY_VERSION, kubeconfig_command, mapping_note
-from kubeiam.admin.mapping_writer import MappingChange, MappingWriter
-from kubeiam.admin.rollback import Rollback, Steps, transaction
+from kubeiam.admin.mapping_writer import MappingWriter
+from kubeiam.admin.rollback import Rollback, transaction
 from kubeiam.errors import AWSAdminError, ConfigError
 
 TAG_MANAGED_BY = "kubeiam:managed-by"
@@ -119,10 +120,8 @@ class DeleteRoleResult:
         }
 
 
-class AccessRoleWorkflows(Steps):
+class AccessRoleWorkflows(IAMSteps):
     """Seed 2. Mixed into :class:`kubeiam.admin.iam.IAMAdmin`."""
-
-    api: IAMApi
 
     def _managed_tags(self, role: str) -> dict[str, str] | None:
         """The role's tags if kubeiam created it, else None."""
@@ -181,23 +180,20 @@ class AccessRoleWorkflows(Steps):
             else:
                 self.progress(f"IAM group {group} exists")
             tx.step("group-policy")
-            self._ensure_group_policy(tx, group, policy_name, assume_role_policy(role_arn))
+            self._ensure_inline_policy(
+                tx,
+                PolicyHolder.GROUP,
+                group,
+                policy_name,
+                assume_role_policy(role_arn),
+                grants="sts:AssumeRole",
+            )
             tx.step("mapping")
             if mapping is None:
                 notes.append(mapping_note("rolearn", role_arn, k8s_username, k8s_groups))
             else:
                 change = mapping.add_role(role_arn, k8s_username, k8s_groups)
-                if change is MappingChange.ADDED:
-                    tx.did(
-                        f"mapping of {role_arn} in {mapping.target}",
-                        lambda: mapping.remove(role_arn),
-                    )
-                    self.progress(
-                        f"mapped {role_arn} to {k8s_username} {list(k8s_groups)} in "
-                        f"{mapping.target}"
-                    )
-                else:
-                    self.progress(f"mapping of {role_arn} in {mapping.target} is in place")
+                self._record_mapping(tx, mapping, change, role_arn, k8s_username, k8s_groups)
             tx.step("done")
 
         for note in notes:
@@ -261,41 +257,6 @@ class AccessRoleWorkflows(Steps):
             )
             self.progress(f"repaired the trust policy of {name}")
 
-    def _ensure_group_policy(
-        self, tx: Rollback, group: str, policy: str, document: dict[str, Any]
-    ) -> None:
-        current = self.api.missing("get_group_policy", group, GroupName=group, PolicyName=policy)
-        if current is not None and policy_equal(current["PolicyDocument"], document):
-            self.progress(f"policy {policy} of group {group} is in place")
-            return
-        self.api.call(
-            "put_group_policy",
-            group,
-            GroupName=group,
-            PolicyName=policy,
-            PolicyDocument=json.dumps(document),
-        )
-        if current is None:
-            tx.did(
-                f"inline policy {policy} of group {group}",
-                lambda: self.api.call(
-                    "delete_group_policy", group, GroupName=group, PolicyName=policy
-                ),
-            )
-        else:
-            old = json.dumps(current["PolicyDocument"])
-            tx.did(
-                f"update of policy {policy} of group {group}",
-                lambda: self.api.call(
-                    "put_group_policy",
-                    group,
-                    GroupName=group,
-                    PolicyName=policy,
-                    PolicyDocument=old,
-                ),
-            )
-        self.progress(f"put policy {policy} (sts:AssumeRole) on group {group}")
-
     # -- membership ----------------------------------------------------------------------------
 
     def grant(
@@ -352,10 +313,7 @@ class AccessRoleWorkflows(Steps):
             group = group or (tags or {}).get(TAG_ACCESS_GROUP)
         group = group or name
 
-        self._step("mapping")
-        if mapping is not None and mapping.remove(role_arn) is MappingChange.REMOVED:
-            removed.append(f"mapping of {role_arn} in {mapping.target}")
-            self.progress(f"removed the mapping of {role_arn} from {mapping.target}")
+        self._remove_mapping(mapping, role_arn, removed)
         self._step("group")
         self._delete_group(name, group, removed, notes)
         self._step("role")

@@ -25,9 +25,10 @@ from typing import Any
 
 from kubeiam.admin import credentials_file as credfile
 from kubeiam.admin.credentials_file import AccessKey
-from kubeiam.admin.iam_api import IAMApi, policy_equal, tag_list
+from kubeiam.admin.iam_api import tag_list
+from kubeiam.admin.iam_steps import IAMSteps, PolicyHolder
 from kubeiam.admin.mapping_writer import MappingChange, MappingWriter
-from kubeiam.admin.rollback import Rollback, Steps, transaction
+from kubeiam.admin.rollback import Rollback, transaction
 from kubeiam.errors import AWSAdminError, ConfigError
 
 #: IAM allows two access keys per user.
@@ -124,10 +125,8 @@ class OffboardResult:
         }
 
 
-class UserWorkflows(Steps):
+class UserWorkflows(IAMSteps):
     """Seed 1. Mixed into :class:`kubeiam.admin.iam.IAMAdmin`."""
-
-    api: IAMApi
 
     def onboard_user(
         self,
@@ -179,7 +178,14 @@ class UserWorkflows(Steps):
                 )
 
             tx.step("put-user-policy")
-            self._ensure_user_policy(tx, name, policy_name, describe_cluster_policy(cluster_arn))
+            self._ensure_inline_policy(
+                tx,
+                PolicyHolder.USER,
+                name,
+                policy_name,
+                describe_cluster_policy(cluster_arn),
+                grants="eks:DescribeCluster",
+            )
 
             tx.step("mapping")
             if mapping is None:
@@ -234,21 +240,6 @@ class UserWorkflows(Steps):
             new_key=new if print_credentials else None,
         )
 
-    def _record_mapping(
-        self,
-        tx: Rollback,
-        mapping: MappingWriter,
-        change: MappingChange,
-        arn: str,
-        username: str,
-        groups: Sequence[str],
-    ) -> None:
-        if change is MappingChange.ADDED:
-            tx.did(f"mapping of {arn} in {mapping.target}", lambda: mapping.remove(arn))
-            self.progress(f"mapped {arn} to {username} {list(groups)} in {mapping.target}")
-        else:
-            self.progress(f"mapping of {arn} in {mapping.target} is in place")
-
     def _ensure_user(self, tx: Rollback, name: str, tags: dict[str, str]) -> str:
         user = self.api.user(name)
         if user is None:
@@ -283,35 +274,6 @@ class UserWorkflows(Steps):
 
         tx.did(f"tags {sorted(wanted)} of {name}", undo)
         self.progress(f"set tags {sorted(wanted)} on IAM user {name}")
-
-    def _ensure_user_policy(
-        self, tx: Rollback, name: str, policy: str, document: dict[str, Any]
-    ) -> None:
-        current = self.api.missing("get_user_policy", name, UserName=name, PolicyName=policy)
-        if current is not None and policy_equal(current["PolicyDocument"], document):
-            self.progress(f"inline policy {policy} of {name} is in place")
-            return
-        self.api.call(
-            "put_user_policy",
-            name,
-            UserName=name,
-            PolicyName=policy,
-            PolicyDocument=json.dumps(document),
-        )
-        if current is None:
-            tx.did(
-                f"inline policy {policy} of {name}",
-                lambda: self.api.call("delete_user_policy", name, UserName=name, PolicyName=policy),
-            )
-        else:
-            old = json.dumps(current["PolicyDocument"])
-            tx.did(
-                f"update of inline policy {policy} of {name}",
-                lambda: self.api.call(
-                    "put_user_policy", name, UserName=name, PolicyName=policy, PolicyDocument=old
-                ),
-            )
-        self.progress(f"put inline policy {policy} (eks:DescribeCluster) on {name}")
 
     def _create_access_key(self, tx: Rollback, name: str, existing: Sequence[str]) -> AccessKey:
         if len(existing) >= MAX_ACCESS_KEYS:
@@ -362,10 +324,7 @@ class UserWorkflows(Steps):
             notes.append(f"IAM user {name} does not exist")
         user_arn = str(user["Arn"]) if user is not None else self.api.user_arn(name)
 
-        self._step("mapping")
-        if mapping is not None and mapping.remove(user_arn) is MappingChange.REMOVED:
-            removed.append(f"mapping of {user_arn} in {mapping.target}")
-            self.progress(f"removed the mapping of {user_arn} from {mapping.target}")
+        self._remove_mapping(mapping, user_arn, removed)
 
         deleted_keys: set[str] = set()
         if user is not None:

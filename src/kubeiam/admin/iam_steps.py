@@ -1,0 +1,86 @@
+"""The steps seed 1 (:mod:`kubeiam.admin.iam_users`) and seed 2 (:mod:`kubeiam.admin.access_roles`)
+both take: put an inline policy on a user or a group, map an ARN, remove that mapping."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from kubeiam.admin.iam_api import IAMApi, policy_equal
+from kubeiam.admin.mapping_writer import MappingChange, MappingWriter
+from kubeiam.admin.rollback import Rollback, Steps
+
+
+class PolicyHolder(enum.Enum):
+    """What an inline policy is put on; the value is the IAM API's word for it."""
+
+    USER = "user"
+    GROUP = "group"
+
+    def label(self, name: str) -> str:
+        """How the holder is named in progress lines (a user by its name alone)."""
+        return name if self is PolicyHolder.USER else f"group {name}"
+
+
+class IAMSteps(Steps):
+    """Base of the seed workflow mixins: the steps they share."""
+
+    api: IAMApi
+
+    def _ensure_inline_policy(
+        self,
+        tx: Rollback,
+        holder: PolicyHolder,
+        name: str,
+        policy: str,
+        document: dict[str, Any],
+        *,
+        grants: str,
+    ) -> None:
+        """Put inline ``policy`` on user or group ``name`` unless it is there as ``document``
+        (``grants`` is the action named in the progress line); record how to undo it."""
+        kind = holder.value
+        ids = {f"{kind.capitalize()}Name": name, "PolicyName": policy}
+        label = holder.label(name)
+        current = self.api.missing(f"get_{kind}_policy", name, **ids)
+        if current is not None and policy_equal(current["PolicyDocument"], document):
+            self.progress(f"inline policy {policy} of {label} is in place")
+            return
+        self.api.call(f"put_{kind}_policy", name, **ids, PolicyDocument=json.dumps(document))
+        if current is None:
+            tx.did(
+                f"inline policy {policy} of {label}",
+                lambda: self.api.call(f"delete_{kind}_policy", name, **ids),
+            )
+        else:
+            old = json.dumps(current["PolicyDocument"])
+            tx.did(
+                f"update of inline policy {policy} of {label}",
+                lambda: self.api.call(f"put_{kind}_policy", name, **ids, PolicyDocument=old),
+            )
+        self.progress(f"put inline policy {policy} ({grants}) on {label}")
+
+    def _record_mapping(
+        self,
+        tx: Rollback,
+        mapping: MappingWriter,
+        change: MappingChange,
+        arn: str,
+        username: str,
+        groups: Sequence[str],
+    ) -> None:
+        """Say what mapping ``arn`` did; a new mapping is undone on rollback."""
+        if change is MappingChange.ADDED:
+            tx.did(f"mapping of {arn} in {mapping.target}", lambda: mapping.remove(arn))
+            self.progress(f"mapped {arn} to {username} {list(groups)} in {mapping.target}")
+        else:
+            self.progress(f"mapping of {arn} in {mapping.target} is in place")
+
+    def _remove_mapping(self, mapping: MappingWriter | None, arn: str, removed: list[str]) -> None:
+        """The first step of a removal: the cluster mapping goes, so access ends at once."""
+        self._step("mapping")
+        if mapping is not None and mapping.remove(arn) is MappingChange.REMOVED:
+            removed.append(f"mapping of {arn} in {mapping.target}")
+            self.progress(f"removed the mapping of {arn} from {mapping.target}")
