@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ class InsideAWS:
     ns: NetNamespace
     moto_url: str
     ca_bundle: Path
-    admin_keys: tuple[str, str]
+    admin_keys: tuple[str, str] = field(repr=False)
     home: Path
 
     def admin(self, service: str) -> Any:
@@ -498,8 +498,8 @@ def test_both_servers_return_the_same_user(
         assert answer["status"]["authenticated"] is True, f"{name} server: {answer}"
     reference = answers["reference"][1]["status"]["user"]
     kubeiam = answers["kubeiam"][1]["status"]["user"]
-    for field in USER_FIELDS:
-        assert as_read(kubeiam, field) == as_read(reference, field), field
+    for key in USER_FIELDS:
+        assert as_read(kubeiam, key) == as_read(reference, key), key
     assert kubeiam == expected_user(identity, identities, token)
     # The one difference in the JSON itself: Go's `omitempty` drops an empty group list, kubeiam
     # writes `[]`. UserInfo.groups is optional, so kube-apiserver reads both as no groups.
@@ -593,3 +593,18 @@ def _listed() -> list[str]:
         ["ip", "netns", "list"], capture_output=True, text=True, timeout=30, check=True
     )
     return [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
+
+
+def test_kubeiam_server_logs_no_token(
+    servers: dict[str, Server], tokens: dict[tuple[str, str], str]
+) -> None:
+    """After every review above, kubeiam's log holds no token and no presigned signature."""
+    log = servers["kubeiam"].log.read_text()
+    assert '"msg":"token review"' in log
+    for token in tokens.values():
+        assert token not in log
+        payload = token.removeprefix("k8s-aws-v1.")
+        url = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+        signature = re.search(r"X-Amz-Signature=([0-9a-f]+)", url)
+        assert signature is not None
+        assert signature.group(1) not in log
