@@ -120,14 +120,43 @@ class StoredMappings:
         return self.mappings.lookup(identity)
 
 
-class WatchedBackend(abc.ABC):
+class StoredBackend:
+    """What every backend shares: the :class:`StoredMappings` it serves, and the ``ready``,
+    ``mappings``, ``store`` and ``match`` the chain and the server read off it."""
+
+    name = ""
+    _store: StoredMappings
+
+    @property
+    def ready(self) -> bool:
+        return self._store.ready
+
+    @property
+    def mappings(self) -> MappingSet:
+        return self._store.mappings
+
+    @property
+    def store(self) -> StoredMappings:
+        return self._store
+
+    def match(self, identity: Identity) -> MatchResult | None:
+        return self._store.match(identity)
+
+
+async def cancel_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel a backend's background task (if any) and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class WatchedBackend(StoredBackend, abc.ABC):
     """Shared life cycle of the backends fed by a Kubernetes watch (EKSConfigMap, CRD).
 
     Subclasses implement ``replace_all`` and ``apply`` (the reflector's handler) and
     ``_make_source`` (the lightkube source used when no source was injected).
     """
-
-    name = ""
 
     def __init__(
         self,
@@ -150,18 +179,6 @@ class WatchedBackend(abc.ABC):
         self._on_failure = on_failure
         self.reflector: Reflector | None = None
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self._store.ready
-
-    @property
-    def mappings(self) -> MappingSet:
-        return self._store.mappings
-
-    @property
-    def store(self) -> StoredMappings:
-        return self._store
 
     @abc.abstractmethod
     def _make_source(self, client: Any) -> WatchSource:
@@ -205,19 +222,13 @@ class WatchedBackend(abc.ABC):
         self._task = asyncio.create_task(self.reflector.run(), name=f"kubeiam-{self.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
         if self._client is not None:
             close = getattr(self._client, "close", None)
             if close is not None:
                 await close()
             self._client = None
-
-    def match(self, identity: Identity) -> MatchResult | None:
-        return self._store.match(identity)
 
 
 class _ThreadedHandler:

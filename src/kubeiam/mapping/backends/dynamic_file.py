@@ -22,7 +22,6 @@ The file has the reference's shape (keys case-insensitive, as Go's JSON decoding
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -34,7 +33,9 @@ from kubeiam.mapping.backends import (
     DYNAMIC_FILE,
     FailureHook,
     SkippedHook,
+    StoredBackend,
     StoredMappings,
+    cancel_task,
 )
 from kubeiam.mapping.model import LoadResult, MappingSet, MatchResult, load_sections
 
@@ -63,7 +64,7 @@ def parse_dynamic_file(content: bytes, *, user_id_strict: bool = False) -> LoadR
     return load_sections(document, match_by_user_id=user_id_strict)
 
 
-class DynamicFile:
+class DynamicFile(StoredBackend):
     """Mappings from a JSON file that other software rewrites while the server runs."""
 
     name = DYNAMIC_FILE
@@ -87,18 +88,6 @@ class DynamicFile:
         self._present = False
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def ready(self) -> bool:
-        return self._store.ready
-
-    @property
-    def mappings(self) -> MappingSet:
-        return self._store.mappings
-
-    @property
-    def store(self) -> StoredMappings:
-        return self._store
-
     async def start(self) -> None:
         """Load the file now, then poll it in the background."""
         await self.check_async()
@@ -106,11 +95,8 @@ class DynamicFile:
             self._task = asyncio.create_task(self._poll(), name=f"kubeiam-{self.name}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
 
     async def _poll(self) -> None:
         while True:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kubeiam.identity import Identity
-from kubeiam.mapping.backends import MOUNTED_FILE, StoredMappings
-from kubeiam.mapping.model import ACCOUNTS, ROLES, USERS, MappingSet, MatchResult, load_sections
+from kubeiam.mapping.backends import MOUNTED_FILE, StoredBackend, StoredMappings
+from kubeiam.mapping.model import ACCOUNTS, ROLES, USERS, load_sections
 
 
-class MountedFile:
+class MountedFile(StoredBackend):
     """Mappings from the server config file (``server.mapRoles`` ...)."""
 
     name = MOUNTED_FILE
@@ -38,19 +37,8 @@ class MountedFile:
         self._store.install(result, source="config file")
         self.load_result = result
 
-    @property
-    def ready(self) -> bool:
-        return self._store.ready
-
-    @property
-    def mappings(self) -> MappingSet:
-        return self._store.mappings
-
     async def start(self) -> None:
         """Nothing to watch: the entries were loaded when the backend was built."""
 
     async def stop(self) -> None:
         """Nothing to stop."""
-
-    def match(self, identity: Identity) -> MatchResult | None:
-        return self._store.match(identity)
