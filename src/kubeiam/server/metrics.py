@@ -19,6 +19,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from kubeiam.mapping.backends import DYNAMIC_FILE, EKS_CONFIG_MAP
+
 NAMESPACE = "aws_iam_authenticator"
 KUBEIAM_NAMESPACE = "kubeiam"
 #: client_golang's DefBuckets, which the reference's latency histogram uses. Python's default
@@ -145,9 +147,9 @@ class ServerMetrics:
     def backend_failure(self, backend: str) -> None:
         """Count a backend failure; the reference's own counters for its two watched backends."""
         self.backend_failures.labels(backend).inc()
-        if backend == "EKSConfigMap":
+        if backend == EKS_CONFIG_MAP:
             self.configmap_watch_failures.inc()
-        elif backend == "DynamicFile":
+        elif backend == DYNAMIC_FILE:
             self.dynamicfile_failures.inc()
 
     def backend_failure_hook(self, backend: str) -> Callable[[], None]:
