@@ -389,8 +389,13 @@ def test_server_log_holds_no_secret_and_no_refused_api_call(system: System) -> N
     user = system.create_user("e2e-log-check")
     system.mapping("add-user", user.arn, "--username", "log-check", "--group", "e2e-log")
     assert system.wait_authenticated(system.token_kubeconfig(user))["username"] == "log-check"
-    text = system.server.log_text()
-    assert f"arn={user.arn}" in text
+
+    def logged() -> str | None:
+        text = system.server.log_text()
+        return text if f"arn={user.arn}" in text else None
+
+    # The server writes log lines on a thread of their own, a moment after answering.
+    text = wait_for(logged, timeout=10, what="the review's log line")
     for secret in system.secrets():  # every key handed out in this session so far
         assert secret not in text
     assert "X-Amz-Signature" not in text
