@@ -67,6 +67,11 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+def say(message: str) -> None:
+    """Tell the user what happened, on stderr (stdout carries only machine output)."""
+    click.echo(f"kubeiam: {message}", err=True)
+
+
 def report_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator for command callbacks: the one place domain errors become exit codes."""
 

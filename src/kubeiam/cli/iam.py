@@ -7,7 +7,6 @@ stdout, as JSON.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -16,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kubeiam.cli.app import report_errors
+from kubeiam.cli.app import report_errors, say
+from kubeiam.cli.options import option_group, split_values
 from kubeiam.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -24,15 +24,11 @@ if TYPE_CHECKING:
     from kubeiam.admin.mapping_writer import MappingWriter
 
 
-def _progress(message: str) -> None:
-    click.echo(f"kubeiam: {message}", err=True)
-
-
 def _admin(profile: str | None, region: str | None) -> IAMAdmin:
     from kubeiam.admin.awsclients import AWSClients
     from kubeiam.admin.iam import IAMAdmin
 
-    return IAMAdmin(AWSClients(profile=profile, region=region), progress=_progress)
+    return IAMAdmin(AWSClients(profile=profile, region=region), progress=say)
 
 
 def _mapping(mapping_file: Path | None) -> MappingWriter | None:
@@ -52,17 +48,6 @@ def _mapping(mapping_file: Path | None) -> MappingWriter | None:
     from kubeiam.admin.mapping_writer import LocalFileMappingWriter
 
     return LocalFileMappingWriter(mapping_file)
-
-
-def _split(values: Sequence[str]) -> list[str]:
-    """``--groups a,b --groups c`` -> [a, b, c] (order kept, duplicates dropped)."""
-    out: list[str] = []
-    for value in values:
-        for item in value.split(","):
-            item = item.strip()
-            if item and item not in out:
-                out.append(item)
-    return out
 
 
 def _parse_tags(values: Sequence[str]) -> dict[str, str]:
@@ -90,24 +75,19 @@ def _emit(summary: dict[str, Any], output: str, rows: list[tuple[str, str]]) -> 
     Console(highlight=False, soft_wrap=True).print(table)
 
 
-def aws_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--profile / --region / --output, shared by every `kubeiam iam` command."""
-
-    @click.option("--profile", help="AWS profile the admin calls run with.")
-    @click.option("--region", help="AWS region (default: the profile's or AWS_REGION).")
-    @click.option(
+#: --profile / --region / --output, shared by every `kubeiam iam` command.
+aws_options = option_group(
+    click.option("--profile", help="AWS profile the admin calls run with."),
+    click.option("--region", help="AWS region (default: the profile's or AWS_REGION)."),
+    click.option(
         "--output",
         "-o",
         type=click.Choice(["table", "json"]),
         default="table",
         show_default=True,
         help="Format of the result on stdout.",
-    )
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-
-    return wrapper
+    ),
+)
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -115,39 +95,34 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def mapping_file_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--mapping-file, or --mapping-store aws-auth|crd with its kubeconfig and context."""
-    for option in reversed(
-        (
-            click.option(
-                "--mapping-file",
-                type=click.Path(dir_okay=False, path_type=Path),
-                help="Local mapping file to edit (server config YAML, or DynamicFile JSON).",
-            ),
-            click.option(
-                "--mapping-store",
-                type=click.Choice(["aws-auth", "crd"]),
-                expose_value=False,
-                callback=_remember,
-                help="Write the mapping to the cluster's aws-auth or IAMIdentityMapping objects.",
-            ),
-            click.option(
-                "--mapping-kubeconfig",
-                type=click.Path(dir_okay=False, path_type=Path),
-                expose_value=False,
-                callback=_remember,
-                help="kubeconfig for --mapping-store (default: $KUBECONFIG, ~/.kube/config).",
-            ),
-            click.option(
-                "--mapping-context",
-                expose_value=False,
-                callback=_remember,
-                help="kubeconfig context for --mapping-store.",
-            ),
-        )
-    ):
-        func = option(func)
-    return func
+#: --mapping-file, or --mapping-store aws-auth|crd with its kubeconfig and context.
+mapping_file_option = option_group(
+    click.option(
+        "--mapping-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Local mapping file to edit (server config YAML, or DynamicFile JSON).",
+    ),
+    click.option(
+        "--mapping-store",
+        type=click.Choice(["aws-auth", "crd"]),
+        expose_value=False,
+        callback=_remember,
+        help="Write the mapping to the cluster's aws-auth or IAMIdentityMapping objects.",
+    ),
+    click.option(
+        "--mapping-kubeconfig",
+        type=click.Path(dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_remember,
+        help="kubeconfig for --mapping-store (default: $KUBECONFIG, ~/.kube/config).",
+    ),
+    click.option(
+        "--mapping-context",
+        expose_value=False,
+        callback=_remember,
+        help="kubeconfig context for --mapping-store.",
+    ),
+)
 
 
 @click.group("iam")
@@ -206,7 +181,7 @@ def onboard_user_command(
     result = _admin(profile, region).onboard_user(
         name,
         cluster=cluster,
-        groups=_split(groups),
+        groups=split_values(groups),
         username=username,
         tags=_parse_tags(tags),
         region=region,
@@ -304,7 +279,7 @@ def create_access_role_command(
     result = _admin(profile, region).create_access_role(
         name,
         cluster=cluster,
-        k8s_groups=_split(k8s_groups),
+        k8s_groups=split_values(k8s_groups),
         iam_group=iam_group,
         username=username,
         mapping=_mapping(mapping_file),

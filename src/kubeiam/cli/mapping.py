@@ -7,19 +7,19 @@ findings, explanations, backups) goes to stdout; what happened goes to stderr.
 from __future__ import annotations
 
 import asyncio
-import functools
 import getpass
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from kubeiam.cli.app import report_errors
+from kubeiam.cli.app import report_errors, say
+from kubeiam.cli.options import option_group, split_values
 from kubeiam.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 STORES = ("aws-auth", "crd", "file")
-
-
-def _say(message: str) -> None:
-    click.echo(f"kubeiam: {message}", err=True)
 
 
 def _now() -> datetime:
@@ -90,42 +86,32 @@ def mapping_writer_for(
     )
 
 
-def store_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--store / --kubeconfig / --context / --file, on every subcommand."""
-
-    @click.option(
+#: --store / --kubeconfig / --context / --file, on every subcommand.
+store_options = option_group(
+    click.option(
         "--store",
         type=click.Choice(STORES),
         help="Where the mappings live (default: file with --file, else aws-auth).",
-    )
-    @click.option(
+    ),
+    click.option(
         "--kubeconfig",
         type=click.Path(dir_okay=False, path_type=Path),
         help="kubeconfig for aws-auth/crd (default: $KUBECONFIG, ~/.kube/config, in-cluster).",
-    )
-    @click.option("--context", help="kubeconfig context (default: its current context).")
-    @click.option(
+    ),
+    click.option("--context", help="kubeconfig context (default: its current context)."),
+    click.option(
         "--file",
         type=click.Path(dir_okay=False, path_type=Path),
         help="Mapping file for --store file (server config YAML, or DynamicFile .json).",
-    )
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
+    ),
+)
 
-    return wrapper
-
-
-def change_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--dry-run", is_flag=True, help="Print the unified diff; write nothing.")
-    @click.option(
+change_options = option_group(
+    click.option("--dry-run", is_flag=True, help="Print the unified diff; write nothing."),
+    click.option(
         "--force", is_flag=True, help="Allow changes to node entries and the last system:masters."
-    )
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-
-    return wrapper
+    ),
+)
 
 
 def _run_with_store(kwargs: dict[str, Any], body: Callable[[MappingStore], Awaitable[T]]) -> T:
@@ -155,32 +141,20 @@ def _who() -> str:
         return f"uid {os.getuid()}"
 
 
-def _split_groups(values: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    for value in values:
-        for item in value.split(","):
-            item = item.strip()
-            if item and item not in out:
-                out.append(item)
-    return out
-
-
 def _report(result: EditResult, what: str) -> None:
     from kubeiam.mapping.aws_auth import Change
 
     if result.diff and not result.written:
         click.echo(result.diff, nl=False)
     for overridden in result.forced:
-        _say(f"--force: {overridden}")
+        say(f"--force: {overridden}")
     if result.change is Change.UNCHANGED:
-        _say(f"{what}: unchanged in {result.target}")
+        say(f"{what}: unchanged in {result.target}")
     elif not result.written:
-        _say(
-            f"dry run: would have {result.change.value} {what} in {result.target}; nothing written"
-        )
+        say(f"dry run: would have {result.change.value} {what} in {result.target}; nothing written")
     else:
         retried = f" after {result.attempts - 1} conflict(s)" if result.attempts > 1 else ""
-        _say(f"{result.change.value} {what} in {result.target}{retried}")
+        say(f"{result.change.value} {what} in {result.target}{retried}")
 
 
 def _edit(
@@ -199,7 +173,7 @@ def _path_note(arn: str) -> None:
 
     mapped = canonicalize_mapping_arn(arn)
     if mapped.had_path:
-        _say(
+        say(
             f"warning: {arn} has an IAM path; STS reports the role's sessions without it, so "
             f"kubeiam matches it as {mapped.canonical} (kept as written)"
         )
@@ -215,15 +189,11 @@ def mapping_group() -> None:
     """
 
 
-def _identity_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--username", required=True, help="Kubernetes username (templates allowed).")
-    @click.option("--group", "groups", multiple=True, help="Kubernetes group (repeatable, or a,b).")
-    @click.option("--replace", is_flag=True, help="Overwrite a different mapping of the same ARN.")
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-
-    return wrapper
+_identity_options = option_group(
+    click.option("--username", required=True, help="Kubernetes username (templates allowed)."),
+    click.option("--group", "groups", multiple=True, help="Kubernetes group (repeatable, or a,b)."),
+    click.option("--replace", is_flag=True, help="Overwrite a different mapping of the same ARN."),
+)
 
 
 @mapping_group.command("add-user")
@@ -236,7 +206,7 @@ def add_user_command(
     arn: str, username: str, groups: tuple[str, ...], replace: bool, **kw: Any
 ) -> None:
     """Map IAM user ARN to a Kubernetes username and groups."""
-    group_list = _split_groups(groups)
+    group_list = split_values(groups)
     _edit(kw, lambda d: d.upsert_user(arn, username, group_list, replace=replace), f"user {arn}")
 
 
@@ -251,7 +221,7 @@ def add_role_command(
 ) -> None:
     """Map IAM role ARN (every session of it) to a Kubernetes username and groups."""
     _path_note(arn)
-    group_list = _split_groups(groups)
+    group_list = split_values(groups)
     _edit(kw, lambda d: d.upsert_role(arn, username, group_list, replace=replace), f"role {arn}")
 
 
@@ -273,7 +243,7 @@ def add_sso_command(
     **kw: Any,
 ) -> None:
     """Map every role of an IAM Identity Center permission set (AWSReservedSSO_<set>_<suffix>)."""
-    group_list = _split_groups(groups)
+    group_list = split_values(groups)
     _edit(
         kw,
         lambda d: d.upsert_sso(
@@ -351,7 +321,7 @@ def list_command(output: str, **kw: Any) -> None:
         snapshot = await store.read()
         result = snapshot.document.load()
         for issue in result.issues:
-            _say(f"{issue.severity.value}: {issue}")
+            say(f"{issue.severity.value}: {issue}")
         return [_entry_row(e) for e in result.mappings.entries]
 
     rows = _run_with_store(kw, body)
@@ -402,7 +372,7 @@ def lint_command(output: str, no_nodes: bool, **kw: Any) -> None:
         for f in findings:
             where = f"{f.location}: " if f.location else ""
             click.echo(f"{f.level.value}: [{f.code}] {where}{f.message}")
-    _say(f"{errors} error(s), {len(findings) - errors} warning(s)")
+    say(f"{errors} error(s), {len(findings) - errors} warning(s)")
     if errors:
         sys.exit(1)
 
@@ -477,8 +447,8 @@ def backup_command(output_file: Path | None, **kw: Any) -> None:
 
         ensure_private_dir(output_file.parent)
         atomic_write(output_file, text)
-        _say(f"wrote {output_file}")
-    _say(f"backup revision {record.revision} of {target} saved")
+        say(f"wrote {output_file}")
+    say(f"backup revision {record.revision} of {target} saved")
 
 
 @mapping_group.command("restore")
@@ -533,7 +503,7 @@ def restore_command(
                 f"revision {record.revision} records that {store.target} did not exist",
                 hint="remove the entries instead",
             )
-        _say(f"restoring revision {record.revision} saved {record.time} by {record.by}")
+        say(f"restoring revision {record.revision} saved {record.time} by {record.by}")
         return await _editor(store).restore(record.state, dry_run=dry_run, force=force)
 
     outcome = _run_with_store(kw, body)

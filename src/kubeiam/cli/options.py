@@ -1,14 +1,16 @@
-"""Options more than one command declares: how the one STS call of a verification is made.
+"""What more than one command's options share.
 
-``kubeiam verify`` and ``kubeiam server`` both verify tokens, so they take the same ``--partition``
-and ``--sts-*`` flags with the same help. The server's flags override its config file, so there
-an unset flag is None (the file's value or the config default stands) and is checked by the same
-rule as the file's key; ``verify`` has no file and shows its defaults.
+:func:`option_group` bundles options into one decorator; :func:`split_values` reads a repeatable
+option that also takes comma lists. :func:`sts_options`: ``kubeiam verify`` and ``kubeiam server``
+both verify tokens, so they take the same ``--partition`` and ``--sts-*`` flags with the same help.
+The server's flags override its config file, so there an unset flag is None (the file's value or
+the config default stands) and is checked by the same rule as the file's key; ``verify`` has no
+file and shows its defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +25,28 @@ _F = TypeVar("_F", bound=Callable[..., object])
 _CONFIG_MAX_TIMEOUT = 3600
 
 
+def option_group(*options: Callable[[_F], _F]) -> Callable[[_F], _F]:
+    """One decorator applying ``options``; help lists them in the order given."""
+
+    def decorate(command: _F) -> _F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def split_values(values: Sequence[str]) -> list[str]:
+    """``--groups a,b --groups c`` -> [a, b, c] (order kept, blanks and duplicates dropped)."""
+    out: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if item and item not in out:
+                out.append(item)
+    return out
+
+
 def sts_options(*, overrides_config: bool) -> Callable[[_F], _F]:
     """``--partition``, ``--sts-resolve``, ``--sts-ca-bundle``, ``--sts-allowed-host`` and
     ``--sts-timeout`` (parameters ``partition``, ``sts_resolve``, ``sts_ca_bundle`` (a Path),
@@ -35,7 +59,7 @@ def sts_options(*, overrides_config: bool) -> Callable[[_F], _F]:
     def default_help(value: object) -> str:
         return f" [default: {value}]" if overrides_config else ""
 
-    options = (
+    return option_group(
         click.option(
             "--partition",
             type=click.Choice(sorted(PARTITIONS)),
@@ -75,10 +99,3 @@ def sts_options(*, overrides_config: bool) -> Callable[[_F], _F]:
             help="Also accept this STS host (e.g. a VPC endpoint) signing for REGION. Repeatable.",
         ),
     )
-
-    def decorate(command: _F) -> _F:
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
