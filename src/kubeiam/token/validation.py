@@ -64,8 +64,10 @@ REQUIRED_KEYS = frozenset(ALLOWED_KEYS) - {"x-amz-security-token"}
 _URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 #: Host names as STS endpoints spell them: lower-case DNS labels.
 _HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
-_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+_HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
+#: SigV4's unreserved characters, and every byte's encoded spelling (itself, or ``%XX``).
+_UNRESERVED_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
+_ENCODED_BYTES = tuple(chr(b) if b in _UNRESERVED_BYTES else f"%{b:02X}" for b in range(256))
 #: A decoded query value: printable ASCII without spaces (session tokens are base64).
 _VALUE_CHARS = re.compile(r"[\x21-\x7e]*")
 _DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
@@ -225,18 +227,15 @@ def percent_decode(text: str) -> str:
     """
     if "%" not in text:
         return text
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "%":
-            if not _PERCENT_ESCAPE.fullmatch(text, i, i + 3):
-                raise TokenFormatError("the token's query has a malformed percent-escape")
-            out.append(int(text[i + 1 : i + 3], 16))
-            i += 3
-        else:
-            out.extend(ch.encode("ascii"))
-            i += 1
+    # Between two '%' signs there is one escape's two hex digits, then literal text: decoding
+    # per piece instead of per character keeps a session token (hundreds of escapes) cheap.
+    head, *pieces = text.split("%")
+    out = bytearray(head.encode("ascii"))
+    for piece in pieces:
+        if not _HEX_PAIR.match(piece):
+            raise TokenFormatError("the token's query has a malformed percent-escape")
+        out.append(int(piece[:2], 16))
+        out += piece[2:].encode("ascii")
     try:
         return out.decode("utf-8")
     except UnicodeDecodeError:
@@ -244,8 +243,15 @@ def percent_decode(text: str) -> str:
 
 
 def percent_encode(text: str) -> str:
-    """SigV4's encoding: everything but ``A-Za-z0-9-_.~`` as upper-case ``%XX``."""
-    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in text.encode("utf-8"))
+    """SigV4's encoding: everything but ``A-Za-z0-9-_.~`` as upper-case ``%XX`` of UTF-8.
+
+    An all-unreserved value is returned as is, others are mapped through a table in C: both
+    several times faster than formatting byte by byte, which was most of a review's validation.
+    """
+    raw = text.encode("utf-8")
+    if not raw.rstrip(_UNRESERVED_BYTES):
+        return text
+    return "".join(map(_ENCODED_BYTES.__getitem__, raw))
 
 
 def split_query(query: str) -> list[tuple[str, str]]:

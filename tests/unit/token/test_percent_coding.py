@@ -1,0 +1,108 @@
+"""validation's percent coding: SigV4's encoding of the canonical query, strict decoding.
+
+Both are on every review's path; each is checked against a byte-by-byte statement of its rule.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kubeiam.errors import TokenFormatError
+from kubeiam.token.validation import percent_decode, percent_encode
+
+CASES = [
+    ("", ""),
+    ("GetCallerIdentity", "GetCallerIdentity"),
+    (
+        "AKIAEXAMPLE/20261123/us-east-1/sts/aws4_request",
+        "AKIAEXAMPLE%2F20261123%2Fus-east-1%2Fsts%2Faws4_request",
+    ),
+    ("host;x-k8s-aws-id", "host%3Bx-k8s-aws-id"),
+    ("IQoJb3+/==", "IQoJb3%2B%2F%3D%3D"),
+    ("a b~c-d_e.f", "a%20b~c-d_e.f"),
+    ("é", "%C3%A9"),
+]
+
+
+@pytest.mark.parametrize(("text", "encoded"), CASES, ids=[c[0] or "empty" for c in CASES])
+def test_known_values(text: str, encoded: str) -> None:
+    assert percent_encode(text) == encoded
+
+
+#: SigV4's unreserved characters, written out from the specification.
+UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
+
+
+def sigv4_encode(text: str) -> str:
+    """The rule, byte by byte: the oracle the faster implementation must agree with."""
+    return "".join(chr(b) if b in UNRESERVED else f"%{b:02X}" for b in text.encode("utf-8"))
+
+
+@settings(max_examples=200)
+@given(st.text())
+def test_agrees_with_the_byte_by_byte_rule(text: str) -> None:
+    assert percent_encode(text) == sigv4_encode(text)
+
+
+@settings(max_examples=200)
+@given(st.text(alphabet="ABCXYZabcxyz0189-_.~+/=%&;: ", max_size=200))
+def test_agrees_on_query_like_text(text: str) -> None:
+    assert percent_encode(text) == sigv4_encode(text)
+
+
+def strict_decode(text: str) -> str:
+    """The decoding rule, character by character: the oracle for percent_decode."""
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        if text[i] == "%":
+            pair = text[i + 1 : i + 3]
+            if len(pair) != 2 or any(c not in "0123456789abcdefABCDEF" for c in pair):
+                raise ValueError("malformed")
+            out.append(int(pair, 16))
+            i += 3
+        else:
+            out += text[i].encode("ascii")
+            i += 1
+    return out.decode("utf-8")
+
+
+QUERY_CHARS = "ABCXYZabcxyz0189-_.~+/=:%"
+
+
+@settings(max_examples=200)
+@given(st.text(alphabet=QUERY_CHARS, max_size=120))
+def test_decode_agrees_with_the_character_by_character_rule(text: str) -> None:
+    try:
+        expected = strict_decode(text)
+    except (ValueError, UnicodeDecodeError):
+        with pytest.raises(TokenFormatError):
+            percent_decode(text)
+    else:
+        assert percent_decode(text) == expected
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=80))
+def test_decode_inverts_encode(text: str) -> None:
+    assert percent_decode(percent_encode(text)) == text
+
+
+MALFORMED = {
+    "lone": "%",
+    "trailing": "a%",
+    "one-digit": "a%4",
+    "non-hex": "%4g",
+    "double": "%%41",
+    "non-hex-first": "%G1",
+    "bad-utf8": "%ff",
+    "cut-utf8": "%C3",
+}
+
+
+@pytest.mark.parametrize("text", list(MALFORMED.values()), ids=list(MALFORMED))
+def test_decode_refuses_malformed_escapes(text: str) -> None:
+    with pytest.raises(TokenFormatError):
+        percent_decode(text)
