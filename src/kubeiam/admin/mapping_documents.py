@@ -88,14 +88,6 @@ class MappingDocument(Protocol):
     def remove_sso(self, permission_set: str, account_id: str, *, partition: str) -> Change: ...
 
 
-def _refuse_different(what: str, old_username: object, old_groups: object) -> MappingError:
-    return MappingError(
-        f"{what} is already mapped to username {old_username!r} with groups "
-        f"{list(old_groups) if isinstance(old_groups, list | tuple) else old_groups}",
-        hint="pass --replace to overwrite it, or use the same --username and --group values",
-    )
-
-
 def _check_role_or_user(arn: str, kind: str) -> str:
     """The canonical key of ``arn``; MappingError when it is not an IAM ``kind`` ARN."""
     mapped = canonicalize_mapping_arn(arn)
@@ -114,13 +106,40 @@ def _validate(kind: str, arn: str, username: str, groups: Sequence[str]) -> None
         parse_user_entry(probe)
 
 
-def _same_key(written: object, key: str) -> bool:
-    if not isinstance(written, str):
-        return False
+def _lenient_key(arn: str) -> str:
+    """The lookup key of an ARN as written: canonical when it parses, else as it stands (so a
+    malformed entry can still be found and removed)."""
     try:
-        return arn_key(canonicalize_mapping_arn(written).canonical) == key
+        return arn_key(canonicalize_mapping_arn(arn).canonical)
     except MappingError:
-        return arn_key(written) == key
+        return arn_key(arn)
+
+
+def _same_key(written: object, key: str) -> bool:
+    return isinstance(written, str) and _lenient_key(written) == key
+
+
+def _replacing(
+    what: str,
+    old_username: object,
+    old_groups: list[Any],
+    username: str,
+    groups: Sequence[str],
+    *,
+    copies: int,
+    replace: bool,
+) -> bool:
+    """An upsert found ``copies`` entries for ``what``, the first saying ``old_*``: False when it
+    is the one entry and says the same (unchanged); True to rewrite it (``replace``); otherwise
+    the change is refused."""
+    if old_username == username and old_groups == list(groups) and copies == 1:
+        return False
+    if not replace:
+        raise MappingError(
+            f"{what} is already mapped to username {old_username!r} with groups {old_groups}",
+            hint="pass --replace to overwrite it, or use the same --username and --group values",
+        )
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,14 +352,12 @@ class FileMappings:
             self._dirty = True
             return Change.ADDED
         first = items[found[0]]
-        old_user, old_groups = (
-            get_any_case(first, "username"),
-            list(get_any_case(first, "groups") or []),
-        )
-        if old_user == username and old_groups == list(groups) and len(found) == 1:
+        old_user = get_any_case(first, "username")
+        old_groups = list(get_any_case(first, "groups") or [])
+        if not _replacing(
+            what, old_user, old_groups, username, groups, copies=len(found), replace=replace
+        ):
             return Change.UNCHANGED
-        if not replace:
-            raise _refuse_different(what, old_user, old_groups)
         for i in reversed(found[1:]):
             del items[i]
         set_any_case(first, "username", username)
@@ -435,10 +452,7 @@ class FileMappings:
     def remove(self, arn_or_account: str) -> Change:
         removed = False
         if arn_or_account.startswith("arn:"):
-            try:
-                key = arn_key(canonicalize_mapping_arn(arn_or_account).canonical)
-            except MappingError:
-                key = arn_key(arn_or_account)
+            key = _lenient_key(arn_or_account)
             for section, field in ((ROLES, "rolearn"), (USERS, "userarn")):
                 removed |= self._remove_where(
                     section,
@@ -555,10 +569,10 @@ class CrdMappings:
             return Change.ADDED
         first = self.objects[found[0]].setdefault("spec", {})
         old_user, old_groups = first.get("username"), list(first.get("groups") or [])
-        if old_user == username and old_groups == list(groups) and len(found) == 1:
+        if not _replacing(
+            arn, old_user, old_groups, username, groups, copies=len(found), replace=replace
+        ):
             return Change.UNCHANGED
-        if not replace:
-            raise _refuse_different(arn, old_user, old_groups)
         for name in found[1:]:
             del self.objects[name]
         first["username"] = username
@@ -600,11 +614,7 @@ class CrdMappings:
     def remove(self, arn_or_account: str) -> Change:
         if not arn_or_account.startswith("arn:"):
             return Change.UNCHANGED
-        try:
-            key = arn_key(canonicalize_mapping_arn(arn_or_account).canonical)
-        except MappingError:
-            key = arn_key(arn_or_account)
-        found = self._find(key)
+        found = self._find(_lenient_key(arn_or_account))
         for name in found:
             del self.objects[name]
         return Change.REMOVED if found else Change.UNCHANGED
