@@ -6,7 +6,7 @@ the API answer 409, raised as :class:`ConflictError` so callers re-read and retr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from kubeiam.errors import ConflictError, KubeAPIError
@@ -31,56 +31,54 @@ def _api_error(action: str, exc: Any) -> KubeAPIError:
     return KubeAPIError(f"{action} failed ({code}): {message}")
 
 
-async def get_object(
-    client: Any, resource: Any, name: str, *, namespace: str | None = None
+async def _send(
+    action: str, request: Awaitable[Any], *, missing_ok: bool = False
 ) -> Mapping[str, Any] | None:
-    """The object as JSON, or None when it does not exist."""
+    """Await one API call and return the object as JSON; the client's errors become the kubeiam
+    tree (a 409 a :class:`ConflictError`). With ``missing_ok`` a 404 is None."""
     from httpx2 import HTTPError, HTTPStatusError
     from lightkube import ApiError
 
-    scope = {"namespace": namespace} if namespace is not None else {}
     try:
-        obj = await client.get(resource, name, **scope)
+        obj = await request
     except (ApiError, HTTPStatusError) as exc:
-        if _code(exc) == NOT_FOUND:
+        if missing_ok and _code(exc) == NOT_FOUND:
             return None
-        raise _api_error(f"get {resource.__name__} {name}", exc) from None
+        raise _api_error(action, exc) from None
     except HTTPError as exc:
-        raise KubeAPIError(f"get {resource.__name__} {name} failed: {exc}") from None
+        raise KubeAPIError(f"{action} failed: {exc}") from None
     out: Mapping[str, Any] = obj.to_dict()
     return out
 
 
+async def get_object(
+    client: Any, resource: Any, name: str, *, namespace: str | None = None
+) -> Mapping[str, Any] | None:
+    """The object as JSON, or None when it does not exist."""
+    scope = {"namespace": namespace} if namespace is not None else {}
+    return await _send(
+        f"get {resource.__name__} {name}", client.get(resource, name, **scope), missing_ok=True
+    )
+
+
 async def replace_object(client: Any, resource: Any, obj: Mapping[str, Any]) -> Mapping[str, Any]:
     """Replace ``obj`` (whose metadata carries the resourceVersion it was read at)."""
-    from httpx2 import HTTPError, HTTPStatusError
-    from lightkube import ApiError
-
     meta = obj.get("metadata") or {}
     name = meta.get("name", "")
     if not meta.get("resourceVersion"):
         raise KubeAPIError(f"refusing to replace {name} without a resourceVersion")
-    try:
-        new = await client.replace(resource.from_dict(dict(obj)))
-    except (ApiError, HTTPStatusError) as exc:
-        raise _api_error(f"replace {resource.__name__} {name}", exc) from None
-    except HTTPError as exc:
-        raise KubeAPIError(f"replace {resource.__name__} {name} failed: {exc}") from None
-    out: Mapping[str, Any] = new.to_dict()
-    return out
+    new = await _send(
+        f"replace {resource.__name__} {name}", client.replace(resource.from_dict(dict(obj)))
+    )
+    assert new is not None  # only get_object asks for None on 404
+    return new
 
 
 async def create_object(client: Any, resource: Any, obj: Mapping[str, Any]) -> Mapping[str, Any]:
     """Create ``obj``; an existing object of that name is a :class:`ConflictError`."""
-    from httpx2 import HTTPError, HTTPStatusError
-    from lightkube import ApiError
-
     name = (obj.get("metadata") or {}).get("name", "")
-    try:
-        new = await client.create(resource.from_dict(dict(obj)))
-    except (ApiError, HTTPStatusError) as exc:
-        raise _api_error(f"create {resource.__name__} {name}", exc) from None
-    except HTTPError as exc:
-        raise KubeAPIError(f"create {resource.__name__} {name} failed: {exc}") from None
-    out: Mapping[str, Any] = new.to_dict()
-    return out
+    new = await _send(
+        f"create {resource.__name__} {name}", client.create(resource.from_dict(dict(obj)))
+    )
+    assert new is not None  # only get_object asks for None on 404
+    return new
