@@ -5,7 +5,9 @@ Same machine, same token set, same STS front, measured in one run:
 * **servers**: ``kubeiam server`` and ``aws-iam-authenticator server`` read the same config file
   and review the same TokenReviews at concurrency 16 over keep-alive HTTPS connections (the
   load generator and helpers of bench_server.py): ``repeated`` (one token again and again) and
-  ``distinct`` (every token new to both servers). The reference calls
+  ``distinct`` (every token new to both servers). The token set alternates IAM-user keys and
+  assumed-role sessions (a session token in the query, as most EKS users sign); the repeated
+  token is a role session's. The reference calls
   ``https://sts.us-east-1.amazonaws.com`` with the system trust store and cannot be pointed
   elsewhere, so both servers run in a network namespace of their own (tests/e2e/netns.py) whose
   hosts file maps the STS names to 127.0.0.1, where the local STS front listens on 443, with
@@ -38,6 +40,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import re
 import shutil
@@ -74,6 +77,9 @@ from tests.e2e.netns import (  # noqa: E402
 import bench_server  # noqa: E402
 import bench_token  # noqa: E402
 from kubeiam.localaws.certificates import sts_host_names  # noqa: E402
+from kubeiam.partitions import sts_host_for_region  # noqa: E402
+from kubeiam.token.encoding import encode_token  # noqa: E402
+from kubeiam.token.presign import presign_get_caller_identity  # noqa: E402
 
 KUBEIAM = ROOT / ".venv" / "bin" / "kubeiam"
 CONCURRENCY = 16
@@ -110,6 +116,12 @@ class Measured:
     def p99(self) -> float:
         return bench_server.pct(self.latencies_ms, 99)
 
+    @property
+    def rig_cpu_ms_per_review(self) -> float:
+        """Server, STS front and load generator together: on two shared cores, the reviews
+        per second of the whole rig cannot exceed about 2000 / this."""
+        return self.cpu_ms_per_review + self.front_cpu_ms_per_review + self.client_cpu_ms_per_review
+
 
 @dataclass(frozen=True)
 class Row:
@@ -141,23 +153,70 @@ def server_env(home: Path, ca_bundle: Path | None = None) -> dict[str, str]:
     return env
 
 
-def create_users(aws: LocalAWSInside, names: list[str]) -> list[tuple[str, str]]:
-    """IAM users with access keys, created in moto as the admin (this thread is inside)."""
+#: (access key id, secret, session token or None): what a token is signed with.
+Keys = tuple[str, str, str | None]
+ROLE = "bench-role"
+
+
+def create_signers(aws: LocalAWSInside, users: list[str]) -> list[Keys]:
+    """Signing keys of two kinds, alternating: each IAM user's own access key, and the same
+    user's session in role ROLE (a session token in the query, as most EKS users sign).
+
+    Made in moto as the admin, and through moto's STS (this thread is inside the namespace).
+    """
     import boto3
 
-    iam = boto3.client(
-        "iam",
-        endpoint_url=aws.moto_url,
-        region_name="us-east-1",
-        aws_access_key_id=aws.admin_keys[0],
-        aws_secret_access_key=aws.admin_keys[1],
-    )
-    keys = []
-    for name in names:
+    def client(service: str, keys: tuple[str, str]) -> Any:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=aws.moto_url,
+            region_name="us-east-1",
+            aws_access_key_id=keys[0],
+            aws_secret_access_key=keys[1],
+        )
+
+    iam = client("iam", aws.admin_keys)
+    principals = [f"arn:aws:iam::{ACCOUNT}:user/{name}" for name in users]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": principals}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    allow = {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role["Arn"]}
+    signers: list[Keys] = []
+    for name in users:
         iam.create_user(UserName=name)
+        iam.put_user_policy(
+            UserName=name,
+            PolicyName="assume-bench-role",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow]}),
+        )
         key = iam.create_access_key(UserName=name)["AccessKey"]
-        keys.append((str(key["AccessKeyId"]), str(key["SecretAccessKey"])))
-    return keys
+        user_keys = (str(key["AccessKeyId"]), str(key["SecretAccessKey"]))
+        session = client("sts", user_keys).assume_role(
+            RoleArn=role["Arn"], RoleSessionName=f"{name}@example.com"
+        )["Credentials"]
+        signers.append((*user_keys, None))
+        signers.append(
+            (session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"])
+        )
+    return signers
+
+
+def mint(keys: Keys, now: datetime) -> str:
+    """A token signed at `now` for bench_server's cluster (the presigner kubeiam token uses)."""
+    url = presign_get_caller_identity(
+        access_key_id=keys[0],
+        secret_access_key=keys[1],
+        session_token=keys[2],
+        region="us-east-1",
+        host=sts_host_for_region("us-east-1"),
+        cluster_id=bench_server.CLUSTER,
+        now=now,
+    )
+    return encode_token(url)
 
 
 def _wait_port(proc: subprocess.Popen[str], log: Path, pattern: str) -> int:
@@ -185,6 +244,13 @@ def start_servers(
             "mapUsers": [
                 {"userarn": f"arn:aws:iam::{ACCOUNT}:user/{u}", "username": u, "groups": ["bench"]}
                 for u in users
+            ],
+            "mapRoles": [
+                {
+                    "rolearn": f"arn:aws:iam::{ACCOUNT}:role/{ROLE}",
+                    "username": "bench:{{SessionName}}",
+                    "groups": ["bench"],
+                }
             ],
         },
     }
@@ -357,20 +423,20 @@ def bench_servers(
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         aws = start_localaws_inside(ns, KUBEIAM, env=server_env(work), log=work / "localaws.log")
-        users = [f"bench-{i}" for i in range(4)]
-        keys = create_users(aws, users)
+        users = [f"bench-{i}" for i in range(2)]
+        keys = create_signers(aws, users)
         now = datetime.now(UTC)
         # X-Amz-Date has one-second resolution: distinct tokens come from distinct signing
         # seconds and users, all within the 15-minute window.
         minted = [
-            bench_server.mint(*keys[i % len(keys)], now - timedelta(seconds=i // len(keys)))
+            mint(keys[i % len(keys)], now - timedelta(seconds=i // len(keys)))
             for i in range(distinct_count * rounds)
         ]
         distinct = [minted[r * distinct_count : (r + 1) * distinct_count] for r in range(rounds)]
         plan = {
             "rounds": rounds,
-            "warm": bench_server.mint(*keys[1], now + timedelta(seconds=2)),
-            "repeated": bench_server.mint(*keys[0], now + timedelta(seconds=1)),
+            "warm": mint(keys[0], now + timedelta(seconds=2)),
+            "repeated": mint(keys[1], now + timedelta(seconds=1)),
             "repeated_count": repeated_count,
             "distinct": distinct,
         }
@@ -462,6 +528,7 @@ def server_rows(measured: list[Measured]) -> list[Row]:
             ("server CPU ms/review", "cpu_ms_per_review"),
             ("STS front CPU ms/review", "front_cpu_ms_per_review"),
             ("load generator CPU ms/review", "client_cpu_ms_per_review"),
+            ("all three, CPU ms/review", "rig_cpu_ms_per_review"),
         ):
             mine, other = getattr(ours, attribute), getattr(theirs, attribute)
             rows.append(
