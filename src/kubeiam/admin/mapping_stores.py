@@ -35,6 +35,7 @@ from kubeiam.admin.mapping_documents import (
     MappingDocument,
 )
 from kubeiam.errors import ConfigError, ConflictError, KubeAPIError
+from kubeiam.kube.objects import NOT_FOUND, status_code
 from kubeiam.mapping.aws_auth import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
 from kubeiam.mapping.backends import CRD, DYNAMIC_FILE, EKS_CONFIG_MAP, MOUNTED_FILE
 
@@ -46,7 +47,6 @@ CRD_BACKUP_NAME = "iamidentitymapping-kubeiam-backup"
 FILE_BACKUP_SUFFIX = ".kubeiam-backup.json"
 #: Attempts at updating the backup ConfigMap when concurrent writers race on it.
 _BACKUP_ATTEMPTS = 8
-_NOT_FOUND = 404
 
 
 class StoreKind(enum.Enum):
@@ -154,13 +154,6 @@ def next_revision(records: list[BackupRecord]) -> int:
 # Kubernetes
 
 
-def _code(exc: Any) -> int | None:
-    code = getattr(getattr(exc, "status", None), "code", None)
-    if code is None:
-        code = getattr(getattr(exc, "response", None), "status_code", None)
-    return code if isinstance(code, int) else None
-
-
 class _KubeStore:
     """What the aws-auth and CRD stores share: the client, nodes, the backup ConfigMap."""
 
@@ -191,7 +184,7 @@ class _KubeStore:
             return len([n async for n in self.client.list(Node)])
         except (ApiError, HTTPError) as exc:
             raise KubeAPIError(
-                f"cannot list nodes ({_code(exc)}): {str(exc).splitlines()[0]}",
+                f"cannot list nodes ({status_code(exc)}): {str(exc).splitlines()[0]}",
                 hint="lint lists nodes to check the node-role entry: use a kubeconfig that may "
                 "list nodes, or pass --no-nodes",
             ) from None
@@ -351,7 +344,7 @@ class CrdStore(_KubeStore):
         try:
             items = [o.to_dict() async for o in self.client.list(iam_identity_mapping())]
         except (ApiError, HTTPError) as exc:
-            if _code(exc) == _NOT_FOUND:
+            if status_code(exc) == NOT_FOUND:
                 raise KubeAPIError(
                     "the IAMIdentityMapping CRD is not installed in this cluster",
                     hint="kubectl apply -f deploy/crd.yaml",
@@ -395,7 +388,7 @@ class CrdStore(_KubeStore):
         try:
             await self.client.delete(iam_identity_mapping(), name)
         except (ApiError, HTTPError) as exc:
-            if _code(exc) != _NOT_FOUND:
+            if status_code(exc) != NOT_FOUND:
                 raise KubeAPIError(f"delete IAMIdentityMapping {name} failed: {exc}") from None
 
 

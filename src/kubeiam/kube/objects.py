@@ -15,7 +15,7 @@ NOT_FOUND = 404
 CONFLICT = 409
 
 
-def _code(exc: Any) -> int | None:
+def status_code(exc: Any) -> int | None:
     """The HTTP status of a lightkube ApiError, or of a plain httpx2 status error."""
     code = getattr(getattr(exc, "status", None), "code", None)
     if code is None:
@@ -24,7 +24,7 @@ def _code(exc: Any) -> int | None:
 
 
 def _api_error(action: str, exc: Any) -> KubeAPIError:
-    code = _code(exc)
+    code = status_code(exc)
     message = getattr(getattr(exc, "status", None), "message", None) or str(exc).splitlines()[0]
     if code == CONFLICT:
         return ConflictError(f"{action}: the object changed since it was read ({message})")
@@ -42,7 +42,7 @@ async def _send(
     try:
         obj = await request
     except (ApiError, HTTPStatusError) as exc:
-        if missing_ok and _code(exc) == NOT_FOUND:
+        if missing_ok and status_code(exc) == NOT_FOUND:
             return None
         raise _api_error(action, exc) from None
     except HTTPError as exc:
