@@ -27,12 +27,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kubeiam.arn import canonicalize_mapping_arn
 from kubeiam.errors import KubeIAMError, MappingDeniedError, MappingError
 
 log = logging.getLogger(__name__)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 #: Instance ids: ``i-`` and 8 (old) or 17 hex digits.
 INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
@@ -211,9 +213,9 @@ class EC2PrivateDNSResolver:
             try:
                 page = client.describe_instances(**kwargs)
             except Exception as exc:
-                code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-                raise KubeIAMError(
-                    f"ec2:DescribeInstances failed: {code or type(exc).__name__}",
+                raise _call_failed(
+                    "ec2:DescribeInstances",
+                    exc,
                     hint="check the server's EC2 permissions (ec2:DescribeInstances) and "
                     "ec2DescribeInstancesRoleARN",
                 ) from None
@@ -234,10 +236,7 @@ class EC2PrivateDNSResolver:
         return found
 
     def _remember(self, instance: EC2Instance) -> None:
-        self._cache[instance.instance_id] = instance
-        self._cache.move_to_end(instance.instance_id)
-        while len(self._cache) > self._cache_entries:
-            self._cache.popitem(last=False)
+        _put_bounded(self._cache, instance.instance_id, instance, self._cache_entries)
 
     async def close(self) -> None:
         """Cancel pending lookups (their callers get an error) and wait for calls in flight."""
@@ -251,6 +250,21 @@ class EC2PrivateDNSResolver:
         self._queue.clear()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _call_failed(action: str, exc: Exception, *, hint: str) -> KubeIAMError:
+    """An AWS call's failure, named by its error code (never its message, which may echo
+    request details) or, without one, by the exception's type."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    return KubeIAMError(f"{action} failed: {code or type(exc).__name__}", hint=hint)
+
+
+def _put_bounded(cache: OrderedDict[_K, _V], key: _K, value: _V, limit: int) -> None:
+    """Store ``key`` as the newest entry of an LRU ``cache``; the oldest go beyond ``limit``."""
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > limit:
+        cache.popitem(last=False)
 
 
 class InstanceRoleChecker:
@@ -293,10 +307,9 @@ class InstanceRoleChecker:
         name = profile_arn.rsplit("/", 1)[-1]
         loop = asyncio.get_running_loop()
         roles = await loop.run_in_executor(None, self._get_roles, name)
-        self._roles[profile_arn] = (self._clock() + self._ttl, roles)
-        self._roles.move_to_end(profile_arn)
-        while len(self._roles) > self._cache_entries:
-            self._roles.popitem(last=False)
+        _put_bounded(
+            self._roles, profile_arn, (self._clock() + self._ttl, roles), self._cache_entries
+        )
         return roles
 
     def _get_roles(self, profile_name: str) -> frozenset[str]:
@@ -304,9 +317,9 @@ class InstanceRoleChecker:
         try:
             answer = self._iam().get_instance_profile(InstanceProfileName=profile_name)
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-            raise KubeIAMError(
-                f"iam:GetInstanceProfile failed: {code or type(exc).__name__}",
+            raise _call_failed(
+                "iam:GetInstanceProfile",
+                exc,
                 hint="ec2InstanceRoleCheck needs iam:GetInstanceProfile besides "
                 "ec2:DescribeInstances",
             ) from None
