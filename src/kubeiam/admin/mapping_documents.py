@@ -20,6 +20,7 @@ mapping is ``UNCHANGED``, a different one for the same key is refused unless ``r
 
 from __future__ import annotations
 
+import abc
 import copy
 import hashlib
 import io
@@ -221,7 +222,28 @@ class AwsAuthMappings:
 # Local file
 
 
-class FileMappings:
+class _ArnUpserts(abc.ABC):
+    """``upsert_user``/``upsert_role`` of the documents that handle both kinds in one
+    ``_upsert_arn(kind, ...)`` (kind ``"user"`` or ``"role"``)."""
+
+    @abc.abstractmethod
+    def _upsert_arn(
+        self, kind: str, arn: str, username: str, groups: Sequence[str], replace: bool
+    ) -> Change:
+        """Add or replace the mapping of ``arn``, an IAM ``kind`` ARN."""
+
+    def upsert_user(
+        self, arn: str, username: str, groups: Sequence[str], *, replace: bool
+    ) -> Change:
+        return self._upsert_arn("user", arn, username, groups, replace)
+
+    def upsert_role(
+        self, arn: str, username: str, groups: Sequence[str], *, replace: bool
+    ) -> Change:
+        return self._upsert_arn("role", arn, username, groups, replace)
+
+
+class FileMappings(_ArnUpserts):
     """A server config YAML or a DynamicFile JSON, edited as a round-trip document."""
 
     def __init__(self, text: str | None, *, json_format: bool, name: str = "mapping file") -> None:
@@ -387,16 +409,6 @@ class FileMappings:
             replace,
         )
 
-    def upsert_user(
-        self, arn: str, username: str, groups: Sequence[str], *, replace: bool
-    ) -> Change:
-        return self._upsert_arn("user", arn, username, groups, replace)
-
-    def upsert_role(
-        self, arn: str, username: str, groups: Sequence[str], *, replace: bool
-    ) -> Change:
-        return self._upsert_arn("role", arn, username, groups, replace)
-
     def upsert_sso(
         self,
         permission_set: str,
@@ -518,7 +530,7 @@ def crd_object_name(arn: str) -> str:
     return f"{stem}-{canonical.account_id}-{digest}"
 
 
-class CrdMappings:
+class CrdMappings(_ArnUpserts):
     """IAMIdentityMapping objects by name (cluster-scoped); one object maps one ARN."""
 
     def __init__(self, objects: Mapping[str, Mapping[str, Any]]) -> None:
@@ -551,7 +563,7 @@ class CrdMappings:
             if _same_key((self.objects[name].get("spec") or {}).get("arn"), key)
         ]
 
-    def _upsert(
+    def _upsert_arn(
         self, kind: str, arn: str, username: str, groups: Sequence[str], replace: bool
     ) -> Change:
         key = _check_role_or_user(arn, kind)
@@ -578,16 +590,6 @@ class CrdMappings:
         first["username"] = username
         first["groups"] = list(groups)
         return Change.REPLACED
-
-    def upsert_user(
-        self, arn: str, username: str, groups: Sequence[str], *, replace: bool
-    ) -> Change:
-        return self._upsert("user", arn, username, groups, replace)
-
-    def upsert_role(
-        self, arn: str, username: str, groups: Sequence[str], *, replace: bool
-    ) -> Change:
-        return self._upsert("role", arn, username, groups, replace)
 
     def upsert_sso(
         self,
