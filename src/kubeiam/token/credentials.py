@@ -638,13 +638,6 @@ def _obtain(
     )
 
 
-def seconds_left(credentials: Credentials, now: float) -> float | None:
-    """Seconds before ``credentials`` expire, ``None`` if they do not say."""
-    if credentials.expires_at is None:
-        return None
-    return credentials.expires_at - now
-
-
 def utc_now() -> float:
     """The wall clock, the one place the token path reads it."""
     return time.time()

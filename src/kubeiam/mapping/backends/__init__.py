@@ -33,9 +33,6 @@ MOUNTED_FILE = "MountedFile"
 DYNAMIC_FILE = "DynamicFile"
 EKS_CONFIG_MAP = "EKSConfigMap"
 CRD = "CRD"
-#: Every backend name, and the deprecated spellings the reference still accepts.
-BACKEND_NAMES = (MOUNTED_FILE, EKS_CONFIG_MAP, CRD, DYNAMIC_FILE)
-DEPRECATED_BACKEND_NAMES = {"File": MOUNTED_FILE, "ConfigMap": EKS_CONFIG_MAP}
 
 #: Issues logged one by one per load; the rest are summarised in one line.
 _MAX_LOGGED_ISSUES = 20
