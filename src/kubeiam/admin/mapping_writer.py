@@ -24,7 +24,6 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -78,16 +77,9 @@ class MappingWriter(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Keys:
-    users: str
-    roles: str
-    user_arn: str
-    role_arn: str
-
-
-_YAML_KEYS = _Keys("mapUsers", "mapRoles", "userARN", "roleARN")
-_JSON_KEYS = _Keys("mapUsers", "mapRoles", "userarn", "rolearn")
+#: The ARN key of a new entry in a YAML file that has none yet (the reference's documentation);
+#: JSON files use the lower-case key, as aws-auth does.
+_YAML_ARN_KEYS = {"userarn": "userARN", "rolearn": "roleARN"}
 
 
 def _arn_of(entry: Any) -> str | None:
@@ -219,17 +211,13 @@ class LocalFileMappingWriter:
         locked_update(self.path, change, dry_run=self.dry_run, preserve_mode=True)
         return outcome[-1]
 
-    def _keys(self) -> _Keys:
-        return _JSON_KEYS if self._json else _YAML_KEYS
-
     def _arn_key(self, items: Any, kind: EntryKind) -> str:
-        wanted = "userarn" if kind is EntryKind.USER else "rolearn"
+        wanted = f"{kind.value}arn"
         for entry in items:
             key = key_in(entry, wanted) if isinstance(entry, dict) else None
             if key is not None:
                 return str(key)
-        keys = self._keys()
-        return keys.user_arn if kind is EntryKind.USER else keys.role_arn
+        return wanted if self._json else _YAML_ARN_KEYS[wanted]
 
     def _new_map(self) -> Any:
         if self._json:
