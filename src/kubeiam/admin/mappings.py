@@ -47,10 +47,13 @@ from kubeiam.mapping.model import (
 )
 from kubeiam.mapping.templates import DEFAULT_RESERVED_PREFIXES, reserved_prefix_of
 
-#: Attempts at read-change-write before a conflict is reported.
-DEFAULT_ATTEMPTS = 5
-#: Base pause between attempts (seconds), times the attempt number and a random factor.
+#: Attempts at read-change-write before a conflict is reported. Six writers racing on one loaded
+#: 2-core machine exhausted five attempts once; ten with a doubling pause wait ~5 s at worst.
+DEFAULT_ATTEMPTS = 10
+#: First pause between attempts (seconds); it doubles each attempt up to _MAX_RETRY_PAUSE and is
+#: scaled by a random factor in [0.5, 1.5) so racing writers spread out.
 _RETRY_PAUSE = 0.05
+_MAX_RETRY_PAUSE = 1.0
 MASTERS = "system:masters"
 
 
@@ -263,7 +266,8 @@ class MappingEditor:
             except ConflictError:
                 if attempt == self._attempts:
                     break
-                await self._sleep(_RETRY_PAUSE * attempt * (0.5 + self._random()))
+                pause = min(_RETRY_PAUSE * 2 ** (attempt - 1), _MAX_RETRY_PAUSE)
+                await self._sleep(pause * (0.5 + self._random()))
                 continue
             return EditResult(outcome, target, diff, True, attempt, forced)
         raise ConflictError(
