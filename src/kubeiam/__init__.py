@@ -22,7 +22,6 @@ _EXPORTS: dict[str, str] = {
     "Identity": "kubeiam.identity",
     "KubeIAMError": "kubeiam.errors",
     "KubeUser": "kubeiam.mapping.chain",
-    "LocalFileMappingWriter": "kubeiam.admin.mapping_writer",
     "MappingChain": "kubeiam.mapping.chain",
     "MappingDeniedError": "kubeiam.errors",
     "MappingEditor": "kubeiam.admin.mappings",

@@ -78,10 +78,24 @@ def test_onboard_and_offboard_user(cli_env: dict[str, str], tmp_path: Path) -> N
     assert secret not in second.stdout + second.stderr
     assert secret_in(creds, name) == secret
 
-    off = kubeiam(cli_env, "offboard-user", name, "--mapping-file", str(mapping), "-o", "json")
+    offboard = ["offboard-user", name, "--mapping-file", str(mapping), "-o", "json"]
+    # The user holds the file's only system:masters mapping: the file store's guard refuses its
+    # removal, before anything else is removed, until --force says so.
+    refused = kubeiam(cli_env, *offboard)
+    assert refused.returncode == 5, refused.stderr
+    assert "last system:masters" in refused.stderr
+    assert "--force" in refused.stderr
+    assert json.loads(mapping.read_text())["mapUsers"][0]["userarn"] == summary["userArn"]
+    assert secret_in(creds, name) == secret
+
+    off = kubeiam(cli_env, *offboard, "--force")
     assert off.returncode == 0, off.stderr
     assert f"IAM user {name}" in json.loads(off.stdout)["removed"]
     assert "mapUsers" not in json.loads(mapping.read_text())
+    # Like `kubeiam mapping --store file`: the previous content was saved before the write.
+    history = json.loads(mapping.with_name("dynamic.json.kubeiam-backup.json").read_text())
+    assert summary["userArn"] in history[-1]["state"]
+    assert all(secret not in text for text in (off.stdout, off.stderr, str(history)))
 
 
 def test_print_credentials_prints_the_secret_once_on_stdout(
@@ -140,7 +154,10 @@ def test_access_role_grant_revoke_delete(
     assert json.loads(revoked.stdout)["changed"] is True
     assert iam.list_groups_for_user(UserName=user)["Groups"] == []
 
-    deleted = kubeiam(cli_env, "delete-access-role", role, "--mapping-file", str(mapping))
+    # The role's mapping is the file's only system:masters mapping: removing it needs --force.
+    deleted = kubeiam(
+        cli_env, "delete-access-role", role, "--mapping-file", str(mapping), "--force"
+    )
     assert deleted.returncode == 0, deleted.stderr
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_role(RoleName=role)

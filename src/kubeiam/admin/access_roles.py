@@ -294,9 +294,15 @@ class AccessRoleWorkflows(IAMSteps):
     # -- delete --------------------------------------------------------------------------------
 
     def delete_access_role(
-        self, name: str, *, iam_group: str | None = None, mapping: MappingWriter | None = None
+        self,
+        name: str,
+        *,
+        iam_group: str | None = None,
+        mapping: MappingWriter | None = None,
+        force: bool = False,
     ) -> DeleteRoleResult:
-        """Undo :meth:`create_access_role` (roll forward: rerun after a failure)."""
+        """Undo :meth:`create_access_role` (roll forward: rerun after a failure); ``force`` as
+        for :meth:`~kubeiam.admin.iam_users.UserWorkflows.offboard_user`."""
         removed: list[str] = []
         notes: list[str] = []
         role_arn = self.api.role_arn(name)
@@ -313,7 +319,7 @@ class AccessRoleWorkflows(IAMSteps):
             group = group or (tags or {}).get(TAG_ACCESS_GROUP)
         group = group or name
 
-        self._remove_mapping(mapping, role_arn, removed)
+        self._remove_mapping(mapping, role_arn, removed, force=force)
         self._step("group")
         self._delete_group(name, group, removed, notes)
         self._step("role")

@@ -73,14 +73,19 @@ class IAMSteps(Steps):
     ) -> None:
         """Say what mapping ``arn`` did; a new mapping is undone on rollback."""
         if change is MappingChange.ADDED:
-            tx.did(f"mapping of {arn} in {mapping.target}", lambda: mapping.remove(arn))
+            # Forced: removing the entry this run added restores the state before the run, even
+            # when the entry is the only system:masters (or a node) mapping the guards protect.
+            tx.did(f"mapping of {arn} in {mapping.target}", lambda: mapping.remove(arn, force=True))
             self.progress(f"mapped {arn} to {username} {list(groups)} in {mapping.target}")
         else:
             self.progress(f"mapping of {arn} in {mapping.target} is in place")
 
-    def _remove_mapping(self, mapping: MappingWriter | None, arn: str, removed: list[str]) -> None:
-        """The first step of a removal: the cluster mapping goes, so access ends at once."""
+    def _remove_mapping(
+        self, mapping: MappingWriter | None, arn: str, removed: list[str], *, force: bool
+    ) -> None:
+        """The first step of a removal: the cluster mapping goes, so access ends at once. The
+        mapping's guards refuse (before anything else is removed) unless ``force``."""
         self._step("mapping")
-        if mapping is not None and mapping.remove(arn) is MappingChange.REMOVED:
+        if mapping is not None and mapping.remove(arn, force=force) is MappingChange.REMOVED:
             removed.append(f"mapping of {arn} in {mapping.target}")
             self.progress(f"removed the mapping of {arn} from {mapping.target}")

@@ -314,8 +314,12 @@ class UserWorkflows(IAMSteps):
         mapping: MappingWriter | None = None,
         credentials_file: Path | None = None,
         credentials_profile: str | None = None,
+        force: bool = False,
     ) -> OffboardResult:
-        """Remove ``name``'s mapping, keys, policies, memberships and the user (roll forward)."""
+        """Remove ``name``'s mapping, keys, policies, memberships and the user (roll forward).
+
+        ``force`` lets the mapping's removal past its guards (the last ``system:masters`` or a
+        node entry); without it such a removal is refused before anything is removed."""
         removed: list[str] = []
         notes: list[str] = []
         self._step("lookup")
@@ -324,7 +328,7 @@ class UserWorkflows(IAMSteps):
             notes.append(f"IAM user {name} does not exist")
         user_arn = str(user["Arn"]) if user is not None else self.api.user_arn(name)
 
-        self._remove_mapping(mapping, user_arn, removed)
+        self._remove_mapping(mapping, user_arn, removed, force=force)
 
         deleted_keys: set[str] = set()
         if user is not None:

@@ -305,12 +305,12 @@ class StoreMappingWriter:
     def target(self) -> str:
         return self._target
 
-    def _edit(self, operation: Operation, command: str) -> Change:
+    def _edit(self, operation: Operation, command: str, *, force: bool = False) -> Change:
         async def run() -> Change:
             store = self._open()
             try:
                 editor = MappingEditor(store, now=self._now, by=self._by, command=command)
-                return (await editor.edit(operation, dry_run=self.dry_run)).change
+                return (await editor.edit(operation, dry_run=self.dry_run, force=force)).change
             finally:
                 await store.close()
 
@@ -328,8 +328,8 @@ class StoreMappingWriter:
         )
         return MappingChange.UNCHANGED if change is Change.UNCHANGED else MappingChange.ADDED
 
-    def remove(self, arn: str) -> MappingChange:
-        change = self._edit(lambda d: d.remove(arn), f"iam remove {arn}")
+    def remove(self, arn: str, *, force: bool = False) -> MappingChange:
+        change = self._edit(lambda d: d.remove(arn), f"iam remove {arn}", force=force)
         return MappingChange.REMOVED if change is Change.REMOVED else MappingChange.ABSENT
 
 

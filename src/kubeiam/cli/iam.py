@@ -45,9 +45,11 @@ def _mapping(mapping_file: Path | None) -> MappingWriter | None:
         )
     if mapping_file is None:
         return None
-    from kubeiam.admin.mapping_writer import LocalFileMappingWriter
+    # A local file through the same editor as `kubeiam mapping --store file`: the same guards,
+    # and the previous content saved in FILE.kubeiam-backup.json before every write.
+    from kubeiam.cli.mapping import mapping_writer_for
 
-    return LocalFileMappingWriter(mapping_file)
+    return mapping_writer_for("file", None, None, mapping_file)
 
 
 def _parse_tags(values: Sequence[str]) -> dict[str, str]:
@@ -122,6 +124,14 @@ mapping_file_option = option_group(
         callback=_remember,
         help="kubeconfig context for --mapping-store.",
     ),
+)
+
+
+#: --force, for the commands that remove a mapping.
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Remove the mapping even if it is the last system:masters mapping or a node entry.",
 )
 
 
@@ -226,6 +236,7 @@ def onboard_user_command(
     help="Credentials file (default: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials).",
 )
 @mapping_file_option
+@force_option
 @aws_options
 @report_errors
 def offboard_user_command(
@@ -233,6 +244,7 @@ def offboard_user_command(
     credentials_profile: str | None,
     credentials_file: Path | None,
     mapping_file: Path | None,
+    force: bool,
     profile: str | None,
     region: str | None,
     output: str,
@@ -245,6 +257,7 @@ def offboard_user_command(
         mapping=_mapping(mapping_file),
         credentials_file=credentials_file or default_credentials_file(os.environ, Path.home()),
         credentials_profile=credentials_profile,
+        force=force,
     )
     _emit(
         result.summary(),
@@ -338,19 +351,21 @@ iam_group.command("revoke", help="Stop USER assuming the access role (IAM group 
 @click.argument("name")
 @click.option("--iam-group", help="IAM group (default: read from the role's tags).")
 @mapping_file_option
+@force_option
 @aws_options
 @report_errors
 def delete_access_role_command(
     name: str,
     iam_group: str | None,
     mapping_file: Path | None,
+    force: bool,
     profile: str | None,
     region: str | None,
     output: str,
 ) -> None:
     """Undo create-access-role: mapping, group policy, group (if only ours), role."""
     result = _admin(profile, region).delete_access_role(
-        name, iam_group=iam_group, mapping=_mapping(mapping_file)
+        name, iam_group=iam_group, mapping=_mapping(mapping_file), force=force
     )
     _emit(
         result.summary(),

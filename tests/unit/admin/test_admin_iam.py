@@ -6,6 +6,7 @@ import configparser
 import json
 import logging
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +15,9 @@ import pytest
 
 from kubeiam.admin.awsclients import AWSClients
 from kubeiam.admin.iam import IAMAdmin, describe_policy_name
-from kubeiam.admin.mapping_writer import LocalFileMappingWriter
-from kubeiam.errors import AWSAdminError, ConfigError, KubeIAMError, MappingError
+from kubeiam.admin.mapping_stores import FileStore
+from kubeiam.admin.mappings import StoreMappingWriter
+from kubeiam.errors import AWSAdminError, ConfigError, GuardError, KubeIAMError, MappingError
 
 if TYPE_CHECKING:
     from conftest import AdminEnv
@@ -70,6 +72,15 @@ def read_profile(path: Path, profile: str) -> dict[str, str] | None:
     return dict(parser.items(profile)) if parser.has_section(profile) else None
 
 
+#: A server config that maps another cluster admin: removing a mapping the tests added is then
+#: never the removal of the last system:masters mapping, which the guards refuse without force.
+WITH_ADMIN = (
+    "clusterID: demo\nserver:\n  port: 21362  # keep\n  mapRoles:\n"
+    "  - rolearn: arn:aws:iam::111122223333:role/ClusterAdmin\n    username: admin\n"
+    "    groups: [system:masters]\n"
+)
+
+
 def mapping_file(
     env: AdminEnv, text: str = "clusterID: demo\nserver:\n  port: 21362  # keep\n"
 ) -> Path:
@@ -78,8 +89,15 @@ def mapping_file(
     return path
 
 
+def file_writer(path: Path) -> StoreMappingWriter:
+    """What `kubeiam iam ... --mapping-file PATH` writes through."""
+    return StoreMappingWriter(
+        lambda: FileStore(path), now=lambda: datetime.now(UTC), target=f"file {path}"
+    )
+
+
 def onboard(env: AdminEnv, name: str, admin: IAMAdmin | None = None, **kw: Any) -> Any:
-    kw.setdefault("mapping", LocalFileMappingWriter(env.tmp / "server.yaml"))
+    kw.setdefault("mapping", file_writer(env.tmp / "server.yaml"))
     kw.setdefault("credentials_file", env.credentials_file)
     return (admin or env.admin()).onboard_user(
         name, cluster=CLUSTER, groups=["system:masters"], tags={"owner": "kubedemy"}, **kw
@@ -167,6 +185,7 @@ def test_rerun_repairs_what_is_missing(admin_env: AdminEnv) -> None:
     "step", ["put-user-policy", "mapping", "access-key", "credentials", "done"]
 )
 def test_a_failure_midway_rolls_back_this_run(admin_env: AdminEnv, step: str) -> None:
+    """The run maps the only system:masters entry: its rollback still removes it (forced)."""
     env = admin_env
     name = env.name()
     mapping = mapping_file(env)
@@ -320,7 +339,7 @@ def test_secrets_never_reach_logs_progress_or_output(
 def test_offboard_removes_everything_and_is_idempotent(admin_env: AdminEnv) -> None:
     env, iam = admin_env, admin_env.iam
     name = env.name()
-    mapping = mapping_file(env)
+    mapping = mapping_file(env, WITH_ADMIN)
     result = onboard(env, name)
     group = env.name("g")
     iam.create_group(GroupName=group)
@@ -338,7 +357,7 @@ def test_offboard_removes_everything_and_is_idempotent(admin_env: AdminEnv) -> N
     iam.attach_user_policy(UserName=name, PolicyArn=policy_arn)
 
     off = env.admin().offboard_user(
-        name, mapping=LocalFileMappingWriter(mapping), credentials_file=env.credentials_file
+        name, mapping=file_writer(mapping), credentials_file=env.credentials_file
     )
     assert not user_exists(iam, name)
     assert result.user_arn not in mapping.read_text()
@@ -348,10 +367,31 @@ def test_offboard_removes_everything_and_is_idempotent(admin_env: AdminEnv) -> N
     assert f"membership of group {group}" in off.removed
 
     again = env.admin().offboard_user(
-        name, mapping=LocalFileMappingWriter(mapping), credentials_file=env.credentials_file
+        name, mapping=file_writer(mapping), credentials_file=env.credentials_file
     )
     assert again.removed == ()
     assert again.notes == (f"IAM user {name} does not exist",)
+
+
+def test_offboard_of_the_last_admin_mapping_needs_force(admin_env: AdminEnv) -> None:
+    """The mapping's guards refuse first, so nothing else is removed; force goes through."""
+    env, iam = admin_env, admin_env.iam
+    name = env.name()
+    mapping = mapping_file(env)
+    result = onboard(env, name)
+    with pytest.raises(GuardError, match="last system:masters"):
+        env.admin().offboard_user(
+            name, mapping=file_writer(mapping), credentials_file=env.credentials_file
+        )
+    assert result.user_arn in mapping.read_text()
+    assert user_exists(iam, name)
+    assert len(keys_of(iam, name)) == 1
+    off = env.admin().offboard_user(
+        name, mapping=file_writer(mapping), credentials_file=env.credentials_file, force=True
+    )
+    assert result.user_arn not in mapping.read_text()
+    assert not user_exists(iam, name)
+    assert f"IAM user {name}" in off.removed
 
 
 def test_offboard_keeps_a_profile_that_is_not_the_users(admin_env: AdminEnv) -> None:
@@ -368,7 +408,7 @@ def test_offboard_keeps_a_profile_that_is_not_the_users(admin_env: AdminEnv) -> 
 
 
 def create_role(env: AdminEnv, role: str, admin: IAMAdmin | None = None, **kw: Any) -> Any:
-    kw.setdefault("mapping", LocalFileMappingWriter(env.tmp / "server.yaml"))
+    kw.setdefault("mapping", file_writer(env.tmp / "server.yaml"))
     return (admin or env.admin()).create_access_role(
         role, cluster=CLUSTER, k8s_groups=["system:masters"], **kw
     )
@@ -407,6 +447,7 @@ def test_create_access_role_twice_changes_nothing(admin_env: AdminEnv) -> None:
 
 @pytest.mark.parametrize("step", ["create-group", "group-policy", "mapping", "done"])
 def test_create_access_role_rolls_back(admin_env: AdminEnv, step: str) -> None:
+    """As for onboard-user: the run's only system:masters mapping is removed on rollback."""
     env, iam = admin_env, admin_env.iam
     role = env.name("r")
     mapping = mapping_file(env)
@@ -484,13 +525,13 @@ def test_grant_to_a_missing_user_or_role_is_an_error(admin_env: AdminEnv) -> Non
 def test_delete_access_role_leaves_nothing(admin_env: AdminEnv) -> None:
     env, iam = admin_env, admin_env.iam
     role, user = env.name("r"), env.name()
-    mapping = mapping_file(env)
+    mapping = mapping_file(env, WITH_ADMIN)
     before = mapping.read_text()
     result = create_role(env, role)
     iam.create_user(UserName=user)
     env.admin().grant(user, access_role=role)
 
-    deleted = env.admin().delete_access_role(role, mapping=LocalFileMappingWriter(mapping))
+    deleted = env.admin().delete_access_role(role, mapping=file_writer(mapping))
     assert not role_exists(iam, role)
     assert not group_exists(iam, role)
     assert groups_of(iam, user) == []
@@ -498,7 +539,7 @@ def test_delete_access_role_leaves_nothing(admin_env: AdminEnv) -> None:
     assert mapping.read_text().startswith(before.rstrip("\n"))
     assert f"IAM role {role}" in deleted.removed
 
-    again = env.admin().delete_access_role(role, mapping=LocalFileMappingWriter(mapping))
+    again = env.admin().delete_access_role(role, mapping=file_writer(mapping))
     assert again.removed == ()
 
 
@@ -556,17 +597,17 @@ def test_no_region_is_a_config_error(admin_env: AdminEnv, monkeypatch: pytest.Mo
 def test_offboard_interrupted_midway_completes_on_rerun(admin_env: AdminEnv, step: str) -> None:
     env, iam = admin_env, admin_env.iam
     name = env.name()
-    mapping = mapping_file(env)
+    mapping = mapping_file(env, WITH_ADMIN)
     before = mapping.read_text()
     result = onboard(env, name)
     with pytest.raises(InjectedFailure):
         env.admin(fail_at(step)).offboard_user(
-            name, mapping=LocalFileMappingWriter(mapping), credentials_file=env.credentials_file
+            name, mapping=file_writer(mapping), credentials_file=env.credentials_file
         )
     assert result.user_arn not in mapping.read_text()  # cluster access ends first
     assert user_exists(iam, name)
     env.admin().offboard_user(
-        name, mapping=LocalFileMappingWriter(mapping), credentials_file=env.credentials_file
+        name, mapping=file_writer(mapping), credentials_file=env.credentials_file
     )
     assert not user_exists(iam, name)
     assert mapping.read_text() == before
@@ -576,11 +617,11 @@ def test_offboard_interrupted_midway_completes_on_rerun(admin_env: AdminEnv, ste
 def test_delete_access_role_interrupted_completes_on_rerun(admin_env: AdminEnv, step: str) -> None:
     env, iam = admin_env, admin_env.iam
     role = env.name("r")
-    mapping = mapping_file(env)
+    mapping = mapping_file(env, WITH_ADMIN)
     result = create_role(env, role)
     with pytest.raises(InjectedFailure):
-        env.admin(fail_at(step)).delete_access_role(role, mapping=LocalFileMappingWriter(mapping))
+        env.admin(fail_at(step)).delete_access_role(role, mapping=file_writer(mapping))
     assert result.role_arn not in mapping.read_text()
-    env.admin().delete_access_role(role, mapping=LocalFileMappingWriter(mapping))
+    env.admin().delete_access_role(role, mapping=file_writer(mapping))
     assert not role_exists(iam, role)
     assert not group_exists(iam, role)

@@ -1,19 +1,41 @@
-"""LocalFileMappingWriter: server config YAML and DynamicFile JSON, round trip and guards."""
+"""The MappingWriter `kubeiam iam ... --mapping-file F` writes through: `kubeiam mapping`'s file
+store (server config YAML or DynamicFile JSON), round trip, guards and backup history."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from kubeiam.admin.mapping_writer import LocalFileMappingWriter, MappingChange
+from kubeiam.admin.mapping_stores import FILE_BACKUP_SUFFIX, FileStore
+from kubeiam.admin.mapping_writer import MappingChange
+from kubeiam.admin.mappings import StoreMappingWriter
 from kubeiam.errors import ConfigError, GuardError, MappingError
 
 USER = "arn:aws:iam::111122223333:user/kubedemy"
 ROLE = "arn:aws:iam::111122223333:role/KubernetesAdmin"
 NODE = "arn:aws:iam::111122223333:role/NodeRole"
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def file_writer(path: Path, *, dry_run: bool = False) -> StoreMappingWriter:
+    """What `kubeiam iam ... --mapping-file PATH` builds (cli.mapping.mapping_writer_for)."""
+    return StoreMappingWriter(
+        lambda: FileStore(path), now=lambda: NOW, target=f"file {path}", dry_run=dry_run
+    )
+
+
+def backup_states(path: Path) -> list[str]:
+    return [r.state for r in asyncio.run(FileStore(path).backups())]
+
+
+def backup_of(path: Path) -> Path:
+    return path.with_name(path.name + FILE_BACKUP_SUFFIX)
+
 
 SERVER_CONFIG = """\
 # kubeiam server configuration
@@ -30,7 +52,7 @@ server:
 def test_yaml_add_keeps_comments_and_the_files_key_spelling(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(SERVER_CONFIG)
-    writer = LocalFileMappingWriter(path)
+    writer = file_writer(path)
     assert writer.add_role(ROLE, "admin:{{SessionName}}", ["system:masters"]) is MappingChange.ADDED
     assert writer.add_user(USER, "kubedemy", ["system:masters"]) is MappingChange.ADDED
     text = path.read_text()
@@ -44,19 +66,20 @@ def test_yaml_add_keeps_comments_and_the_files_key_spelling(tmp_path: Path) -> N
 
 def test_yaml_file_is_created_with_a_server_section(tmp_path: Path) -> None:
     path = tmp_path / "new.yaml"
-    LocalFileMappingWriter(path).add_user(USER, "kubedemy", ["system:masters"])
+    file_writer(path).add_user(USER, "kubedemy", ["system:masters"])
     assert path.read_text() == (
         f"server:\n  mapUsers:\n    - userARN: {USER}\n      username: kubedemy\n"
         "      groups:\n        - system:masters\n"
     )
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not backup_of(path).exists()  # there was no previous state to save
 
 
 def test_json_dynamic_file(tmp_path: Path) -> None:
     path = tmp_path / "dynamic.json"
     path.write_text(json.dumps({"mapRoles": [], "mapAccounts": ["111122223333"]}))
     path.chmod(0o644)  # the server may run as another user: an existing mode is kept
-    writer = LocalFileMappingWriter(path)
+    writer = file_writer(path)
     writer.add_user(USER, "kubedemy", ["system:masters"])
     writer.add_role(ROLE, "admin", ["system:masters"])
     data = json.loads(path.read_text())
@@ -66,14 +89,19 @@ def test_json_dynamic_file(tmp_path: Path) -> None:
         "mapUsers": [{"userarn": USER, "username": "kubedemy", "groups": ["system:masters"]}],
     }
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    before_remove = path.read_text()
     assert writer.remove(USER) is MappingChange.REMOVED
     assert "mapUsers" not in json.loads(path.read_text())
+    # Every write saved the previous content first, in a private history next to the file.
+    assert backup_states(path)[-1] == before_remove
+    assert len(backup_states(path)) == 3
+    assert stat.S_IMODE(backup_of(path).stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"], ids=["yaml", "json"])
 def test_adding_the_same_mapping_twice_is_a_no_op(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"m{suffix}"
-    writer = LocalFileMappingWriter(path)
+    writer = file_writer(path)
     writer.add_user(USER, "kubedemy", ["system:masters"])
     text, inode = path.read_text(), path.stat().st_ino
     assert writer.add_user(USER, "kubedemy", ["system:masters"]) is MappingChange.UNCHANGED
@@ -97,14 +125,14 @@ def test_the_same_arn_with_a_different_mapping_is_refused(
     )
     before = path.read_text()
     with pytest.raises(MappingError, match="already mapped"):
-        LocalFileMappingWriter(path).add_role(added, "admin", ["system:masters"])
+        file_writer(path).add_role(added, "admin", ["system:masters"])
     assert path.read_text() == before
 
 
 def test_remove_restores_the_file_an_add_started_from(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("clusterID: demo\n")
-    writer = LocalFileMappingWriter(path)
+    writer = file_writer(path)
     writer.add_user(USER, "kubedemy", ["g"])
     assert writer.remove(USER) is MappingChange.REMOVED
     assert path.read_text() == "clusterID: demo\n"
@@ -113,22 +141,52 @@ def test_remove_restores_the_file_an_add_started_from(tmp_path: Path) -> None:
 
 def test_remove_from_a_missing_file_creates_nothing(tmp_path: Path) -> None:
     path = tmp_path / "absent.json"
-    assert LocalFileMappingWriter(path).remove(USER) is MappingChange.ABSENT
+    assert file_writer(path).remove(USER) is MappingChange.ABSENT
     assert not path.exists()
+    assert not backup_of(path).exists()
 
 
-def test_node_entries_are_never_removed(tmp_path: Path) -> None:
+def test_node_entries_are_removed_only_with_force(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(SERVER_CONFIG)
-    with pytest.raises(GuardError, match="lock every node"):
-        LocalFileMappingWriter(path).remove(NODE)
+    with pytest.raises(GuardError, match="removes the node entry") as err:
+        file_writer(path).remove(NODE)
+    assert err.value.hint is not None
+    assert "--force" in err.value.hint
     assert path.read_text() == SERVER_CONFIG
+    assert not backup_of(path).exists()  # refused before anything was written
+    assert file_writer(path).remove(NODE, force=True) is MappingChange.REMOVED
+    assert NODE not in path.read_text()
+    assert backup_states(path) == [SERVER_CONFIG]
+
+
+def test_the_last_system_masters_mapping_is_removed_only_with_force(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    writer = file_writer(path)
+    writer.add_user(USER, "kubedemy", ["system:masters"])
+    writer.add_role(ROLE, "admin", ["system:masters"])
+    assert writer.remove(ROLE) is MappingChange.REMOVED  # another admin remains
+    with pytest.raises(GuardError, match="last system:masters"):
+        writer.remove(USER)
+    assert USER in path.read_text()
+    assert writer.remove(USER, force=True) is MappingChange.REMOVED
+    assert USER not in path.read_text()
+
+
+def test_remove_drops_every_section_it_empties(tmp_path: Path) -> None:
+    """Absent and empty mean the same to the server: an emptied mapAccounts goes too."""
+    path = tmp_path / "dynamic.json"
+    path.write_text(json.dumps({"mapAccounts": [], "mapUsers": []}))
+    writer = file_writer(path)
+    writer.add_user(USER, "kubedemy", ["g"])
+    assert writer.remove(USER) is MappingChange.REMOVED
+    assert json.loads(path.read_text()) == {}
 
 
 def test_flat_yaml_with_top_level_lists(tmp_path: Path) -> None:
     path = tmp_path / "flat.yaml"
     path.write_text("mapUsers: []\n")
-    LocalFileMappingWriter(path).add_user(USER, "kubedemy", ["g"])
+    file_writer(path).add_user(USER, "kubedemy", ["g"])
     assert "server" not in path.read_text()
     assert f"userARN: {USER}" in path.read_text()
 
@@ -139,8 +197,9 @@ def test_flat_yaml_with_top_level_lists(tmp_path: Path) -> None:
         ("bad.yaml", "server: [\n", ConfigError),
         ("bad.json", "{", ConfigError),
         ("list.yaml", "server:\n  mapUsers: {a: 1}\n", ConfigError),
+        ("top.json", "[]", ConfigError),
     ],
-    ids=["yaml", "json", "not-a-list"],
+    ids=["yaml", "json", "not-a-list", "json-top-level"],
 )
 def test_bad_files_are_refused_untouched(
     tmp_path: Path, name: str, text: str, error: type[Exception]
@@ -148,12 +207,13 @@ def test_bad_files_are_refused_untouched(
     path = tmp_path / name
     path.write_text(text)
     with pytest.raises(error):
-        LocalFileMappingWriter(path).add_user(USER, "kubedemy", ["g"])
+        file_writer(path).add_user(USER, "kubedemy", ["g"])
     assert path.read_text() == text
+    assert not backup_of(path).exists()
 
 
 def test_kind_and_arn_are_checked(tmp_path: Path) -> None:
-    writer = LocalFileMappingWriter(tmp_path / "m.yaml")
+    writer = file_writer(tmp_path / "m.yaml")
     with pytest.raises(MappingError, match="not an IAM user ARN"):
         writer.add_user(ROLE, "x", ["g"])
     with pytest.raises(MappingError):
@@ -163,10 +223,9 @@ def test_kind_and_arn_are_checked(tmp_path: Path) -> None:
 def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(SERVER_CONFIG)
-    assert LocalFileMappingWriter(path, dry_run=True).add_user(USER, "u", ["g"]) is (
-        MappingChange.ADDED
-    )
+    assert file_writer(path, dry_run=True).add_user(USER, "u", ["g"]) is MappingChange.ADDED
     assert path.read_text() == SERVER_CONFIG
+    assert not backup_of(path).exists()
 
 
 def test_what_the_writer_writes_is_what_the_server_reads(tmp_path: Path) -> None:
@@ -175,7 +234,7 @@ def test_what_the_writer_writes_is_what_the_server_reads(tmp_path: Path) -> None
     from kubeiam.server.config import read_config_file
 
     dynamic = tmp_path / "dynamic.json"
-    writer = LocalFileMappingWriter(dynamic)
+    writer = file_writer(dynamic)
     writer.add_user(USER, "kubedemy", ["system:masters"])
     writer.add_role(ROLE, "admin:{{SessionName}}", ["system:masters"])
     loaded = parse_dynamic_file(dynamic.read_bytes())
@@ -185,7 +244,7 @@ def test_what_the_writer_writes_is_what_the_server_reads(tmp_path: Path) -> None
 
     config = tmp_path / "config.yaml"
     config.write_text(SERVER_CONFIG)
-    writer = LocalFileMappingWriter(config)
+    writer = file_writer(config)
     writer.add_user(USER, "kubedemy", ["system:masters"])
     writer.add_role(ROLE, "admin:{{SessionName}}", ["system:masters"])
     values = read_config_file(config)
