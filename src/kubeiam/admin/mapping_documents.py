@@ -10,7 +10,7 @@
   (``server.mapRoles`` ..., or the lists at the top level) or a DynamicFile JSON; ruamel.yaml round
   trip keeps comments and unknown keys;
 * :class:`CrdMappings`: ``IAMIdentityMapping`` objects, one per ARN (the CRD has no form for SSO
-  permission sets or accounts: those operations say so).
+  permission sets, IAM groups or accounts: those operations say so).
 
 Every document loads through the same validation as the server's backend for that store
 (:meth:`MappingDocument.load`), renders as text for a unified diff (:meth:`MappingDocument.text`),
@@ -36,6 +36,7 @@ from kubeiam.mapping.aws_auth import AwsAuthDocument, Change, read_aws_auth
 from kubeiam.mapping.backends.crd import entries_from_objects
 from kubeiam.mapping.model import (
     ACCOUNTS,
+    GROUPS,
     ROLES,
     USERS,
     LoadResult,
@@ -43,6 +44,7 @@ from kubeiam.mapping.model import (
     load_entries,
     load_sections,
     parse_account_entry,
+    parse_group_entry,
     parse_role_entry,
     parse_user_entry,
 )
@@ -80,6 +82,10 @@ class MappingDocument(Protocol):
         *,
         partition: str,
         replace: bool,
+    ) -> Change: ...
+
+    def upsert_group(
+        self, grouparn: str, username: str, groups: Sequence[str], *, replace: bool
     ) -> Change: ...
 
     def add_account(self, account_id: str) -> Change: ...
@@ -208,6 +214,11 @@ class AwsAuthMappings:
             permission_set, account_id, username, groups, partition=partition, replace=replace
         )
 
+    def upsert_group(
+        self, grouparn: str, username: str, groups: Sequence[str], *, replace: bool
+    ) -> Change:
+        return self._doc.upsert_group(grouparn, username, groups, replace=replace)
+
     def add_account(self, account_id: str) -> Change:
         return self._doc.add_account(account_id)
 
@@ -286,7 +297,7 @@ class FileMappings(_ArnUpserts):
     def _holder(self, *, create: bool) -> Any:
         """The mapping holding the lists: the top level (JSON, flat YAML) or ``server``."""
         doc = self._doc
-        sections = {s.lower() for s in (ROLES, USERS, ACCOUNTS)}
+        sections = {s.lower() for s in (ROLES, USERS, ACCOUNTS, GROUPS)}
         if self._json or any(str(k).lower() in sections for k in doc):
             return doc
         for key, value in doc.items():
@@ -318,7 +329,7 @@ class FileMappings(_ArnUpserts):
 
     def _drop_empty(self) -> None:
         holder = self._holder(create=False)
-        sections = {s.lower() for s in (ROLES, USERS, ACCOUNTS)}
+        sections = {s.lower() for s in (ROLES, USERS, ACCOUNTS, GROUPS)}
         for key in [k for k, v in holder.items() if str(k).lower() in sections and v == []]:
             del holder[key]
         if holder is not self._doc and not holder:
@@ -332,7 +343,7 @@ class FileMappings(_ArnUpserts):
                 return str(key)
         if self._json:
             return wanted
-        return {"rolearn": "roleARN", "userarn": "userARN"}[wanted]
+        return {"rolearn": "roleARN", "userarn": "userARN", "grouparn": "groupARN"}[wanted]
 
     # -- MappingDocument -----------------------------------------------------------------------
 
@@ -341,7 +352,7 @@ class FileMappings(_ArnUpserts):
         prefix = "" if holder is self._doc else "server."
         sections: dict[str, Any] = {}
         for key, value in holder.items():
-            if str(key).lower() in {s.lower() for s in (ROLES, USERS, ACCOUNTS)}:
+            if str(key).lower() in {s.lower() for s in (ROLES, USERS, ACCOUNTS, GROUPS)}:
                 sections[str(key)] = _plain(value)
         return load_sections(sections, prefix=prefix)
 
@@ -440,6 +451,27 @@ class FileMappings(_ArnUpserts):
             replace,
         )
 
+    def upsert_group(
+        self, grouparn: str, username: str, groups: Sequence[str], *, replace: bool
+    ) -> Change:
+        parsed, _ = parse_group_entry(
+            {"grouparn": grouparn, "username": username, "groups": list(groups)}
+        )
+        items = self._list(GROUPS, create=False)
+        entry = self._new_map()
+        entry[self._arn_key_name(items, "grouparn")] = grouparn
+        entry["username"] = username
+        entry["groups"] = list(groups)
+        return self._upsert(
+            GROUPS,
+            lambda e: _same_key(get_any_case(e, "grouparn"), parsed.key),
+            entry,
+            grouparn,
+            username,
+            groups,
+            replace,
+        )
+
     def add_account(self, account_id: str) -> Change:
         parse_account_entry(account_id)
         items = self._list(ACCOUNTS, create=True)
@@ -465,7 +497,7 @@ class FileMappings(_ArnUpserts):
         removed = False
         if arn_or_account.startswith("arn:"):
             key = _lenient_key(arn_or_account)
-            for section, field in ((ROLES, "rolearn"), (USERS, "userarn")):
+            for section, field in ((ROLES, "rolearn"), (USERS, "userarn"), (GROUPS, "grouparn")):
                 removed |= self._remove_where(
                     section,
                     lambda e, f=field: isinstance(e, dict) and _same_key(get_any_case(e, f), key),
@@ -605,6 +637,15 @@ class CrdMappings(_ArnUpserts):
             "IAMIdentityMapping objects map one ARN each; they have no form for SSO permission "
             "sets",
             hint="map the permission set in aws-auth or a mapping file (--store aws-auth|file)",
+        )
+
+    def upsert_group(
+        self, grouparn: str, username: str, groups: Sequence[str], *, replace: bool
+    ) -> Change:
+        raise ConfigError(
+            "IAMIdentityMapping objects map one user or role ARN each; they have no form for "
+            "IAM groups",
+            hint="map the IAM group in aws-auth or a mapping file (--store aws-auth|file)",
         )
 
     def add_account(self, account_id: str) -> Change:

@@ -30,13 +30,15 @@ from typing import Any
 from kubeiam.admin.mapping_documents import MappingDocument
 from kubeiam.admin.mapping_stores import BackupRecord, MappingStore, Snapshot
 from kubeiam.admin.mapping_writer import NODE_GROUPS, NODE_USERNAME_PREFIX, MappingChange
-from kubeiam.arn import arn_key, canonicalize_mapping_arn, parse_caller_arn
+from kubeiam.arn import PrincipalKind, arn_key, canonicalize_mapping_arn, parse_caller_arn
 from kubeiam.errors import ConflictError, GuardError, KubeIAMError, MappingError
 from kubeiam.identity import Identity
 from kubeiam.mapping.aws_auth import Change
 from kubeiam.mapping.chain import DEFAULT_RESERVED_PREFIX_CONFIG
 from kubeiam.mapping.model import (
     AccountMapping,
+    EntryKind,
+    GroupMapping,
     LoadResult,
     MappingEntry,
     MappingSet,
@@ -74,6 +76,8 @@ def entry_key(entry: MappingEntry) -> tuple[str, ...]:
         return ("account", entry.account_id)
     if isinstance(entry, SSOMapping):
         return ("sso", *entry.key)
+    if isinstance(entry, GroupMapping):
+        return ("group", entry.key)
     if isinstance(entry, RoleMapping):
         return ("role", arn_key(entry.canonical_arn) or entry.userid)
     return ("user", arn_key(entry.canonical_arn) or entry.userid)
@@ -85,6 +89,8 @@ def entry_name(entry: MappingEntry) -> str:
         return f"account {entry.account_id}"
     if isinstance(entry, SSOMapping):
         return f"permission set {entry.permission_set_name} in account {entry.account_id}"
+    if isinstance(entry, GroupMapping):
+        return f"IAM group {entry.grouparn}"
     if isinstance(entry, RoleMapping):
         return entry.rolearn
     return entry.userarn
@@ -416,6 +422,27 @@ def lint(
                 )
             )
             continue
+        if isinstance(entry, GroupMapping):
+            findings.append(
+                Finding(
+                    Level.WARNING,
+                    "iam-group",
+                    where,
+                    f"{entry_name(entry)} is matched only by kubeiam server with "
+                    "server.iamGroupMapping on (EKS's own authenticator ignores mapGroups), "
+                    "for IAM users only; removal from the group applies after iamGroupCacheTTL",
+                )
+            )
+            if "{{SessionName" in entry.username:
+                findings.append(
+                    Finding(
+                        Level.ERROR,
+                        "empty-username",
+                        where,
+                        f"username {entry.username!r} uses {{{{SessionName}}}}, which is empty "
+                        "for IAM users: every member would be denied",
+                    )
+                )
         prefix = reserved_prefix_of(entry.username, reserved)
         if prefix is not None:
             findings.append(
@@ -477,7 +504,7 @@ def lint(
 
 
 def _account_of(entry: MappingEntry) -> str:
-    if isinstance(entry, AccountMapping | SSOMapping):
+    if isinstance(entry, AccountMapping | SSOMapping | GroupMapping):
         return entry.account_id
     arn = entry.canonical_arn
     return arn.split(":")[4] if arn.count(":") >= 5 else ""
@@ -521,8 +548,6 @@ _SSO_ROLE = re.compile(r"AWSReservedSSO_(.+)_[0-9a-fA-F]{16}")
 
 def identity_for(arn: str, *, session_name: str = "") -> tuple[Identity, list[str]]:
     """The identity a caller with ``arn`` would have (a role ARN becomes a session of it)."""
-    from kubeiam.arn import PrincipalKind
-
     notes: list[str] = []
     if arn.split(":")[2:3] == ["iam"] and ":role/" in arn:
         mapped = canonicalize_mapping_arn(arn)
@@ -593,10 +618,26 @@ def explain(
     target: str,
     session_name: str = "",
     access_key_id: str = "",
+    iam_groups: frozenset[str] | None = None,
 ) -> Explanation:
-    """Which entry maps ``arn`` and to what, or why nothing does."""
+    """Which entry maps ``arn`` and to what, or why nothing does.
+
+    ``iam_groups``: the caller's IAM group ARNs when known (``whoami``); None when not, in which
+    case ``mapGroups`` entries of the caller's account are listed as "would match if a member".
+    """
     identity, notes = identity_for(arn, session_name=session_name)
-    match = mappings.lookup(identity)
+    match = mappings.lookup(identity, frozenset(arn_key(g) for g in iam_groups or ()))
+    if (
+        iam_groups is None
+        and identity.kind is PrincipalKind.USER
+        and (match is None or match.entry.kind is EntryKind.ACCOUNT)
+    ):
+        for group in mappings.iam_groups.values():
+            if group.account_id == identity.account_id:
+                notes.append(
+                    f"would match {group.describe()} if the caller is a member of IAM group "
+                    f"{group.grouparn} (the server asks iam:ListGroupsForUser)"
+                )
     if match is None:
         notes += _near_misses(mappings, identity)
         return Explanation(backend, target, arn, identity.canonical_arn, False, notes=tuple(notes))

@@ -253,6 +253,25 @@ def add_sso_command(
     )
 
 
+@mapping_group.command("add-group")
+@click.argument("group_arn")
+@_identity_options
+@change_options
+@store_options
+@report_errors
+def add_group_command(
+    group_arn: str, username: str, groups: tuple[str, ...], replace: bool, **kw: Any
+) -> None:
+    """Map every IAM user who is a member of IAM group GROUP_ARN (kubeiam server only:
+    needs server.iamGroupMapping; EKS's own authenticator ignores mapGroups)."""
+    group_list = split_values(groups)
+    _edit(
+        kw,
+        lambda d: d.upsert_group(group_arn, username, group_list, replace=replace),
+        f"IAM group {group_arn}",
+    )
+
+
 @mapping_group.command("add-account")
 @click.argument("account")
 @change_options
@@ -276,7 +295,8 @@ def add_account_command(account: str, **kw: Any) -> None:
 @store_options
 @report_errors
 def remove_command(arn_or_account: str, sso_account: str | None, partition: str, **kw: Any) -> None:
-    """Remove the mapping of a role or user ARN, an account, or (with --sso-account) a set."""
+    """Remove the mapping of a role, user or IAM group ARN, an account, or (with
+    --sso-account) a permission set."""
     if sso_account:
         _edit(
             kw,
@@ -289,13 +309,15 @@ def remove_command(arn_or_account: str, sso_account: str | None, partition: str,
 
 def _entry_row(entry: Any) -> dict[str, Any]:
     from kubeiam.admin.mappings import entry_name
-    from kubeiam.mapping.model import AccountMapping, RoleMapping, SSOMapping
+    from kubeiam.mapping.model import AccountMapping, GroupMapping, RoleMapping, SSOMapping
 
     row: dict[str, Any] = {"kind": entry.kind.value, "key": entry_name(entry)}
     if isinstance(entry, RoleMapping):
         row["canonical_arn"] = entry.canonical_arn
     if isinstance(entry, SSOMapping):
         row["permission_set"] = entry.permission_set_name
+        row["account"] = entry.account_id
+    if isinstance(entry, GroupMapping):
         row["account"] = entry.account_id
     if not isinstance(entry, AccountMapping):
         row["username"] = entry.username

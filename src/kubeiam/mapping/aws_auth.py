@@ -1,7 +1,8 @@
 """The aws-auth ConfigMap's ``data`` <-> mappings (pure).
 
 ``data`` holds YAML *strings* under ``mapRoles``, ``mapUsers`` and ``mapAccounts`` (protocol.md
-section 4). Two readers, for two jobs:
+section 4), and kubeiam's extension ``mapGroups`` (IAM group -> Kubernetes user; EKS's managed
+authenticator ignores that key, only ``kubeiam server`` reads it). Two readers, for two jobs:
 
 * :func:`read_aws_auth`, the fast path the watcher and the server use: PyYAML's C parser emits
   events and a small builder turns them into plain lists and dicts, every scalar kept as the
@@ -32,6 +33,7 @@ from kubeiam.errors import MappingError
 from kubeiam.keys import get_any_case, set_any_case
 from kubeiam.mapping.model import (
     ACCOUNTS,
+    GROUPS,
     ROLES,
     USERS,
     LoadIssue,
@@ -43,13 +45,14 @@ from kubeiam.mapping.model import (
     SSOMapping,
     load_entries,
     parse_account_entry,
+    parse_group_entry,
     parse_role_entry,
     parse_user_entry,
 )
 
 AWS_AUTH_NAME = "aws-auth"
 AWS_AUTH_NAMESPACE = "kube-system"
-SECTIONS = (ROLES, USERS, ACCOUNTS)
+SECTIONS = (ROLES, USERS, ACCOUNTS, GROUPS)
 
 #: Section texts the reference treats as "nothing here".
 _EMPTY_TEXTS = frozenset({"", "``", '""', "''"})
@@ -199,7 +202,11 @@ def read_aws_auth(
         sections[name] = entries
         issues += problems
     result = load_entries(
-        sections[ROLES], sections[USERS], sections[ACCOUNTS], match_by_user_id=match_by_user_id
+        sections[ROLES],
+        sections[USERS],
+        sections[ACCOUNTS],
+        sections[GROUPS],
+        match_by_user_id=match_by_user_id,
     )
     if issues:
         result = LoadResult(result.mappings, tuple(issues) + result.issues)
@@ -423,6 +430,13 @@ class AwsAuthDocument:
         self._splice(name, start, end, _render_entry(entry, style))
         return Change.REPLACED
 
+    def upsert_group(
+        self, grouparn: str, username: str, groups: Sequence[str], *, replace: bool = False
+    ) -> Change:
+        """Add a mapGroups entry (same rules as :meth:`upsert_role`); matched on the full ARN."""
+        parse_group_entry({"grouparn": grouparn, "username": username, "groups": list(groups)})
+        return self._upsert(GROUPS, "grouparn", grouparn, username, groups, replace)
+
     def _find_sso(self, key: tuple[str, str, str]) -> list[tuple[Any, int, int]]:
         found = []
         for raw, start, end in self._spans(ROLES):
@@ -492,7 +506,7 @@ class AwsAuthDocument:
     def remove(self, arn_or_account: str) -> Change:
         """Remove every entry for a role ARN, user ARN or account id."""
         removed = False
-        for name, arn_field in ((ROLES, "rolearn"), (USERS, "userarn")):
+        for name, arn_field in ((ROLES, "rolearn"), (USERS, "userarn"), (GROUPS, "grouparn")):
             try:
                 hits = self._find(name, arn_field, arn_or_account)
             except MappingError:
@@ -518,6 +532,9 @@ def _render_scalar(value: Any) -> str:
 
 def _canonical_key(section: str, arn: str) -> str:
     """The lookup key an ARN written in ``section`` is indexed under."""
+    if section == GROUPS:
+        group, _ = parse_group_entry({"grouparn": arn, "username": "x"})
+        return group.key
     if section == ROLES:
         role, _ = parse_role_entry({"rolearn": arn, "username": "x"})
         return arn_key(role.canonical_arn) if isinstance(role, RoleMapping) else arn.lower()

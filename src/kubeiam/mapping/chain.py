@@ -2,7 +2,16 @@
 
 The chain asks its backends in the configured order (the reference's ``backendMode``); the
 **first backend with a matching entry wins**. Within a backend, the precedence of
-:mod:`kubeiam.mapping.model` applies (exact user > exact role > SSO permission set > account).
+:mod:`kubeiam.mapping.model` applies (exact user > exact role > SSO permission set > IAM group >
+account).
+
+IAM groups (``mapGroups``) need the caller's group memberships, which only an injected
+``group_resolver`` (``async (identity) -> frozenset of lower-cased group ARNs``) knows. The chain
+asks it only when it could change the answer: the caller is an IAM user, and some backend with
+group entries comes before the backend that matched without groups (or the same backend, when it
+matched by account only), or nothing matched. A resolver that fails returns no groups, so group
+entries do not match (fail closed). Without a resolver, group entries never match, and the chain
+logs that once.
 
 Once an entry matched, its templates are rendered and the rendered username is checked against
 that backend's reserved prefixes. If either step fails the review is **denied**
@@ -17,13 +26,15 @@ to the very next review. ``ready`` is true once every backend has loaded its fir
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from kubeiam.arn import PrincipalKind
 from kubeiam.errors import MappingDeniedError
 from kubeiam.identity import Identity
-from kubeiam.mapping.model import MatchResult
+from kubeiam.mapping.model import EntryKind, MatchResult
 from kubeiam.mapping.templates import (
     DEFAULT_RESERVED_PREFIXES,
     EC2Resolver,
@@ -43,6 +54,12 @@ DEFAULT_RESERVED_PREFIX_CONFIG: Mapping[str, tuple[str, ...]] = {
     "DynamicFile": DEFAULT_RESERVED_PREFIXES,
     "CRD": DEFAULT_RESERVED_PREFIXES,
 }
+
+
+log = logging.getLogger("kubeiam.mapping")
+
+#: ``async (identity) -> lower-cased ARNs of the IAM groups the caller is a member of``.
+GroupResolver = Callable[[Identity], Awaitable[frozenset[str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +93,12 @@ class Backend(Protocol):
 
     async def stop(self) -> None: ...
 
-    def match(self, identity: Identity) -> MatchResult | None: ...
+    @property
+    def has_group_entries(self) -> bool: ...
+
+    def match(
+        self, identity: Identity, iam_groups: frozenset[str] = frozenset()
+    ) -> MatchResult | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +120,7 @@ class MappingChain:
         reserved_prefixes: Mapping[str, Sequence[str]] = DEFAULT_RESERVED_PREFIX_CONFIG,
         ec2_resolver: EC2Resolver | None = None,
         instance_role_check: InstanceRoleCheck | None = None,
+        group_resolver: GroupResolver | None = None,
     ) -> None:
         names = [b.name for b in backends]
         if len(set(names)) != len(names):
@@ -108,6 +131,8 @@ class MappingChain:
         self._reserved.update({name: tuple(p) for name, p in reserved_prefixes.items()})
         self._ec2_resolver = ec2_resolver
         self._instance_role_check = instance_role_check
+        self._group_resolver = group_resolver
+        self._warned_no_resolver = False
 
     @property
     def ready(self) -> bool:
@@ -124,24 +149,58 @@ class MappingChain:
     async def stop(self) -> None:
         await asyncio.gather(*(b.stop() for b in self.backends), return_exceptions=True)
 
-    def find(self, identity: Identity) -> tuple[Backend, MatchResult] | None:
+    def find(
+        self, identity: Identity, iam_groups: frozenset[str] = frozenset()
+    ) -> tuple[Backend, MatchResult] | None:
         """The first backend with an entry for ``identity``, and that entry (nothing rendered)."""
         for backend in self.backends:
-            result = backend.match(identity)
+            result = backend.match(identity, iam_groups)
             if result is not None:
                 return backend, result
         return None
 
-    def explain(self, identity: Identity) -> list[BackendVerdict]:
+    def needs_groups(self, identity: Identity, found: tuple[Backend, MatchResult] | None) -> bool:
+        """Could the caller's IAM groups change what :meth:`find` answered without them?"""
+        if identity.kind is not PrincipalKind.USER:
+            return False
+        for backend in self.backends:
+            if found is not None and backend is found[0]:
+                # In the matching backend, only an account entry ranks below group entries.
+                return found[1].entry.kind is EntryKind.ACCOUNT and backend.has_group_entries
+            if backend.has_group_entries:
+                return True
+        return False
+
+    async def find_with_groups(self, identity: Identity) -> tuple[Backend, MatchResult] | None:
+        """:meth:`find`, asking the group resolver first when the groups could matter."""
+        found = self.find(identity)
+        if not self.needs_groups(identity, found):
+            return found
+        if self._group_resolver is None:
+            if not self._warned_no_resolver:
+                self._warned_no_resolver = True
+                log.warning(
+                    "mapGroups entries are loaded but IAM group mapping is off "
+                    "(server.iamGroupMapping); they match nobody"
+                )
+            return found
+        iam_groups = await self._group_resolver(identity)
+        return self.find(identity, iam_groups) if iam_groups else found
+
+    def explain(
+        self, identity: Identity, iam_groups: frozenset[str] = frozenset()
+    ) -> list[BackendVerdict]:
         """Every backend's own answer, in chain order (the first match is the one used)."""
-        return [BackendVerdict(b.name, b.ready, b.match(identity)) for b in self.backends]
+        return [
+            BackendVerdict(b.name, b.ready, b.match(identity, iam_groups)) for b in self.backends
+        ]
 
     async def map(self, identity: Identity) -> KubeUser | None:
         """The Kubernetes user for ``identity``; None when no backend has an entry for it.
 
         Raises :class:`MappingDeniedError` when the matching entry cannot be applied.
         """
-        found = self.find(identity)
+        found = await self.find_with_groups(identity)
         if found is None:
             return None
         backend, result = found

@@ -2,7 +2,9 @@
 
 Entries come from four places (the backends) in the aws-auth shape (protocol.md section 4):
 ``mapRoles`` (:class:`RoleMapping`, or :class:`SSOMapping` when the entry has ``sso:`` instead of
-``rolearn:``), ``mapUsers`` (:class:`UserMapping`) and ``mapAccounts`` (:class:`AccountMapping`).
+``rolearn:``), ``mapUsers`` (:class:`UserMapping`), ``mapAccounts`` (:class:`AccountMapping`)
+and the kubeiam extension ``mapGroups`` (:class:`GroupMapping`: every IAM user who is a member
+of one IAM group).
 Entry keys are case-insensitive (``roleARN``, ``rolearn`` and ``RoleArn`` are one key), as in the
 reference, whose JSON decoding ignored case.
 
@@ -17,7 +19,11 @@ Precedence (one rule, for every backend)
     1. an exact ``mapUsers`` entry for the caller's canonical ARN;
     2. an exact ``mapRoles`` entry for the caller's canonical role ARN;
     3. an ``sso`` permission-set entry matching the caller's ``AWSReservedSSO_<Set>_<16 hex>`` role;
-    4. a ``mapAccounts`` entry for the caller's account: username = the canonical ARN, no groups.
+    4. ``mapGroups`` entries for IAM groups the caller (an IAM user; never a role, federated user
+       or root) is a member of, as the server's resolver lists them (``iam:ListGroupsForUser``).
+       When several match, the **first in load order** gives the username and the groups are the
+       union of every matching entry's groups (first-seen order, duplicates dropped);
+    5. a ``mapAccounts`` entry for the caller's account: username = the canonical ARN, no groups.
 
     Users and roles never share a canonical ARN, so 1 and 2 never compete; an exact role entry
     shadows an SSO entry for the same role (the loader warns). Between backends, the chain's order
@@ -51,7 +57,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, TypeAlias, TypeVar
 
-from kubeiam.arn import ACCOUNT_ID, PARTITION_NAME, arn_key, canonicalize_mapping_arn
+from kubeiam.arn import (
+    ACCOUNT_ID,
+    PARTITION_NAME,
+    PrincipalKind,
+    arn_key,
+    canonicalize_mapping_arn,
+)
 from kubeiam.errors import MappingError
 from kubeiam.identity import Identity
 from kubeiam.keys import fold_keys
@@ -61,6 +73,7 @@ from kubeiam.partitions import PARTITIONS
 ROLES = "mapRoles"
 USERS = "mapUsers"
 ACCOUNTS = "mapAccounts"
+GROUPS = "mapGroups"
 
 #: Permission set names as IAM Identity Center allows them.
 _PERMISSION_SET_NAME = re.compile(r"[\w+=,.@-]{1,32}", re.ASCII)
@@ -71,12 +84,17 @@ _ROOT_ARN = re.compile(r"arn:(aws(?:-[a-z]+)*):iam::([0-9]{12}):root", re.ASCII)
 _FEDERATED_ARN = re.compile(
     r"arn:(aws(?:-[a-z]+)*):sts::([0-9]{12}):federated-user/[\w+=,.@-]+", re.ASCII
 )
+#: An IAM group ARN, with or without a path (``group/team/dev/Developers``).
+_GROUP_ARN = re.compile(
+    r"arn:(aws(?:-[a-z]+)*):iam::([0-9]{12}):group/((?:[\w+=,.@-]+/)*)[\w+=,.@-]{1,128}", re.ASCII
+)
 #: Entries listing more than this many problems are cut short in error messages.
 _MAX_LISTED_ISSUES = 20
 
 _ROLE_KEYS = frozenset({"rolearn", "username", "groups", "sso", "userid"})
 _USER_KEYS = frozenset({"userarn", "username", "groups", "userid"})
 _SSO_KEYS = frozenset({"permissionsetname", "accountid", "partition"})
+_GROUP_KEYS = frozenset({"grouparn", "username", "groups"})
 
 
 class EntryKind(enum.Enum):
@@ -85,6 +103,7 @@ class EntryKind(enum.Enum):
     USER = "user"
     ROLE = "role"
     SSO = "sso"
+    GROUP = "group"
     ACCOUNT = "account"
 
 
@@ -207,7 +226,28 @@ class AccountMapping:
         return f"{_where(self.location)}account {self.account_id}"
 
 
-MappingEntry: TypeAlias = RoleMapping | UserMapping | SSOMapping | AccountMapping
+@dataclass(frozen=True, slots=True)
+class GroupMapping:
+    """A ``mapGroups`` entry: every IAM user who is a member of one IAM group."""
+
+    kind: ClassVar[EntryKind] = EntryKind.GROUP
+    #: The group ARN as written, with its path (ListGroupsForUser reports the path too).
+    grouparn: str
+    username: str
+    groups: tuple[str, ...] = ()
+    account_id: str = ""
+    location: Location | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> str:
+        """The lower-cased ARN entries are matched on (IAM group names are case-insensitive)."""
+        return arn_key(self.grouparn)
+
+    def describe(self) -> str:
+        return f"{_where(self.location)}grouparn {self.grouparn}"
+
+
+MappingEntry: TypeAlias = RoleMapping | UserMapping | SSOMapping | GroupMapping | AccountMapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +259,14 @@ class MatchResult:
     groups: tuple[str, ...]
     #: False for account entries: their username is an ARN, never a template.
     templated: bool = True
+    #: Further ``mapGroups`` entries whose groups were added (several of the caller's IAM groups).
+    also: tuple[GroupMapping, ...] = ()
 
     def describe(self) -> str:
-        return self.entry.describe()
+        text = self.entry.describe()
+        if self.also:
+            text += " (with " + ", ".join(g.describe() for g in self.also) + ")"
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,12 +281,24 @@ class MappingSet:
     match_by_user_id: bool = False
     #: Every accepted entry in load order (for listing and explaining).
     entries: tuple[MappingEntry, ...] = ()
+    #: ``mapGroups`` entries by lower-cased group ARN, in load order.
+    iam_groups: Mapping[str, GroupMapping] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def lookup(self, identity: Identity) -> MatchResult | None:
-        """The entry that maps ``identity`` under the precedence of the module docstring."""
+    @property
+    def has_group_entries(self) -> bool:
+        return bool(self.iam_groups)
+
+    def lookup(
+        self, identity: Identity, iam_groups: frozenset[str] = frozenset()
+    ) -> MatchResult | None:
+        """The entry that maps ``identity`` under the precedence of the module docstring.
+
+        ``iam_groups``: the lower-cased ARNs of the IAM groups the caller is a member of (only
+        ever non-empty for IAM users; the chain asks the resolver only when it has to).
+        """
         key = arn_key(identity.canonical_arn)
         if self.match_by_user_id:
             found = self.by_user_id.get(identity.user_id)
@@ -259,6 +316,9 @@ class MappingSet:
             sso = self._lookup_sso(key, identity)
             if sso is not None:
                 return MatchResult(sso, sso.username, sso.groups)
+        group = self.lookup_groups(identity, iam_groups)
+        if group is not None:
+            return group
         account = self.accounts.get(identity.account_id)
         if account is not None:
             return MatchResult(account, identity.canonical_arn, (), templated=False)
@@ -270,6 +330,23 @@ class MappingSet:
         if found is None or not found.canonical_arn:
             return None
         return None if arn_key(found.canonical_arn) == arn_key(identity.canonical_arn) else found
+
+    def lookup_groups(self, identity: Identity, iam_groups: frozenset[str]) -> MatchResult | None:
+        """The ``mapGroups`` step alone: first matching entry's username, union of groups."""
+        if not iam_groups or not self.iam_groups or identity.kind is not PrincipalKind.USER:
+            return None
+        matched = [
+            entry
+            for arn, entry in self.iam_groups.items()
+            if arn in iam_groups and entry.account_id == identity.account_id
+        ]
+        if not matched:
+            return None
+        first = matched[0]
+        groups: dict[str, None] = {}
+        for entry in matched:
+            groups.update(dict.fromkeys(entry.groups))
+        return MatchResult(first, first.username, tuple(groups), also=tuple(matched[1:]))
 
     def _lookup_sso(self, key: str, identity: Identity) -> SSOMapping | None:
         if not self.sso:
@@ -454,6 +531,30 @@ def parse_user_entry(
     return UserMapping(userarn, username, groups, canonical, userid, location), warnings
 
 
+def parse_group_entry(
+    raw: object, location: Location | None = None
+) -> tuple[GroupMapping, list[str]]:
+    """One ``mapGroups`` entry and its warnings; :class:`MappingError` when it is invalid.
+
+    ``username`` is required: IAM users have no session name, so write e.g.
+    ``{{AccountID}}:alice``-style names or a fixed name per group.
+    """
+    d = _lower_keys(raw, GROUPS)
+    warnings = [f"unknown key {k!r} ignored" for k in _unknown_keys(d, _GROUP_KEYS)]
+    username = _username(d.get("username"))
+    groups = _groups(d.get("groups"))
+    grouparn = _string(d.get("grouparn"), "grouparn", required=True)
+    match = _GROUP_ARN.fullmatch(grouparn)
+    if match is None:
+        raise MappingError(
+            f"grouparn {grouparn} is not an IAM group ARN "
+            "(arn:<partition>:iam::<account>:group/[path/]Name)"
+        )
+    if match.group(1) not in PARTITIONS:
+        raise MappingError(f"grouparn {grouparn}: {match.group(1)!r} is not an AWS partition")
+    return GroupMapping(grouparn, username, groups, match.group(2), location), warnings
+
+
 def parse_account_entry(raw: object, location: Location | None = None) -> AccountMapping:
     """One ``mapAccounts`` entry: a 12-digit account id (a string, or a number JSON gave us)."""
     if isinstance(raw, bool) or not isinstance(raw, str | int):
@@ -487,6 +588,7 @@ class _Builder:
         self.sso: dict[tuple[str, str, str], SSOMapping] = {}
         self.accounts: dict[str, AccountMapping] = {}
         self.by_user_id: dict[str, RoleMapping | UserMapping] = {}
+        self.iam_groups: dict[str, GroupMapping] = {}
         self.entries: list[MappingEntry] = []
 
     def issue(self, severity: Severity, location: Location, message: str) -> None:
@@ -528,6 +630,9 @@ class _Builder:
         elif isinstance(entry, SSOMapping):
             what = f"sso permission set {entry.permission_set_name}"
             placed = self._place(self.sso, entry.key, entry, location, what)
+        elif isinstance(entry, GroupMapping):
+            what = f"grouparn {entry.grouparn}"
+            placed = self._place(self.iam_groups, entry.key, entry, location, what)
         elif self.match_by_user_id:
             what = f"userid {entry.userid}"
             placed = self._place(self.by_user_id, entry.userid, entry, location, what)
@@ -565,6 +670,7 @@ class _Builder:
             by_user_id=self.by_user_id,
             match_by_user_id=self.match_by_user_id,
             entries=tuple(self.entries),
+            iam_groups=self.iam_groups,
         )
         return LoadResult(mappings, tuple(self.issues))
 
@@ -583,6 +689,7 @@ def load_entries(
     roles: Iterable[RawEntry] = (),
     users: Iterable[RawEntry] = (),
     accounts: Iterable[RawEntry] = (),
+    groups: Iterable[RawEntry] = (),
     *,
     match_by_user_id: bool = False,
 ) -> LoadResult:
@@ -618,6 +725,15 @@ def load_entries(
             builder.issue(Severity.SKIPPED, location, f"entry skipped: {exc.message}")
             continue
         builder.add(account, location)
+    for raw, location in groups:
+        try:
+            group, warnings = parse_group_entry(raw, location)
+        except MappingError as exc:
+            builder.issue(Severity.SKIPPED, location, f"entry skipped: {exc.message}")
+            continue
+        for w in warnings:
+            builder.issue(Severity.WARNING, location, w)
+        builder.add(group, location)
     return builder.result()
 
 
@@ -627,14 +743,14 @@ def load_sections(
     prefix: str = "",
     match_by_user_id: bool = False,
 ) -> LoadResult:
-    """Load already-parsed ``mapRoles``/``mapUsers``/``mapAccounts`` lists (no line numbers).
+    """Load already-parsed ``mapRoles``/``mapUsers``/``mapAccounts``/``mapGroups`` lists.
 
     ``sections`` keys are matched case-insensitively; locations read ``<prefix><section>[i]``.
     """
     found: dict[str, Sequence[object]] = {}
     issues: list[LoadIssue] = []
     for name, value in sections.items():
-        canonical = {s.lower(): s for s in (ROLES, USERS, ACCOUNTS)}.get(str(name).lower())
+        canonical = {s.lower(): s for s in (ROLES, USERS, ACCOUNTS, GROUPS)}.get(str(name).lower())
         if canonical is None or value is None:
             continue
         if not isinstance(value, list | tuple):
@@ -647,7 +763,9 @@ def load_sections(
     def raw(section: str) -> list[RawEntry]:
         return [(v, Location(prefix + section, i)) for i, v in enumerate(found.get(section, ()))]
 
-    result = load_entries(raw(ROLES), raw(USERS), raw(ACCOUNTS), match_by_user_id=match_by_user_id)
+    result = load_entries(
+        raw(ROLES), raw(USERS), raw(ACCOUNTS), raw(GROUPS), match_by_user_id=match_by_user_id
+    )
     if issues:
         return LoadResult(result.mappings, tuple(issues) + result.issues)
     return result

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kubeiam.mapping.chain import Backend, MappingChain
+from kubeiam.mapping.chain import Backend, GroupResolver, MappingChain
 from kubeiam.mapping.templates import EC2Resolver, InstanceRoleCheck
 from kubeiam.server.config import BackendMode, ServerConfig
 from kubeiam.server.metrics import ServerMetrics
@@ -37,7 +37,9 @@ def build_backends(config: ServerConfig, metrics: ServerMetrics) -> list[Backend
         if mode is BackendMode.MOUNTED_FILE:
             from kubeiam.mapping.backends.mounted_file import MountedFile
 
-            backend = MountedFile(config.map_roles, config.map_users, config.map_accounts)
+            backend = MountedFile(
+                config.map_roles, config.map_users, config.map_accounts, config.map_groups
+            )
         elif mode is BackendMode.DYNAMIC_FILE:
             from kubeiam.mapping.backends.dynamic_file import DynamicFile
 
@@ -68,6 +70,7 @@ async def build_chain(
     metrics: ServerMetrics,
     ec2_resolver: EC2Resolver | None,
     instance_role_check: InstanceRoleCheck | None = None,
+    group_resolver: GroupResolver | None = None,
 ) -> tuple[MappingChain, Callable[[], Awaitable[None]]]:
     """The started chain and the coroutine function that stops it."""
     backends = build_backends(config, metrics)
@@ -76,6 +79,7 @@ async def build_chain(
         reserved_prefixes=config.reserved_prefixes,
         ec2_resolver=ec2_resolver,
         instance_role_check=instance_role_check,
+        group_resolver=group_resolver,
     )
     for backend in backends:
         metrics.watch_backend(backend.name, _ready_of(backend))

@@ -11,6 +11,7 @@
       mapRoles: [...]             # entries keyed rolearn/roleARN/..., in any case
       mapUsers: [...]
       mapAccounts: ["111122223333"]
+      mapGroups: [...]            # kubeiam: IAM group ARN -> username/groups (iamGroupMapping)
 
 Keys are matched case-insensitively at every level, as the reference's configuration library
 does (``roleARN`` and ``rolearn`` both work). Unknown keys are reported by name with a warning;
@@ -44,6 +45,11 @@ DEFAULT_STATE_DIR = Path("/var/aws-iam-authenticator")
 #: The reference's defaults for its ec2:DescribeInstances token bucket.
 DEFAULT_EC2_QPS = 15
 DEFAULT_EC2_BURST = 5
+#: How long a user's IAM group memberships are cached (seconds): a removal from a group applies
+#: after at most this long (plus kube-apiserver's own webhook cache).
+DEFAULT_IAM_GROUP_TTL = 60.0
+DEFAULT_IAM_GROUP_QPS = 10
+DEFAULT_IAM_GROUP_BURST = 5
 #: kube-apiserver sends tokens of at most a few KiB; 64 KiB leaves room and bounds memory.
 DEFAULT_MAX_BODY = 64 * 1024
 DEFAULT_CACHE_ENTRIES = 10_000
@@ -87,6 +93,7 @@ class ServerConfig:
     map_roles: tuple[Mapping[str, Any], ...] = ()
     map_users: tuple[Mapping[str, Any], ...] = ()
     map_accounts: tuple[str, ...] = ()
+    map_groups: tuple[Mapping[str, Any], ...] = ()
     #: backend name -> reserved username prefixes (``reservedPrefixConfig``).
     reserved_prefixes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     dynamic_file_path: Path | None = None
@@ -100,6 +107,12 @@ class ServerConfig:
     ec2_region: str | None = None
     #: Refuse node sessions whose instance's profile does not hold the token's role.
     ec2_instance_role_check: bool = False
+    #: Resolve IAM users' group memberships (iam:ListGroupsForUser) for ``mapGroups`` entries.
+    iam_group_mapping: bool = False
+    iam_group_ttl: float = DEFAULT_IAM_GROUP_TTL
+    iam_group_role_arn: str | None = None
+    iam_group_qps: int = DEFAULT_IAM_GROUP_QPS
+    iam_group_burst: int = DEFAULT_IAM_GROUP_BURST
     scrubbed_accounts: tuple[str, ...] = ()
     # kubeiam extensions (camelCase keys under server:, and flags)
     sts_resolve: tuple[str, ...] = ()
@@ -135,6 +148,7 @@ _SERVER_KEYS = {
     "maproles": "map_roles",
     "mapusers": "map_users",
     "mapaccounts": "map_accounts",
+    "mapgroups": "map_groups",
     "reservedprefixconfig": "reserved_prefixes",
     "dynamicfilepath": "dynamic_file_path",
     "dynamicfileuseridstrict": "dynamic_file_user_id_strict",
@@ -146,6 +160,11 @@ _SERVER_KEYS = {
     "sourcearn": "source_arn",
     "ec2region": "ec2_region",
     "ec2instancerolecheck": "ec2_instance_role_check",
+    "iamgroupmapping": "iam_group_mapping",
+    "iamgroupcachettl": "iam_group_ttl",
+    "iamgrouprolearn": "iam_group_role_arn",
+    "iamgroupqps": "iam_group_qps",
+    "iamgroupburst": "iam_group_burst",
     "scrubbedaccounts": "scrubbed_accounts",
     "stsresolve": "sts_resolve",
     "stscabundle": "sts_ca_bundle",
@@ -169,6 +188,7 @@ _SERVER_IGNORED = {
 _ENTRY_KEYS = {
     "rolearn": "rolearn",
     "userarn": "userarn",
+    "grouparn": "grouparn",
     "username": "username",
     "groups": "groups",
     "userid": "userid",
@@ -302,7 +322,15 @@ def _account_list(key: str, value: Any) -> tuple[str, ...]:
 
 def _convert(key: str, name: str, value: Any) -> Any:
     """Turn one raw value into the type of field ``name`` (``key`` is for messages)."""
-    if name in ("address", "hostname", "master", "ec2_role_arn", "source_arn", "ec2_region"):
+    if name in (
+        "address",
+        "hostname",
+        "master",
+        "ec2_role_arn",
+        "source_arn",
+        "ec2_region",
+        "iam_group_role_arn",
+    ):
         return _str(key, value) if value not in (None, "") else None
     if name == "port":
         return _int(key, value, low=0, high=65535)
@@ -320,7 +348,7 @@ def _convert(key: str, name: str, value: Any) -> Any:
                 hint=f"use one of {', '.join(sorted(PARTITIONS))}",
             )
         return partition
-    if name in ("map_roles", "map_users"):
+    if name in ("map_roles", "map_users", "map_groups"):
         if value is None:
             return ()
         if not isinstance(value, Sequence) or isinstance(value, str):
@@ -332,15 +360,15 @@ def _convert(key: str, name: str, value: Any) -> Any:
         return _account_list(key, value)
     if name == "reserved_prefixes":
         return _reserved_prefixes(key, value)
-    if name in ("dynamic_file_user_id_strict", "ec2_instance_role_check"):
+    if name in ("dynamic_file_user_id_strict", "ec2_instance_role_check", "iam_group_mapping"):
         return _bool(key, value)
-    if name in ("ec2_qps", "ec2_burst"):
+    if name in ("ec2_qps", "ec2_burst", "iam_group_qps", "iam_group_burst"):
         return _int(key, value, low=1, high=10_000)
     if name == "identity_cache_size":
         return _int(key, value, low=0, high=10_000_000)
     if name == "max_body_bytes":
         return _int(key, value, low=4096, high=16 * 1024 * 1024)
-    if name in ("shutdown_timeout", "sts_timeout"):
+    if name in ("shutdown_timeout", "sts_timeout", "iam_group_ttl"):
         try:
             seconds = float(value)
         except (TypeError, ValueError):

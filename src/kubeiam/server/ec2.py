@@ -51,9 +51,11 @@ class EC2Client(Protocol):
 
 
 class IAMClient(Protocol):
-    """The one boto3 IAM method the instance-role check uses."""
+    """The boto3 IAM methods the server uses (instance-role check, IAM group mapping)."""
 
     def get_instance_profile(self, **kwargs: Any) -> Mapping[str, Any]: ...
+
+    def list_groups_for_user(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +338,11 @@ class InstanceRoleChecker:
 
 
 def make_session_factory(
-    *, region: str, role_arn: str | None = None, source_arn: str | None = None
+    *,
+    region: str,
+    role_arn: str | None = None,
+    source_arn: str | None = None,
+    session_name: str = "kubeiam-ec2",
 ) -> Callable[[], Any]:
     """A factory of one boto3 Session, built on first use (in a worker thread); with
     ``role_arn``, its credentials come from an auto-refreshed AssumeRole.
@@ -369,7 +375,7 @@ def make_session_factory(
 
             def refresh() -> dict[str, str]:
                 creds = sts.assume_role(
-                    RoleArn=role_arn, RoleSessionName="kubeiam-ec2", DurationSeconds=3600
+                    RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=3600
                 )["Credentials"]
                 expiry = creds["Expiration"]
                 if isinstance(expiry, dt.datetime):
@@ -419,7 +425,8 @@ def make_ec2_client(
 
 
 def make_iam_client(session: Callable[[], Any]) -> Callable[[], IAMClient]:
-    """A factory of one boto3 IAM client from the same session as the EC2 client."""
+    """A factory of one boto3 IAM client from ``session`` (the EC2 client's, or the IAM group
+    resolver's own)."""
     state: dict[str, IAMClient] = {}
 
     def factory() -> IAMClient:

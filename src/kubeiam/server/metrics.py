@@ -124,6 +124,18 @@ class ServerMetrics:
             namespace=kns,
             registry=r,
         )
+        self.iam_group_calls = Counter(
+            "iam_list_groups_for_user_calls",
+            "iam:ListGroupsForUser calls made to resolve mapGroups entries",
+            namespace=kns,
+            registry=r,
+        )
+        self.iam_group_failures = Counter(
+            "iam_group_lookup_failures",
+            "IAM group lookups that failed (mapGroups entries did not match: fail closed)",
+            namespace=kns,
+            registry=r,
+        )
         self.backend_failures = Counter(
             "backend_failures",
             "Mapping backend load, reload or watch failures",

@@ -248,11 +248,44 @@ def build_verifier(config: ServerConfig, metrics: ServerMetrics) -> tuple[TokenV
     return verifier, sts
 
 
+def _aws_region(config: ServerConfig) -> str:
+    import os
+
+    return (
+        config.ec2_region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or "us-east-1"
+    )
+
+
+def build_group_resolver(config: ServerConfig, metrics: ServerMetrics) -> Any:
+    """The ``mapGroups`` resolver (iam:ListGroupsForUser), or None without
+    ``iamGroupMapping`` (boto3 is loaded on the first lookup)."""
+    if not config.iam_group_mapping:
+        return None
+    from kubeiam.server.ec2 import make_iam_client, make_session_factory
+    from kubeiam.server.iam_groups import IAMGroupResolver
+
+    session = make_session_factory(
+        region=_aws_region(config),
+        role_arn=config.iam_group_role_arn,
+        source_arn=config.source_arn,
+        session_name="kubeiam-iam-groups",
+    )
+    return IAMGroupResolver(
+        make_iam_client(session),
+        ttl=config.iam_group_ttl,
+        qps=config.iam_group_qps,
+        burst=config.iam_group_burst,
+        on_call=metrics.iam_group_calls.inc,
+        on_failure=metrics.iam_group_failures.inc,
+    )
+
+
 def build_ec2_resolver(config: ServerConfig, metrics: ServerMetrics) -> tuple[Any, Any]:
     """The ``{{EC2PrivateDNSName}}`` resolver and, with ``ec2InstanceRoleCheck``, the
     instance-role check (boto3 is loaded on the first lookup)."""
-    import os
-
     from kubeiam.server.ec2 import (
         EC2PrivateDNSResolver,
         InstanceRoleChecker,
@@ -261,12 +294,7 @@ def build_ec2_resolver(config: ServerConfig, metrics: ServerMetrics) -> tuple[An
         make_session_factory,
     )
 
-    region = (
-        config.ec2_region
-        or os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION")
-        or "us-east-1"
-    )
+    region = _aws_region(config)
     session = make_session_factory(
         region=region, role_arn=config.ec2_role_arn, source_arn=config.source_arn
     )
@@ -294,7 +322,10 @@ async def build_components(config: ServerConfig) -> Components:
     try:
         resolver, checker = build_ec2_resolver(config, metrics)
         closers.append(resolver.close)
-        chain, stop = await build_chain(config, metrics, resolver, checker)
+        groups = build_group_resolver(config, metrics)
+        if groups is not None:
+            closers.append(groups.close)
+        chain, stop = await build_chain(config, metrics, resolver, checker, groups)
         closers.append(stop)
     except BaseException:
         await close_all(closers)

@@ -113,8 +113,10 @@ class StoredMappings:
         self.last_error = None
         log.warning("%s: %s; serving no mappings", self.backend, reason)
 
-    def match(self, identity: Identity) -> MatchResult | None:
-        return self.mappings.lookup(identity)
+    def match(
+        self, identity: Identity, iam_groups: frozenset[str] = frozenset()
+    ) -> MatchResult | None:
+        return self.mappings.lookup(identity, iam_groups)
 
 
 class StoredBackend:
@@ -136,8 +138,14 @@ class StoredBackend:
     def store(self) -> StoredMappings:
         return self._store
 
-    def match(self, identity: Identity) -> MatchResult | None:
-        return self._store.match(identity)
+    @property
+    def has_group_entries(self) -> bool:
+        return self._store.mappings.has_group_entries
+
+    def match(
+        self, identity: Identity, iam_groups: frozenset[str] = frozenset()
+    ) -> MatchResult | None:
+        return self._store.match(identity, iam_groups)
 
 
 async def cancel_task(task: asyncio.Task[None] | None) -> None:

@@ -5,7 +5,9 @@ The file has the reference's shape (keys case-insensitive, as Go's JSON decoding
     {"LastUpdatedDateTime": "...", "Version": "...",
      "mapRoles": [{"rolearn": "...", "username": "...", "groups": [...], "userid": "AROA..."}],
      "mapUsers": [{"userarn": "...", "username": "...", "groups": [...], "userid": "AIDA..."}],
-     "mapAccounts": ["111122223333"]}
+     "mapAccounts": ["111122223333"],
+     "mapGroups": [{"grouparn": "arn:aws:iam::...:group/[path/]Name", "username": "...",
+                    "groups": [...]}]}
 
 * Changes are found by polling the file's (mtime, size, inode) every ``poll_interval`` seconds:
   this sees writes, atomic renames and ConfigMap volume symlink swaps alike, with no inotify.
@@ -167,9 +169,11 @@ class DynamicFile(StoredBackend):
         else:
             self._store.install(result, source=str(self.path))
 
-    def match(self, identity: Identity) -> MatchResult | None:
+    def match(
+        self, identity: Identity, iam_groups: frozenset[str] = frozenset()
+    ) -> MatchResult | None:
         mappings = self._store.mappings
-        result = mappings.lookup(identity)
+        result = mappings.lookup(identity, iam_groups)
         if result is None and self.user_id_strict:
             other = mappings.user_id_mismatch(identity)
             if other is not None:

@@ -1,4 +1,5 @@
-"""MountedFile: the ``mapRoles``/``mapUsers``/``mapAccounts`` lists of the server config file.
+"""MountedFile: the ``mapRoles``/``mapUsers``/``mapAccounts``/``mapGroups`` lists of the server
+config file.
 
 The server parses its config file and hands the lists over as they are; this backend validates
 them once. A config file is written by the operator and read at start-up, so any invalid,
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kubeiam.mapping.backends import MOUNTED_FILE, StoredBackend, StoredMappings
-from kubeiam.mapping.model import ACCOUNTS, ROLES, USERS, load_sections
+from kubeiam.mapping.model import ACCOUNTS, GROUPS, ROLES, USERS, load_sections
 
 
 class MountedFile(StoredBackend):
@@ -24,13 +25,19 @@ class MountedFile(StoredBackend):
         map_roles: Sequence[object] = (),
         map_users: Sequence[object] = (),
         map_accounts: Sequence[object] = (),
+        map_groups: Sequence[object] = (),
         *,
         strict: bool = True,
         section_prefix: str = "server.",
     ) -> None:
         self._store = StoredMappings(self.name)
         result = load_sections(
-            {ROLES: list(map_roles), USERS: list(map_users), ACCOUNTS: list(map_accounts)},
+            {
+                ROLES: list(map_roles),
+                USERS: list(map_users),
+                ACCOUNTS: list(map_accounts),
+                GROUPS: list(map_groups),
+            },
             prefix=section_prefix,
         )
         result.raise_for_issues(strict=strict)

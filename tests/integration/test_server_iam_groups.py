@@ -1,0 +1,173 @@
+"""``mapGroups`` through the real HTTPS server: IAM group membership (moto's IAM) decides a review.
+
+Tokens are minted with the real presigner for IAM users held by moto and verified by the STS
+front; the server lists the users' groups with iam:ListGroupsForUser against moto.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from kubeiam.localaws.environment import LocalAWS
+from kubeiam.partitions import sts_host_for_region
+from kubeiam.server.config import ServerConfig
+from kubeiam.server.run import RunningServer, start_server
+from kubeiam.token.encoding import encode_token
+from kubeiam.token.presign import presign_get_caller_identity
+
+CLUSTER = "groups-cluster"
+TTL = 0.3
+
+
+def mint(aws: LocalAWS, key_id: str, secret: str) -> str:
+    url = presign_get_caller_identity(
+        access_key_id=key_id,
+        secret_access_key=secret,
+        session_token=None,
+        region=aws.region,
+        host=sts_host_for_region(aws.region),
+        cluster_id=CLUSTER,
+        now=datetime.now(UTC),
+    )
+    return encode_token(url)
+
+
+class Client:
+    def __init__(self, server: RunningServer) -> None:
+        ctx = ssl.create_default_context(cafile=str(server.keypair.cert_path))
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx))
+        self.base = server.base_url
+
+    async def review(self, token: str) -> tuple[int, dict[str, Any]]:
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token},
+        }
+        async with self.session.post(self.base + "/authenticate", json=body) as resp:
+            return resp.status, await resp.json()
+
+    async def metrics(self) -> str:
+        async with self.session.get(self.base + "/metrics") as resp:
+            return await resp.text()
+
+
+def metric(text: str, name: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+@pytest.fixture
+def aws_env(local_aws: LocalAWS, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's own AWS access (iam:ListGroupsForUser) goes to moto as the admin."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", local_aws.moto_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", local_aws.admin.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", local_aws.admin.secret_access_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", local_aws.region)
+
+
+async def start(local_aws: LocalAWS, state_dir: Path) -> tuple[RunningServer, dict[str, str]]:
+    suffix = uuid.uuid4().hex[:8]
+    iam = local_aws.boto3_client("iam")
+    group = iam.create_group(GroupName=f"devs-{suffix}", Path="/eng/")["Group"]
+    member, outsider = f"member-{suffix}", f"outsider-{suffix}"
+    member_key = local_aws.create_user(member)
+    outsider_key = local_aws.create_user(outsider)
+    iam.add_user_to_group(GroupName=group["GroupName"], UserName=member)
+    config = ServerConfig(
+        cluster_id=CLUSTER,
+        port=0,
+        state_dir=state_dir,
+        map_groups=(
+            {"grouparn": group["Arn"], "username": "dev:{{AccessKeyID}}", "groups": ["devs"]},
+        ),
+        iam_group_mapping=True,
+        iam_group_ttl=TTL,
+        sts_resolve=(local_aws.sts_resolve(),),
+        sts_ca_bundle=local_aws.ca_bundle,
+        sts_timeout=2.0,
+        shutdown_timeout=5.0,
+    )
+    server = await start_server(config)
+    info = {
+        "group": group["GroupName"],
+        "member": member,
+        "member_token": mint(local_aws, *member_key),
+        "member_key": member_key[0],
+        "outsider_token": mint(local_aws, *outsider_key),
+    }
+    return server, info
+
+
+@pytest.fixture
+async def served(
+    local_aws: LocalAWS, tmp_path: Path, aws_env: None
+) -> AsyncIterator[tuple[Client, dict[str, str]]]:
+    server, info = await start(local_aws, tmp_path)
+    client = Client(server)
+    yield client, info
+    await client.session.close()
+    await server.stop()
+
+
+async def test_member_gets_the_groups_and_loses_them_after_the_ttl(
+    served: tuple[Client, dict[str, str]], local_aws: LocalAWS
+) -> None:
+    client, info = served
+    status, body = await client.review(info["member_token"])
+    assert status == 200
+    user = body["status"]["user"]
+    assert user["username"] == f"dev:{info['member_key']}"
+    assert user["groups"] == ["devs"]
+
+    iam = local_aws.boto3_client("iam")
+    iam.remove_user_from_group(GroupName=info["group"], UserName=info["member"])
+    # Within the TTL the cached membership still applies; after it, the review is denied.
+    status, _ = await client.review(info["member_token"])
+    assert status == 200
+    await asyncio.sleep(TTL + 0.1)
+    status, body = await client.review(info["member_token"])
+    assert status == 403
+    assert "not mapped" in body["status"]["error"]
+    text = await client.metrics()
+    assert metric(text, "kubeiam_iam_list_groups_for_user_calls_total") == 2
+    assert metric(text, "kubeiam_iam_group_lookup_failures_total") == 0
+
+
+async def test_non_member_is_denied(served: tuple[Client, dict[str, str]]) -> None:
+    client, info = served
+    status, body = await client.review(info["outsider_token"])
+    assert status == 403
+    assert body["status"]["authenticated"] is False
+
+
+async def test_iam_unreachable_fails_closed(
+    local_aws: LocalAWS, tmp_path: Path, aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, info = await start(local_aws, tmp_path)
+    # The server's IAM endpoint: a loopback port nothing listens on (connection refused).
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    client = Client(server)
+    try:
+        status, body = await client.review(info["member_token"])
+        assert status == 403
+        assert "not mapped" in body["status"]["error"]
+        text = await client.metrics()
+        assert metric(text, "kubeiam_iam_group_lookup_failures_total") == 1
+        assert metric(text, "kubeiam_iam_list_groups_for_user_calls_total") == 1
+    finally:
+        await client.session.close()
+        await server.stop()
