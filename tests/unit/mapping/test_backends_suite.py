@@ -65,6 +65,8 @@ class Case:
     #: Per-backend expectation where one differs (MountedFile refuses what others skip).
     override: Mapping[str, Expected] = field(default_factory=dict)
     reserved: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: The caller's IAM group ARNs, as the server's resolver would list them.
+    iam_groups: frozenset[str] = frozenset()
 
 
 def _role(arn: str, username: str, groups: Sequence[str] = ()) -> dict[str, Any]:
@@ -83,7 +85,14 @@ def _sso(name: str, username: str, groups: Sequence[str] = (), **extra: str) -> 
     }
 
 
+def _grp(arn: str, username: str, groups: Sequence[str] = ()) -> dict[str, Any]:
+    return {"groupArn": arn, "username": username, "groups": list(groups)}
+
+
 NO_CRD = frozenset({"CRD"})
+DEVS = f"arn:aws:iam::{ACCOUNT}:group/eng/Developers"
+OPS = f"arn:aws:iam::{ACCOUNT}:group/Operators"
+IN_DEVS = frozenset({DEVS.lower()})
 
 CASES = [
     Case(
@@ -314,6 +323,91 @@ CASES = [
         override={"MountedFile": REFUSED},
     ),
     Case(
+        "group-member",
+        {"mapGroups": [_grp(DEVS, "dev:{{AccountID}}", ["devs"])]},
+        user_identity(),
+        (f"dev:{ACCOUNT}", ("devs",)),
+        not_for=NO_CRD,
+        iam_groups=IN_DEVS,
+    ),
+    Case(
+        "group-not-a-member",
+        {"mapGroups": [_grp(DEVS, "dev", ["devs"])]},
+        user_identity(),
+        None,
+        not_for=NO_CRD,
+        iam_groups=frozenset({OPS.lower()}),
+    ),
+    Case(
+        "group-arn-without-path-does-not-match",
+        {"mapGroups": [_grp(f"arn:aws:iam::{ACCOUNT}:group/Developers", "dev")]},
+        user_identity(),
+        None,
+        not_for=NO_CRD,
+        iam_groups=IN_DEVS,
+    ),
+    Case(
+        "group-exact-user-wins",
+        {"mapUsers": [_user(KUBEDEMY, "kubedemy")], "mapGroups": [_grp(DEVS, "dev", ["devs"])]},
+        user_identity(),
+        ("kubedemy", ()),
+        not_for=NO_CRD,
+        iam_groups=IN_DEVS,
+    ),
+    Case(
+        "group-beats-account",
+        {"mapAccounts": [ACCOUNT], "mapGroups": [_grp(DEVS, "dev", ["devs"])]},
+        user_identity(),
+        ("dev", ("devs",)),
+        not_for=NO_CRD,
+        iam_groups=IN_DEVS,
+    ),
+    Case(
+        "group-several-first-username-union",
+        {
+            "mapGroups": [
+                _grp(OPS, "ops", ["ops", "shared"]),
+                _grp(DEVS, "dev", ["devs", "shared"]),
+            ]
+        },
+        user_identity(),
+        ("ops", ("ops", "shared", "devs")),
+        not_for=NO_CRD,
+        iam_groups=frozenset({DEVS.lower(), OPS.lower()}),
+    ),
+    Case(
+        "group-roles-never-match",
+        {"mapGroups": [_grp(DEVS, "dev")]},
+        role_identity(),
+        None,
+        not_for=NO_CRD,
+        iam_groups=IN_DEVS,
+    ),
+    Case(
+        "group-other-account-never-matches",
+        {"mapGroups": [_grp(DEVS, "dev")]},
+        user_identity(account=OTHER_ACCOUNT),
+        None,
+        not_for=NO_CRD,
+        iam_groups=IN_DEVS,
+    ),
+    Case(
+        "group-session-name-username-denied",
+        {"mapGroups": [_grp(DEVS, "{{SessionName}}")]},
+        user_identity(),
+        Denied("renders empty"),
+        not_for=NO_CRD,
+        iam_groups=IN_DEVS,
+    ),
+    Case(
+        "group-conflicting-duplicate-refused",
+        {"mapGroups": [_grp(DEVS, "dev"), _grp(DEVS.lower(), "other")]},
+        user_identity(),
+        REFUSED,
+        not_for=NO_CRD,
+        iam_groups=IN_DEVS,
+    ),
+    Case(
         "unmapped",
         {"mapUsers": [_user(KUBEDEMY, "kubedemy")], "mapRoles": [_role(ADMIN_ROLE, "admin")]},
         user_identity("someone-else"),
@@ -330,7 +424,10 @@ Loader = Callable[[Sections, Path], Backend]
 
 def load_mounted(sections: Sections, tmp_path: Path) -> Backend:
     return MountedFile(
-        sections.get("mapRoles", []), sections.get("mapUsers", []), sections.get("mapAccounts", [])
+        sections.get("mapRoles", []),
+        sections.get("mapUsers", []),
+        sections.get("mapAccounts", []),
+        sections.get("mapGroups", []),
     )
 
 
@@ -379,7 +476,16 @@ async def test_mapping_case(backend_name: str, case: Case, tmp_path: Path) -> No
         return
     backend = loader(case.sections, tmp_path)
     assert backend.name == backend_name
-    chain = MappingChain([backend], reserved_prefixes=case.reserved, ec2_resolver=ec2_names)
+
+    async def groups_of(identity: Identity) -> frozenset[str]:
+        return case.iam_groups
+
+    chain = MappingChain(
+        [backend],
+        reserved_prefixes=case.reserved,
+        ec2_resolver=ec2_names,
+        group_resolver=groups_of,
+    )
     if expected == REFUSED:
         assert not backend.ready
         assert await chain.map(case.identity) is None
