@@ -203,20 +203,28 @@ class Shell:
         executable = shutil.which(argv[0], path=full_env["PATH"])
         if executable is None:
             raise DemoError(f"{argv[0]} is not on the demo's PATH ({full_env['PATH']})")
-        try:
-            done = subprocess.run(
+        with _interrupts_deferred() as interrupted:
+            process = subprocess.Popen(
                 [executable, *argv[1:]],
                 cwd=self.workdir,
                 env=full_env,
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=COMMAND_TIMEOUT,
-                check=False,
             )
-        except subprocess.TimeoutExpired:
-            raise DemoError(
-                f"`{shlex.join(argv)}` did not finish in {COMMAND_TIMEOUT:.0f} s"
-            ) from None
+        try:
+            if interrupted:
+                raise KeyboardInterrupt
+            stdout, stderr = process.communicate(timeout=COMMAND_TIMEOUT)
+        except BaseException as exc:  # a timeout, Ctrl-C or SIGTERM: the child goes too
+            process.kill()
+            process.wait()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise DemoError(
+                    f"`{shlex.join(argv)}` did not finish in {COMMAND_TIMEOUT:.0f} s"
+                ) from None
+            raise
+        done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         if not quiet:
             if not hide_stdout:
                 self.output(done.stdout)
@@ -867,6 +875,27 @@ def _aws_auth_entry(configmap_yaml: str, arn: str) -> str:
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[list[int]]:
+    """Hold SIGINT/SIGTERM while a child is created; yields the list of signals that came.
+
+    An interrupt raised inside ``Popen()`` after the fork would leave a child nobody knows the
+    pid of (seen: a Ctrl-C right after the webhook started orphaned `kubeiam iam onboard-user`).
+    Deferred, the caller sees it once it holds the Popen, and kills the child before raising.
+    """
+    received: list[int] = []
+
+    def remember(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, remember) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
