@@ -1,0 +1,107 @@
+"""`kubeiam mapping add-group` / `remove` / `list` / `lint` / `explain` on local mapping files,
+as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from kubeiam.mapping.backends.dynamic_file import parse_dynamic_file
+from kubeiam.mapping.model import GroupMapping, load_sections
+
+KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
+ACCOUNT = "111122223333"
+DEVS = f"arn:aws:iam::{ACCOUNT}:group/eng/Developers"
+ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
+
+SERVER_CONFIG = """\
+# kubeiam server configuration (comments must survive)
+server:
+  iamGroupMapping: true   # resolve IAM users' groups
+  mapUsers:
+    - userARN: arn:aws:iam::111122223333:user/root-admin
+      username: root-admin
+      groups: [system:masters]
+"""
+
+
+def mapping(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KUBEIAM, "mapping", *args, "--file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=dict(os.environ),
+    )
+
+
+def test_add_group_to_a_server_config_is_idempotent_and_keeps_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(SERVER_CONFIG)
+    args = ("add-group", DEVS, "--username", "dev:{{AccessKeyID}}", "--group", "devs,viewers")
+    done = mapping(path, *args)
+    assert done.returncode == 0, done.stderr
+    assert f"added IAM group {DEVS}" in done.stderr
+    again = mapping(path, *args)
+    assert again.returncode == 0
+    assert "unchanged" in again.stderr
+    text = path.read_text()
+    assert "# resolve IAM users' groups" in text
+    server = yaml.safe_load(text)["server"]
+    assert server["mapGroups"] == [
+        {"groupARN": DEVS, "username": "dev:{{AccessKeyID}}", "groups": ["devs", "viewers"]}
+    ]
+    loaded = load_sections(server, prefix="server.")
+    assert loaded.ok
+    assert [type(e) for e in loaded.mappings.entries][-1] is GroupMapping
+
+    different = mapping(path, "add-group", DEVS, "--username", "other")
+    assert different.returncode != 0
+    assert "--replace" in different.stderr
+
+    listed = json.loads(mapping(path, "list", "-o", "json").stdout)
+    assert {"kind": "group", "key": f"IAM group {DEVS}"}.items() <= listed[-1].items()
+
+    explained = json.loads(mapping(path, "explain", ALICE, "-o", "json").stdout)
+    assert explained["matched"] is False
+    assert any(
+        f"if the caller is a member of IAM group {DEVS}" in note for note in explained["notes"]
+    )
+
+    lint = mapping(path, "lint", "--no-nodes")
+    assert "[iam-group]" in lint.stdout
+
+    removed = mapping(path, "remove", DEVS.lower())
+    assert removed.returncode == 0, removed.stderr
+    assert "mapGroups" not in yaml.safe_load(path.read_text())["server"]
+
+
+def test_add_group_to_a_dynamic_file(tmp_path: Path) -> None:
+    path = tmp_path / "mappings.json"
+    done = mapping(path, "add-group", DEVS, "--username", "dev", "--group", "devs")
+    assert done.returncode == 0, done.stderr
+    loaded = parse_dynamic_file(path.read_bytes())
+    assert loaded.issues == ()
+    assert [e.describe() for e in loaded.mappings.entries] == [f"mapGroups[0]: grouparn {DEVS}"]
+
+
+def test_invalid_group_arn_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "mappings.json"
+    done = mapping(path, "add-group", f"arn:aws:iam::{ACCOUNT}:role/Dev", "--username", "d")
+    assert done.returncode != 0
+    assert "is not an IAM group ARN" in done.stderr
+    assert not path.exists()
+
+
+def test_session_name_username_is_a_lint_error(tmp_path: Path) -> None:
+    path = tmp_path / "mappings.json"
+    path.write_text(json.dumps({"mapGroups": [{"grouparn": DEVS, "username": "{{SessionName}}"}]}))
+    lint = mapping(path, "lint", "--no-nodes")
+    assert lint.returncode == 1
+    assert "[empty-username]" in lint.stdout
