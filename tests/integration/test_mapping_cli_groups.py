@@ -7,10 +7,12 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import yaml
 
+from kubeiam.localaws.environment import LocalAWS
 from kubeiam.mapping.backends.dynamic_file import parse_dynamic_file
 from kubeiam.mapping.model import GroupMapping, load_sections
 
@@ -105,3 +107,71 @@ def test_session_name_username_is_a_lint_error(tmp_path: Path) -> None:
     lint = mapping(path, "lint", "--no-nodes")
     assert lint.returncode == 1
     assert "[empty-username]" in lint.stdout
+
+
+def test_whoami_lists_the_callers_groups_and_matches_the_group_entry(
+    local_aws: LocalAWS, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    name = f"grp-whoami-{suffix}"
+    key_id, secret = local_aws.create_user(name)
+    iam = local_aws.boto3_client("iam")
+    group = iam.create_group(GroupName=f"whoami-devs-{suffix}", Path="/eng/")["Group"]
+    iam.add_user_to_group(GroupName=group["GroupName"], UserName=name)
+    path = tmp_path / "mappings.json"
+    done = mapping(path, "add-group", group["Arn"], "--username", "dev", "--group", "devs")
+    assert done.returncode == 0, done.stderr
+    env = {
+        **os.environ,
+        **local_aws.client_env(),
+        "HOME": str(tmp_path / "home"),
+        "AWS_ACCESS_KEY_ID": key_id,
+        "AWS_SECRET_ACCESS_KEY": secret,
+    }
+    me = subprocess.run(
+        [KUBEIAM, "whoami", "--file", str(path), "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    # Without iam:ListGroupsForUser (moto enforces IAM policies here) the memberships are
+    # unknown: nothing matches, and the note names the entry a member would get.
+    assert me.returncode == 1
+    unknown = json.loads(me.stdout)
+    assert unknown["iam_groups"] is None
+    assert any(
+        f"if the caller is a member of IAM group {group['Arn']}" in note
+        for note in unknown["mappings"][0]["notes"]
+    )
+    iam.put_user_policy(
+        UserName=name,
+        PolicyName="list-own-groups",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "iam:ListGroupsForUser",
+                        # moto's evaluator does not match IAM resource ARNs for this action
+                        "Resource": "*",
+                    }
+                ],
+            }
+        ),
+    )
+    me = subprocess.run(
+        [KUBEIAM, "whoami", "--file", str(path), "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert me.returncode == 0, me.stdout + me.stderr
+    found = json.loads(me.stdout)
+    assert found["iam_groups"] == [group["Arn"]]
+    assert (found["username"], found["groups"]) == ("dev", ["devs"])
+    assert secret not in me.stdout + me.stderr

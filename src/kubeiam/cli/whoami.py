@@ -5,6 +5,10 @@ roles and ``AWS_ENDPOINT_URL_STS`` work as for any AWS tool). With ``--cluster``
 a ``--store``), the identity is explained against each store in the order the server consults
 them: aws-auth, then IAMIdentityMapping objects (when the CRD is installed), or the one store
 named. Nothing secret is printed: the access key id is used only to render ``{{AccessKeyID}}``.
+
+For an IAM user, the caller's own IAM groups are listed (iam:ListGroupsForUser, with the same
+credentials) so ``mapGroups`` entries are explained as the server would match them; when that
+call is not allowed, explain lists the group entries that would match for a member instead.
 """
 
 from __future__ import annotations
@@ -40,6 +44,27 @@ def caller_identity(profile: str | None, region: str | None) -> dict[str, str]:
         "Account": str(answer["Account"]),
         "UserId": str(answer["UserId"]),
     }
+
+
+def caller_iam_groups(
+    profile: str | None, region: str | None, user_name: str
+) -> frozenset[str] | None:
+    """The ARNs of the caller's IAM groups, or None when IAM does not say (no permission)."""
+    from kubeiam.admin.awsclients import AWSClients
+
+    try:
+        iam = AWSClients(profile=profile, region=region or DEFAULT_STS_REGION).iam
+        arns: set[str] = set()
+        kwargs: dict[str, Any] = {"UserName": user_name}
+        for _ in range(20):  # bounded: IAM allows at most 10 groups per user
+            page = iam.list_groups_for_user(**kwargs)
+            arns.update(str(g["Arn"]) for g in page.get("Groups", []))
+            if not page.get("IsTruncated") or not page.get("Marker"):
+                break
+            kwargs["Marker"] = page["Marker"]
+    except Exception:  # any refusal (AccessDenied, no network): explain without memberships
+        return None
+    return frozenset(arns)
 
 
 def _context_for(kubeconfig: Path | None, cluster: str) -> str:
@@ -90,7 +115,7 @@ def whoami_command(
 ) -> None:
     """Show your AWS identity and, with a cluster or store, what it maps to there."""
     from kubeiam.admin.mappings import Explanation, explain
-    from kubeiam.arn import parse_caller_arn
+    from kubeiam.arn import PrincipalKind, parse_caller_arn
     from kubeiam.cli.mapping import default_kubeconfig, open_store, print_explanation
 
     me = caller_identity(profile, region)
@@ -106,6 +131,9 @@ def whoami_command(
     if cluster is not None and context is None:
         kubeconfig = kubeconfig or default_kubeconfig()
         context = _context_for(kubeconfig, cluster)
+    iam_groups: frozenset[str] | None = None
+    if stores and principal.kind is PrincipalKind.USER:
+        iam_groups = caller_iam_groups(profile, region, me["Arn"].rsplit("/", 1)[-1])
 
     async def explain_all() -> list[Explanation]:
         found: list[Explanation] = []
@@ -131,6 +159,7 @@ def whoami_command(
                     backend=opened.backend,
                     target=opened.target,
                     session_name=session,
+                    iam_groups=iam_groups,
                 )
             )
             if found[-1].matched:
@@ -144,6 +173,7 @@ def whoami_command(
         "account": me["Account"],
         "user_id": me["UserId"],
         "session_name": session or None,
+        "iam_groups": sorted(iam_groups) if iam_groups is not None else None,
         "mappings": [e.to_json() for e in explanations],
     }
     matched = next((e for e in explanations if e.matched), None)
