@@ -45,6 +45,8 @@ KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
 CLUSTER_ID = "kubeiam-e2e"
 #: kube-apiserver's --authentication-token-webhook-cache-ttl in these tests.
 WEBHOOK_CACHE_TTL_SECONDS = 1.0
+#: How long kubeiam server keeps a user's IAM group memberships (iamGroupCacheTTL).
+IAM_GROUP_TTL_SECONDS = 2.0
 #: An edit of aws-auth or an IAMIdentityMapping reaches the server's watch, then the next review.
 GRANT_SECONDS = 30.0
 #: A revoked identity may keep working with the token it already has for the API server's
@@ -329,5 +331,8 @@ def server_config(
             "mapUsers": [
                 {"userarn": file_user.arn, "username": "file-user", "groups": ["e2e-file-group"]}
             ],
+            # mapGroups entries (test_iam_groups.py): memberships from moto's IAM, kept briefly.
+            "iamGroupMapping": True,
+            "iamGroupCacheTTL": IAM_GROUP_TTL_SECONDS,
         },
     }
