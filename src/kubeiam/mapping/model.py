@@ -283,6 +283,13 @@ class MappingSet:
     entries: tuple[MappingEntry, ...] = ()
     #: ``mapGroups`` entries by lower-cased group ARN, in load order.
     iam_groups: Mapping[str, GroupMapping] = field(default_factory=dict)
+    #: Lower-cased group ARN -> its position in load order.
+    _group_order: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.iam_groups and not self._group_order:
+            order = {arn: i for i, arn in enumerate(self.iam_groups)}
+            object.__setattr__(self, "_group_order", order)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -335,10 +342,14 @@ class MappingSet:
         """The ``mapGroups`` step alone: first matching entry's username, union of groups."""
         if not iam_groups or not self.iam_groups or identity.kind is not PrincipalKind.USER:
             return None
+        # Few groups per user (IAM allows 10), possibly many entries: look each group up, then
+        # put the matches back in load order (the index keeps it).
+        order = self._group_order
+        keys = sorted((arn for arn in iam_groups if arn in order), key=order.__getitem__)
         matched = [
             entry
-            for arn, entry in self.iam_groups.items()
-            if arn in iam_groups and entry.account_id == identity.account_id
+            for entry in (self.iam_groups[arn] for arn in keys)
+            if entry.account_id == identity.account_id
         ]
         if not matched:
             return None
