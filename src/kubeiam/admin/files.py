@@ -23,13 +23,13 @@ import errno
 import fcntl
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from kubeiam.errors import ConfigError
+from kubeiam.fileio import write_atomically
 
 #: Files kubeiam writes hold credentials or point at them: owner read/write only.
 PRIVATE_FILE_MODE = 0o600
@@ -129,35 +129,12 @@ def _read(path: Path) -> str | None:
 
 def atomic_write(path: Path, text: str, *, mode: int = PRIVATE_FILE_MODE) -> None:
     """Write ``text`` to ``path`` through a synced temporary file and a rename."""
-    directory = path.parent
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        write_atomically(path, text.encode("utf-8"), mode)
     except OSError as exc:
-        raise ConfigError(
-            f"cannot write {path}: {exc.strerror}", hint=f"make {directory} writable by you"
-        ) from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):  # some file systems refuse fsync on directories
-            os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        directory = path.parent
+        hint = None if os.access(directory, os.W_OK) else f"make {directory} writable by you"
+        raise ConfigError(f"cannot write {path}: {exc.strerror}", hint=hint) from None
 
 
 def locked_update(

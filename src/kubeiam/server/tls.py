@@ -12,13 +12,10 @@ and names ``localhost``, ``127.0.0.1`` and ``::1`` plus the host name and listen
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import ipaddress
 import logging
-import os
 import ssl
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kubeiam.errors import ConfigError
+from kubeiam.fileio import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -125,21 +123,6 @@ def generate_self_signed(
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _check_pair(cert_path: Path, key_path: Path) -> None:
     """Refuse a certificate and key that do not belong together or cannot be read."""
     try:
@@ -194,8 +177,8 @@ def ensure_keypair(
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         cert_pem, key_pem = generate_self_signed(hostname=hostname, address=address, now=now)
-        _atomic_write(key_path, key_pem, 0o600)
-        _atomic_write(cert_path, cert_pem, 0o644)
+        write_atomically(key_path, key_pem, 0o600)
+        write_atomically(cert_path, cert_pem, 0o644)
     except OSError as exc:
         raise ConfigError(
             f"cannot write the TLS certificate and key in {state_dir}: {exc.strerror}",

@@ -9,16 +9,14 @@ with no credentials. Names (cluster ``aws-iam-authenticator``, user ``apiserver`
 from __future__ import annotations
 
 import base64
-import contextlib
 import ipaddress
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from kubeiam.errors import ConfigError
+from kubeiam.fileio import write_atomically
 
 WEBHOOK_PATH = "/authenticate"
 CLUSTER_NAME = "aws-iam-authenticator"
@@ -66,16 +64,7 @@ def write_webhook_kubeconfig(path: Path, server_url: str, ca_pem: bytes) -> None
     text = render_webhook_kubeconfig(server_url, ca_pem).encode("utf-8")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            os.fchmod(fd, 0o644)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        write_atomically(path, text, 0o644)
     except OSError as exc:
         raise ConfigError(
             f"cannot write the webhook kubeconfig {path}: {exc.strerror}",
