@@ -623,6 +623,24 @@ class Demo:
             self.note("kubeiam server's log meanwhile: one line per review, never the token")
             self.sh.output("\n".join(lines), "dim")
 
+    def _kubeconfig_update(self, profile: str, *extra: str) -> None:
+        """`kubeiam kubeconfig update` for the local API server, signing as ``profile``."""
+        assert self.cluster is not None
+        self.sh.run(
+            "kubeiam",
+            "kubeconfig",
+            "update",
+            "--cluster",
+            CLUSTER,
+            "--server",
+            self.cluster.server,
+            "--certificate-authority",
+            self.rel(self.cluster.ca_file),
+            "--profile",
+            profile,
+            *extra,
+        )
+
     def _token(self, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
         done = self.sh.run(
             "kubeiam", "token", "-i", CLUSTER, *args, expect=expect, hide_stdout=True
@@ -686,19 +704,7 @@ class Demo:
                 "the new user configures kubectl (seed steps 5 and 6); the profile goes in the "
                 "entry's args, so it wins over the admin's AWS_PROFILE"
             )
-            self.sh.run(
-                "kubeiam",
-                "kubeconfig",
-                "update",
-                "--cluster",
-                CLUSTER,
-                "--server",
-                self.cluster.server,
-                "--certificate-authority",
-                self.rel(self.cluster.ca_file),
-                "--profile",
-                USER,
-            )
+            self._kubeconfig_update(USER)
             review = self._kubectl_whoami(None, expect_ok=True)
             self.sh.run("kubectl", "get", "nodes")
             self.sh.run("kubectl", "get", "ns")
@@ -801,17 +807,7 @@ class Demo:
         context = f"{MEMBER}@{CLUSTER}"
         if self.with_cluster:
             assert self.cluster is not None
-            self.sh.run(
-                "kubeiam",
-                "kubeconfig",
-                "update",
-                "--cluster",
-                CLUSTER,
-                "--server",
-                self.cluster.server,
-                "--certificate-authority",
-                self.rel(self.cluster.ca_file),
-                "--profile",
+            self._kubeconfig_update(
                 MEMBER,
                 "--role-arn",
                 role_arn,
