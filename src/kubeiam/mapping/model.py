@@ -67,7 +67,7 @@ from kubeiam.arn import (
 from kubeiam.errors import MappingError
 from kubeiam.identity import Identity
 from kubeiam.keys import fold_keys
-from kubeiam.mapping.templates import validate_template
+from kubeiam.mapping.templates import template_names, validate_template
 from kubeiam.partitions import PARTITIONS
 
 ROLES = "mapRoles"
@@ -90,6 +90,19 @@ _GROUP_ARN = re.compile(
 )
 #: Entries listing more than this many problems are cut short in error messages.
 _MAX_LISTED_ISSUES = 20
+
+#: Longest username or group (template or rendered) an entry may hold. Kubernetes sets no limit,
+#: but each name travels in every audit event, impersonation header and RBAC subject; the longest
+#: real one (an IAM ARN as username: 2048 characters at most, 100 or so in practice, plus a prefix)
+#: fits, and a runaway paste or generator does not.
+MAX_NAME_LENGTH = 2048
+#: Most groups one entry may grant. The aws-auth entries in the wild hold a handful; each one is
+#: sent with every request the user makes, so hundreds mean a generator went wrong.
+MAX_GROUPS_PER_ENTRY = 100
+#: Placeholders that render from a role session: an IAM user, the account root and a federated
+#: user have none (STS reports no session), so in ``mapUsers`` and ``mapGroups`` they would render
+#: empty (or, ``{{EC2PrivateDNSName}}``, deny) for every caller.
+SESSION_TEMPLATES = frozenset({"SessionName", "SessionNameRaw", "EC2PrivateDNSName"})
 
 _ROLE_KEYS = frozenset({"rolearn", "username", "groups", "sso", "userid"})
 _USER_KEYS = frozenset({"userarn", "username", "groups", "userid"})
@@ -426,13 +439,30 @@ def _lower_keys(raw: object, what: str) -> dict[str, object]:
 
 
 def _string(value: object, name: str, *, required: bool) -> str:
-    if value is None or value == "":
-        if required:
-            raise MappingError(f"{name} is missing")
-        return ""
-    if not isinstance(value, str):
+    if value is not None and not isinstance(value, str):
         raise MappingError(f"{name} must be a string, not {type(value).__name__}")
-    return value.strip()
+    text = (value or "").strip()
+    if not text and required:
+        raise MappingError(f"{name} is missing")
+    return text
+
+
+def check_name(text: str, what: str) -> None:
+    """The rules every username and group follows, in the loader and the editor alike: printable
+    characters only (no control character, newline, or invisible format character that would make
+    what a terminal shows differ from what Kubernetes sees), at most :data:`MAX_NAME_LENGTH`
+    characters, and only the known templates, spelled exactly. Raises :class:`MappingError`."""
+    if len(text) > MAX_NAME_LENGTH:
+        raise MappingError(
+            f"{what} is {len(text)} characters long; at most {MAX_NAME_LENGTH} are allowed"
+        )
+    if not text.isprintable():
+        bad = next(c for c in text if not c.isprintable())
+        raise MappingError(
+            f"{what} {text!r} contains the control or invisible character U+{ord(bad):04X}",
+            hint="usernames and groups are printable text: no newline, tab or control character",
+        )
+    validate_template(text)
 
 
 def _groups(value: object) -> tuple[str, ...]:
@@ -440,19 +470,41 @@ def _groups(value: object) -> tuple[str, ...]:
         return ()
     if not isinstance(value, list | tuple):
         raise MappingError("groups must be a list of strings")
+    if len(value) > MAX_GROUPS_PER_ENTRY:
+        raise MappingError(
+            f"groups lists {len(value)} groups; at most {MAX_GROUPS_PER_ENTRY} are allowed"
+        )
     out: list[str] = []
     for g in value:
         if not isinstance(g, str) or not g.strip():
             raise MappingError(f"groups contains {g!r}, which is not a group name")
-        validate_template(g)
-        out.append(g.strip())
+        group = g.strip()
+        check_name(group, "group")
+        out.append(group)
     return tuple(out)
 
 
 def _username(value: object) -> str:
     username = _string(value, "username", required=True)
-    validate_template(username)
+    check_name(username, "username")
     return username
+
+
+def session_template_problems(kind: EntryKind, username: str, groups: Sequence[str]) -> list[str]:
+    """Why templates of a ``kind`` entry cannot render for its callers (a load warning; the editor
+    refuses such input): :data:`SESSION_TEMPLATES` in a user, account-root, federated-user or IAM
+    group entry, whose callers have no role session."""
+    if kind not in (EntryKind.USER, EntryKind.GROUP):
+        return []
+    problems = []
+    for what, text in (("username", username), *(("group", g) for g in groups)):
+        used = sorted(template_names(text) & SESSION_TEMPLATES)
+        if used:
+            problems.append(
+                f"{what} {text!r} uses {{{{{used[0]}}}}}, which IAM users have no value for "
+                "(only role sessions do): it renders empty or denies for every caller"
+            )
+    return problems
 
 
 def _user_arn(arn: str) -> tuple[str, str]:
@@ -534,6 +586,7 @@ def parse_user_entry(
     groups = _groups(d.get("groups"))
     userid = _string(d.get("userid"), "userid", required=need_user_id)
     userarn = _string(d.get("userarn"), "userarn", required=not need_user_id)
+    warnings += session_template_problems(EntryKind.USER, username, groups)
     if not userarn:
         return UserMapping("", username, groups, "", userid, location), warnings
     canonical, rtype = _user_arn(userarn)
@@ -554,6 +607,7 @@ def parse_group_entry(
     warnings = [f"unknown key {k!r} ignored" for k in _unknown_keys(d, _GROUP_KEYS)]
     username = _username(d.get("username"))
     groups = _groups(d.get("groups"))
+    warnings += session_template_problems(EntryKind.GROUP, username, groups)
     grouparn = _string(d.get("grouparn"), "grouparn", required=True)
     match = _GROUP_ARN.fullmatch(grouparn)
     if match is None:
