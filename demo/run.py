@@ -654,9 +654,9 @@ class Demo:
         """Where the IAM workflows write the mapping: aws-auth as the cluster admin, or the
         webhook's DynamicFile when there is no cluster."""
         if self.cluster is None:
-            return ["--mapping-file", self.rel(self.mapping_file)]
+            return ["--file", self.rel(self.mapping_file)]
         admin = self.rel(self.cluster.admin_kubeconfig)
-        return ["--mapping-store", "aws-auth", "--mapping-kubeconfig", admin]
+        return ["--store", "aws-auth", "--kubeconfig", admin]
 
     # -- seed 1 ------------------------------------------------------------------------------
     def seed_one(self) -> None:
@@ -676,7 +676,7 @@ class Demo:
             USER,
             "--cluster",
             CLUSTER,
-            "--groups",
+            "--group",
             "system:masters",
             "--tag",
             f"owner={USER}",
@@ -794,7 +794,7 @@ class Demo:
             ROLE,
             "--cluster",
             CLUSTER,
-            "--k8s-groups",
+            "--group",
             "system:masters",
             *mapping_flags,
         )
@@ -811,9 +811,9 @@ class Demo:
                 MEMBER,
                 "--role-arn",
                 role_arn,
-                "--alias",
+                "--context",
                 context,
-                "--user-alias",
+                "--user",
                 MEMBER,
                 "--no-switch",
             )

@@ -250,7 +250,7 @@ def test_backup_file_round_trip(
     seed_aws_auth(cluster)
     original = aws_auth(cluster)["data"]
     saved = tmp_path / "aws-auth.backup.json"
-    done = kubeiam(cluster, "backup", "-o", str(saved))
+    done = kubeiam(cluster, "backup", "--output-file", str(saved))
     assert done.returncode == 0, done.stderr
     assert oct(saved.stat().st_mode & 0o777) == "0o600"
     user = f"arn:aws:iam::{ACCOUNT}:user/temp"
@@ -479,9 +479,9 @@ def test_onboard_user_writes_aws_auth(
         name,
         "--cluster",
         "kubedemy",
-        "--groups",
+        "--group",
         "developers",
-        "--mapping-store",
+        "--store",
         "aws-auth",
         "-o",
         "json",
@@ -497,7 +497,7 @@ def test_onboard_user_writes_aws_auth(
     secret = (tmp_path / "credentials").read_text().split("aws_secret_access_key = ")[1].split()[0]
     assert secret not in done.stdout + done.stderr
     off = subprocess.run(
-        [KUBEIAM, "iam", "offboard-user", name, "--mapping-store", "aws-auth"],
+        [KUBEIAM, "iam", "offboard-user", name, "--store", "aws-auth"],
         env=env,
         capture_output=True,
         text=True,

@@ -73,9 +73,9 @@ def test_server_only_demo_runs_both_seeds_and_leaves_nothing(tmp_path: Path) -> 
     assert "server-only mode requested: showing the webhook's answers" in out
     # every command is shown as typed
     for command in (
-        "$ kubeiam iam onboard-user kubedemy --cluster kubedemy --groups system:masters",
+        "$ kubeiam iam onboard-user kubedemy --cluster kubedemy --group system:masters",
         "$ kubeiam token -i kubedemy --profile kubedemy --token-only",
-        "$ kubeiam iam create-access-role K8sAdmins --cluster kubedemy --k8s-groups system:masters",
+        "$ kubeiam iam create-access-role K8sAdmins --cluster kubedemy --group system:masters",
         "$ kubeiam iam grant alice --access-role K8sAdmins",
         "$ kubeiam iam revoke alice --access-role K8sAdmins",
     ):

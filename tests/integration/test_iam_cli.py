@@ -49,11 +49,11 @@ def test_onboard_and_offboard_user(cli_env: dict[str, str], tmp_path: Path) -> N
         name,
         "--cluster",
         "kubedemy",
-        "--groups",
+        "--group",
         "system:masters",
         "--tag",
         "owner=kubedemy",
-        "--mapping-file",
+        "--file",
         str(mapping),
     ]
     first = kubeiam(cli_env, *args, "-o", "json")
@@ -78,7 +78,7 @@ def test_onboard_and_offboard_user(cli_env: dict[str, str], tmp_path: Path) -> N
     assert secret not in second.stdout + second.stderr
     assert secret_in(creds, name) == secret
 
-    offboard = ["offboard-user", name, "--mapping-file", str(mapping), "-o", "json"]
+    offboard = ["offboard-user", name, "--file", str(mapping), "-o", "json"]
     # The user holds the file's only system:masters mapping: the file store's guard refuses its
     # removal, before anything else is removed, until --force says so.
     refused = kubeiam(cli_env, *offboard)
@@ -103,7 +103,7 @@ def test_print_credentials_prints_the_secret_once_on_stdout(
 ) -> None:
     name = f"cli-{uuid.uuid4().hex[:8]}"
     done = kubeiam(
-        cli_env, "onboard-user", name, "--cluster", "c", "--groups", "g", "--print-credentials"
+        cli_env, "onboard-user", name, "--cluster", "c", "--group", "g", "--print-credentials"
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
@@ -114,7 +114,7 @@ def test_print_credentials_prints_the_secret_once_on_stdout(
     sts = local_aws.boto3_client("sts", credentials=(out["credentials"]["AccessKeyId"], secret))
     assert sts.get_caller_identity()["Arn"].endswith(f":user/{name}")
     again = kubeiam(
-        cli_env, "onboard-user", name, "--cluster", "c", "--groups", "g", "--print-credentials"
+        cli_env, "onboard-user", name, "--cluster", "c", "--group", "g", "--print-credentials"
     )
     assert "credentials" not in json.loads(again.stdout)  # never a second key unasked
     assert "--new-key" in again.stderr
@@ -134,9 +134,9 @@ def test_access_role_grant_revoke_delete(
         role,
         "--cluster",
         "kubedemy",
-        "--k8s-groups",
+        "--group",
         "system:masters",
-        "--mapping-file",
+        "--file",
         str(mapping),
         "-o",
         "json",
@@ -155,9 +155,7 @@ def test_access_role_grant_revoke_delete(
     assert iam.list_groups_for_user(UserName=user)["Groups"] == []
 
     # The role's mapping is the file's only system:masters mapping: removing it needs --force.
-    deleted = kubeiam(
-        cli_env, "delete-access-role", role, "--mapping-file", str(mapping), "--force"
-    )
+    deleted = kubeiam(cli_env, "delete-access-role", role, "--file", str(mapping), "--force")
     assert deleted.returncode == 0, deleted.stderr
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_role(RoleName=role)
@@ -174,7 +172,7 @@ def test_errors_exit_non_zero_with_a_hint(cli_env: dict[str, str]) -> None:
     assert "fix:" in missing.stderr
 
     bad_tag = kubeiam(
-        cli_env, "onboard-user", "x", "--cluster", "c", "--groups", "g", "--tag", "novalue"
+        cli_env, "onboard-user", "x", "--cluster", "c", "--group", "g", "--tag", "novalue"
     )
     assert bad_tag.returncode == 2
     assert "KEY=VALUE" in bad_tag.stderr
@@ -195,9 +193,9 @@ def test_a_failure_midway_rolls_back_in_a_real_process(
         name,
         "--cluster",
         "c",
-        "--groups",
+        "--group",
         "g",
-        "--mapping-file",
+        "--file",
         str(mapping),
     )
     assert done.returncode == 2, done.stderr  # MappingError
@@ -225,7 +223,7 @@ def test_seed_one_end_to_end_token_verifies_as_the_new_user(
         resourcesVpcConfig={"subnetIds": []},
     )
     onboarded = kubeiam(
-        cli_env, "onboard-user", name, "--cluster", name, "--groups", "system:masters", "-o", "json"
+        cli_env, "onboard-user", name, "--cluster", name, "--group", "system:masters", "-o", "json"
     )
     assert onboarded.returncode == 0, onboarded.stderr
     # moto evaluates identity policies against resource "*" only, so the user's policy scoped to

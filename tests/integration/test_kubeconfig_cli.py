@@ -98,7 +98,7 @@ def test_update_from_eks(
         name,
         "--region",
         "us-east-1",
-        "-r",
+        "--role-arn",
         "arn:aws:iam::123456789012:role/K8sAdmins",
         "--profile",
         "dev",
@@ -130,7 +130,7 @@ def test_dry_run_prints_a_diff_on_stdout(
         "--kubeconfig",
         str(target),
         "--dry-run",
-        "--alias",
+        "--context",
         "demo",
     )
     assert done.returncode == 0, done.stderr

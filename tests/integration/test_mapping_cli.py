@@ -192,7 +192,7 @@ def test_remove_user_account_and_permission_set(config: Path) -> None:
     assert mapping(config, "add-account", "444455556666").returncode == 0
     sso = ("Developers", "--account", ACCOUNT)
     assert mapping(config, "add-sso", *sso, "--username", "d").returncode == 0
-    for args in ((user,), ("444455556666",), ("Developers", "--sso-account", ACCOUNT)):
+    for args in ((user,), ("444455556666",), ("Developers", "--account", ACCOUNT)):
         done = mapping(config, "remove", *args)
         assert done.returncode == 0, done.stderr
         assert "removed" in done.stderr
@@ -211,7 +211,7 @@ def test_list_in_three_formats(config: Path) -> None:
     as_yaml = yaml.safe_load(mapping(config, "list", "-o", "yaml").stdout)
     assert as_json == as_yaml
     assert [r["kind"] for r in as_json] == ["role", "sso"]
-    assert as_json[1]["permission_set"] == "Dev"
+    assert as_json[1]["permissionSet"] == "Dev"
 
 
 def test_lint_reports_errors_and_warnings(tmp_path: Path) -> None:
@@ -264,7 +264,7 @@ def test_lint_with_warnings_only_exits_zero(config: Path) -> None:
 
 def test_backup_and_restore_round_trip(config: Path, tmp_path: Path) -> None:
     saved = tmp_path / "saved.json"
-    done = mapping(config, "backup", "-o", str(saved))
+    done = mapping(config, "backup", "--output-file", str(saved))
     assert done.returncode == 0, done.stderr
     assert oct(saved.stat().st_mode & 0o777) == "0o600"
     for i in range(3):
@@ -354,7 +354,7 @@ def test_whoami_user_and_its_mapping(
     assert done.returncode == 0, done.stderr
     me = json.loads(done.stdout)
     assert me["arn"] == arn
-    assert me["canonical_arn"] == arn
+    assert me["canonicalArn"] == arn
     assert me["account"] == local_aws.account_id
     assert me["username"] == "kubedemy"
     assert me["groups"] == ["system:masters"]

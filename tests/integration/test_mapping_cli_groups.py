@@ -140,7 +140,7 @@ def test_whoami_lists_the_callers_groups_and_matches_the_group_entry(
     # unknown: nothing matches, and the note names the entry a member would get.
     assert me.returncode == 1
     unknown = json.loads(me.stdout)
-    assert unknown["iam_groups"] is None
+    assert unknown["iamGroups"] is None
     assert any(
         f"if the caller is a member of IAM group {group['Arn']}" in note
         for note in unknown["mappings"][0]["notes"]
@@ -172,6 +172,6 @@ def test_whoami_lists_the_callers_groups_and_matches_the_group_entry(
     )
     assert me.returncode == 0, me.stdout + me.stderr
     found = json.loads(me.stdout)
-    assert found["iam_groups"] == [group["Arn"]]
+    assert found["iamGroups"] == [group["Arn"]]
     assert (found["username"], found["groups"]) == ("dev", ["devs"])
     assert secret not in me.stdout + me.stderr

@@ -134,7 +134,7 @@ class AccessRoleWorkflows(IAMSteps):
         if self.api.role(role) is None:
             raise AWSAdminError(
                 f"access role {role} does not exist",
-                hint=f"create it: kubeiam iam create-access-role {role} --cluster C --k8s-groups G",
+                hint=f"create it: kubeiam iam create-access-role {role} --cluster C --group G",
                 code="NoSuchEntity",
             )
         tags = self._managed_tags(role)
@@ -159,7 +159,7 @@ class AccessRoleWorkflows(IAMSteps):
     ) -> AccessRoleResult:
         """Seed 2 in one command: role, group with an AssumeRole policy, role mapping."""
         if not k8s_groups:
-            raise ConfigError("no Kubernetes groups", hint="pass --k8s-groups")
+            raise ConfigError("no Kubernetes groups", hint="pass --group")
         group = iam_group or name
         k8s_username = username or f"{name}:{{{{SessionName}}}}"
         role_arn = self.api.role_arn(name)

@@ -69,8 +69,9 @@ def kubeconfig_command(
 def mapping_note(arn_key: str, arn: str, username: str, groups: Sequence[str]) -> str:
     """What to add by hand when no mapping target was given."""
     entry = {arn_key: arn, "username": username, "groups": list(groups)}
-    return "no mapping target was given: add this entry to the cluster's mapping: " + json.dumps(
-        entry
+    return (
+        "no mapping target was given (--file F, or --store aws-auth|crd): add this entry to "
+        "the cluster's mapping: " + json.dumps(entry)
     )
 
 
@@ -145,7 +146,7 @@ class UserWorkflows(IAMSteps):
     ) -> OnboardResult:
         """Create or repair IAM user ``name`` with access to ``cluster``."""
         if not groups:
-            raise ConfigError("no Kubernetes groups", hint="pass --groups (e.g. system:masters)")
+            raise ConfigError("no Kubernetes groups", hint="pass --group (e.g. system:masters)")
         if not print_credentials and credentials_file is None:
             raise ConfigError("nowhere to put the new secret", hint="pass a credentials file")
         profile = (

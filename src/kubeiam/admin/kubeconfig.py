@@ -115,7 +115,7 @@ class ExecPlugin:
         if self.region:
             args += ["--region", self.region]
         if self.role_arn:
-            args += ["-r", self.role_arn]
+            args += ["--role-arn", self.role_arn]
         if self.profile:
             # An argument, not AWS_PROFILE in env: keys exported in the shell beat AWS_PROFILE.
             args += ["--profile", self.profile]

@@ -533,7 +533,7 @@ class Explanation:
             "backend": self.backend,
             "target": self.target,
             "arn": self.arn,
-            "canonical_arn": self.canonical_arn,
+            "canonicalArn": self.canonical_arn,
             "matched": self.matched,
             "entry": self.entry or None,
             "username": self.username or None,

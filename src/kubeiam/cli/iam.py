@@ -34,22 +34,33 @@ def _admin(profile: str | None, region: str | None) -> IAMAdmin:
 def _mapping(mapping_file: Path | None) -> MappingWriter | None:
     ctx = click.get_current_context(silent=True)
     meta = ctx.meta if ctx is not None else {}
-    store = meta.get("kubeiam.mapping_store")
-    if store in ("aws-auth", "crd"):
-        # The cluster's aws-auth or IAMIdentityMapping objects, through `kubeiam mapping`'s
-        # guarded, backed-up, conflict-retried editor.
-        from kubeiam.cli.mapping import mapping_writer_for
-
-        return mapping_writer_for(
-            store, meta.get("kubeiam.mapping_kubeconfig"), meta.get("kubeiam.mapping_context")
-        )
-    if mapping_file is None:
-        return None
-    # A local file through the same editor as `kubeiam mapping --store file`: the same guards,
-    # and the previous content saved in FILE.kubeiam-backup.json before every write.
+    store = meta.get("kubeiam.store")
+    kubeconfig = meta.get("kubeiam.kubeconfig")
+    context = meta.get("kubeiam.context")
+    if store is None:
+        # The same defaults as `kubeiam mapping`: --file alone means the file store, and a
+        # kubeconfig or context names a cluster, whose aws-auth is the default store.
+        if mapping_file is not None:
+            store = "file"
+        elif kubeconfig is not None or context is not None:
+            store = "aws-auth"
+        else:
+            return None
     from kubeiam.cli.mapping import mapping_writer_for
 
-    return mapping_writer_for("file", None, None, mapping_file)
+    if store == "file":
+        if mapping_file is None:
+            raise ConfigError("--store file needs --file PATH", hint="pass --file PATH")
+        if kubeconfig is not None or context is not None:
+            raise ConfigError("--kubeconfig and --context are for --store aws-auth or crd")
+        # A local file through the same editor as `kubeiam mapping --store file`: the same
+        # guards, and the previous content saved in FILE.kubeiam-backup.json before every write.
+        return mapping_writer_for("file", None, None, mapping_file)
+    if mapping_file is not None:
+        raise ConfigError(f"--file is for --store file, not --store {store}")
+    # The cluster's aws-auth or IAMIdentityMapping objects, through `kubeiam mapping`'s
+    # guarded, backed-up, conflict-retried editor.
+    return mapping_writer_for(store, kubeconfig, context)
 
 
 def _parse_tags(values: Sequence[str]) -> dict[str, str]:
@@ -97,32 +108,36 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-#: --mapping-file, or --mapping-store aws-auth|crd with its kubeconfig and context.
-mapping_file_option = option_group(
+#: Where the mapping is written: the same --store / --file / --kubeconfig / --context as
+#: `kubeiam mapping` and `kubeiam whoami` (docs/cli.md). Without any of them nothing is written
+#: and the command prints the entry to add.
+mapping_location_options = option_group(
     click.option(
-        "--mapping-file",
+        "--store",
+        type=click.Choice(["aws-auth", "crd", "file"]),
+        expose_value=False,
+        callback=_remember,
+        help="Write the mapping to aws-auth, IAMIdentityMapping objects or a file "
+        "(default: file with --file; with --kubeconfig/--context, aws-auth; else none).",
+    ),
+    click.option(
+        "--file",
+        "mapping_file",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="Local mapping file to edit (server config YAML, or DynamicFile JSON).",
+        help="Mapping file for --store file (server config YAML, or DynamicFile .json).",
     ),
     click.option(
-        "--mapping-store",
-        type=click.Choice(["aws-auth", "crd"]),
-        expose_value=False,
-        callback=_remember,
-        help="Write the mapping to the cluster's aws-auth or IAMIdentityMapping objects.",
-    ),
-    click.option(
-        "--mapping-kubeconfig",
+        "--kubeconfig",
         type=click.Path(dir_okay=False, path_type=Path),
         expose_value=False,
         callback=_remember,
-        help="kubeconfig for --mapping-store (default: $KUBECONFIG, ~/.kube/config).",
+        help="kubeconfig for --store aws-auth/crd (default: $KUBECONFIG, ~/.kube/config).",
     ),
     click.option(
-        "--mapping-context",
+        "--context",
         expose_value=False,
         callback=_remember,
-        help="kubeconfig context for --mapping-store.",
+        help="kubeconfig context for --store aws-auth/crd (default: its current context).",
     ),
 )
 
@@ -142,8 +157,10 @@ def iam_group() -> None:
 
 @iam_group.command("onboard-user")
 @click.argument("name")
-@click.option("--cluster", required=True, help="EKS cluster (or kubeiam cluster id).")
-@click.option("--groups", "groups", multiple=True, required=True, help="Kubernetes group(s).")
+@click.option("--cluster", required=True, help="EKS cluster name (or kubeiam cluster id).")
+@click.option(
+    "--group", "groups", multiple=True, required=True, help="Kubernetes group (repeatable, or a,b)."
+)
 @click.option("--username", help="Kubernetes username (default: NAME).")
 @click.option("--tag", "tags", multiple=True, help="IAM tag KEY=VALUE (repeatable).")
 @click.option("--credentials-profile", help="Profile to store the key in (default: NAME).")
@@ -158,7 +175,7 @@ def iam_group() -> None:
     help="Print the new key once as JSON on stdout instead of writing a profile.",
 )
 @click.option("--new-key", is_flag=True, help="Create a new access key even if one exists.")
-@mapping_file_option
+@mapping_location_options
 @aws_options
 @report_errors
 def onboard_user_command(
@@ -235,7 +252,7 @@ def onboard_user_command(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Credentials file (default: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials).",
 )
-@mapping_file_option
+@mapping_location_options
 @force_option
 @aws_options
 @report_errors
@@ -268,19 +285,19 @@ def offboard_user_command(
 
 @iam_group.command("create-access-role")
 @click.argument("name")
-@click.option("--cluster", required=True, help="EKS cluster (or kubeiam cluster id).")
+@click.option("--cluster", required=True, help="EKS cluster name (or kubeiam cluster id).")
 @click.option(
-    "--k8s-groups", "k8s_groups", multiple=True, required=True, help="Kubernetes group(s)."
+    "--group", "groups", multiple=True, required=True, help="Kubernetes group (repeatable, or a,b)."
 )
 @click.option("--iam-group", help="IAM group whose members may assume the role (default: NAME).")
 @click.option("--username", help="Kubernetes username (default: NAME:{{SessionName}}).")
-@mapping_file_option
+@mapping_location_options
 @aws_options
 @report_errors
 def create_access_role_command(
     name: str,
     cluster: str,
-    k8s_groups: tuple[str, ...],
+    groups: tuple[str, ...],
     iam_group: str | None,
     username: str | None,
     mapping_file: Path | None,
@@ -292,7 +309,7 @@ def create_access_role_command(
     result = _admin(profile, region).create_access_role(
         name,
         cluster=cluster,
-        k8s_groups=split_values(k8s_groups),
+        k8s_groups=split_values(groups),
         iam_group=iam_group,
         username=username,
         mapping=_mapping(mapping_file),
@@ -350,7 +367,7 @@ iam_group.command("revoke", help="Stop USER assuming the access role (IAM group 
 @iam_group.command("delete-access-role")
 @click.argument("name")
 @click.option("--iam-group", help="IAM group (default: read from the role's tags).")
-@mapping_file_option
+@mapping_location_options
 @force_option
 @aws_options
 @report_errors

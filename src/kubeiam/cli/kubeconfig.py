@@ -22,12 +22,24 @@ def kubeconfig_group() -> None:
     "--cluster", "cluster", required=True, help="EKS cluster name (or a name for --server)."
 )
 @click.option("--region", help="AWS region of the cluster (default: the profile's region).")
-@click.option("--role-arn", help="Role `kubeiam token` assumes before signing (-r).")
+@click.option("--role-arn", help="IAM role `kubeiam token` assumes before signing.")
 @click.option(
     "--profile", help="AWS profile: used for DescribeCluster and passed to the token command."
 )
-@click.option("--alias", help="Context name (default: the cluster ARN, or --cluster).")
-@click.option("--user-alias", help="User entry name (default: the cluster ARN, or --cluster).")
+@click.option(
+    "--context",
+    "--alias",
+    "alias",
+    help="Context name to write (default: the cluster ARN, or --cluster). --alias is "
+    "`aws eks update-kubeconfig`'s spelling.",
+)
+@click.option(
+    "--user",
+    "--user-alias",
+    "user_alias",
+    help="User entry name to write (default: the cluster ARN, or --cluster). --user-alias is "
+    "`aws eks update-kubeconfig`'s spelling.",
+)
 @click.option(
     "--kubeconfig", "kubeconfig", help="File to write (default: $KUBECONFIG, else ~/.kube/config)."
 )

@@ -73,7 +73,7 @@ def open_store(
 def mapping_writer_for(
     store: str, kubeconfig: Path | None, context: str | None, file: Path | None = None
 ) -> MappingWriter:
-    """The :class:`MappingWriter` `kubeiam iam` writes through for ``--mapping-store``."""
+    """The :class:`MappingWriter` `kubeiam iam` writes through for ``--store``/``--file``."""
     from kubeiam.admin.mappings import StoreMappingWriter
 
     target = {"aws-auth": "ConfigMap kube-system/aws-auth", "crd": "IAMIdentityMapping objects"}
@@ -285,18 +285,17 @@ def add_account_command(account: str, **kw: Any) -> None:
 @mapping_group.command("remove")
 @click.argument("arn_or_account")
 @click.option(
-    "--sso-account",
-    help="ARN_OR_ACCOUNT is a permission set name: remove its mapping in this account.",
+    "--account",
+    "sso_account",
+    help="ARN_OR_ACCOUNT is a permission set name: remove its mapping in this 12-digit account.",
 )
-@click.option(
-    "--partition", default="aws", show_default=True, help="Partition (with --sso-account)."
-)
+@click.option("--partition", default="aws", show_default=True, help="Partition (with --account).")
 @change_options
 @store_options
 @report_errors
 def remove_command(arn_or_account: str, sso_account: str | None, partition: str, **kw: Any) -> None:
     """Remove the mapping of a role, user or IAM group ARN, an account, or (with
-    --sso-account) a permission set."""
+    --account) a permission set."""
     if sso_account:
         _edit(
             kw,
@@ -313,9 +312,9 @@ def _entry_row(entry: Any) -> dict[str, Any]:
 
     row: dict[str, Any] = {"kind": entry.kind.value, "key": entry_name(entry)}
     if isinstance(entry, RoleMapping):
-        row["canonical_arn"] = entry.canonical_arn
+        row["canonicalArn"] = entry.canonical_arn
     if isinstance(entry, SSOMapping):
-        row["permission_set"] = entry.permission_set_name
+        row["permissionSet"] = entry.permission_set_name
         row["account"] = entry.account_id
     if isinstance(entry, GroupMapping):
         row["account"] = entry.account_id
@@ -445,8 +444,7 @@ def print_explanation(found: Any, output: str) -> None:
 
 @mapping_group.command("backup")
 @click.option(
-    "--output",
-    "-o",
+    "--output-file",
     "output_file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the backup to this file (0600; '-' for stdout).",
@@ -454,7 +452,7 @@ def print_explanation(found: Any, output: str) -> None:
 @store_options
 @report_errors
 def backup_command(output_file: Path | None, **kw: Any) -> None:
-    """Save the current state in the store's backup history (and to a file with -o)."""
+    """Save the current state in the store's backup history (and to a file with --output-file)."""
     from kubeiam.admin.mapping_stores import BackupRecord
 
     async def body(store: MappingStore) -> tuple[BackupRecord, str]:

@@ -37,7 +37,7 @@ def option_group(*options: Callable[[_F], _F]) -> Callable[[_F], _F]:
 
 
 def split_values(values: Sequence[str]) -> list[str]:
-    """``--groups a,b --groups c`` -> [a, b, c] (order kept, blanks and duplicates dropped)."""
+    """``--group a,b --group c`` -> [a, b, c] (order kept, blanks and duplicates dropped)."""
     out: list[str] = []
     for value in values:
         for item in value.split(","):

@@ -76,7 +76,11 @@ OPTIONS: tuple[Option, ...] = (
         envvar=CLUSTER_ID_ENV,
     ),
     Option(
-        ("-r", "--role"), "role", VALUE, "ARN of an IAM role to assume and sign as.", metavar="ARN"
+        ("--role-arn", "-r", "--role"),
+        "role",
+        VALUE,
+        "ARN of an IAM role to assume and sign as (-r/--role: aws-iam-authenticator's spelling).",
+        metavar="ARN",
     ),
     Option(
         ("-e", "--external-id"), "external_id", VALUE, "External id for AssumeRole.", metavar="ID"
@@ -373,7 +377,7 @@ Credentials, first match wins:
   --profile / AWS_PROFILE        the profile (botocore: files, SSO, credential_process, MFA)
   AWS_ACCESS_KEY_ID/...          access keys in the environment (fast path, no botocore)
   otherwise                      botocore's default chain (web identity, container, IMDS)
-With -r, that identity assumes the role and the token is signed as the role.
+With --role-arn, that identity assumes the role and the token is signed as the role.
 
 Tokens and temporary credentials are cached in ~/.kube/cache/kubeiam (0700/0600) until a
 minute before they expire; --no-cache turns that off.

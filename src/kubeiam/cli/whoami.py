@@ -68,8 +68,10 @@ def caller_iam_groups(
 
 
 def _context_for(kubeconfig: Path | None, cluster: str) -> str:
-    """The kubeconfig context named ``cluster``, or whose cluster is ``cluster`` (or ends in
-    ``cluster/<cluster>``, an EKS ARN)."""
+    """The kubeconfig context whose cluster is EKS cluster ``cluster``: a cluster entry named by
+    its ARN (``...:cluster/<cluster>``, as `aws eks update-kubeconfig` and `kubeiam kubeconfig
+    update` write it) or by the bare name (`kubeconfig update --server`). A context is named with
+    ``--context``, never ``--cluster`` (docs/cli.md)."""
     import yaml
 
     if kubeconfig is None:
@@ -79,9 +81,6 @@ def _context_for(kubeconfig: Path | None, cluster: str) -> str:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read {kubeconfig}: {exc}") from None
     contexts = [c for c in doc.get("contexts") or [] if isinstance(c, dict)]
-    for ctx in contexts:
-        if ctx.get("name") == cluster:
-            return cluster
     for ctx in contexts:
         target = str((ctx.get("context") or {}).get("cluster", ""))
         if target == cluster or target.endswith(f":cluster/{cluster}"):
@@ -94,21 +93,35 @@ def _context_for(kubeconfig: Path | None, cluster: str) -> str:
 
 
 @click.command("whoami")
-@click.option("--cluster", help="Cluster (kubeconfig context or cluster name) to explain in.")
-@click.option("--kubeconfig", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--context", help="kubeconfig context to explain in.")
-@click.option("--store", type=click.Choice(["aws-auth", "crd", "file"]), help="Only this store.")
-@click.option("--file", type=click.Path(dir_okay=False, path_type=Path), help="Mapping file.")
+@click.option(
+    "--cluster", help="EKS cluster name: explain in the kubeconfig context whose cluster it is."
+)
+@click.option(
+    "--store",
+    type=click.Choice(["aws-auth", "crd", "file"]),
+    help="Only this store (default: aws-auth then crd with a cluster; file with --file).",
+)
+@click.option(
+    "--file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Mapping file for --store file (server config YAML, or DynamicFile .json).",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="kubeconfig for aws-auth/crd (default: $KUBECONFIG, ~/.kube/config, in-cluster).",
+)
+@click.option("--context", help="kubeconfig context to explain in (default: its current).")
 @click.option("--profile", help="AWS profile (wins over access keys in the environment).")
 @click.option("--region", help="AWS region for STS (default: us-east-1 / the profile's).")
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
 @report_errors
 def whoami_command(
     cluster: str | None,
-    kubeconfig: Path | None,
-    context: str | None,
     store: str | None,
     file: Path | None,
+    kubeconfig: Path | None,
+    context: str | None,
     profile: str | None,
     region: str | None,
     output: str,
@@ -169,11 +182,11 @@ def whoami_command(
     explanations = asyncio.run(explain_all()) if stores else []
     summary: dict[str, Any] = {
         "arn": me["Arn"],
-        "canonical_arn": principal.canonical_arn,
+        "canonicalArn": principal.canonical_arn,
         "account": me["Account"],
-        "user_id": me["UserId"],
-        "session_name": session or None,
-        "iam_groups": sorted(iam_groups) if iam_groups is not None else None,
+        "userId": me["UserId"],
+        "sessionName": session or None,
+        "iamGroups": sorted(iam_groups) if iam_groups is not None else None,
         "mappings": [e.to_json() for e in explanations],
     }
     matched = next((e for e in explanations if e.matched), None)

@@ -90,7 +90,7 @@ def mapping_file(
 
 
 def file_writer(path: Path) -> StoreMappingWriter:
-    """What `kubeiam iam ... --mapping-file PATH` writes through."""
+    """What `kubeiam iam ... --file PATH` writes through."""
     return StoreMappingWriter(
         lambda: FileStore(path), now=lambda: datetime.now(UTC), target=f"file {path}"
     )

@@ -148,7 +148,7 @@ def test_exec_api_version(
                 "kops1",
                 "--region",
                 "eu-west-2",
-                "-r",
+                "--role-arn",
                 "arn:aws:iam::111122223333:role/K8sAdmin",
             ],
         ),

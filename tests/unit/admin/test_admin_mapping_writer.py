@@ -1,4 +1,4 @@
-"""The MappingWriter `kubeiam iam ... --mapping-file F` writes through: `kubeiam mapping`'s file
+"""The MappingWriter `kubeiam iam ... --file F` writes through: `kubeiam mapping`'s file
 store (server config YAML or DynamicFile JSON), round trip, guards and backup history."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def file_writer(path: Path, *, dry_run: bool = False) -> StoreMappingWriter:
-    """What `kubeiam iam ... --mapping-file PATH` builds (cli.mapping.mapping_writer_for)."""
+    """What `kubeiam iam ... --file PATH` builds (cli.mapping.mapping_writer_for)."""
     return StoreMappingWriter(
         lambda: FileStore(path), now=lambda: NOW, target=f"file {path}", dry_run=dry_run
     )
