@@ -97,6 +97,20 @@ def config_from_options(config_file: Path | None, options: dict[str, Any]) -> Se
     type=click.IntRange(1, 10_000),
     help="ec2:DescribeInstances burst [default: 5].",
 )
+@click.option(
+    "--ec2-instance-profile-ttl",
+    "ec2_instance_profile_ttl",
+    type=click.FloatRange(0, 3600, min_open=True),
+    help="Seconds ec2InstanceRoleCheck trusts an instance's instance profile and its roles "
+    "[default: 300].",
+)
+@click.option(
+    "--identity-cache-ttl",
+    "identity_cache_ttl",
+    type=click.FloatRange(0, 900, min_open=True),
+    help="Seconds a verified token's identity is reused without asking STS; never past the "
+    "token's expiry [default: 60].",
+)
 @click.option("-l", "--log-format", type=click.Choice(["text", "json"]), help="Log format.")
 @sts_options(overrides_config=True)
 @report_errors

@@ -53,6 +53,12 @@ DEFAULT_IAM_GROUP_BURST = 5
 #: kube-apiserver sends tokens of at most a few KiB; 64 KiB leaves room and bounds memory.
 DEFAULT_MAX_BODY = 64 * 1024
 DEFAULT_CACHE_ENTRIES = 10_000
+#: Seconds a verified identity is reused (see kubeiam.server.identity_cache.DEFAULT_TTL: under
+#: kube-apiserver's own 2-minute webhook cache, never past the token's expiry).
+DEFAULT_IDENTITY_CACHE_TTL = 60.0
+#: Seconds ec2InstanceRoleCheck trusts an instance's instance-profile link and the profile's roles:
+#: a changed or detached profile applies after at most this long.
+DEFAULT_EC2_INSTANCE_PROFILE_TTL = 300.0
 #: The reference's environment variable for the cluster id.
 CLUSTER_ID_ENV = "KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID"
 
@@ -107,6 +113,7 @@ class ServerConfig:
     ec2_region: str | None = None
     #: Refuse node sessions whose instance's profile does not hold the token's role.
     ec2_instance_role_check: bool = False
+    ec2_instance_profile_ttl: float = DEFAULT_EC2_INSTANCE_PROFILE_TTL
     #: Resolve IAM users' group memberships (iam:ListGroupsForUser) for ``mapGroups`` entries.
     iam_group_mapping: bool = False
     iam_group_ttl: float = DEFAULT_IAM_GROUP_TTL
@@ -122,6 +129,7 @@ class ServerConfig:
     sts_timeout: float = 10.0
     audiences: tuple[str, ...] = ()
     identity_cache_size: int = DEFAULT_CACHE_ENTRIES
+    identity_cache_ttl: float = DEFAULT_IDENTITY_CACHE_TTL
     max_body_bytes: int = DEFAULT_MAX_BODY
     log_format: LogFormat = LogFormat.TEXT
     shutdown_timeout: float = 10.0
@@ -160,6 +168,7 @@ _SERVER_KEYS = {
     "sourcearn": "source_arn",
     "ec2region": "ec2_region",
     "ec2instancerolecheck": "ec2_instance_role_check",
+    "ec2instanceprofilettl": "ec2_instance_profile_ttl",
     "iamgroupmapping": "iam_group_mapping",
     "iamgroupcachettl": "iam_group_ttl",
     "iamgrouprolearn": "iam_group_role_arn",
@@ -172,6 +181,7 @@ _SERVER_KEYS = {
     "ststimeout": "sts_timeout",
     "audiences": "audiences",
     "identitycachesize": "identity_cache_size",
+    "identitycachettl": "identity_cache_ttl",
     "maxbodybytes": "max_body_bytes",
     "logformat": "log_format",
     "shutdowntimeout": "shutdown_timeout",
@@ -368,6 +378,10 @@ def _convert(key: str, name: str, value: Any) -> Any:
         return _int(key, value, low=0, high=10_000_000)
     if name == "max_body_bytes":
         return _int(key, value, low=4096, high=16 * 1024 * 1024)
+    if name == "identity_cache_ttl":
+        return _seconds(key, value, high=900)  # a token never lives longer
+    if name == "ec2_instance_profile_ttl":
+        return _seconds(key, value, high=3600)
     if name in ("shutdown_timeout", "sts_timeout", "iam_group_ttl"):
         try:
             seconds = float(value)
@@ -383,6 +397,18 @@ def _convert(key: str, name: str, value: Any) -> Any:
     if name == "cluster_id":
         return _str(key, value)
     raise AssertionError(name)  # pragma: no cover - the key tables only name known fields
+
+
+def _seconds(key: str, value: Any, *, high: float) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be a number of seconds, not {value!r}")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a number of seconds, not {value!r}") from None
+    if not 0 < seconds <= high:
+        raise ConfigError(f"{key} must be more than 0 and at most {high:g} seconds, not {value!r}")
+    return seconds
 
 
 def parse_log_format(key: str, value: Any) -> LogFormat:

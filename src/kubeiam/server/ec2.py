@@ -4,11 +4,16 @@ Nodes authenticate with their instance role; the session name of that role is th
 and the node's Kubernetes name is the instance's private DNS name. The resolver:
 
 * accepts only session names that are instance ids (``i-`` + 8 or 17 hex digits);
-* caches answers (an instance keeps its private DNS name for its whole life; bounded LRU);
+* caches answers in the one :class:`~kubeiam.expiring_cache.ExpiringCache` type (bounded LRU):
+  an instance keeps its private DNS name for its whole life, so the name is kept for
+  ``instance_ttl`` (hours), while the instance-role check asks for answers younger than its own
+  ``ttl`` (``ec2InstanceProfileTTL``, minutes): a changed or detached instance profile applies;
 * batches: requests arriving within ``batch_window`` seconds share one DescribeInstances call of
   up to 100 ids, and concurrent requests for one id share one lookup;
 * rate-limits calls with a token bucket (the reference's ``ec2DescribeInstancesQps`` / ``Burst``);
-* runs boto3 in a thread executor, so the event loop never blocks on AWS;
+* runs boto3 in a small thread pool of its own (not the event loop's default executor, which
+  other work shares), so the event loop never blocks on AWS and nothing else can starve the AWS
+  calls (their DNS lookups happen in these threads too);
 * optionally calls EC2 through an assumed role (``ec2DescribeInstancesRoleARN``, with the
   reference's ``sourceARN`` confused-deputy headers on AssumeRole).
 
@@ -24,17 +29,17 @@ import datetime as dt
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from kubeiam.arn import canonicalize_mapping_arn
 from kubeiam.errors import KubeIAMError, MappingDeniedError, MappingError
+from kubeiam.expiring_cache import ExpiringCache
 
 log = logging.getLogger(__name__)
-_K = TypeVar("_K")
-_V = TypeVar("_V")
+_T = TypeVar("_T")
 
 #: Instance ids: ``i-`` and 8 (old) or 17 hex digits.
 INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
@@ -42,6 +47,42 @@ INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 MAX_BATCH = 100
 DEFAULT_BATCH_WINDOW = 0.005
 DEFAULT_CACHE_ENTRIES = 8000
+#: How long an instance's private DNS name is reused: EC2 never changes it during the instance's
+#: life and never reuses an instance id, so hours are safe; the bound only retires stale entries.
+DEFAULT_INSTANCE_TTL = 12 * 3600.0
+#: How long the instance-role check trusts an instance's profile link and a profile's roles
+#: (``ec2InstanceProfileTTL``): long enough to spare EC2 and IAM, short enough that a detached
+#: or changed profile takes effect within minutes.
+DEFAULT_PROFILE_TTL = 300.0
+#: Threads for boto3 calls. DescribeInstances is batched and rate-limited (15/s by default), so a
+#: few threads keep up; a bound keeps a stuck AWS endpoint from taking more than these.
+DEFAULT_AWS_WORKERS = 4
+
+
+class AWSCallPool:
+    """A small thread pool of its own for blocking boto3 calls, created on first use.
+
+    Not the event loop's default executor: that one runs other blocking work (and, in aiohttp,
+    DNS lookups), so one stuck caller there would delay every other.
+    """
+
+    def __init__(self, *, workers: int = DEFAULT_AWS_WORKERS, name: str = "kubeiam-aws") -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self._workers = workers
+        self._name = name
+        self._executor: Executor | None = None
+
+    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def shutdown(self) -> None:
+        """Let running calls finish in the background; no new ones start."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
 
 class EC2Client(Protocol):
@@ -114,16 +155,22 @@ class EC2PrivateDNSResolver:
         batch_window: float = DEFAULT_BATCH_WINDOW,
         max_batch: int = MAX_BATCH,
         cache_entries: int = DEFAULT_CACHE_ENTRIES,
+        instance_ttl: float = DEFAULT_INSTANCE_TTL,
         on_call: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        pool: AWSCallPool | None = None,
     ) -> None:
         #: Called in the worker thread before each call: a factory, so boto3 loads lazily.
         self._client = client
         self._bucket = TokenBucket(qps, burst, clock=clock)
         self._window = batch_window
         self._max_batch = max(1, min(max_batch, MAX_BATCH))
-        self._cache: OrderedDict[str, EC2Instance] = OrderedDict()
-        self._cache_entries = cache_entries
+        self._cache: ExpiringCache[str, EC2Instance] = ExpiringCache(
+            max_entries=cache_entries, clock=clock
+        )
+        self._instance_ttl = instance_ttl
+        #: The thread pool for boto3 calls; the instance-role check's IAM calls share it.
+        self.pool = pool if pool is not None else AWSCallPool(name="kubeiam-ec2")
         self._on_call = on_call
         self._waiting: dict[str, asyncio.Future[EC2Instance]] = {}
         self._queue: list[str] = []
@@ -142,17 +189,27 @@ class EC2PrivateDNSResolver:
             raise MappingDeniedError(f"EC2 instance {instance_id} has no private DNS name")
         return instance.private_dns_name
 
-    async def lookup(self, instance_id: str) -> EC2Instance:
-        """What EC2 says about ``instance_id``: batched, cached, rate-limited."""
+    async def lookup(self, instance_id: str, *, max_age: float | None = None) -> EC2Instance:
+        """What EC2 says about ``instance_id``: batched, cached, rate-limited.
+
+        ``max_age``: refuse a cached answer older than this many seconds and ask EC2 again (the
+        instance-role check's view of the instance profile expires sooner than the DNS name).
+        """
         if not INSTANCE_ID.fullmatch(instance_id):
             raise MappingDeniedError(
                 "the session name is not an EC2 instance id, so {{EC2PrivateDNSName}} "
                 "cannot be resolved"
             )
-        cached = self._cache.get(instance_id)
-        if cached is not None:
-            self._cache.move_to_end(instance_id)
-            return cached
+        instance, _ = await self._cache.get_or_load(
+            instance_id,
+            lambda: self._enqueue(instance_id),
+            ttl=self._instance_ttl,
+            max_age=max_age,
+        )
+        return instance
+
+    def _enqueue(self, instance_id: str) -> asyncio.Future[EC2Instance]:
+        """Add ``instance_id`` to the next batch (the cache lets one lookup per id through)."""
         fut = self._waiting.get(instance_id)
         if fut is None:
             fut = asyncio.get_running_loop().create_future()
@@ -162,7 +219,7 @@ class EC2PrivateDNSResolver:
                 self._flush()
             elif self._timer is None:
                 self._timer = asyncio.get_running_loop().call_later(self._window, self._flush)
-        return await asyncio.shield(fut)
+        return fut
 
     def _flush(self) -> None:
         if self._timer is not None:
@@ -180,8 +237,7 @@ class EC2PrivateDNSResolver:
             self.calls += 1
             if self._on_call is not None:
                 self._on_call()
-            loop = asyncio.get_running_loop()
-            found = await loop.run_in_executor(None, self._call, ids)
+            found = await self.pool.run(self._call, ids)
         except BaseException as exc:
             error = (
                 exc
@@ -200,7 +256,6 @@ class EC2PrivateDNSResolver:
             fut = self._waiting.pop(instance_id, None)
             instance = found.get(instance_id)
             if instance is not None:
-                self._remember(instance)
                 if fut is not None and not fut.done():
                     fut.set_result(instance)
             elif fut is not None and not fut.done():
@@ -237,9 +292,6 @@ class EC2PrivateDNSResolver:
             kwargs["NextToken"] = token
         return found
 
-    def _remember(self, instance: EC2Instance) -> None:
-        _put_bounded(self._cache, instance.instance_id, instance, self._cache_entries)
-
     async def close(self) -> None:
         """Cancel pending lookups (their callers get an error) and wait for calls in flight."""
         if self._timer is not None:
@@ -252,6 +304,7 @@ class EC2PrivateDNSResolver:
         self._queue.clear()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.pool.shutdown()
 
 
 def _call_failed(action: str, exc: Exception, *, hint: str) -> KubeIAMError:
@@ -261,22 +314,16 @@ def _call_failed(action: str, exc: Exception, *, hint: str) -> KubeIAMError:
     return KubeIAMError(f"{action} failed: {code or type(exc).__name__}", hint=hint)
 
 
-def _put_bounded(cache: OrderedDict[_K, _V], key: _K, value: _V, limit: int) -> None:
-    """Store ``key`` as the newest entry of an LRU ``cache``; the oldest go beyond ``limit``."""
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > limit:
-        cache.popitem(last=False)
-
-
 class InstanceRoleChecker:
     """``await check(instance_id, role_arn)``: does the instance's instance profile hold the role?
 
     The defence against node impersonation (``ec2InstanceRoleCheck``): a session name is chosen
     by whoever assumes the role, so without this check anyone allowed to assume a node role can
     become any node by naming their session after its instance id. The instance's profile comes
-    from the resolver's (cached) DescribeInstances answer; the profile's roles from
-    iam:GetInstanceProfile, cached for ``ttl`` seconds.
+    from the resolver's DescribeInstances answer, used only while younger than ``ttl`` seconds
+    (``ec2InstanceProfileTTL``: the DNS name may be older, the profile link may not); the
+    profile's roles from iam:GetInstanceProfile, cached for ``ttl`` seconds too. So a detached or
+    changed profile, or a role removed from it, applies within ``ttl``.
     """
 
     def __init__(
@@ -284,33 +331,30 @@ class InstanceRoleChecker:
         resolver: EC2PrivateDNSResolver,
         iam_client: Callable[[], IAMClient],
         *,
-        ttl: float = 300.0,
+        ttl: float = DEFAULT_PROFILE_TTL,
         cache_entries: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not ttl > 0:
+            raise ValueError("ttl must be > 0")
         self._resolver = resolver
         self._iam = iam_client
-        self._ttl = ttl
-        self._clock = clock
-        self._cache_entries = cache_entries
-        self._roles: OrderedDict[str, tuple[float, frozenset[str]]] = OrderedDict()
+        self.ttl = ttl
+        self._roles: ExpiringCache[str, frozenset[str]] = ExpiringCache(
+            max_entries=cache_entries, clock=clock
+        )
 
     async def __call__(self, instance_id: str, role_arn: str) -> bool:
-        instance = await self._resolver.lookup(instance_id)
+        instance = await self._resolver.lookup(instance_id, max_age=self.ttl)
         if instance.instance_profile_arn is None:
             return False
         roles = await self._profile_roles(instance.instance_profile_arn)
         return role_arn.lower() in roles
 
     async def _profile_roles(self, profile_arn: str) -> frozenset[str]:
-        cached = self._roles.get(profile_arn)
-        if cached is not None and self._clock() < cached[0]:
-            return cached[1]
         name = profile_arn.rsplit("/", 1)[-1]
-        loop = asyncio.get_running_loop()
-        roles = await loop.run_in_executor(None, self._get_roles, name)
-        _put_bounded(
-            self._roles, profile_arn, (self._clock() + self._ttl, roles), self._cache_entries
+        roles, _ = await self._roles.get_or_load(
+            profile_arn, lambda: self._resolver.pool.run(self._get_roles, name), ttl=self.ttl
         )
         return roles
 

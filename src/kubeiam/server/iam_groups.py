@@ -5,12 +5,14 @@ The resolver the mapping chain asks when a ``mapGroups`` entry could decide a re
 helpers it shares, it:
 
 * answers only for IAM users (roles, federated users and the root have no IAM groups);
-* caches each user's groups for ``ttl`` seconds (``iamGroupCacheTTL``, default 60), in a bounded
-  LRU: a user removed from a group keeps its groups until the entry expires, then loses them
+* caches each user's groups for ``ttl`` seconds (``iamGroupCacheTTL``, default 60), in the one
+  :class:`~kubeiam.expiring_cache.ExpiringCache` type (bounded LRU, single flight): a user
+  removed from a group keeps its groups until the entry expires, then loses them
   (kube-apiserver's own webhook cache may add its ``--authentication-token-webhook-cache-ttl``);
 * shares one call between concurrent reviews of the same user (single-flight);
 * rate-limits calls with a token bucket (``iamGroupQPS`` / ``iamGroupBurst``);
-* runs boto3 in a thread executor, optionally through an assumed role (``iamGroupRoleARN``).
+* runs boto3 in a small thread pool of its own (not the event loop's default executor),
+  optionally through an assumed role (``iamGroupRoleARN``).
 
 Failures fail closed: the caller gets no groups (so no ``mapGroups`` entry matches), the failure
 is counted, and each distinct reason is logged once. Failures are not cached; the next review
@@ -23,17 +25,16 @@ another account never inherits those groups.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from kubeiam.arn import PrincipalKind, arn_key
 from kubeiam.errors import KubeIAMError
+from kubeiam.expiring_cache import ExpiringCache
 from kubeiam.identity import Identity
-from kubeiam.server.ec2 import IAMClient, TokenBucket, _call_failed, _put_bounded
+from kubeiam.server.ec2 import AWSCallPool, IAMClient, TokenBucket, _call_failed
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +61,16 @@ class IAMGroupResolver:
         on_call: Callable[[], None] | None = None,
         on_failure: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        pool: AWSCallPool | None = None,
     ) -> None:
         #: Called in the worker thread: a factory, so boto3 loads on the first lookup.
         self._client = client
         self._ttl = ttl
-        self._clock = clock
         self._bucket = TokenBucket(qps, burst, clock=clock)
-        self._cache: OrderedDict[str, tuple[float, frozenset[str]]] = OrderedDict()
-        self._cache_entries = cache_entries
-        self._inflight: dict[str, asyncio.Future[frozenset[str]]] = {}
+        self._cache: ExpiringCache[str, frozenset[str]] = ExpiringCache(
+            max_entries=cache_entries, clock=clock
+        )
+        self._pool = pool if pool is not None else AWSCallPool(name="kubeiam-iam")
         self._on_call = on_call
         self._on_failure = on_failure
         self._logged: set[str] = set()
@@ -88,35 +90,23 @@ class IAMGroupResolver:
         """Like calling the resolver, but raises :class:`KubeIAMError` when IAM fails."""
         if identity.kind is not PrincipalKind.USER:
             return frozenset()
-        key = arn_key(identity.canonical_arn)
-        cached = self._cache.get(key)
-        if cached is not None:
-            if self._clock() < cached[0]:
-                self._cache.move_to_end(key)
-                return cached[1]
-            del self._cache[key]
-        fut = self._inflight.get(key)
-        if fut is None:
-            user_name = identity.canonical_arn.rsplit("/", 1)[-1]
-            fut = asyncio.ensure_future(self._fetch(key, user_name))
-            self._inflight[key] = fut
-            fut.add_done_callback(lambda _: self._inflight.pop(key, None))
-        return await asyncio.shield(fut)
+        user_name = identity.canonical_arn.rsplit("/", 1)[-1]
+        groups, _ = await self._cache.get_or_load(
+            arn_key(identity.canonical_arn), lambda: self._fetch(user_name), ttl=self._ttl
+        )
+        return groups
 
-    async def _fetch(self, key: str, user_name: str) -> frozenset[str]:
+    async def _fetch(self, user_name: str) -> frozenset[str]:
         await self._bucket.acquire()
         self.calls += 1
         if self._on_call is not None:
             self._on_call()
-        loop = asyncio.get_running_loop()
         try:
-            groups = await loop.run_in_executor(None, self._call, user_name)
+            return await self._pool.run(self._call, user_name)
         except KubeIAMError:
             raise
         except Exception as exc:
             raise KubeIAMError(f"iam:ListGroupsForUser failed: {type(exc).__name__}") from None
-        _put_bounded(self._cache, key, (self._clock() + self._ttl, groups), self._cache_entries)
-        return groups
 
     def _call(self, user_name: str) -> frozenset[str]:
         """Runs in a worker thread: every page of ListGroupsForUser, as lower-cased ARNs."""
@@ -159,7 +149,6 @@ class IAMGroupResolver:
         self._cache.clear()
 
     async def close(self) -> None:
-        """Wait for calls in flight."""
-        pending = list(self._inflight.values())
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        """Wait for calls in flight, then stop the thread pool."""
+        await self._cache.wait_loads()
+        self._pool.shutdown()

@@ -1,48 +1,44 @@
-"""A bounded cache of verified identities, so a token costs one STS call in its lifetime.
+"""The identity cache: a verified token's identity, so repeated reviews cost no STS call.
 
 kube-apiserver reviews the same bearer token on every request a client makes; without a cache
 each review is a GetCallerIdentity call (STS throttling and CloudTrail floods, reference issues
 #375 and #382). Rules:
 
 * the key is the SHA-256 of the token, never the token itself;
-* an entry lives until the token's own expiry (``Identity.expires_at``), never longer; an
-  identity with no expiry is not cached;
-* the cache is an LRU bounded by ``max_entries``;
+* an entry lives ``ttl`` seconds (``identityCacheTTL``, default 60: no longer than
+  kube-apiserver's own default webhook cache TTL of 2 minutes, so a deactivated access key stops
+  working through kubeiam within that bound) and never past the token's own expiry
+  (``Identity.expires_at``); an identity with no expiry is not cached;
+* the cache is an LRU bounded by ``max_entries`` (``identityCacheSize``);
 * only STS's answer is cached: mapping runs on every review, so mapping changes apply at once;
 * concurrent reviews of one token share one STS call (single flight); a failure is handed to
   every waiter of that call and then forgotten (never cached).
+
+The expiring, bounded, single-flight machinery is :class:`kubeiam.expiring_cache.ExpiringCache`,
+the one such type (the EC2 and IAM-group caches use it too); this module only adds the key and
+the lifetime rule.
 """
 
 from __future__ import annotations
 
-import asyncio
-import enum
 import hashlib
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
+from kubeiam.expiring_cache import CacheStats, ExpiringCache
+from kubeiam.expiring_cache import Outcome as CacheOutcome
 from kubeiam.identity import Identity
+
+__all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_TTL", "CacheOutcome", "CacheStats", "IdentityCache"]
 
 #: Enough for every token of a large cluster's active users within their 15-minute life.
 DEFAULT_MAX_ENTRIES = 10_000
-
-
-class CacheOutcome(enum.Enum):
-    """How a review got its identity."""
-
-    HIT = "hit"  #: from the cache, no STS call
-    SHARED = "shared"  #: waited on another review's STS call for the same token
-    MISS = "miss"  #: made the STS call
-
-
-@dataclass(frozen=True, slots=True)
-class CacheStats:
-    hits: int
-    misses: int
-    shared: int
-    size: int
+#: Seconds an identity is reused without asking STS again. kube-apiserver caches webhook answers
+#: for 2 minutes by default (--authentication-token-webhook-cache-ttl); staying under it keeps
+#: the time a revoked key keeps working at most the sum of the two, not the token's 15 minutes.
+DEFAULT_TTL = 60.0
+#: Longest accepted ttl: a token is never valid longer than this anyway.
+MAX_TTL = 900.0
 
 
 def token_key(token: str) -> bytes:
@@ -51,60 +47,59 @@ def token_key(token: str) -> bytes:
 
 
 class IdentityCache:
-    """LRU of ``sha256(token) -> Identity`` with expiry and single-flight verification."""
+    """``sha256(token) -> Identity`` for ``ttl`` seconds (never past the token's expiry)."""
 
     def __init__(
         self,
         *,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        ttl: float = DEFAULT_TTL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if max_entries < 0:
             raise ValueError("max_entries must be >= 0")
-        self._max = max_entries
+        if not 0 < ttl <= MAX_TTL:
+            raise ValueError(f"ttl must be > 0 and <= {MAX_TTL:g} seconds")
+        self.ttl = ttl
         self._clock = clock
-        self._entries: OrderedDict[bytes, Identity] = OrderedDict()
-        self._inflight: dict[bytes, asyncio.Future[Identity]] = {}
-        self.hits = 0
-        self.misses = 0
-        #: Reviews that waited on another review's STS call instead of making their own.
-        self.shared = 0
+        self._cache: ExpiringCache[bytes, Identity] = ExpiringCache(
+            max_entries=max_entries, clock=clock
+        )
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._cache)
+
+    @property
+    def hits(self) -> int:
+        return self._cache.hits
+
+    @property
+    def misses(self) -> int:
+        return self._cache.misses
+
+    @property
+    def shared(self) -> int:
+        """Reviews that waited on another review's STS call instead of making their own."""
+        return self._cache.shared
 
     def stats(self) -> CacheStats:
-        return CacheStats(self.hits, self.misses, self.shared, len(self._entries))
+        return self._cache.stats()
+
+    def keys(self) -> list[bytes]:
+        """The cached keys (SHA-256 digests), oldest first."""
+        return list(self._cache)
 
     def get(self, token: str) -> Identity | None:
-        """The cached identity for ``token`` if it has not expired (counts a hit or nothing)."""
-        return self._lookup(token_key(token))
+        """The cached identity for ``token`` if it is still fresh (counts nothing)."""
+        return self._cache.get(token_key(token))
 
-    def _lookup(self, key: bytes) -> Identity | None:
-        identity = self._entries.get(key)
-        if identity is None:
-            return None
-        if self._clock() >= identity.expires_at:
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return identity
-
-    def _store(self, key: bytes, identity: Identity) -> None:
-        if self._max == 0 or identity.expires_at <= self._clock():
-            return
-        self._entries[key] = identity
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+    def lifetime(self, identity: Identity) -> float:
+        """Seconds ``identity`` may stay: ``ttl``, cut at the token's own expiry."""
+        return min(self.ttl, identity.expires_at - self._clock())
 
     def purge_expired(self) -> int:
         """Drop expired entries; returns how many. Lookups do this lazily anyway."""
-        now = self._clock()
-        dead = [k for k, v in self._entries.items() if now >= v.expires_at]
-        for k in dead:
-            del self._entries[k]
-        return len(dead)
+        return self._cache.purge_expired()
 
     async def get_or_verify(
         self, token: str, verify: Callable[[str], Awaitable[Identity]]
@@ -114,23 +109,6 @@ class IdentityCache:
         ``verify`` runs at most once at a time per token. It runs in its own task, so a review
         whose client goes away does not cancel the call other reviews are waiting on.
         """
-        key = token_key(token)
-        identity = self._lookup(key)
-        if identity is not None:
-            self.hits += 1
-            return identity, CacheOutcome.HIT
-        pending = self._inflight.get(key)
-        if pending is not None:
-            self.shared += 1
-            return await asyncio.shield(pending), CacheOutcome.SHARED
-        self.misses += 1
-        task = asyncio.ensure_future(verify(token))
-        self._inflight[key] = task
-
-        def _done(fut: asyncio.Future[Identity]) -> None:
-            self._inflight.pop(key, None)
-            if not fut.cancelled() and fut.exception() is None:
-                self._store(key, fut.result())
-
-        task.add_done_callback(_done)
-        return await asyncio.shield(task), CacheOutcome.MISS
+        return await self._cache.get_or_load(
+            token_key(token), lambda: verify(token), ttl=self.lifetime
+        )

@@ -305,7 +305,7 @@ def build_ec2_resolver(config: ServerConfig, metrics: ServerMetrics) -> tuple[An
         on_call=metrics.ec2_describe_instances_calls.inc,
     )
     checker = (
-        InstanceRoleChecker(resolver, make_iam_client(session))
+        InstanceRoleChecker(resolver, make_iam_client(session), ttl=config.ec2_instance_profile_ttl)
         if config.ec2_instance_role_check
         else None
     )
@@ -334,7 +334,7 @@ async def build_components(config: ServerConfig) -> Components:
         verifier=verifier,
         chain=chain,
         metrics=metrics,
-        cache=IdentityCache(max_entries=config.identity_cache_size),
+        cache=IdentityCache(max_entries=config.identity_cache_size, ttl=config.identity_cache_ttl),
         closers=closers,
     )
 

@@ -9,7 +9,7 @@ import pytest
 from kubeiam.arn import PrincipalKind
 from kubeiam.errors import STSError, STSUnavailableError
 from kubeiam.identity import Identity
-from kubeiam.server.identity_cache import CacheOutcome, IdentityCache, token_key
+from kubeiam.server.identity_cache import DEFAULT_TTL, CacheOutcome, IdentityCache, token_key
 
 
 class Clock:
@@ -52,7 +52,7 @@ class CountingVerifier:
 
 async def test_second_review_is_a_hit_until_the_token_expires() -> None:
     clock = Clock()
-    cache = IdentityCache(clock=clock)
+    cache = IdentityCache(clock=clock, ttl=900)
     verify = CountingVerifier(identity(expires_at=clock.now + 900))
     first = await cache.get_or_verify("tok", verify)
     second = await cache.get_or_verify("tok", verify)
@@ -94,7 +94,7 @@ async def test_keys_are_sha256_digests_never_the_token() -> None:
     cache = IdentityCache(clock=Clock())
     token = "k8s-aws-v1.secret-material"
     await cache.get_or_verify(token, CountingVerifier(identity(expires_at=10_000)))
-    keys = list(cache._entries)
+    keys = cache.keys()
     assert keys == [token_key(token)]
     assert all(token.encode() not in k for k in keys)
     assert len(keys[0]) == 32
@@ -161,3 +161,33 @@ async def test_sts_error_propagates_unchanged() -> None:
     cache = IdentityCache(clock=Clock())
     with pytest.raises(STSError, match="nope"):
         await cache.get_or_verify("x", CountingVerifier(STSError("nope")))
+
+
+async def test_default_ttl_is_under_kube_apiservers_webhook_cache_ttl() -> None:
+    clock = Clock()
+    cache = IdentityCache(clock=clock)
+    assert cache.ttl == DEFAULT_TTL <= 120
+    verify = CountingVerifier(identity(expires_at=clock.now + 900))
+    await cache.get_or_verify("tok", verify)
+    clock.now += DEFAULT_TTL - 0.1
+    assert (await cache.get_or_verify("tok", verify))[1] is CacheOutcome.HIT
+    clock.now += 0.1  # the ttl is over although the token lives 14 more minutes
+    assert (await cache.get_or_verify("tok", verify))[1] is CacheOutcome.MISS
+    assert verify.calls == 2
+
+
+async def test_token_expiring_before_the_ttl_ends_the_entry_at_its_expiry() -> None:
+    clock = Clock()
+    cache = IdentityCache(clock=clock, ttl=120)
+    verify = CountingVerifier(identity(expires_at=clock.now + 30))
+    await cache.get_or_verify("tok", verify)
+    clock.now += 29.9
+    assert (await cache.get_or_verify("tok", verify))[1] is CacheOutcome.HIT
+    clock.now += 0.1
+    assert (await cache.get_or_verify("tok", verify))[1] is CacheOutcome.MISS
+
+
+@pytest.mark.parametrize("ttl", [0, -1, 900.1, 3600], ids=["zero", "negative", "over-900", "hour"])
+def test_ttl_out_of_range_is_refused(ttl: float) -> None:
+    with pytest.raises(ValueError, match="ttl"):
+        IdentityCache(ttl=ttl)
