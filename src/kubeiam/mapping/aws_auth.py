@@ -26,9 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from kubeiam.arn import arn_key
+from kubeiam.documents import DocumentError, MappingDocumentError, parse_yaml
 from kubeiam.errors import MappingError
 from kubeiam.keys import get_any_case, set_any_case
 from kubeiam.mapping.model import (
@@ -56,104 +55,16 @@ SECTIONS = (ROLES, USERS, ACCOUNTS, GROUPS)
 
 #: Section texts the reference treats as "nothing here".
 _EMPTY_TEXTS = frozenset({"", "``", '""', "''"})
-#: Plain scalars that mean null in YAML 1.1 (``groups:`` with nothing after it).
-_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
-
-
-class _Map(dict[str, Any]):
-    """A dict that remembers the line its mapping started on."""
-
-    __slots__ = ("line",)
-    line: int
-
-
-class _Seq(list[Any]):
-    """A list that remembers its own line and the line each item started on."""
-
-    __slots__ = ("line", "lines")
-    line: int
-    lines: list[int]
-
-
-_NOKEY = object()
 
 
 def _parse_yaml(text: str) -> Any:
-    """One YAML document as lists, dicts (with line numbers) and strings; raises ``yaml.YAMLError``.
+    """One YAML document as lists and dicts carrying their lines, and strings.
 
-    Built from the C parser's event stream. Tags are ignored and scalars stay strings, except that
-    plain null spellings become ``None``. Aliases resolve to the anchored value.
+    :func:`kubeiam.documents.parse_yaml` untyped: the C parser's event stream, bounded (depth,
+    alias expansion, size, characters) and refusing duplicate keys; raises
+    :class:`~kubeiam.documents.MappingDocumentError`.
     """
-    stack: list[tuple[Any, list[Any]]] = []  # (container, [pending mapping key or _NOKEY])
-    anchors: dict[str, Any] = {}
-    root: Any = None
-    documents = 0
-    nokey = _NOKEY
-    scalar_t, map_start_t, seq_start_t = (
-        yaml.ScalarEvent,
-        yaml.MappingStartEvent,
-        yaml.SequenceStartEvent,
-    )
-    map_end_t, seq_end_t, alias_t = yaml.MappingEndEvent, yaml.SequenceEndEvent, yaml.AliasEvent
-    doc_start_t, stream_end_t = yaml.DocumentStartEvent, yaml.StreamEndEvent
-    loader: Any = yaml.CSafeLoader(text)
-    get_event = loader.get_event
-    try:
-        while True:
-            event: Any = get_event()
-            cls = type(event)
-            if cls is scalar_t:
-                value: Any = event.value
-                if not event.style and value in _NULLS and event.implicit[0]:
-                    value = None
-                if event.anchor:
-                    anchors[event.anchor] = value
-            elif cls is map_start_t:
-                m = _Map()
-                m.line = event.start_mark.line + 1
-                if event.anchor:
-                    anchors[event.anchor] = m
-                stack.append((m, [nokey]))
-                continue
-            elif cls is seq_start_t:
-                q = _Seq()
-                q.line = event.start_mark.line + 1
-                q.lines = []
-                if event.anchor:
-                    anchors[event.anchor] = q
-                stack.append((q, [nokey]))
-                continue
-            elif cls is map_end_t or cls is seq_end_t:
-                value = stack.pop()[0]
-            elif cls is alias_t:
-                if event.anchor not in anchors:
-                    raise yaml.YAMLError(f"unknown alias *{event.anchor}")
-                value = anchors[event.anchor]
-            elif cls is doc_start_t:
-                documents += 1
-                if documents > 1:
-                    raise yaml.YAMLError("expected one YAML document, found several")
-                continue
-            elif cls is stream_end_t or event is None:
-                break
-            else:
-                continue
-            if not stack:
-                root = value
-                continue
-            container, pending = stack[-1]
-            if type(container) is _Seq:
-                container.append(value)
-                line = getattr(value, "line", None)
-                container.lines.append(line if line is not None else event.start_mark.line + 1)
-            elif pending[0] is nokey:
-                pending[0] = value if isinstance(value, str) else str(value)
-            else:
-                container[pending[0]] = value
-                pending[0] = nokey
-    finally:
-        loader.dispose()
-    return root
+    return parse_yaml(text, source="section", typed=False, error=MappingDocumentError)
 
 
 def parse_section(name: str, text: str | None) -> tuple[list[RawEntry], list[LoadIssue]]:
@@ -167,13 +78,9 @@ def parse_section(name: str, text: str | None) -> tuple[list[RawEntry], list[Loa
         return [], []
     try:
         value = _parse_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return [], [
-            LoadIssue(Severity.ERROR, Location(name, line=line), f"invalid YAML: {problem}")
-        ]
+    except DocumentError as exc:
+        problem = exc.problem.replace("is not valid YAML: ", "invalid YAML: ")
+        return [], [LoadIssue(Severity.ERROR, Location(name, line=exc.line), problem)]
     if value is None:
         return [], []
     if not isinstance(value, list):
