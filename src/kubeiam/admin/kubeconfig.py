@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubeiam.admin import roundtrip
 from kubeiam.admin.files import KUBECTL_LOCK_WAIT_SECONDS, FileUpdate, locked_update
+from kubeiam.cluster_id import check_cluster_id
 from kubeiam.errors import AWSAdminError, ConfigError
 
 if TYPE_CHECKING:
@@ -167,7 +168,11 @@ def build_entry(
     user_alias: str | None = None,
     command: str = DEFAULT_COMMAND,
 ) -> KubeconfigEntry:
-    """The entry for ``endpoint``. Names default to the EKS ARN (like aws), else the name."""
+    """The entry for ``endpoint``. Names default to the EKS ARN (like aws), else the name.
+
+    The cluster id is checked by the rule `kubeiam token` applies, so no entry is written that
+    could only fail when kubectl runs it."""
+    check_cluster_id(endpoint.cluster_id, source="--cluster")
     base = endpoint.arn or endpoint.name
     plugin = ExecPlugin(
         cluster_id=endpoint.cluster_id,

@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from kubeiam.cli.app import report_errors
+from kubeiam.cluster_id import CLUSTER_ID_ENV, REFERENCE_CLUSTER_ID_ENV, check_cluster_id
 from kubeiam.server.config import DEFAULT_ADDRESS, DEFAULT_PORT
 from kubeiam.server.tls import ensure_keypair
 from kubeiam.server.webhook_kubeconfig import webhook_url, write_webhook_kubeconfig
-from kubeiam.token.verifier import check_cluster_id
 
 #: The file name the reference's ``init`` writes in the current directory.
 DEFAULT_KUBECONFIG_NAME = "aws-iam-authenticator.kubeconfig"
@@ -28,7 +28,8 @@ DEFAULT_KUBECONFIG_NAME = "aws-iam-authenticator.kubeconfig"
     "-i",
     "--cluster-id",
     required=True,
-    envvar="KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID",
+    envvar=[CLUSTER_ID_ENV, REFERENCE_CLUSTER_ID_ENV],
+    show_envvar=True,
     help="The cluster id clients pass to `kubeiam token -i`.",
 )
 @click.option(

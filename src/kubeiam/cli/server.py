@@ -10,6 +10,7 @@ import click
 
 from kubeiam.cli.app import report_errors
 from kubeiam.cli.options import sts_options
+from kubeiam.cluster_id import CLUSTER_ID_ENV as KUBEIAM_CLUSTER_ID_ENV
 from kubeiam.server.config import (
     CLUSTER_ID_ENV,
     ServerConfig,
@@ -55,7 +56,10 @@ def config_from_options(config_file: Path | None, options: dict[str, Any]) -> Se
     help="The server config file (clusterID, server.* keys).",
 )
 @click.option(
-    "-i", "--cluster-id", envvar=CLUSTER_ID_ENV, help=f"The cluster id (env {CLUSTER_ID_ENV})."
+    "-i",
+    "--cluster-id",
+    envvar=[KUBEIAM_CLUSTER_ID_ENV, CLUSTER_ID_ENV],
+    help=f"The cluster id (env {KUBEIAM_CLUSTER_ID_ENV}, or the reference's {CLUSTER_ID_ENV}).",
 )
 @click.option("--address", help="IP address to listen on [default: 127.0.0.1].")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on [default: 21362].")

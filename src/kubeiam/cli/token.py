@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
+from kubeiam.cluster_id import CLUSTER_ID_ENV
 from kubeiam.errors import CacheError, ConfigError, CredentialsError, KubeIAMError
 
 TYPE_CHECKING = False
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 VALUE, FLAG, SWITCH = "value", "flag", "switch"
 #: A token is valid for 15 minutes after signing; kubectl is told 14 (one minute of cushion).
 TOKEN_LIFETIME = 14 * 60
-CLUSTER_ID_ENV = "KUBEIAM_CLUSTER_ID"
 
 
 class Option:

@@ -12,7 +12,7 @@ import click
 
 from kubeiam.cli.app import report_errors
 from kubeiam.cli.options import sts_options
-from kubeiam.cli.token import CLUSTER_ID_ENV
+from kubeiam.cluster_id import CLUSTER_ID_ENV
 from kubeiam.errors import ConfigError
 from kubeiam.identity import Identity
 from kubeiam.token.sts import RESOLVE_ENV, parse_resolve_specs, resolve_specs_from_env

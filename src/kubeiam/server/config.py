@@ -517,3 +517,7 @@ def validate(config: ServerConfig) -> None:
                 "reservedPrefixConfig names a backend that backendMode does not list",
                 extra={"key": "server.reservedPrefixConfig", "backend": backend},
             )
+    # The rule `kubeiam token` signs by, checked before anything is written or bound.
+    from kubeiam.cluster_id import check_cluster_id
+
+    check_cluster_id(str(cluster_id), source="clusterID or -i/--cluster-id")

@@ -25,6 +25,7 @@ import os
 import sys
 import time
 
+from kubeiam.cluster_id import check_cluster_id
 from kubeiam.errors import CacheError, ConfigError, CredentialsError
 from kubeiam.token import cache as token_cache
 
@@ -178,12 +179,7 @@ class TokenRequest:
 
 def check_request(request: TokenRequest) -> None:
     """Refuse values AWS or the server would refuse later, with a message naming the flag."""
-    cid = request.cluster_id
-    if not cid or any(not (" " < ch < "\x7f") for ch in cid):
-        raise ConfigError(
-            "the cluster id must be non-empty printable ASCII without spaces",
-            hint="pass the cluster's name or id with -i/--cluster-id, as the server knows it",
-        )
+    check_cluster_id(request.cluster_id)
     if request.role is not None and not (
         request.role.startswith("arn:") and ":role/" in request.role
     ):

@@ -7,34 +7,21 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 
+from kubeiam.cluster_id import check_cluster_id
 from kubeiam.errors import ConfigError
 from kubeiam.identity import Identity, identity_from_caller
 from kubeiam.partitions import DEFAULT_PARTITION, PARTITIONS
 from kubeiam.token.sts import DEFAULT_TIMEOUT, Observer, STSClient
 from kubeiam.token.validation import PresignedRequest, validate_token
 
-#: A cluster id travels as an HTTP header value: printable ASCII, no leading/trailing space.
-_CLUSTER_ID = re.compile(r"[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?")
-
 
 def utc_now() -> datetime:
     """The default clock of a :class:`Verifier`."""
     return datetime.now(UTC)
-
-
-def check_cluster_id(cluster_id: str) -> str:
-    """The cluster id, or :class:`ConfigError` if it cannot be sent as a header value."""
-    if not _CLUSTER_ID.fullmatch(cluster_id):
-        raise ConfigError(
-            "the cluster id must be 1-255 printable ASCII characters without surrounding spaces",
-            hint="use the same id the clients pass to `kubeiam token -i` (often the cluster name)",
-        )
-    return cluster_id
 
 
 class Verifier:
