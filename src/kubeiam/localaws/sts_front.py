@@ -47,6 +47,8 @@ STS_VERSION = "2011-06-15"
 ACTION = "GetCallerIdentity"
 #: A ``hang`` fault answers 503 after this long at most, so no request outlives a test session.
 DEFAULT_HANG_LIMIT = 60.0
+#: How long a ``slow`` fault holds each answer: long enough to catch reviews in flight.
+DEFAULT_SLOW_SECONDS = 1.0
 #: Bound for start-up and shutdown of the server thread (and for one relayed call).
 _THREAD_TIMEOUT = 30.0
 #: Request headers a relay does not pass on (per hop, or recomputed for the new body).
@@ -63,6 +65,7 @@ class StsFault(StrEnum):
     THROTTLE = "throttle"  # 400 with a Throttling error document, like STS
     REDIRECT = "redirect"  # 302 to http:// on loopback (the redirect canary)
     HANG = "hang"  # accept and never answer (bounded by the hang limit)
+    SLOW = "slow"  # answer as usual, but only after ``slow_seconds`` (reviews stay in flight)
     ERROR500 = "error500"  # 500 InternalFailure
 
 
@@ -104,6 +107,8 @@ class StsFront:
         self._relay_session: ClientSession | None = None
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.hang_limit = hang_limit
+        #: The delay of the ``slow`` fault, in seconds (set it before switching the fault on).
+        self.slow_seconds = DEFAULT_SLOW_SECONDS
         self._lookup = lookup
         #: Every request the HTTPS front received, faulted or not.
         self.sts_requests = 0
@@ -121,7 +126,8 @@ class StsFront:
     # -- control (any thread) ---------------------------------------------------------------
 
     def set_fault(self, kind: StsFault | str | None) -> None:
-        """Switch a fault on (``"throttle"``, ``"redirect"``, ``"hang"``, ``"error500"``) or off."""
+        """Switch a fault on (``"throttle"``, ``"redirect"``, ``"hang"``, ``"error500"``,
+        ``"slow"``) or off."""
         self.fault = None if kind is None else StsFault(kind)
 
     def reset_counters(self) -> None:
@@ -236,6 +242,10 @@ class StsFront:
             return _error(
                 Refusal(503, ErrorCode.SERVICE_UNAVAILABLE, "the hang fault ran out"), as_json
             )
+        if fault is StsFault.SLOW:
+            assert self._closing is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.slow_seconds)
         body = await request.read()
         if self.relay_to is not None and request.method != "GET":
             return await self._relay(request, body)
