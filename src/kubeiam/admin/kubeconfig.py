@@ -432,21 +432,13 @@ def kubeconfig_paths(flag: str | None, env: Mapping[str, str], home: Path) -> li
 
 
 def _quick_load(path: Path) -> Mapping[str, Any] | None:
-    import yaml
+    from kubeiam.documents import parse_yaml
+    from kubeiam.fileio import read_document_text
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = read_document_text(path, missing_ok=True)  # bounded: kubeiam.documents' rules
+    if text is None:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError(
-            f"{path} (listed in KUBECONFIG) is not valid YAML; nothing was written",
-            hint="fix it or remove it from KUBECONFIG (kubectl cannot read it either)",
-        ) from None
+    data = parse_yaml(text, source=f"{path} (listed in KUBECONFIG)")
     return data if isinstance(data, dict) else None
 
 

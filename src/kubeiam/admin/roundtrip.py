@@ -59,12 +59,27 @@ def load(
 ) -> tuple[Any, Any]:
     """(document or None for an empty text, YAML configured to dump it as it was written).
 
-    Raises :class:`ConfigError` naming the file and line for invalid YAML.
+    Raises :class:`ConfigError` naming the file and line for invalid YAML. The text first passes
+    the bounded loader (:func:`kubeiam.documents.parse_yaml`, libyaml's fast event stream): ruamel
+    is pure Python and recursive, so depth, alias expansion, duplicate keys and bad characters
+    are refused before it runs, with the same rules and messages as every other reader.
     """
     from ruamel.yaml.error import YAMLError
 
+    from kubeiam.documents import DocumentError, parse_yaml
+
     if text is None or not text.strip():
         return None, make_yaml(*default_indent)
+    try:
+        parse_yaml(text, source=str(path), typed=False)
+    except DocumentError as exc:
+        raise DocumentError(
+            str(path),
+            f"{exc.problem}; nothing was written",
+            line=exc.line,
+            column=exc.column,
+            hint=exc.hint,
+        ) from None
     try:
         yaml = make_yaml(*guess_sequence_indent(text, default_indent))
         doc = yaml.load(text)

@@ -72,14 +72,14 @@ def _context_for(kubeconfig: Path | None, cluster: str) -> str:
     its ARN (``...:cluster/<cluster>``, as `aws eks update-kubeconfig` and `kubeiam kubeconfig
     update` write it) or by the bare name (`kubeconfig update --server`). A context is named with
     ``--context``, never ``--cluster`` (docs/cli.md)."""
-    import yaml
+    from kubeiam.documents import parse_yaml
+    from kubeiam.fileio import read_document_text
 
     if kubeconfig is None:
         raise ConfigError("--cluster needs a kubeconfig", hint="pass --kubeconfig")
-    try:
-        doc = yaml.safe_load(kubeconfig.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read {kubeconfig}: {exc}") from None
+    doc = parse_yaml(read_document_text(kubeconfig) or "", source=str(kubeconfig)) or {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{kubeconfig} is not a kubeconfig (its top level is not a mapping)")
     contexts = [c for c in doc.get("contexts") or [] if isinstance(c, dict)]
     for ctx in contexts:
         target = str((ctx.get("context") or {}).get("cluster", ""))

@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kubeiam.errors import ConfigError
 from kubeiam.keys import fold_keys
 from kubeiam.partitions import PARTITIONS
@@ -459,20 +457,22 @@ def parse_config(doc: Any, *, source: str = "config") -> dict[str, Any]:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Read and parse the YAML file at ``path`` (field values, not yet a ServerConfig)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+    """Read and parse the YAML file at ``path`` (field values, not yet a ServerConfig).
+
+    Through the one bounded loader (:mod:`kubeiam.documents`): a FIFO or device is refused
+    without blocking; duplicate keys, deep nesting, alias bombs, bad bytes are refused with
+    the line, so the server does not start on a file it would read differently than written.
+    """
+    from kubeiam.documents import parse_yaml
+    from kubeiam.fileio import read_document_text
+
+    text = read_document_text(path, missing_ok=True)
+    if text is None:
         raise ConfigError(
-            f"cannot read the config file {path}: {exc.strerror}",
+            f"cannot read the config file {path}: no such file",
             hint="pass an existing file with --config",
-        ) from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path} is not valid YAML{where}", hint="fix the YAML syntax") from None
+        )
+    doc = parse_yaml(text, source=str(path))
     return parse_config(doc, source=str(path))
 
 

@@ -55,6 +55,14 @@ CREDENTIALS_MIN_REMAINING = 10 * 60
 #: MFA code) before it gives up on caching and goes on without the cache.
 LOCK_TIMEOUT = 120.0
 _LOCK_POLL = 0.02
+#: A presigned token lives 15 minutes; an entry claiming more (or no finite number) is not one
+#: kubeiam wrote: a miss, replaced by a fresh token.
+MAX_TOKEN_LIFETIME = 3600
+#: 9999-12-31T23:59:59Z, the last instant RFC 3339 (and ``time.gmtime``) can write: a
+#: credential_process may hand out long-lived credentials, but not beyond that.
+MAX_TIMESTAMP = 253_402_300_799
+#: What every token kubeiam mints starts with (an entry holding anything else is a miss).
+_TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - a prefix, not a secret
 
 TOKEN = "token"  # noqa: S105 - an entry kind, not a secret
 CREDENTIALS = "credentials"
@@ -87,11 +95,19 @@ class _Lock:
         self.acquired = False
 
     def __enter__(self) -> bool:
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        # O_NONBLOCK: a FIFO planted at the lock path must not block the open.
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
             self.fd = os.open(self.path, flags, 0o600)
         except OSError:
             return False
+        if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+            os.close(self.fd)
+            self.fd = -1
+            raise CacheError(
+                f"token cache lock {self.path} is not a regular file",
+                hint=f"rm {self.path}, or pass --no-cache",
+            )
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -142,10 +158,16 @@ class FileCache:
         self._check_private(self.directory, dir_st, is_dir=True)
         path = self.path(kind, key)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            # O_NONBLOCK: a FIFO at the path is opened without waiting, then refused below.
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+            fd = os.open(path, flags)
         except FileNotFoundError:
             return None
         except OSError as exc:
+            if exc.errno == errno.ENXIO:  # what open() says of a socket
+                raise CacheError(
+                    f"token cache entry {path} is a socket, not a file", hint=f"rm {path}"
+                ) from None
             if exc.errno == errno.ELOOP:
                 raise CacheError(
                     f"token cache file {path} is a symbolic link; kubeiam refuses to follow it",
@@ -173,7 +195,7 @@ class FileCache:
             os.close(fd)
         try:
             entry = loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # anything unreadable is a miss, then replaced
             return None
         if not isinstance(entry, dict) or entry.get("version") != CACHE_VERSION:
             return None
@@ -204,13 +226,8 @@ class FileCache:
 
     def ensure_directory(self) -> None:
         """Create the directory 0700 if needed; refuse one that is not private."""
-        parent = os.path.dirname(self.directory)
         try:
-            if parent:
-                os.makedirs(parent, exist_ok=True)
-            os.mkdir(self.directory, 0o700)
-        except FileExistsError:
-            pass
+            _make_private_dirs(self.directory)
         except OSError as exc:
             raise CacheError(
                 f"cannot create the token cache directory {self.directory}: {exc.strerror}",
@@ -248,6 +265,44 @@ class FileCache:
             ) from None
 
 
+def _make_private_dirs(directory: str) -> None:
+    """Create ``directory`` and each missing parent 0700 (``makedirs`` would give the parents
+    the umask's mode: ``~/.kube`` and ``~/.kube/cache`` hold credentials too)."""
+    missing = []
+    current = os.path.abspath(directory)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for level in reversed(missing):
+        try:
+            os.mkdir(level, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(level):
+                raise
+            continue
+        os.chmod(level, 0o700)  # the umask may have removed bits; never adds any
+
+
+def _expiry(value: object, latest: float) -> float | None:
+    """``expiresAt`` as kubeiam could have written it: a number (not a bool) from 0 to
+    ``latest`` (so that formatting it as a timestamp cannot overflow); else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not 0 <= value <= latest:  # also False for NaN
+        return None
+    return float(value)
+
+
+def _text(value: object) -> str | None:
+    """A printable ASCII string (what AWS keys and tokens are), else None."""
+    if isinstance(value, str) and value and value.isascii() and value.isprintable():
+        return value
+    return None
+
+
 # -- the two kinds of entry ----------------------------------------------------------------------
 
 
@@ -256,9 +311,9 @@ def load_token(cache: FileCache, key: str, now: float) -> tuple[str, float] | No
     entry = cache.load(TOKEN, key)
     if entry is None:
         return None
-    token = entry.get("token")
-    expires_at = entry.get("expiresAt")
-    if not isinstance(token, str) or not isinstance(expires_at, int | float):
+    token = _text(entry.get("token"))
+    expires_at = _expiry(entry.get("expiresAt"), now + MAX_TOKEN_LIFETIME)
+    if token is None or not token.startswith(_TOKEN_PREFIX) or expires_at is None:
         return None
     if expires_at - now < TOKEN_MIN_REMAINING:
         return None
@@ -276,16 +331,14 @@ def load_credentials(
     entry = cache.load(CREDENTIALS, key)
     if entry is None:
         return None
-    akid = entry.get("accessKeyId")
-    secret = entry.get("secretAccessKey")
-    token = entry.get("sessionToken")
-    expires_at = entry.get("expiresAt")
-    if (
-        not isinstance(akid, str)
-        or not isinstance(secret, str)
-        or not (token is None or isinstance(token, str))
-        or not isinstance(expires_at, int | float)
-    ):
+    akid = _text(entry.get("accessKeyId"))
+    secret = _text(entry.get("secretAccessKey"))
+    raw_token = entry.get("sessionToken")
+    token = _text(raw_token)
+    expires_at = _expiry(entry.get("expiresAt"), MAX_TIMESTAMP)
+    if akid is None or secret is None or expires_at is None:
+        return None
+    if token is None and raw_token is not None:
         return None
     if expires_at - now < CREDENTIALS_MIN_REMAINING:
         return None

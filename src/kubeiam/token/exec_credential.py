@@ -49,10 +49,11 @@ def api_version_from_exec_info(exec_info: str | None) -> tuple[str, str | None]:
         return DEFAULT_API_VERSION, None
     try:
         info = loads(exec_info)
-    except ValueError:
+    except ValueError as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else "unreadable"
         return DEFAULT_API_VERSION, (
-            f"KUBERNETES_EXEC_INFO is not JSON; answering with {DEFAULT_API_VERSION} "
-            "(update kubectl: it sets this variable itself)"
+            f"KUBERNETES_EXEC_INFO is not JSON kubeiam can read ({reason}); answering with "
+            f"{DEFAULT_API_VERSION} (update kubectl: it sets this variable itself)"
         )
     version = info.get("apiVersion") if isinstance(info, dict) else None
     if version in SUPPORTED_API_VERSIONS:
@@ -112,11 +113,31 @@ class _ScannerContext:
 
 _scanner: list[Callable[[str, int], tuple[object, int]]] = []
 
+#: KUBERNETES_EXEC_INFO and cache entries are a few hundred bytes (an exec info with a CA
+#: bundle a few KiB); anything over 1 MiB is not one of them, and is refused unparsed.
+MAX_JSON_CHARS = 1 << 20
+#: The depth bound of :data:`kubeiam.documents.MAX_DEPTH`, repeated here so that the cache-hit
+#: path does not import that module (``re``): a text with fewer brackets cannot nest deeper.
+_MAX_DEPTH = 100
+
+
+def _check_bounds(text: str) -> None:
+    """Refuse, before the recursive C scanner runs, a text too large or nested too deep."""
+    if len(text) > MAX_JSON_CHARS:
+        raise ValueError(f"larger than {MAX_JSON_CHARS // 1024} KiB")
+    if text.count("[") + text.count("{") > _MAX_DEPTH:
+        from kubeiam.documents import MAX_DEPTH, json_depth
+
+        if json_depth(text) > MAX_DEPTH:
+            raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+
 
 def loads(text: str | bytes) -> object:
-    """Parse one JSON document; ``ValueError`` (``json.JSONDecodeError``) if it is not one."""
+    """Parse one JSON document; ``ValueError`` (``json.JSONDecodeError``) if it is not one, or
+    if it is larger than :data:`MAX_JSON_CHARS` or nested deeper than 100 levels."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    _check_bounds(text)
     try:
         import _json
     except ImportError:  # not CPython
@@ -132,6 +153,12 @@ def loads(text: str | bytes) -> object:
         value, end = _scanner[0](text, start)
     except StopIteration:
         raise ValueError("not a JSON document") from None
+    except RecursionError:  # not reached after _check_bounds; never let it escape
+        raise ValueError("nested too deeply") from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # int() refuses > 4300 digits
+            raise ValueError("an integer has too many digits") from None
+        raise
     except SystemError:
         # The C scanner builds its error from json.decoder only if that is already imported;
         # otherwise it fails without an exception. Malformed input is rare: let json word it.

@@ -141,7 +141,7 @@ def test_unknown_keys_warn_with_their_name(
         ("- a\n", "mapping at the top level"),
         ("clusterID: c\nserver:\n  logFormat: xml\n", "text or json"),
         ("clusterID: c\nserver:\n  dynamicfileUserIDStrict: maybe\n", "true or false"),
-        ("clusterID: [c\n", "not valid YAML at line"),
+        ("clusterID: [c\n", "line 2, column 1: is not valid YAML"),
     ],
     ids=[
         "no-cluster-id",

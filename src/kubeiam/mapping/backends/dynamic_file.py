@@ -24,12 +24,19 @@ The file has the reference's shape (keys case-insensitive, as Go's JSON decoding
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
+from kubeiam.documents import (
+    MAX_DOCUMENT_BYTES,
+    DocumentError,
+    MappingDocumentError,
+    decode_text,
+    load_json,
+)
+from kubeiam.fileio import os_error_problem, read_regular_file
 from kubeiam.identity import Identity
 from kubeiam.mapping.backends import (
     DYNAMIC_FILE,
@@ -44,13 +51,16 @@ from kubeiam.mapping.model import LoadResult, MappingSet, MatchResult, load_sect
 log = logging.getLogger("kubeiam.mapping")
 
 #: A mapping file larger than this is refused (a runaway writer must not exhaust memory).
-MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_FILE_BYTES = MAX_DOCUMENT_BYTES
 
 _Signature = tuple[int, int, int]
 
 
 def parse_dynamic_file(content: bytes, *, user_id_strict: bool = False) -> LoadResult:
-    """Load the JSON document; structural problems are ERROR issues (the file is refused)."""
+    """Load the JSON document; structural problems are ERROR issues (the file is refused).
+
+    The bytes pass :mod:`kubeiam.documents` (UTF-8, characters, depth, digits, duplicate keys).
+    """
     from kubeiam.mapping.model import LoadIssue, Location, Severity
 
     def refused(message: str) -> LoadResult:
@@ -58,9 +68,10 @@ def parse_dynamic_file(content: bytes, *, user_id_strict: bool = False) -> LoadR
         return LoadResult(MappingSet(), (issue,))
 
     try:
-        document = json.loads(content)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return refused(f"not valid JSON: {exc}")
+        text = decode_text(content, source="the file", error=MappingDocumentError)
+        document = load_json(text, source="the file", error=MappingDocumentError)
+    except DocumentError as exc:
+        return refused(str(exc).replace("\n  fix:", ";"))
     if not isinstance(document, Mapping):
         return refused("the top level must be a JSON object")
     return load_sections(document, match_by_user_id=user_id_strict)
@@ -155,12 +166,10 @@ class DynamicFile(StoredBackend):
 
     def _read(self) -> LoadResult | str:
         """The parsed file, or why it could not be read (runs in a worker thread)."""
-        try:
-            if self.path.stat().st_size > MAX_FILE_BYTES:
-                return f"{self.path} is larger than {MAX_FILE_BYTES} bytes"
-            content = self.path.read_bytes()
+        try:  # a FIFO or device at the path is refused without being opened
+            content = read_regular_file(self.path, MAX_FILE_BYTES)
         except OSError as exc:
-            return f"cannot read {self.path}: {exc.strerror}"
+            return f"cannot read {self.path}: {os_error_problem(exc)[0]}"
         return parse_dynamic_file(content, user_id_strict=self.user_id_strict)
 
     def _install(self, result: LoadResult | str) -> None:
