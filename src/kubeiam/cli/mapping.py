@@ -66,7 +66,8 @@ def open_store(
     from kubeiam.admin.mapping_stores import AwsAuthStore, CrdStore
     from kubeiam.kube.client import make_async_client
 
-    client = make_async_client(kubeconfig or default_kubeconfig(), context=context)
+    # No --kubeconfig: kubectl's defaults ($KUBECONFIG merged, ~/.kube/config, in-cluster).
+    client = make_async_client(kubeconfig, context=context, use_kubectl_defaults=True)
     return AwsAuthStore(client) if kind == "aws-auth" else CrdStore(client)
 
 

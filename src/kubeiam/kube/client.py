@@ -1,58 +1,84 @@
-"""An async Kubernetes client from ``--kubeconfig`` or the in-cluster service account."""
+"""An async Kubernetes client from a kubeconfig (or the in-cluster service account).
+
+The kubeconfig is read by :mod:`kubeiam.kube.kubeconfig` (kubectl's rules), the connection made
+by :class:`~kubeiam.kube.transport.KubeTransport` (TLS, proxy, credentials, refusals); lightkube
+only builds requests and decodes answers. lightkube's own kubeconfig support is not used: it
+speaks exec v1alpha1/v1beta1 only, and kubeiam writes v1.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kubeiam.errors import ConfigError
+from kubeiam.kube.kubeconfig import SERVICE_ACCOUNT_DIR, ClusterAccess, find_access
 
-#: Where Kubernetes mounts a pod's service account.
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+__all__ = ["SERVICE_ACCOUNT_DIR", "load_kube_config", "make_async_client"]
+
+KubeconfigArg = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None
 
 
 def load_kube_config(
-    kubeconfig: str | os.PathLike[str] | None = None,
+    kubeconfig: KubeconfigArg = None,
     *,
     context: str | None = None,
     service_account_dir: Path = SERVICE_ACCOUNT_DIR,
-) -> Any:
-    """lightkube's config: from ``kubeconfig`` when given, else the in-cluster service account.
-
-    Like the reference, no kubeconfig means in-cluster; anything else is a :class:`ConfigError`
-    naming the fix.
-    """
-    from lightkube import ConfigError as LightkubeConfigError
-    from lightkube import KubeConfig
-
-    try:
-        if kubeconfig is not None:
-            config = KubeConfig.from_file(kubeconfig)
-            return config.get(context_name=context) if context else config
-        if "KUBERNETES_SERVICE_HOST" not in os.environ:
-            raise ConfigError(
-                "no kubeconfig given and not running inside a cluster",
-                hint="pass --kubeconfig (or server.kubeconfig in the config file)",
-            )
-        return KubeConfig.from_service_account(service_account_dir)
-    except (LightkubeConfigError, KeyError, OSError, ValueError) as exc:
-        where = f"kubeconfig {kubeconfig}" if kubeconfig is not None else "in-cluster config"
-        raise ConfigError(
-            f"cannot use the {where}: {exc}",
-            hint="check the file and its current context, or the pod's service account",
-        ) from None
+    environ: Mapping[str, str] | None = None,
+    use_kubectl_defaults: bool = False,
+) -> ClusterAccess:
+    """The cluster and user to talk to: ``kubeconfig`` (a path, or paths merged as kubectl does)
+    when given, else ``$KUBECONFIG`` / ``~/.kube/config`` with ``use_kubectl_defaults``, else the
+    in-cluster service account. Problems are a :class:`~kubeiam.errors.ConfigError` naming the
+    fix."""
+    return find_access(
+        kubeconfig,
+        context=context,
+        environ=environ,
+        service_account_dir=service_account_dir,
+        use_kubectl_defaults=use_kubectl_defaults,
+    )
 
 
 def make_async_client(
-    kubeconfig: str | os.PathLike[str] | None = None,
+    kubeconfig: KubeconfigArg = None,
     *,
     context: str | None = None,
     timeout: float = 30.0,
+    use_kubectl_defaults: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> Any:
     """A ``lightkube.AsyncClient`` for the cluster (see :func:`load_kube_config`)."""
+    access = load_kube_config(
+        kubeconfig, context=context, environ=environ, use_kubectl_defaults=use_kubectl_defaults
+    )
+    return async_client_for(access, timeout=timeout, environ=environ)
+
+
+def async_client_for(
+    access: ClusterAccess, *, timeout: float = 30.0, environ: Mapping[str, str] | None = None
+) -> Any:
+    """A ``lightkube.AsyncClient`` sending through a :class:`KubeTransport` for ``access``."""
     import httpx2
     from lightkube import AsyncClient
+    from lightkube.config.kubeconfig import SingleConfig
+    from lightkube.config.models import Cluster, Context, User
 
-    config = load_kube_config(kubeconfig, context=context)
-    return AsyncClient(config=config, timeout=httpx2.Timeout(timeout), field_manager="kubeiam")
+    from kubeiam.kube.transport import transport_for
+
+    # lightkube takes the server and namespace from this; TLS and credentials are the
+    # transport's (an empty user: lightkube adds no auth of its own).
+    config = SingleConfig(
+        context_name=access.context,
+        context=Context(cluster=access.context, namespace=access.namespace),
+        cluster=Cluster(server=access.server),
+        user=User(),
+    )
+    return AsyncClient(
+        config=config,
+        timeout=httpx2.Timeout(timeout),
+        field_manager="kubeiam",
+        trust_env=False,
+        transport=transport_for(access, environ=environ),
+    )

@@ -9,11 +9,11 @@ resourceVersion after a backoff.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from kubeiam.errors import KubeAPIError
-from kubeiam.kube.watch import EventType, ListResult, WatchEvent
+from kubeiam.kube.watch import EventType, ListResult, WatchEvent, WatchSource
 
 
 def _to_dict(obj: Any) -> Mapping[str, Any]:
@@ -69,3 +69,38 @@ class LightkubeSource:
             yield WatchEvent(EventType.ERROR, {"code": code, "message": message})
         except HTTPError as exc:
             raise KubeAPIError(f"watching {self._resource.__name__} failed: {exc}") from None
+
+
+class DeferredSource:
+    """A source whose client is built at its first ``list()``, and again after a failed build.
+
+    A kubeconfig that cannot be used (missing, invalid, its exec plugin failing) is then a
+    failure the reflector logs, counts and retries with backoff, like an unreachable API server,
+    instead of a crash at start; fixing the file lets the server recover without a restart.
+    """
+
+    def __init__(
+        self,
+        make_client: Callable[[], Any],
+        make_source: Callable[[Any], WatchSource],
+    ) -> None:
+        self._make_client = make_client
+        self._make_source = make_source
+        self.client: Any = None
+        self._inner: WatchSource | None = None
+
+    async def list(self) -> ListResult:
+        if self._inner is None:
+            self.client = self._make_client()
+            self._inner = self._make_source(self.client)
+        return await self._inner.list()
+
+    def watch(self, resource_version: str) -> AsyncIterator[WatchEvent]:
+        assert self._inner is not None, "watch before the first list"
+        return self._inner.watch(resource_version)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+            self._inner = None

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kubeiam.errors import KubeAPIError
+from kubeiam.errors import KubeIAMError
 
 log = logging.getLogger("kubeiam.kube.watch")
 
@@ -69,7 +69,8 @@ class ListResult:
 
 
 class WatchSource(Protocol):
-    """Where a reflector gets objects; raises :class:`KubeAPIError` or ``OSError`` on failure."""
+    """Where a reflector gets objects; raises a :class:`KubeIAMError` (the API refused or could not
+    be reached, the kubeconfig or its credentials cannot be used) or ``OSError`` on failure."""
 
     async def list(self) -> ListResult: ...
 
@@ -102,6 +103,15 @@ class Backoff:
         """Seconds to wait before attempt ``attempt + 1``; ``rand`` in [0, 1)."""
         base = min(self.maximum, self.initial * self.factor ** min(attempt, 32))
         return max(0.0, base * (1.0 + self.jitter * (2.0 * rand - 1.0)))
+
+
+def _describe(exc: BaseException | str) -> str:
+    """One log line for a failure: a kubeiam error's message and fix, else the exception."""
+    if isinstance(exc, str):
+        return exc
+    if isinstance(exc, KubeIAMError):
+        return exc.message + (f" (fix: {exc.hint})" if exc.hint else "")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def resource_version(obj: Mapping[str, Any]) -> str | None:
@@ -137,6 +147,8 @@ class Reflector:
         self.relists = 0
         self.lists = 0
         self.resource_version: str | None = None
+        #: Why the last list or watch failed (None once a list succeeds), for ``/readyz``.
+        self.last_error: str | None = None
 
     async def _fail(self, what: str, exc: BaseException | str) -> None:
         self.failures += 1
@@ -144,17 +156,19 @@ class Reflector:
             self._on_failure()
         delay = self._backoff.delay(self._attempt, self._random())
         self._attempt += 1
-        reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+        reason = _describe(exc)
+        self.last_error = f"{what} failed: {reason}"
         log.warning("%s: %s failed (%s); retrying in %.1fs", self.name, what, reason, delay)
         await self._sleep(delay)
 
     async def _list(self) -> bool:
         try:
             listing = await self._source.list()
-        except (KubeAPIError, OSError) as exc:
+        except (KubeIAMError, OSError) as exc:
             await self._fail("list", exc)
             return False
         self.lists += 1
+        self.last_error = None
         try:
             pending = self._handler.replace_all(listing.items)
             if pending is not None:
@@ -190,7 +204,7 @@ class Reflector:
                 if new_rv is not None:
                     self.resource_version = new_rv
                 self._attempt = 0
-        except (KubeAPIError, OSError) as exc:
+        except (KubeIAMError, OSError) as exc:
             await self._fail("watch", exc)
             return
         if not delivered:

@@ -128,22 +128,23 @@ async def test_objects_get_create_replace_with_resource_version(tmp_path: Path) 
 
 
 def test_kubeconfig_errors_name_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot use the kubeconfig"):
+    with pytest.raises(ConfigError, match="does not exist"):
         load_kube_config(tmp_path / "missing")
     with pytest.raises(ConfigError, match="pass --kubeconfig"):
-        load_kube_config(None)
+        load_kube_config(None, environ={})
 
 
-def test_in_cluster_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_in_cluster_config(tmp_path: Path, ca_pem: bytes) -> None:
     sa = tmp_path / "sa"
     sa.mkdir()
     (sa / "token").write_text("in-cluster-test-token")
     (sa / "namespace").write_text("kube-system")
-    (sa / "ca.crt").write_text("")
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
-    config = load_kube_config(None, service_account_dir=sa)
-    assert config.get().cluster.server == "https://127.0.0.1:6443"
+    (sa / "ca.crt").write_bytes(ca_pem)
+    env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "6443"}
+    access = load_kube_config(None, service_account_dir=sa, environ=env)
+    assert access.server == "https://127.0.0.1:6443"
+    assert access.namespace == "kube-system"
+    assert access.token_file == sa / "token"
     (sa / "token").unlink()
     with pytest.raises(ConfigError, match="in-cluster config"):
-        load_kube_config(None, service_account_dir=sa)
+        load_kube_config(None, service_account_dir=sa, environ=env)

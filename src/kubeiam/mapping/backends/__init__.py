@@ -139,6 +139,13 @@ class StoredBackend:
         return self._store
 
     @property
+    def not_ready_reason(self) -> str | None:
+        """Why the backend is not ready (None when it is), for ``/readyz``."""
+        if self.ready:
+            return None
+        return self._store.last_error or "loading"
+
+    @property
     def has_group_entries(self) -> bool:
         return self._store.mappings.has_group_entries
 
@@ -212,9 +219,13 @@ class WatchedBackend(StoredBackend, abc.ABC):
         source = self._source
         if source is None:
             from kubeiam.kube.client import make_async_client
+            from kubeiam.kube.sources import DeferredSource
 
-            self._client = make_async_client(self._kubeconfig)
-            source = self._make_source(self._client)
+            kubeconfig = self._kubeconfig
+            # Built at the first list: a bad kubeconfig is a failure retried with backoff.
+            self._client = source = DeferredSource(
+                lambda: make_async_client(kubeconfig), self._make_source
+            )
         self.reflector = Reflector(
             source,
             _ThreadedHandler(self),
@@ -225,6 +236,15 @@ class WatchedBackend(StoredBackend, abc.ABC):
             on_failure=self._on_failure,
         )
         self._task = asyncio.create_task(self.reflector.run(), name=f"kubeiam-{self.name}")
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        """Why the backend is not ready: the last failed list or watch, else the load error."""
+        if self.ready:
+            return None
+        reflector = self.reflector
+        failure = reflector.last_error if reflector is not None else None
+        return failure or self._store.last_error or "loading (no answer from the API yet)"
 
     async def stop(self) -> None:
         await cancel_task(self._task)
