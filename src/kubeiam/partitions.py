@@ -88,6 +88,99 @@ _REGION_LABEL_PATTERN = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
 _REGION_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
+#: The last two parts of every AWS region name: a compass direction and a number
+#: (``us-east-1``, ``ap-southeast-7``, ``cn-northwest-1``).
+REGION_DIRECTIONS = frozenset(
+    {
+        "north",
+        "south",
+        "east",
+        "west",
+        "central",
+        "northeast",
+        "northwest",
+        "southeast",
+        "southwest",
+    }
+)
+#: Region numbers are small: 1..99 written without a leading zero.
+_MAX_REGION_NUMBER_DIGITS = 2
+#: The longest region a shape allows (``eusc-xx-northwest-99`` is 20 characters); anything longer
+#: is refused before any other work, so no label near DNS's 63-character limit gets far.
+MAX_REGION_LENGTH = 20
+_LOWER_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
+
+#: The regions AWS has published, per partition (from botocore's endpoints data, 2026). Only
+#: used to name metric series: a region not listed here is still accepted when it has a region's
+#: shape, but it is counted under ``other`` so that no token can create new series.
+KNOWN_REGIONS: frozenset[str] = frozenset(
+    {
+        "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2",
+        "ap-northeast-3", "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2",
+        "ap-southeast-3", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
+        "ca-central-1", "ca-west-1", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1",
+        "eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3", "il-central-1", "me-central-1",
+        "me-south-1", "mx-central-1", "sa-east-1", "us-east-1", "us-east-2", "us-west-1",
+        "us-west-2",
+        "cn-north-1", "cn-northwest-1",
+        "us-gov-east-1", "us-gov-west-1",
+        "us-iso-east-1", "us-iso-west-1",
+        "us-isob-east-1", "us-isob-west-1",
+        "eu-isoe-west-1",
+        "us-isof-east-1", "us-isof-south-1",
+        "eusc-de-east-1",
+    }
+)  # fmt: skip
+
+
+def _letters(text: str, count: int) -> bool:
+    return len(text) == count and all(ch in _LOWER_LETTERS for ch in text)
+
+
+def _region_number(text: str) -> bool:
+    return (
+        0 < len(text) <= _MAX_REGION_NUMBER_DIGITS
+        and text.isascii()
+        and text.isdigit()
+        and text[0] != "0"
+    )
+
+
+def is_region_shape(region: str, partition: str) -> bool:
+    """Does ``region`` look like a region of ``partition`` (it need not exist)?
+
+    ``<geo>-<direction>-<n>`` in aws (a two-letter geography: ``us-east-1``); in the other
+    partitions the partition's region prefix, then (for a one-label prefix such as ``eusc-``) at
+    most one two-letter country, then ``<direction>-<n>`` (``us-gov-west-1``, ``us-isob-east-1``,
+    ``eusc-de-east-1``, ``cn-northwest-1``). Anything else is not an STS region a token may name,
+    so it is refused before a DNS lookup or a metric series is spent on it. No ``re`` (see
+    ``REGION_LABEL``): the token plugin imports this module.
+    """
+    part = PARTITIONS.get(partition)
+    if part is None or not 0 < len(region) <= MAX_REGION_LENGTH:
+        return False
+    parts = region.split("-")
+    if len(parts) < 3:
+        return False
+    *head, direction, number = parts
+    if direction not in REGION_DIRECTIONS or not _region_number(number):
+        return False
+    if partition_for_region(region) is not part:
+        return False
+    if not part.region_prefixes:
+        return len(head) == 1 and _letters(head[0], 2)
+    for prefix in part.region_prefixes:
+        labels = prefix.rstrip("-").split("-")
+        if head[: len(labels)] != labels:
+            continue
+        rest = head[len(labels) :]
+        if not rest:
+            return True
+        # Sovereign partitions name a country after their geography (eusc-de-east-1).
+        return len(labels) == 1 and len(rest) == 1 and _letters(rest[0], 2)
+    return False
+
+
 def is_region_label(label: str) -> bool:
     """``REGION_LABEL.fullmatch(label)`` without ``re`` (the tests hold the two together)."""
     return (
@@ -149,8 +242,8 @@ def sts_host_region(host: str, partition: str) -> str | None:
 
     Accepts ``sts.<region>.<domain>``, ``sts-fips.<region>.<domain>``, the dual-stack forms, and
     ``sts.amazonaws.com`` (aws only). The host must be lower case without a trailing dot; the
-    region label must be well formed and belong to the partition (``us-gov-`` regions belong to
-    aws-us-gov even though the domain is shared with aws).
+    region must have the shape of a region of the partition (:func:`is_region_shape`: ``us-gov-``
+    regions belong to aws-us-gov even though the domain is shared with aws).
     """
     part = PARTITIONS.get(partition)
     if part is None:
@@ -161,10 +254,8 @@ def sts_host_region(host: str, partition: str) -> str | None:
     if not sep or service not in ("sts", "sts-fips"):
         return None
     region, sep, domain = rest.partition(".")
-    if not sep or not is_region_label(region):
+    if not sep or not is_region_shape(region, part.name):
         return None
     if domain != part.domain and domain != part.dualstack_domain:
-        return None
-    if partition_for_region(region).name != part.name:
         return None
     return region

@@ -148,3 +148,45 @@ def test_host_cache_is_bounded() -> None:
     for i in range(maxsize + 50):
         sts_host_region(f"sts.flood-{i}.example", "aws")
     assert sts_host_region.cache_info().currsize <= maxsize
+
+
+def test_every_published_region_has_the_shape_of_its_own_partition_only() -> None:
+    from kubeiam.partitions import KNOWN_REGIONS, is_region_shape, partition_for_region
+
+    for region in sorted(KNOWN_REGIONS):
+        own = partition_for_region(region).name
+        assert is_region_shape(region, own), region
+        assert [p for p in PARTITIONS if is_region_shape(region, p)] == [own], region
+
+
+@pytest.mark.parametrize(
+    ("region", "partition"),
+    [
+        ("us-east-1", "aws-moon"),
+        ("", "aws"),
+        ("-", "aws"),
+        ("us--1", "aws"),
+        ("us-east-1-", "aws"),
+        ("us-east-\u0661", "aws"),  # an Arabic-Indic digit: isdigit() but not ASCII
+        ("us-gov-de-west-1", "aws-us-gov"),
+        ("eusc-deu-east-1", "aws-eusc"),
+        ("eusc-east-1x", "aws-eusc"),
+        ("eusc-xx-northwest-999", "aws-eusc"),
+    ],
+    ids=[
+        "unknown-partition",
+        "empty",
+        "hyphen",
+        "empty-direction",
+        "trailing-hyphen",
+        "non-ascii-digit",
+        "country-after-two-label-prefix",
+        "three-letter-country",
+        "bad-number",
+        "too-long",
+    ],
+)
+def test_region_shape_refusals(region: str, partition: str) -> None:
+    from kubeiam.partitions import is_region_shape
+
+    assert not is_region_shape(region, partition)

@@ -9,6 +9,11 @@ Reference metrics (prefix ``aws_iam_authenticator_``, labels and buckets as the 
 ``ec2_describe_instances_calls_total``, ``configmap_watch_failures_total``,
 ``dynamicfile_failures_total``. kubeiam's own (prefix ``kubeiam_``): identity-cache hits, misses,
 shared calls and size; per-backend readiness and load failures.
+
+Every label value that a request can influence is bounded, so that no stream of tokens can grow
+``/metrics`` (issue 9): ``StsRegion`` is a published region or ``other`` (:func:`region_label`),
+``ResponseCode`` one of the usual HTTP statuses or ``other``; the rest come from fixed sets or the
+configuration.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from kubeiam.mapping.backends import DYNAMIC_FILE, EKS_CONFIG_MAP
+from kubeiam.partitions import KNOWN_REGIONS
 
 NAMESPACE = "aws_iam_authenticator"
 KUBEIAM_NAMESPACE = "kubeiam"
@@ -27,6 +33,29 @@ KUBEIAM_NAMESPACE = "kubeiam"
 #: buckets differ (.075, .75, 7.5), which would break existing dashboards' bucket queries.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: The ``StsRegion`` of every region that AWS has not published (:data:`KNOWN_REGIONS`). Tokens
+#: may name any host whose region has a region's shape (``zz-north-17``): each value would be a
+#: new series kept forever, so unknown ones share this one.
+OTHER_LABEL = "other"
+
+
+def region_label(region: str) -> str:
+    """``region`` if AWS has published it, else ``other``: a bounded ``StsRegion`` label."""
+    return region if region in KNOWN_REGIONS else OTHER_LABEL
+
+
+#: ``ResponseCode`` values kept as they are: what STS answers (200, 400, 403, 429, 5xx) and what
+#: something in between might (redirects, 404...). Other statuses share ``other``.
+_STATUS_LABELS = frozenset(
+    {200, 301, 302, 303, 307, 308, 400, 401, 403, 404, 405, 408, 413, 429, 500, 502, 503, 504}
+)
+
+
+def status_label(status: int | None) -> str:
+    """An HTTP status as a bounded ``ResponseCode`` label ("" when there was no answer)."""
+    if status is None:
+        return ""
+    return str(status) if status in _STATUS_LABELS else OTHER_LABEL
 
 
 class Result(enum.Enum):
@@ -149,12 +178,13 @@ class ServerMetrics:
 
     def sts_observer(self, event: str, status: int | None, region: str) -> None:
         """The STS client's ``observer``: events response, connection_failure, throttled."""
+        label = region_label(region)
         if event == "response":
-            self.sts_responses.labels(str(status) if status is not None else "", region).inc()
+            self.sts_responses.labels(status_label(status), label).inc()
         elif event == "connection_failure":
-            self.sts_connection_failures.labels(region).inc()
+            self.sts_connection_failures.labels(label).inc()
         elif event == "throttled":
-            self.sts_throttling.labels(region).inc()
+            self.sts_throttling.labels(label).inc()
 
     def backend_failure(self, backend: str) -> None:
         """Count a backend failure; the reference's own counters for its two watched backends."""

@@ -9,6 +9,10 @@ entity declarations refused), and errors that name the STS error *code* but neve
 host name to another address, like curl's ``--resolve``: the Host header, SNI and certificate
 check still use the STS host name, and the host allowlist still applies. Tests and demos use it
 to reach the local STS front over TLS verified with ``--sts-ca-bundle``.
+
+Every other host name is looked up by :class:`~kubeiam.token.resolver.BoundedResolver`: a small
+pool of its own with per-host single flight and positive and negative caches, so that tokens
+naming hosts that resolve slowly or not at all cannot delay the reviews of anyone else.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import ipaddress
 import json
 import logging
 import re
-import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -28,7 +31,7 @@ from xml.parsers import expat
 
 import aiohttp
 import yarl
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 
 from kubeiam import __version__
 from kubeiam.errors import (
@@ -38,6 +41,7 @@ from kubeiam.errors import (
     STSUnavailableError,
 )
 from kubeiam.partitions import sts_host_region
+from kubeiam.token.resolver import BoundedResolver
 from kubeiam.token.validation import CLUSTER_ID_HEADER, PresignedRequest
 
 if TYPE_CHECKING:
@@ -149,39 +153,6 @@ def _parse_address(spec: str, target: str) -> tuple[str, int]:
             hint="write e.g. sts.us-east-1.amazonaws.com=127.0.0.1:8443 or ...=[::1]:8443",
         )
     return str(ip), port
-
-
-class _StaticResolver(AbstractResolver):
-    """Answers from the ``--sts-resolve`` table, and from the system resolver for other hosts."""
-
-    def __init__(self, table: Mapping[str, tuple[str, int]]) -> None:
-        self._table = dict(table)
-        self._fallback: AbstractResolver | None = None
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        target = self._table.get(host)
-        if target is None:
-            if self._fallback is None:
-                self._fallback = aiohttp.DefaultResolver()
-            return await self._fallback.resolve(host, port, family)
-        addr, target_port = target
-        addr_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
-        return [
-            ResolveResult(
-                hostname=host,
-                host=addr,
-                port=target_port,
-                family=addr_family,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-        ]
-
-    async def close(self) -> None:
-        if self._fallback is not None:
-            await self._fallback.close()
 
 
 # --- answers --------------------------------------------------------------------------------
@@ -335,10 +306,14 @@ class STSClient:
         timeout: float = DEFAULT_TIMEOUT,
         max_body: int = DEFAULT_MAX_BODY,
         observer: Observer | None = None,
+        resolver: AbstractResolver | None = None,
     ) -> None:
+        """``resolver``: the name resolver (default: a :class:`BoundedResolver` answering the
+        ``resolve`` table itself); tests pass one whose lookups never leave the machine."""
         if not timeout > 0:
             raise ConfigError("the STS timeout must be a positive number of seconds")
         self._resolve = dict(resolve or {})
+        self._resolver = resolver
         self._ssl = _ssl_context(ca_bundle)
         self._timeout = timeout
         self._max_body = max_body
@@ -347,9 +322,15 @@ class STSClient:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            resolver = self._resolver
+            if resolver is None:
+                resolver = self._resolver = BoundedResolver(static=self._resolve)
             connector = aiohttp.TCPConnector(
                 ssl=self._ssl,
-                resolver=_StaticResolver(self._resolve) if self._resolve else None,
+                resolver=resolver,
+                # The resolver caches (bounded, with negative entries); aiohttp's own cache is
+                # an unbounded table by host name.
+                use_dns_cache=False,
                 limit=100,
             )
             self._session = aiohttp.ClientSession(
@@ -370,10 +351,12 @@ class STSClient:
             self._observer(event, status, region)
 
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool and the resolver's threads."""
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._resolver is not None:
+            await self._resolver.close()
 
     async def __aenter__(self) -> STSClient:
         return self
@@ -423,8 +406,11 @@ class STSClient:
                 f"cannot connect to STS at {host}: {reason}",
                 hint="check DNS and network access to STS (or the --sts-resolve address)",
             ) from None
-        except aiohttp.ClientError as exc:
-            # The exception's text may contain the URL: report only its kind.
+        except (aiohttp.ClientError, OSError, UnicodeError, ValueError) as exc:
+            # The exception's text may contain the URL: report only its kind. OSError and
+            # UnicodeError: a lookup or a socket failing outside aiohttp's own error types (the
+            # IDNA codec refuses labels over 63 characters) is this token's failure, never an
+            # HTTP 500 for the webhook.
             self._notify("connection_failure", None, region)
             raise STSUnavailableError(
                 f"the request to STS at {host} failed ({type(exc).__name__})",

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 from kubeiam.errors import ConfigError, TokenExpiredError, TokenFormatError
-from kubeiam.partitions import PARTITIONS, REGION_LABEL, sts_host_region
+from kubeiam.partitions import PARTITIONS, is_region_shape, sts_host_region
 from kubeiam.token.encoding import decode_token
 
 #: STS honours a presigned GetCallerIdentity for this long after X-Amz-Date, whatever
@@ -64,6 +64,15 @@ REQUIRED_KEYS = frozenset(ALLOWED_KEYS) - {"x-amz-security-token"}
 _URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*")
 #: Host names as STS endpoints spell them: lower-case DNS labels.
 _HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+#: DNS limits (RFC 1035): a label holds at most 63 octets, a name at most 253 characters. The
+#: resolver refuses longer ones with an exception of its own (Python's IDNA codec raises
+#: UnicodeError), which must never be the first place they are noticed.
+MAX_LABEL_LENGTH = 63
+MAX_HOST_LENGTH = 253
+#: Query keys are compared case-insensitively, but only ASCII letters fold: ``str.lower`` would
+#: also turn the Kelvin sign (U+212A) into ``k``, so ``X-Amz-Security-To\u212aen`` would pass
+#: as an allowed key that STS itself does not recognise.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
 #: SigV4's unreserved characters, and every byte's encoded spelling (itself, or ``%XX``).
 _UNRESERVED_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
@@ -167,21 +176,33 @@ def check_host_spelling(host: str) -> None:
         )
     if not _HOST_NAME.fullmatch(host):
         raise TokenFormatError(f"the token's host {_quote(host)} is not a valid host name")
+    check_host_length(host)
+
+
+def check_host_length(host: str) -> None:
+    """At most 253 characters, each label at most 63 (RFC 1035)."""
+    if len(host) > MAX_HOST_LENGTH or any(len(lb) > MAX_LABEL_LENGTH for lb in host.split(".")):
+        raise TokenFormatError(
+            f"the token's host {_quote(host)} is not a valid host name (a DNS label is at most "
+            f"{MAX_LABEL_LENGTH} characters, a name at most {MAX_HOST_LENGTH})"
+        )
 
 
 # --- rule 4: the host --------------------------------------------------------------------------
 
 
 def parse_allowed_hosts(entries: Iterable[str]) -> dict[str, str]:
-    """Parse operator-listed extra STS hosts (``HOST=REGION``, e.g. VPC endpoints).
+    """Parse operator-listed extra STS hosts (``HOST=REGION``, e.g. VPC endpoints, FIPS).
 
-    Raises :class:`ConfigError` for an entry that is not a lower-case host name and a region.
+    Raises :class:`ConfigError` for an entry that is not a lower-case host name (within DNS's
+    length limits) and a region of some partition.
     """
     hosts: dict[str, str] = {}
     for entry in entries:
         host, sep, region = entry.strip().partition("=")
         host, region = host.strip(), region.strip()
-        if not sep or not _HOST_NAME.fullmatch(host) or not REGION_LABEL.fullmatch(region):
+        valid_host = bool(_HOST_NAME.fullmatch(host)) and _within_dns_limits(host)
+        if not sep or not valid_host or not _any_region_shape(region):
             raise ConfigError(
                 f"allowed STS host entry {_quote(entry)} is not HOST=REGION",
                 hint="write e.g. vpce-0abc-xyz.sts.us-east-1.vpce.amazonaws.com=us-east-1 "
@@ -189,6 +210,18 @@ def parse_allowed_hosts(entries: Iterable[str]) -> dict[str, str]:
             )
         hosts[host] = region
     return hosts
+
+
+def _any_region_shape(region: str) -> bool:
+    return any(is_region_shape(region, p) for p in PARTITIONS)
+
+
+def _within_dns_limits(host: str) -> bool:
+    try:
+        check_host_length(host)
+    except TokenFormatError:
+        return False
+    return True
 
 
 def _as_host_map(allowed_hosts: Mapping[str, str] | frozenset[str]) -> Mapping[str, str]:
@@ -210,8 +243,9 @@ def host_region(host: str, partition: str, allowed_hosts: Mapping[str, str]) -> 
     if region is None:
         raise TokenFormatError(
             f"the token's host {_quote(host)} is not an STS endpoint of partition {partition}",
-            hint="tokens must be presigned for sts.<region>.<domain> of the cluster's partition; "
-            "an operator may list extra hosts (VPC endpoints) explicitly",
+            hint="tokens must be presigned for sts.<region>.<domain> of the cluster's partition, "
+            "with a region such as us-east-1; an operator may list extra hosts (VPC endpoints) "
+            "with --sts-allowed-host",
         )
     return region
 
@@ -269,14 +303,20 @@ def split_query(query: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def fold_key(key: str) -> str:
+    """``key`` with ASCII letters lower-cased and nothing else changed (see ``_ASCII_LOWER``)."""
+    return key.translate(_ASCII_LOWER)
+
+
 def check_query_keys(pairs: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
     """Only allowed keys, each exactly once compared case-insensitively (CVE-2022-2385).
 
-    Returns lower-cased key -> (key as spelled, value).
+    Case is folded for ASCII letters only (:func:`fold_key`): a key that becomes an allowed name
+    only through Unicode lower-casing is not one. Returns folded key -> (key as spelled, value).
     """
     params: dict[str, tuple[str, str]] = {}
     for key, value in pairs:
-        lowered = key.lower()
+        lowered = fold_key(key)
         if lowered not in ALLOWED_KEYS:
             shown = _quote(key) if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", key) else "(unprintable)"
             raise TokenFormatError(
@@ -403,7 +443,7 @@ def parse_credential(credential: str, date: str, host_region_: str) -> str:
             f"the token's credential day does not match its X-Amz-Date (access key {akid})"
         )
     if region != host_region_:
-        shown = _quote(region) if REGION_LABEL.fullmatch(region) else "(malformed)"
+        shown = _quote(region) if _any_region_shape(region) else "(malformed)"
         raise TokenFormatError(
             f"the token is signed for region {shown} but its host is the STS endpoint of "
             f"{host_region_} (access key {akid})",

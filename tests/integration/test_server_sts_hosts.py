@@ -1,0 +1,227 @@
+"""Issue 9, section 1 through the real HTTPS endpoint: attacker-chosen STS hosts.
+
+A server on 127.0.0.1 against the local AWS (the STS front verifies real signatures). Its STS
+client resolves names with the production :class:`BoundedResolver`, whose ``getaddrinfo`` is a
+fake that answers NXDOMAIN (or hangs) for every name it is asked: host names in these tests are
+made up, and no DNS query may leave the machine. The local STS host is routed by the static
+``--sts-resolve`` table, as in every server test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from kubeiam.localaws.environment import LocalAWS
+from kubeiam.mapping.backends.mounted_file import MountedFile
+from kubeiam.mapping.chain import MappingChain
+from kubeiam.partitions import KNOWN_REGIONS, REGION_DIRECTIONS
+from kubeiam.server.config import ServerConfig
+from kubeiam.server.identity_cache import IdentityCache
+from kubeiam.server.metrics import ServerMetrics
+from kubeiam.server.run import Components, RunningServer, start_server
+from kubeiam.token.encoding import encode_token
+from kubeiam.token.presign import presign_get_caller_identity
+from kubeiam.token.resolver import BoundedResolver
+from kubeiam.token.sts import STSClient, parse_resolve_specs
+from kubeiam.token.verifier import Verifier
+
+CLUSTER = "hosts-cluster"
+METRICS_LIMIT = 64 * 1024
+
+
+class NoDNS:
+    """Every name is NXDOMAIN; names starting with ``slow`` first hang until released."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, host: str, port: int, family: int = 0, type: int = 0) -> list[Any]:
+        host.encode("idna")
+        with self._lock:
+            self.asked.append(host)
+        if host.split(".")[1].startswith("s"):
+            self.release.wait(10)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def mint(key: tuple[str, str], region: str, host: str | None = None) -> str:
+    return encode_token(
+        presign_get_caller_identity(
+            access_key_id=key[0],
+            secret_access_key=key[1],
+            session_token=None,
+            region=region,
+            host=host or f"sts.{region}.amazonaws.com",
+            cluster_id=CLUSTER,
+            now=datetime.now(UTC),
+        )
+    )
+
+
+def fake_regions(count: int) -> list[str]:
+    """Distinct well-formed regions that AWS has not published (``qa-north-1`` ...)."""
+    geos = [a + b for a in "qxz" for b in "abcdefghijklmnopqrstuvwxyz"]
+    regions = [
+        f"{geo}-{direction}-{n}"
+        for n in range(1, 100)
+        for direction in sorted(REGION_DIRECTIONS)
+        for geo in geos
+    ]
+    chosen = [r for r in regions if r not in KNOWN_REGIONS][:count]
+    assert len(chosen) == count
+    return chosen
+
+
+class Client:
+    def __init__(self, server: RunningServer) -> None:
+        ctx = ssl.create_default_context(cafile=str(server.keypair.cert_path))
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=64))
+        self.base = server.base_url
+
+    async def review(self, token: str) -> tuple[int, dict[str, Any]]:
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview"}
+        body["spec"] = {"token": token}  # type: ignore[assignment]
+        async with self.session.post(self.base + "/authenticate", json=body) as resp:
+            return resp.status, await resp.json()
+
+    async def metrics(self) -> str:
+        async with self.session.get(self.base + "/metrics") as resp:
+            return await resp.text()
+
+
+@pytest.fixture(scope="module")
+def alice(local_aws: LocalAWS) -> tuple[str, str]:
+    return local_aws.create_user("hosts-alice")
+
+
+@pytest.fixture
+async def served(
+    local_aws: LocalAWS, alice: tuple[str, str], tmp_path: Path
+) -> AsyncIterator[tuple[Client, NoDNS, BoundedResolver]]:
+    config = ServerConfig(
+        cluster_id=CLUSTER,
+        port=0,
+        state_dir=tmp_path / "state",
+        map_users=(
+            {"userarn": local_aws.user_arn("hosts-alice"), "username": "alice", "groups": []},
+        ),
+        sts_resolve=(local_aws.sts_resolve(),),
+        sts_ca_bundle=local_aws.ca_bundle,
+        sts_timeout=5.0,
+    )
+    dns = NoDNS()
+    resolver = BoundedResolver(
+        static=parse_resolve_specs(config.sts_resolve, partition="aws"),
+        getaddrinfo=dns,
+        pool_size=4,
+        timeout=2.0,
+    )
+    metrics = ServerMetrics()
+    sts = STSClient(
+        ca_bundle=str(local_aws.ca_bundle),
+        observer=metrics.sts_observer,
+        resolver=resolver,
+        timeout=5.0,
+    )
+    components = Components(
+        verifier=Verifier(CLUSTER, sts=sts),
+        chain=MappingChain([MountedFile(config.map_roles, config.map_users)]),
+        metrics=metrics,
+        cache=IdentityCache(),
+        closers=[sts.close],
+    )
+    server = await start_server(config, components=components)
+    client = Client(server)
+    yield client, dns, resolver
+    dns.release.set()
+    await client.session.close()
+    await server.stop()
+
+
+async def test_2000_fake_regions_keep_metrics_small_and_valid_users_in(
+    served: tuple[Client, NoDNS, BoundedResolver], alice: tuple[str, str]
+) -> None:
+    client, dns, _ = served
+    regions = fake_regions(2000)
+    tokens = [mint(alice, r) for r in regions]
+    statuses: list[int] = []
+    valid: list[int] = []
+    gate = asyncio.Semaphore(64)
+
+    async def fake(token: str) -> None:
+        async with gate:
+            statuses.append((await client.review(token))[0])
+
+    async def valid_user() -> None:
+        for _ in range(20):
+            valid.append((await client.review(mint(alice, "us-east-1")))[0])
+            await asyncio.sleep(0.02)
+
+    await asyncio.gather(valid_user(), *(fake(t) for t in tokens))
+    assert valid == [200] * 20
+    assert len(statuses) == 2000
+    assert set(statuses) == {403}  # each refused as STS unavailable, none a 5xx
+    text = await client.metrics()
+    assert len(text.encode()) < METRICS_LIMIT
+    assert not any(r in text for r in regions)
+    assert 'sts_connection_failures_total{StsRegion="other"}' in text
+    # Names that reached the resolver were the well-formed ones only, each at most once.
+    assert len(dns.asked) == len(set(dns.asked))
+
+
+@pytest.mark.parametrize(
+    ("host", "region"),
+    [
+        ("sts." + "a" * 64 + ".amazonaws.com", "us-east-1"),
+        ("sts." + "b" * 200 + ".amazonaws.com", "us-east-1"),
+        ("sts.not-a-region.amazonaws.com", "not-a-region"),
+        ("sts.us-east-1.amazonaws.com.evil.example", "us-east-1"),
+        ("sts.us-east-1.example.com", "us-east-1"),
+    ],
+    ids=["label-64", "label-200", "no-region-shape", "suffix", "other-domain"],
+)
+async def test_refused_hosts_answer_403_before_any_lookup(
+    served: tuple[Client, NoDNS, BoundedResolver], alice: tuple[str, str], host: str, region: str
+) -> None:
+    client, dns, _ = served
+    status, body = await client.review(mint(alice, region, host=host))
+    assert status == 403
+    assert body["status"]["authenticated"] is False
+    assert "not a valid host name" in body["status"]["error"] or (
+        "is not an STS endpoint" in body["status"]["error"]
+    )
+    assert dns.asked == []
+    assert 'result="invalid_token"' in await client.metrics()
+
+
+async def test_hanging_names_cost_only_their_own_reviews(
+    served: tuple[Client, NoDNS, BoundedResolver], alice: tuple[str, str]
+) -> None:
+    """Names whose lookups hang hold at most pool_size - 1 threads; the rest fail at once; the
+    valid user (its host routed statically, as a cached name would be) is never delayed."""
+    client, dns, resolver = served
+    slow = [f"s{chr(97 + i % 26)}-east-{1 + i // 26}" for i in range(100)]
+    pending = [asyncio.ensure_future(client.review(mint(alice, r))) for r in slow]
+    await asyncio.sleep(0.3)
+    loop = asyncio.get_running_loop()
+    for _ in range(5):
+        started = loop.time()
+        assert (await client.review(mint(alice, "us-east-1")))[0] == 200
+        assert loop.time() - started < 1.5
+    dns.release.set()
+    answers = await asyncio.gather(*pending)
+    assert {status for status, _ in answers} == {403}
+    assert resolver.overloaded > 0
+    assert len(dns.asked) <= resolver.pool_size - 1 + resolver.max_pending
