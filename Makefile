@@ -3,17 +3,53 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Pinned, hashed dependencies (README, "Development"): the runtime set (what an image installs)
+# and the runtime + dev set (what `make install` installs). `make lock` renews both.
+LOCK := requirements/lock.txt
+DEV_LOCK := requirements/dev-lock.txt
+# uv compiles the locks; it is pinned too and lives in a venv of its own, outside the dev set,
+# as do awscli and py-spy for bench/ (requirements/bench-lock.txt, in .venv-bench).
+LOCK_TOOLS := requirements/tools-lock.txt
+LOCK_VENV := .venv-lock
+# For every platform and Python >= 3.11, a hash per file, and no index URL written into the file.
+UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command 'make lock'
 
-.PHONY: install check test e2e demo bench clean
+.PHONY: install lock check test e2e demo bench clean
 
 install: $(STAMP)
 
-# Reinstall only when the project's metadata changed: a no-op run takes milliseconds.
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -U pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-	@touch $(STAMP)
+# Reinstall only when the lock or the project's metadata changed: a no-op run takes milliseconds.
+# Every package, pip and the build backend included, comes from $(DEV_LOCK) as a wheel with its
+# hash, so nothing unpinned is downloaded or built. Each step prints a line; on a
+# terminal pip shows its own progress, piped or with CI=true it stays quiet.
+$(STAMP): pyproject.toml $(DEV_LOCK)
+	@set -e; started=$$(date +%s); pipq=; \
+	if [ ! -t 1 ]; then pipq=-q; fi; \
+	case "$$CI" in 1 | [Tt]rue | TRUE | yes) pipq=-q ;; esac; \
+	if [ -x $(BIN)/python ]; then echo "install 1/3: $(VENV) exists"; first=; \
+	else echo "install 1/3: creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); \
+		first=" (the first time: about 2 minutes)"; fi; \
+	echo "install 2/3: $$(grep -c '^[A-Za-z0-9]' $(DEV_LOCK)) pinned packages from $(DEV_LOCK)$$first"; \
+	$(BIN)/python -m pip install $$pipq --disable-pip-version-check \
+		--require-hashes --no-deps --only-binary :all: -r $(DEV_LOCK); \
+	echo "install 3/3: kubeiam itself, editable (changes under src/ need no reinstall)"; \
+	$(BIN)/python -m pip install $$pipq --disable-pip-version-check \
+		--no-deps --no-build-isolation -e .; \
+	touch $(STAMP); \
+	echo "install: done in $$(( $$(date +%s) - started )) s"
+
+# Pin every dependency to the newest version the package index serves today that pyproject.toml
+# allows, then install that. Run it after changing dependencies; commit requirements/ with it.
+lock:
+	@test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+		--require-hashes --no-deps -r $(LOCK_TOOLS)
+	$(UV_COMPILE) pyproject.toml requirements/build.in -o $(LOCK)
+	$(UV_COMPILE) pyproject.toml requirements/build.in --extra dev -c $(LOCK) -o $(DEV_LOCK)
+	$(UV_COMPILE) requirements/bench.in -o requirements/bench-lock.txt
+	$(UV_COMPILE) requirements/tools.in -o $(LOCK_TOOLS)
+	@$(MAKE) --no-print-directory install
 
 check: install
 	$(BIN)/ruff check src tests bench demo

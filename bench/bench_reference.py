@@ -20,7 +20,8 @@ Same machine, same token set, same STS front, measured in one run:
   first round and prints where its time went.
 * **token start-up**: whole processes, as kubectl runs them: ``kubeiam token --no-cache``, the
   reference client (``aws-iam-authenticator token``) and ``aws eks get-token``, alternated,
-  medians (the helpers of bench_token.py; awscli from ``.venv-bench``). Inside the namespace too
+  medians (the helpers of bench_token.py; awscli from ``.venv-bench``, installed from
+  ``requirements/bench-lock.txt`` before the namespace is entered). Inside the namespace too
   when there is one, so no client can reach anything but loopback.
 
 The reference binary comes from the e2e cache (``python -m tests.e2e.cluster.binaries``, Go
@@ -353,12 +354,8 @@ async def load(
 
 
 def start_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
-    """py-spy (from .venv-bench, installed on first use) sampling `pid` into `output`."""
-    spy = bench_token.BENCH_VENV / "bin" / "py-spy"
-    if not spy.exists():
-        bench_token.ensure_awscli()
-        pip = [str(bench_token.BENCH_VENV / "bin" / "python"), "-m", "pip"]
-        subprocess.run([*pip, "install", "-q", "py-spy"], check=True)
+    """py-spy (from .venv-bench, installed by main before the namespace) sampling `pid`."""
+    spy = bench_token.PY_SPY
     output.parent.mkdir(parents=True, exist_ok=True)
     # --gil: only the thread holding the GIL is sampled, i.e. where the server's Python CPU goes
     # (the log writer thread waiting on a write or for the GIL is not counted).
@@ -452,7 +449,6 @@ def bench_servers(
 
 def bench_startup(reference: Path | None, rounds: int) -> dict[str, list[float]]:
     """Median-ready wall times (seconds) of each client, whole processes, alternated."""
-    bench_token.ensure_awscli()
     home = Path(tempfile.mkdtemp(prefix="kubeiam-bench-reference-"))
     try:
         env = bench_token.bench_env(home)
@@ -608,6 +604,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     rounds = 5 if args.quick else 15
+    # awscli and py-spy: installed here, outside the namespace, which has no route to the
+    # package index (a fresh machine used to fail here unless bench_token.py had run first).
+    bench_token.ensure_bench_venv()
 
     built = binaries(cache_root(os.environ)).aws_iam_authenticator
     reference = built if built.is_file() else None
@@ -639,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         times = bench_startup(reference, rounds)
         rows.extend(startup_rows(times))
     print(
-        f"kubeiam vs aws-iam-authenticator {'(reference absent)' if reference is None else ''}"
+        f"kubeiam vs aws-iam-authenticator {'(reference absent) ' if reference is None else ''}"
         f"on {os.cpu_count()} shared cores, load average "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )

@@ -6,8 +6,9 @@ Three commands run alternately, ``--rounds`` times each (after one warm-up run e
 * ``kubeiam fresh``: ``kubeiam token`` with access keys in the environment and ``--no-cache``
   (the stdlib presigner, no botocore);
 * ``kubeiam cached``: ``kubeiam token`` answered from its cache;
-* ``aws eks get-token``: awscli, installed on first use into ``.venv-bench`` (a separate venv,
-  because awscli pins botocore exactly). It only presigns: no network.
+* ``aws eks get-token``: awscli, installed on first use into ``.venv-bench`` from
+  ``requirements/bench-lock.txt`` (a separate venv, because awscli pins botocore exactly). It
+  only presigns: no network.
 
 All three get the same keys and region and a private HOME, so nobody's real AWS or kubectl
 configuration takes part. Peak RSS and CPU time (user + system) are each child's own
@@ -20,6 +21,8 @@ Run: ``.venv/bin/python bench/bench_token.py [--rounds N] [--quick] [--strict]``
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +36,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_VENV = ROOT / ".venv-bench"
 AWS = BENCH_VENV / "bin" / "aws"
+PY_SPY = BENCH_VENV / "bin" / "py-spy"
+BENCH_LOCK = ROOT / "requirements" / "bench-lock.txt"
+BENCH_STAMP = BENCH_VENV / ".installed"
 KUBEIAM = Path(sys.executable).parent / "kubeiam"
 CLUSTER = "bench-cluster"
 REGION = "us-west-2"
@@ -43,24 +49,29 @@ RSS_GOAL_MB = 25.0
 RUN_TIMEOUT = 60
 
 
-def ensure_awscli() -> None:
-    """Create ``.venv-bench`` with awscli unless it already answers ``aws --version``."""
-    if AWS.exists():
-        probe = subprocess.run(
-            [str(AWS), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT,
-            check=False,
-        )
-        if probe.returncode == 0:
+def ensure_bench_venv() -> None:
+    """``.venv-bench`` with awscli and py-spy from ``requirements/bench-lock.txt``, unless there.
+
+    Pinned and hashed like the project's own lock, so a comparison never drifts with awscli's
+    releases; reinstalled when the lock changes (its hash is kept in ``.installed``). Every
+    benchmark calls this before it enters a network namespace, which has no route to the
+    package index.
+    """
+    wanted = hashlib.sha256(BENCH_LOCK.read_bytes()).hexdigest()
+    with contextlib.suppress(OSError):
+        if AWS.exists() and BENCH_STAMP.read_text().strip() == wanted:
             return
-    print("installing awscli into .venv-bench (first run only)...", flush=True)
-    base = getattr(sys, "_base_executable", None) or shutil.which("python3") or sys.executable
-    subprocess.run([base, "-m", "venv", str(BENCH_VENV)], check=True)
-    subprocess.run(
-        [str(BENCH_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "awscli"], check=True
-    )
+    lock = BENCH_LOCK.relative_to(ROOT)
+    print(f"installing awscli and py-spy into {BENCH_VENV.name} from {lock} (once)", flush=True)
+    python = BENCH_VENV / "bin" / "python"
+    if not python.exists():
+        base = getattr(sys, "_base_executable", None) or shutil.which("python3") or sys.executable
+        subprocess.run([base, "-m", "venv", str(BENCH_VENV)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+    pinned = ["--require-hashes", "--no-deps", "--only-binary", ":all:", "-r", str(BENCH_LOCK)]
+    quiet = [] if sys.stdout.isatty() else ["-q"]
+    subprocess.run([*pip, *quiet, *pinned], check=True)
+    BENCH_STAMP.write_text(wanted + "\n")
 
 
 def bench_env(home: Path) -> dict[str, str]:
@@ -113,7 +124,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     rounds = 5 if args.quick else max(1, min(args.rounds, 100))
 
-    ensure_awscli()
+    ensure_bench_venv()
     home = Path(tempfile.mkdtemp(prefix="kubeiam-bench-token-"))
     try:
         env = bench_env(home)
