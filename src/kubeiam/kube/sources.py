@@ -41,14 +41,29 @@ class LightkubeSource:
         return {"namespace": self._namespace} if self._namespace is not None else {}
 
     async def list(self) -> ListResult:
-        from httpx2 import HTTPError
+        from httpx2 import HTTPError, HTTPStatusError
+        from lightkube import ApiError
 
+        from kubeiam.kube.objects import NOT_FOUND, status_code
+
+        name = self._resource.__name__
         try:
             listing = self._client.list(self._resource, fields=self._fields, **self._scope())
             items = tuple([_to_dict(o) async for o in listing])
             return ListResult(items, listing.resourceVersion)
+        except (ApiError, HTTPStatusError) as exc:
+            code = status_code(exc)
+            if code == NOT_FOUND:
+                raise KubeAPIError(
+                    f"listing {name} failed (404): the API server does not serve this resource",
+                    hint="install its CustomResourceDefinition (kubectl apply -f deploy/crd.yaml)"
+                    if name == "IAMIdentityMapping"
+                    else None,
+                ) from None
+            message = getattr(getattr(exc, "status", None), "message", None)
+            raise KubeAPIError(f"listing {name} failed ({code}): {message or exc}") from None
         except HTTPError as exc:
-            raise KubeAPIError(f"listing {self._resource.__name__} failed: {exc}") from None
+            raise KubeAPIError(f"listing {name} failed: {exc}") from None
 
     async def watch(self, resource_version: str) -> AsyncIterator[WatchEvent]:
         from httpx2 import HTTPError
@@ -72,7 +87,7 @@ class LightkubeSource:
 
 
 class DeferredSource:
-    """A source whose client is built at its first ``list()``, and again after a failed build.
+    """A source whose client is built at its first ``list()``, and again after a failed list.
 
     A kubeconfig that cannot be used (missing, invalid, its exec plugin failing) is then a
     failure the reflector logs, counts and retries with backoff, like an unreachable API server,
@@ -93,7 +108,13 @@ class DeferredSource:
         if self._inner is None:
             self.client = self._make_client()
             self._inner = self._make_source(self.client)
-        return await self._inner.list()
+        try:
+            return await self._inner.list()
+        except Exception:
+            # Read the kubeconfig again next time: a fixed file (server address, CA, user)
+            # then takes effect without a restart.
+            await self.close()
+            raise
 
     def watch(self, resource_version: str) -> AsyncIterator[WatchEvent]:
         assert self._inner is not None, "watch before the first list"

@@ -8,6 +8,7 @@ Every request is recorded (method, path, query, Authorization present or not, cl
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import sys
@@ -39,7 +40,7 @@ class KubeAPI:
     seen: list[Seen] = field(default_factory=list)
     url: str = ""
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
         cn = None
@@ -52,7 +53,7 @@ class KubeAPI:
         self.seen.append(Seen(request.method, request.path, dict(request.query), token, cn))
         if token not in self.tokens and cn is None:
             return _status(401, "Unauthorized")
-        user = cn or f"token:{token}"
+        user = cn or "token-user"
         if request.path in self.forbidden:
             verb = "get" if request.method == "GET" else request.method.lower()
             return _status(
@@ -61,6 +62,10 @@ class KubeAPI:
                 '"configmaps" in API group "" in the namespace "kube-system"',
             )
         name = request.match_info.get("name")
+        if request.query.get("watch") in ("true", "1"):
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(request)
+            await asyncio.Event().wait()  # held open until the server stops
         if name is None:
             items = list(self.objects.values())
             return _json(
@@ -137,6 +142,7 @@ async def serve_api(api: KubeAPI, server_ctx: ssl.SSLContext | None) -> AsyncIte
     app.router.add_get("/api/v1/namespaces/{ns}/configmaps", api.handle)
     app.router.add_get("/api/v1/namespaces/{ns}/configmaps/{name}", api.handle)
     app.router.add_get("/api/v1/nodes", api.handle)
+    app.router.add_get("/apis/iamauthenticator.k8s.aws/v1alpha1/iamidentitymappings", api.handle)
     runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)

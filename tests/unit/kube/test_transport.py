@@ -297,7 +297,7 @@ def _closed_port() -> int:
         (
             "403",
             KubeAccessError,
-            r"refused user 'token:good-token': get configmaps aws-auth in kube-system "
+            r"refused user 'token-user': get configmaps aws-auth in kube-system "
             r"\(403 Forbidden\)",
         ),
     ],
