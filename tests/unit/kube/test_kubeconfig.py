@@ -1,4 +1,7 @@
-"""kubeconfig reading by kubectl's rules: files, merging, relative paths, refused forms, bad data."""
+"""kubeconfig reading by kubectl's rules.
+
+Files, merging, relative paths, refused forms and bad data.
+"""
 
 from __future__ import annotations
 
