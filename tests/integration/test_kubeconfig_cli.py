@@ -209,3 +209,71 @@ def test_invalid_existing_file_is_left_untouched(cli_env: dict[str, str], tmp_pa
     assert done.returncode == 2
     assert "is not valid YAML" in done.stderr
     assert target.read_text() == "clusters: [\n"
+
+
+# --- a user's own messy kubeconfig --------------------------------------------------------------
+
+PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+
+
+def offline_env(tmp_path: Path) -> dict[str, str]:
+    return {"HOME": str(tmp_path / "home"), "PATH": f"{Path(KUBEIAM).parent}:/usr/bin:/bin"}
+
+
+def test_a_stale_token_and_insecure_flag_are_replaced_and_reported(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text(PEM)
+    target = tmp_path / "config"
+    target.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        "clusters:\n- name: kops1\n  cluster:\n    server: https://old\n"
+        "    insecure-skip-tls-verify: true\n"
+        "users:\n- name: kops1\n  user:\n    token: s3cret-static\n"
+    )
+    done = run(
+        offline_env(tmp_path),
+        "--cluster",
+        "kops1",
+        "--server",
+        "https://127.0.0.1:6443",
+        "--certificate-authority",
+        str(tmp_path / "ca.pem"),
+        "--kubeconfig",
+        str(target),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "kubeiam: warning: user 'kops1': replaced by the kubeiam exec entry; removed token" in (
+        done.stderr
+    )
+    assert "removed insecure-skip-tls-verify" in done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
+    data = yaml.safe_load(target.read_text())
+    assert list(data["users"][0]["user"]) == ["exec"]
+    assert "insecure-skip-tls-verify" not in data["clusters"][0]["cluster"]
+
+
+def test_duplicate_names_are_refused_in_two_lines(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text(PEM)
+    target = tmp_path / "config"
+    text = (
+        "apiVersion: v1\nkind: Config\n"
+        "users:\n- name: dev\n  user: {token: a}\n- name: dev\n  user: {token: b}\n"
+    )
+    target.write_text(text)
+    done = run(
+        offline_env(tmp_path),
+        "--cluster",
+        "kops1",
+        "--server",
+        "https://127.0.0.1:6443",
+        "--certificate-authority",
+        str(tmp_path / "ca.pem"),
+        "--kubeconfig",
+        str(target),
+    )
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, done.stderr
+    assert lines[0].startswith("kubeiam: error: ")
+    assert "users: 2 entries named 'dev' (lines 4, 6)" in lines[0]
+    assert lines[1].startswith("  fix: ")
+    assert target.read_text() == text

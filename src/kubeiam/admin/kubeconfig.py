@@ -3,8 +3,16 @@
 What `aws eks update-kubeconfig` gets wrong, and what this module does instead (landscape.md):
 
 * it replaces whole entries and loses a context's ``namespace`` and comments: here the file is
-  edited round-trip with ruamel.yaml, existing entries are updated *in place* (only the keys
-  kubeiam owns change; unknown keys, comments, ordering and ``namespace`` stay);
+  edited round-trip with ruamel.yaml, existing cluster and context entries are updated *in place*
+  (only the keys kubeiam owns change; unknown keys, comments, ordering and ``namespace`` stay).
+  The *user* entry is kubeiam's whole: any other credential left beside the exec section (a
+  ``token``, ``username``/``password``, ``auth-provider``, client certificate, an exec ``env``
+  naming another profile) would be used instead of kubeiam or make kubectl refuse the entry, so
+  it is removed and the user told which keys went (never their values);
+* a CA written beside ``insecure-skip-tls-verify: true`` is an error for kubectl: the flag is
+  removed when kubeiam writes the CA data;
+* a file where a name repeats in ``clusters``, ``users`` or ``contexts`` is refused by kubectl
+  ("duplicate name"): kubeiam refuses to write it too, naming the entries and their lines;
 * it always switches ``current-context``: here switching is the default (like aws) and
   ``--no-switch`` leaves it alone;
 * it writes in place without a lock and keeps a 0644 mode: here :mod:`kubeiam.admin.files` locks,
@@ -73,12 +81,19 @@ INSTALL_HINT = (
     "kubeiam gets the token for this cluster: install it (pip install kubeiam) or rerun "
     "`kubeiam kubeconfig update --exec-command /path/to/kubeiam ...`"
 )
+#: The lists whose entries are keyed by ``name``; kubectl refuses a file where a name repeats.
+NAMED_LISTS = ("clusters", "users", "contexts")
+#: The keys of ``users[].user.exec`` kubeiam writes; any other key there is dropped.
+EXEC_KEYS = ("apiVersion", "command", "args", "interactiveMode", "installHint")
 #: EKS statuses in which the endpoint and certificate are final (aws accepts the same two).
 _USABLE_STATUSES = ("ACTIVE", "UPDATING")
 #: Keys whose values must not be shown in a --dry-run diff (other users' static credentials).
+#: Found anywhere in a line (block style, or inside a flow mapping `{id-token: ...}`); the rest
+#: of the line is hidden.
 _SECRET_KEYS = re.compile(
-    r"^(?P<lead>[\s-]*(?:token|password|client-key-data|id-token|refresh-token|client-secret)"
-    r"\s*:\s*)\S.*$"
+    r"^(?P<lead>.*?(?<![\w-])[\"']?"
+    r"(?:token|password|client-key-data|id-token|refresh-token|client-secret)"
+    r"[\"']?\s*:\s*)\S.*$"
 )
 
 
@@ -292,7 +307,50 @@ def _parse(path: Path, text: str | None) -> tuple[Any, Any]:
         return _new_document(), yaml
     if not isinstance(doc, CommentedMap):
         raise ConfigError(f"{path} is not a kubeconfig (its top level is not a mapping)")
+    check_unique_names(doc, path)
     return doc, yaml
+
+
+def _line_of(items: Any, index: int) -> int | None:
+    """1-based line of ``items[index]`` in the file, when ruamel recorded it."""
+    try:
+        return int(items.lc.item(index)[0]) + 1
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return None
+
+
+def check_unique_names(doc: Any, path: Path) -> None:
+    """Refuse a document where a name repeats within ``clusters``, ``users`` or ``contexts``:
+    kubectl rejects such a file, and which entry kubeiam should update would be a guess."""
+    problems: list[str] = []
+    for key in NAMED_LISTS:
+        items = doc.get(key)
+        if not isinstance(items, list):
+            continue
+        lines: dict[str, list[int | None]] = {}
+        for index, item in enumerate(items):
+            name = item.get("name") if isinstance(item, dict) else None
+            if isinstance(name, str):
+                lines.setdefault(name, []).append(_line_of(items, index))
+        for name, found in lines.items():
+            if len(found) > 1:
+                at = [str(n) for n in found if n is not None]
+                where = f" (lines {', '.join(at)})" if len(at) == len(found) else ""
+                problems.append(f"{key}: {len(found)} entries named {_quote(name)}{where}")
+    if problems:
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise ConfigError(
+            f"{path} has duplicate names, which kubectl refuses: {'; '.join(problems[:3])}{more}; "
+            "nothing was written",
+            hint="delete or rename the extra entries (kubectl config delete-cluster / "
+            "delete-user / delete-context NAME removes one), then retry",
+        )
+
+
+def _quote(name: str) -> str:
+    """A name for a message: escaped (no control characters reach the terminal), bounded."""
+    text = repr(name[:80])
+    return text + "..." if len(name) > 80 else text
 
 
 def _new_document() -> Any:
@@ -361,18 +419,35 @@ def _set(mapping: Any, key: str, value: Any) -> None:
         mapping[key] = value
 
 
-def apply_entry(doc: Any, entry: KubeconfigEntry, *, switch: bool, path: Path) -> None:
-    """Upsert ``entry`` into a round-trip document, touching only the keys kubeiam owns."""
+def apply_entry(doc: Any, entry: KubeconfigEntry, *, switch: bool, path: Path) -> list[str]:
+    """Upsert ``entry`` into a round-trip document: the keys kubeiam owns in the cluster and
+    context entries, and the whole user entry. Returns notes on what was removed."""
     from ruamel.yaml.comments import CommentedSeq
 
+    notes: list[str] = []
     cluster = _upsert(_named_list(doc, "clusters", path), entry.cluster_name, "cluster")
     _set(cluster, "server", entry.server)
     _set(cluster, "certificate-authority-data", entry.ca_data)
     cluster.pop("certificate-authority", None)  # both set is an error for kubectl
+    if cluster.pop("insecure-skip-tls-verify", None):
+        notes.append(
+            f"cluster {_quote(entry.cluster_name)}: removed insecure-skip-tls-verify; the API "
+            "server is verified with the cluster's CA now"
+        )
 
     user = _upsert(_named_list(doc, "users", path), entry.user_name, "user")
-    user.pop("auth-provider", None)  # kubectl refuses an auth-provider next to exec
+    stale = [str(k) for k in user if k != "exec"]
+    for key in stale:
+        user.pop(key)  # a token, password, auth-provider or client cert beside exec
     exec_ = _sub(user, "exec")
+    stale_exec = [str(k) for k in exec_ if k not in EXEC_KEYS]
+    for key in stale_exec:
+        exec_.pop(key)  # env (e.g. an AWS_PROFILE aws wrote), provideClusterInfo, ...
+    if stale or stale_exec:
+        keys = ", ".join([*stale, *(f"exec.{k}" for k in stale_exec)])
+        notes.append(
+            f"user {_quote(entry.user_name)}: replaced by the kubeiam exec entry; removed {keys}"
+        )
     plugin = entry.exec
     _set(exec_, "apiVersion", plugin.api_version.value)
     _set(exec_, "command", plugin.command)
@@ -394,12 +469,23 @@ def apply_entry(doc: Any, entry: KubeconfigEntry, *, switch: bool, path: Path) -
 
     if switch:
         _set(doc, "current-context", entry.context_name)
+    return notes
 
 
-def render(path: Path, old_text: str | None, entry: KubeconfigEntry, *, switch: bool) -> str:
-    """The new text of ``path`` with ``entry`` applied (pure apart from parsing)."""
+def render(
+    path: Path,
+    old_text: str | None,
+    entry: KubeconfigEntry,
+    *,
+    switch: bool,
+    notes: list[str] | None = None,
+) -> str:
+    """The new text of ``path`` with ``entry`` applied (pure apart from parsing); what was
+    removed is appended to ``notes``."""
     doc, yaml = _parse(path, old_text)
-    apply_entry(doc, entry, switch=switch, path=path)
+    removed = apply_entry(doc, entry, switch=switch, path=path)
+    if notes is not None:
+        notes[:] = removed  # the last attempt's, if the caller retried
     return roundtrip.dump(doc, yaml)
 
 
@@ -481,7 +567,11 @@ def choose_files(paths: Sequence[Path], entry: KubeconfigEntry) -> tuple[Path, P
 
 
 def _redact(line: str) -> str:
-    m = _SECRET_KEYS.match(line[1:]) if line[:1] in "+- " else None
+    m = (
+        _SECRET_KEYS.match(line[1:])
+        if line[:1] in "+- " and line[:3] not in ("---", "+++")
+        else None
+    )
     if m:
         return line[:1] + m.group("lead") + "<redacted>"
     return line
@@ -512,10 +602,13 @@ def update_kubeconfig(
     """Write ``entry`` into the right file of ``paths`` (see :func:`choose_files`)."""
     target, owner = choose_files(paths, entry)
     separate_switch = switch and owner is not None and owner != target
+    notes: list[str] = []
     updates = [
         locked_update(
             target,
-            lambda old: render(target, old, entry, switch=switch and not separate_switch),
+            lambda old: render(
+                target, old, entry, switch=switch and not separate_switch, notes=notes
+            ),
             dry_run=dry_run,
             kubectl_lock=True,
             kubectl_lock_wait=kubectl_lock_wait,
@@ -532,4 +625,6 @@ def update_kubeconfig(
                 kubectl_lock_wait=kubectl_lock_wait,
             )
         )
-    return KubeconfigResult(entry, tuple(updates), unified_diff(updates), dry_run, tuple(warnings))
+    return KubeconfigResult(
+        entry, tuple(updates), unified_diff(updates), dry_run, (*warnings, *notes)
+    )

@@ -90,7 +90,7 @@ def test_round_trip_keeps_comments_namespace_and_unknown_keys(tmp_path: Path) ->
     assert exec_["command"] == "kubeiam"
     assert exec_["args"] == ["token", "-i", "kops1", "--region", "eu-west-2", "--profile", "dev"]
     assert exec_["interactiveMode"] == "IfAvailable"
-    assert exec_["env"] == [{"name": "EXTRA", "value": "kept"}]
+    assert "env" not in exec_  # the user entry is kubeiam's whole (see test_stale_credentials)
     assert "args: [token, -i, kops1" in text  # a flow-style list stays flow style
     assert data["current-context"] == "kops1"
     # order of top-level keys and of entries is unchanged
@@ -218,7 +218,7 @@ def test_an_aws_written_entry_is_updated_in_place(tmp_path: Path) -> None:
     user = named(data, "users", ARN)["user"]
     assert "auth-provider" not in user  # kubectl refuses exec + auth-provider
     assert user["exec"]["command"] == "kubeiam"
-    assert user["exec"]["auth-provider-leftover"] == "kept"
+    assert "auth-provider-leftover" not in user["exec"]
 
 
 # --- switching -------------------------------------------------------------------------------
@@ -525,3 +525,147 @@ def test_render_accumulates_and_is_idempotent(
     assert named(data, "contexts", "kops1")["context"]["namespace"] == "team-a"
     assert data["current-context"] == (names[-1] if switch else "staging")
     assert "# Hand-written kubeconfig" in text
+
+
+# --- the user entry is kubeiam's whole; CA data clears insecure-skip-tls-verify -----------------
+
+#: Credentials that would be used instead of kubeiam's exec entry, or make kubectl refuse it.
+STALE_USER = [
+    ("token", "token: s3cret-static-token", ["token"]),
+    ("token-file", "tokenFile: /var/run/token", ["tokenFile"]),
+    ("basic-auth", "username: admin\n    password: s3cret-password", ["username", "password"]),
+    (
+        "auth-provider",
+        "auth-provider:\n      name: oidc\n      config: {id-token: s3cret-id-token}",
+        ["auth-provider"],
+    ),
+    (
+        "client-cert-data",
+        "client-certificate-data: Y2VydA==\n    client-key-data: s3cret-key-data",
+        ["client-certificate-data", "client-key-data"],
+    ),
+    (
+        "client-cert-files",
+        "client-certificate: /etc/a.crt\n    client-key: /etc/a.key",
+        ["client-certificate", "client-key"],
+    ),
+    ("impersonation", "as: someone-else", ["as"]),
+    (
+        "aws-exec-env",
+        "exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: aws\n"
+        "      env:\n      - {name: AWS_PROFILE, value: old}\n      provideClusterInfo: true",
+        ["exec.env", "exec.provideClusterInfo"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "removed"), STALE_USER, ids=[case for case, _, _ in STALE_USER]
+)
+def test_stale_credentials_beside_exec_are_removed_and_named(
+    tmp_path: Path, case: str, body: str, removed: list[str]
+) -> None:
+    path = tmp_path / "config"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\nusers:\n- name: kops1\n  user:\n    "
+        + body
+        + "\n- name: other\n  user:\n    token: other-users-token\n"
+    )
+    dry = kc.update_kubeconfig(entry(), [path], dry_run=True)
+    assert "s3cret" not in dry.diff  # removed secrets are not shown in the diff either
+    result = kc.update_kubeconfig(entry(), [path])
+    user = named(load(path), "users", "kops1")["user"]
+    assert list(user) == ["exec"]
+    assert set(user["exec"]) <= set(kc.EXEC_KEYS)
+    assert user["exec"]["command"] == "kubeiam"
+    (note,) = [w for w in result.warnings if w.startswith("user 'kops1'")]
+    for key in removed:
+        assert key in note
+    assert "s3cret" not in " ".join(result.warnings)
+    # another user's entry is not kubeiam's: left as it was
+    assert named(load(path), "users", "other")["user"] == {"token": "other-users-token"}
+
+
+def test_a_fresh_user_entry_gets_no_note(tmp_path: Path) -> None:
+    path = tmp_path / "config"
+    first = kc.update_kubeconfig(entry(), [path])
+    again = kc.update_kubeconfig(entry(), [path])
+    assert first.warnings == again.warnings == ()
+    assert not again.changed
+
+
+@pytest.mark.parametrize(
+    ("value", "noted"), [("true", True), ("false", False)], ids=["true", "false"]
+)
+def test_ca_data_clears_insecure_skip_tls_verify(tmp_path: Path, value: str, noted: bool) -> None:
+    path = tmp_path / "config"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kops1\n  cluster:\n"
+        f"    server: https://old\n    insecure-skip-tls-verify: {value}\n"
+        "    proxy-url: http://proxy.internal:3128\n"
+    )
+    result = kc.update_kubeconfig(entry(), [path])
+    cluster = named(load(path), "clusters", "kops1")["cluster"]
+    assert "insecure-skip-tls-verify" not in cluster
+    assert cluster["certificate-authority-data"] == PEM_B64
+    assert cluster["proxy-url"] == "http://proxy.internal:3128"  # the user's own setting stays
+    assert any("insecure-skip-tls-verify" in w for w in result.warnings) is noted
+
+
+# --- duplicate names: refused, as kubectl refuses them --------------------------------------------
+
+DUPLICATES = [
+    (
+        "clusters",
+        "clusters:\n- name: a\n  cluster: {server: https://a}\n"
+        "- name: b\n  cluster: {server: https://b}\n"
+        "- name: a\n  cluster: {server: https://a2}\n",
+        "clusters: 2 entries named 'a' (lines 4, 8)",
+    ),
+    (
+        "users",
+        "users:\n- name: kops1\n  user: {token: t1}\n- name: kops1\n  user: {token: t2}\n",
+        "users: 2 entries named 'kops1' (lines 4, 6)",
+    ),
+    (
+        "contexts",
+        "contexts:\n- context: {cluster: a, user: a}\n  name: x\n"
+        "- context: {cluster: b, user: b}\n  name: x\n",
+        "contexts: 2 entries named 'x' (lines 4, 6)",
+    ),
+    (
+        "long-name-bounded",
+        f"users:\n- name: {'n' * 300}\n  user: {{}}\n- name: {'n' * 300}\n  user: {{}}\n",
+        f"users: 2 entries named '{'n' * 80}'... (lines 4, 6)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "named_as"), DUPLICATES, ids=[case for case, _, _ in DUPLICATES]
+)
+def test_duplicate_names_are_refused_and_the_file_left_untouched(
+    tmp_path: Path, case: str, body: str, named_as: str
+) -> None:
+    path = tmp_path / "config"
+    text = "apiVersion: v1\nkind: Config\n" + body
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        kc.update_kubeconfig(entry(), [path])
+    assert named_as in err.value.message
+    assert "duplicate names" in err.value.message
+    assert "n" * 81 not in err.value.message  # a name is quoted bounded
+    assert path.read_text() == text
+
+
+def test_duplicate_names_in_the_file_holding_current_context_are_refused(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.write_text("apiVersion: v1\nkind: Config\n")
+    text = (
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        "contexts:\n- name: x\n  context: {}\n- name: x\n  context: {}\n"
+    )
+    second.write_text(text)
+    with pytest.raises(ConfigError, match="contexts: 2 entries named 'x'"):
+        kc.update_kubeconfig(entry(), [first, second])
+    assert second.read_text() == text
