@@ -36,6 +36,8 @@ $(STAMP): pyproject.toml $(DEV_LOCK)
 	echo "install 3/3: kubeiam itself, editable (changes under src/ need no reinstall)"; \
 	$(BIN)/python -m pip install $$pipq --disable-pip-version-check \
 		--no-deps --no-build-isolation -e .; \
+	$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check || :; \
+		echo "fix: pyproject.toml asks for what $(DEV_LOCK) lacks: run make lock"; exit 1; }; \
 	touch $(STAMP); \
 	echo "install: done in $$(( $$(date +%s) - started )) s"
 
