@@ -18,7 +18,11 @@ text in the username verbatim, which silently produced a user nobody meant.
 
 Rendering is a single pass over the template, so a value can never be re-read as a template.
 Reserved prefixes are checked on the **rendered** username (:func:`check_reserved_prefix`): a check
-before rendering would let ``{{SessionName}}`` smuggle in ``system:...``.
+before rendering would let ``{{SessionName}}`` smuggle in ``system:...``. Groups have a rule of
+their own, on every backend (:func:`check_rendered_group`): a placeholder may not produce a
+reserved group prefix nor change which reserved group a group names (``system:{{SessionName}}``
+would let a session named ``masters`` become cluster-admin); groups written literally
+(``system:masters``, ``system:nodes``) are the administrator's choice and stay valid.
 """
 
 from __future__ import annotations
@@ -48,6 +52,11 @@ INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})", re.ASCII)
 #: Prefixes kubeiam suggests reserving (the list the reference's EKS deployment reserves for its
 #: DynamicFile backend). Which backends reserve them is configuration: see docs/mapping.md.
 DEFAULT_RESERVED_PREFIXES: tuple[str, ...] = ("system:", "eks:", "aws:", "iam:", "amazon:")
+#: Group prefixes a placeholder may never produce or steer, on every backend whatever
+#: ``reservedPrefixConfig`` says (that setting is about usernames, and is empty by default where
+#: node entries live): Kubernetes grants ``system:`` groups by name (``system:masters`` is
+#: cluster-admin), and EKS and AWS tools bind the others.
+RESERVED_GROUP_PREFIXES: tuple[str, ...] = DEFAULT_RESERVED_PREFIXES
 
 #: ``async (instance_id) -> private DNS name``; the server wires ec2:DescribeInstances behind it.
 EC2Resolver = Callable[[str], Awaitable[str]]
@@ -182,7 +191,33 @@ async def render_all(
         dns = await resolve_private_dns_name(identity, ec2_resolver, instance_role_check)
     user = await render(username, identity, private_dns_name=dns)
     rendered = tuple([await render(g, identity, private_dns_name=dns) for g in groups])
+    for template, group in zip(groups, rendered, strict=True):
+        check_rendered_group(template, group)
     return user, rendered
+
+
+def check_rendered_group(
+    template: str, group: str, prefixes: Sequence[str] = RESERVED_GROUP_PREFIXES
+) -> None:
+    """Refuse ``group`` (rendered from ``template``) when a placeholder chose a reserved group.
+
+    A rendered group with a reserved prefix is valid only when the placeholders added nothing to
+    it, i.e. it is exactly the template's literal text: then the administrator wrote that group.
+    Otherwise a placeholder either produced the prefix (``{{SessionName}}`` -> ``system:masters``)
+    or changed which reserved group is named (``system:{{SessionName}}``,
+    ``system:serviceaccounts:{{SessionName}}``), and :class:`MappingDeniedError` is raised.
+    """
+    if not template_names(template):
+        return
+    prefix = reserved_prefix_of(group, prefixes)
+    if prefix is None or group == _PLACEHOLDER.sub("", template):
+        return
+    raise MappingDeniedError(
+        f"group {group!r} rendered from {template!r} is in the reserved prefix {prefix!r}: a "
+        "placeholder may not choose a reserved group",
+        hint="write reserved groups literally (system:masters, system:nodes ...); keep "
+        "placeholders in groups outside system:, eks:, aws:, iam: and amazon:",
+    )
 
 
 def reserved_prefix_of(username: str, prefixes: Sequence[str]) -> str | None:
