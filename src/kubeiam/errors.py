@@ -23,6 +23,8 @@ webhook maps it to HTTP statuses through ``http_status``.
     ├── KubeAPIError                  the Kubernetes API refused or failed a call
     │   └── ConflictError             resourceVersion conflict that survived the retries
     ├── AWSAdminError                 an IAM/EKS/EC2 call made by an admin command failed
+    ├── NotFoundError                 exit 1: what a removal names does not exist (kubectl
+    │                                 delete's NotFound; --ignore-not-found accepts it)
     └── GuardError                    exit 5: a protected change was refused (use --force)
 
 Messages say what is wrong and how to fix it. They never contain a token, a presigned URL, a
@@ -130,6 +132,12 @@ class AWSAdminError(KubeIAMError):
         super().__init__(message, hint=hint)
         #: The AWS error code (``AccessDenied``, ``NoSuchEntity`` ...) when AWS gave one.
         self.code = code
+
+
+class NotFoundError(KubeIAMError):
+    """A removal names something that does not exist: a typo is not a success. The message
+    names the closest existing names (:func:`kubeiam.suggestions.closest_names`);
+    ``--ignore-not-found`` (kubectl delete's convention) turns it into a no-op."""
 
 
 class GuardError(KubeIAMError):
