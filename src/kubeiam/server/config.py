@@ -34,6 +34,8 @@ from typing import Any
 from kubeiam.errors import ConfigError
 from kubeiam.keys import fold_keys
 from kubeiam.partitions import PARTITIONS
+from kubeiam.server.ec2 import DEFAULT_PROFILE_TTL as DEFAULT_EC2_INSTANCE_PROFILE_TTL
+from kubeiam.server.identity_cache import DEFAULT_TTL as DEFAULT_IDENTITY_CACHE_TTL
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +53,6 @@ DEFAULT_IAM_GROUP_BURST = 5
 #: kube-apiserver sends tokens of at most a few KiB; 64 KiB leaves room and bounds memory.
 DEFAULT_MAX_BODY = 64 * 1024
 DEFAULT_CACHE_ENTRIES = 10_000
-#: Seconds a verified identity is reused (see kubeiam.server.identity_cache.DEFAULT_TTL: under
-#: kube-apiserver's own 2-minute webhook cache, never past the token's expiry).
-DEFAULT_IDENTITY_CACHE_TTL = 60.0
-#: Seconds ec2InstanceRoleCheck trusts an instance's instance-profile link and the profile's roles:
-#: a changed or detached profile applies after at most this long.
-DEFAULT_EC2_INSTANCE_PROFILE_TTL = 300.0
 #: The reference's environment variable for the cluster id.
 CLUSTER_ID_ENV = "KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID"
 
