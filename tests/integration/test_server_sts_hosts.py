@@ -10,6 +10,7 @@ made up, and no DNS query may leave the machine. The local STS host is routed by
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import ssl
 import threading
@@ -225,3 +226,21 @@ async def test_hanging_names_cost_only_their_own_reviews(
     assert {status for status, _ in answers} == {403}
     assert resolver.overloaded > 0
     assert len(dns.asked) <= resolver.pool_size - 1 + resolver.max_pending
+
+
+async def test_a_kelvin_sign_key_is_refused_before_sts(
+    served: tuple[Client, NoDNS, BoundedResolver],
+    alice: tuple[str, str],
+    local_aws: LocalAWS,
+) -> None:
+    """``X-Amz-Security-To\\u212aen`` lower-cases to an allowed key with str.lower()."""
+    client, dns, _ = served
+    token = mint(alice, "us-east-1")
+    url = base64.urlsafe_b64decode(token.removeprefix("k8s-aws-v1.") + "==").decode()
+    forged = url + "&X-Amz-Security-To%E2%84%AAen=FwoG"
+    before = local_aws.sts_requests
+    status, body = await client.review(encode_token(forged))
+    assert status == 403
+    assert "is not allowed" in body["status"]["error"]
+    assert local_aws.sts_requests == before
+    assert dns.asked == []
