@@ -9,7 +9,8 @@ within 10 s". :class:`BoundedResolver` replaces it:
 
 * **its own small pool** (``pool_size`` threads), shared with nothing else (the EC2 and IAM calls
   have pools of their own, see :mod:`kubeiam.server.ec2`);
-* **per-host single flight**: one lookup per host at a time, however many reviews wait on it;
+* **per-host single flight**: one lookup per host at a time, however many reviews wait on it,
+  and never a second thread for a host whose earlier lookup is still stuck in ``getaddrinfo``;
 * **positive cache** for ``positive_ttl`` seconds (``getaddrinfo`` reports no DNS TTL; 30 s is
   shorter than the 60 s AWS publishes for STS names), and after that the last good answer is
   served for up to ``max_stale`` seconds while a refresh runs in the background, so a host that
@@ -118,6 +119,8 @@ class BoundedResolver(AbstractResolver):
             max_entries=max_entries, clock=clock
         )
         self._executor: ThreadPoolExecutor | None = None
+        #: Hosts whose ``getaddrinfo`` is running in a thread (even if nobody waits any more).
+        self._in_thread: set[_Key] = set()
         #: Threads held by lookups of never-resolved hosts (released when the thread returns).
         self._unknown_running = 0
         self._unknown_waiting = 0
@@ -166,6 +169,10 @@ class BoundedResolver(AbstractResolver):
         """One ``getaddrinfo`` on the pool. Unknown hosts go through the bounded lane."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
+        if key in self._in_thread:
+            # The last lookup of this host timed out and its thread is still stuck: one thread
+            # per host at most, so this one fails (and is cached as a failure) at once.
+            return _Answer(error_code=socket.EAI_AGAIN, error_text="name lookup still pending")
         if not known:
             await self._enter_unknown_lane(deadline)
         if self._executor is None:
@@ -178,6 +185,8 @@ class BoundedResolver(AbstractResolver):
             if not known:
                 self._leave_unknown_lane()
             raise
+        self._in_thread.add(key)
+        thread.add_done_callback(lambda _: self._in_thread.discard(key))
         if not known:
             thread.add_done_callback(lambda _: self._leave_unknown_lane())
         try:

@@ -182,3 +182,23 @@ def test_bad_bounds_are_refused(kwargs: dict[str, Any]) -> None:
 def test_pool_size_and_negative_ttl_are_constructor_parameters() -> None:
     resolver = BoundedResolver(pool_size=6, negative_ttl=2.5)
     assert (resolver.pool_size, resolver.negative_ttl) == (6, 2.5)
+
+
+async def test_a_host_stuck_in_getaddrinfo_never_gets_a_second_thread(dns: FakeDNS) -> None:
+    clock = Clock()
+    resolver = make(dns, clock, timeout=0.1, negative_ttl=1)
+    for _ in range(3):
+        with pytest.raises(socket.gaierror) as info:
+            await resolver.resolve("slow.example", 443)
+        assert info.value.errno == socket.EAI_AGAIN
+        clock.now += 1  # the negative entry expires; the first thread is still stuck
+    assert dns.calls == ["slow.example"]
+    with pytest.raises(socket.gaierror) as missing:  # other hosts are not held up meanwhile
+        await asyncio.wait_for(resolver.resolve("missing.example", 443), 1)
+    assert missing.value.errno == socket.EAI_NONAME
+    dns.gate.set()
+    await asyncio.sleep(0.05)
+    clock.now += 1
+    assert (await resolver.resolve("slow.example", 443))[0]["host"] == "192.0.2.10"
+    assert dns.calls == ["slow.example", "missing.example", "slow.example"]
+    await resolver.close()
