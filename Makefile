@@ -79,3 +79,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The webhook's /authenticate under arbitrary requests and collaborator faults, longer than the
+# 200 examples `make test` runs (tests/unit/server/test_fuzz_review.py; KUBEIAM_FUZZ_EXAMPLES=N).
+.PHONY: fuzz
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/unit/server/test_fuzz_review.py --timeout=3600 -q

@@ -115,6 +115,32 @@ def config_from_options(config_file: Path | None, options: dict[str, Any]) -> Se
     help="Seconds a verified token's identity is reused without asking STS; never past the "
     "token's expiry [default: 60].",
 )
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(0, 3600, min_open=True),
+    help="Seconds a request header may take from its first byte [default: 10].",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(0, 3600, min_open=True),
+    help="Seconds a request body may take once the header arrived [default: 10].",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(0, 3600, min_open=True),
+    help="Seconds an idle keep-alive connection is kept open [default: 120].",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 1_000_000),
+    help="Open connections served; beyond, reviews are answered 429 [default: 1024].",
+)
+@click.option(
+    "--deny-list-file",
+    "deny_list_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Watched YAML/JSON file of principals to refuse (docs/server.md, incidents).",
+)
 @click.option("-l", "--log-format", type=click.Choice(["text", "json"]), help="Log format.")
 @sts_options(overrides_config=True)
 @report_errors

@@ -8,14 +8,23 @@ outcome                                 status  ``result`` metric label
 authenticated and mapped                200     success
 method other than POST                  405     malformed_request
 body above the size limit               413     malformed_request
-body is not a TokenReview               400     malformed_request
+body is not a TokenReview, compressed,  400     malformed_request
+not valid HTTP, or not sent in time
 token refused before STS                403     invalid_token
 STS refused it / unreachable            403     sts_error
 STS throttled us                        429     sts_throttling
+too many open connections               429     malformed_request
+caller on the deny list                 403     uknown_user
 verified but not mapped                 403     uknown_user
 not mapped, a backend still loading     503     uknown_user
-internal failure (e.g. EC2 down)        500     uknown_user
+internal failure (EC2 down, a bug)      503     uknown_user / sts_error
 ======================================  ======  ==============================
+
+Whatever fails, the answer is a TokenReview: a failure the handler did not foresee is caught by
+:func:`_review_guard` (a middleware, the last line of defence) and answered 503 (kube-apiserver
+retries it); errors aiohttp meets before the app sees a request are answered by
+:class:`kubeiam.server.connections.GuardedRequestHandler` through :meth:`_Handlers.protocol_error`.
+Every such answer logs one review line and counts in the latency histogram, like any review.
 
 Every review logs one line (logger ``kubeiam.server.review``) with the outcome, the HTTP status,
 the latency, whether the identity came from the cache, and (for verified callers) the ARN and the
@@ -25,6 +34,7 @@ Kubernetes user. Never the token, the presigned URL or its signature: only the p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -33,6 +43,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_protocol import RequestPayloadError
 
 from kubeiam.errors import (
     KubeIAMError,
@@ -43,6 +55,7 @@ from kubeiam.errors import (
 )
 from kubeiam.identity import Identity
 from kubeiam.server import tokenreview
+from kubeiam.server.connections import GuardedRequestHandler
 from kubeiam.server.identity_cache import CacheOutcome, IdentityCache
 from kubeiam.server.metrics import CONTENT_TYPE, Result, ServerMetrics
 
@@ -50,6 +63,8 @@ review_log = logging.getLogger("kubeiam.server.review")
 log = logging.getLogger(__name__)
 
 DEFAULT_API_VERSION = "authentication.k8s.io/v1"
+#: What a denied caller is told: that it is refused on purpose, not which entry matched.
+DENIED_REASON = "this AWS principal is refused by the webhook's deny list"
 JSON_TYPE = "application/json"
 
 
@@ -79,11 +94,24 @@ class UserMapper(Protocol):
     async def map(self, identity: Identity) -> MappedUser | None: ...
 
 
+class DenyPolicy(Protocol):
+    """``kubeiam.server.denylist.DenyListGuard``: a reason to refuse a verified caller, or None."""
+
+    def refusal(self, identity: Identity) -> str | None: ...
+
+
+class _NoDenyList:
+    def refusal(self, identity: Identity) -> str | None:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class AppSettings:
     audiences: tuple[str, ...] = ()
     scrubbed_accounts: frozenset[str] = frozenset()
     max_body_bytes: int = 64 * 1024
+    #: Seconds the request body may take to arrive once the header has (``bodyTimeout``).
+    body_timeout: float = 10.0
 
 
 @dataclass(slots=True)
@@ -98,6 +126,8 @@ class _Review:
     cache: CacheOutcome | None = None
     username: str | None = None
     backend: str | None = None
+    #: The deny-list entry that refused the caller (for the log line, not the answer).
+    deny_rule: str | None = None
 
 
 #: aiohttp application keys (typed).
@@ -105,6 +135,23 @@ VERIFIER_KEY = web.AppKey("verifier", TokenVerifier)
 MAPPER_KEY = web.AppKey("mapper", UserMapper)
 METRICS_KEY = web.AppKey("metrics", ServerMetrics)
 CACHE_KEY = web.AppKey("identity_cache", IdentityCache)
+
+
+def _connection(request: web.BaseRequest) -> GuardedRequestHandler | None:
+    """The connection's watchdog (None under a listener other than connections.listen)."""
+    protocol = request.protocol
+    return protocol if isinstance(protocol, GuardedRequestHandler) else None
+
+
+def _where(exc: BaseException) -> str:
+    """``TypeName at module.py:123`` for an exception: enough to find it, nothing it quotes."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return type(exc).__name__
+    frame = tb.tb_frame.f_code
+    return f"{type(exc).__name__} at {frame.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
 
 
 def _json_response(status: int, doc: tokenreview.TokenReview) -> web.Response:
@@ -122,7 +169,9 @@ class _Handlers:
         cache: IdentityCache,
         settings: AppSettings,
         perf: Callable[[], float],
+        deny_list: DenyPolicy,
     ) -> None:
+        self.deny_list = deny_list
         self.verifier = verifier
         self.mapper = mapper
         self.metrics = metrics
@@ -159,12 +208,18 @@ class _Handlers:
             fields["username"] = review.username
         if review.backend is not None:
             fields["backend"] = review.backend
+        if review.deny_rule is not None:
+            fields["deny_rule"] = review.deny_rule
         if error is not None:
             fields["error"] = error
         level = logging.INFO if status == 200 else logging.WARNING
         review_log.log(level, "token review", extra={"review": fields})
         response = _json_response(status, doc)
         if headers:
+            headers = dict(headers)
+            if headers.pop("Connection", None) == "close":
+                # aiohttp decides keep-alive itself; a header alone would not close
+                response.force_close()
             response.headers.update(headers)
         return response
 
@@ -181,6 +236,32 @@ class _Handlers:
 
     async def authenticate(self, request: web.Request) -> web.Response:
         review = _Review(started=self.perf())
+        try:
+            return await self._review(request, review)
+        except Exception as exc:  # the one place an unforeseen failure becomes an answer
+            return self.unexpected(review, exc)
+
+    def unexpected(self, review: _Review, exc: BaseException) -> web.Response:
+        """503 for a failure no step foresaw (kube-apiserver retries it). The log names the
+        exception's type and where it was raised, never its message (it may quote the body)."""
+        log.error("unexpected error in a review", extra={"error": _where(exc)})
+        result = Result.STS_ERROR if review.identity is None else Result.UNKNOWN_USER
+        return self._deny(review, 503, result, "the webhook failed unexpectedly; retry")
+
+    def protocol_error(self, status: int, reason: str) -> web.Response:
+        """The answer to a request aiohttp could not hand to the app (see connections.py)."""
+        return self._deny(_Review(started=self.perf()), status, Result.MALFORMED, reason)
+
+    async def _review(self, request: web.Request, review: _Review) -> web.Response:
+        connection = _connection(request)
+        if connection is not None and connection.over_limit:
+            return self._deny(
+                review,
+                429,
+                Result.MALFORMED,
+                "too many open connections to the webhook; retry",
+                headers={"Retry-After": "1", "Connection": "close"},
+            )
         if request.method != "POST":
             return self._deny(
                 review,
@@ -189,16 +270,46 @@ class _Handlers:
                 "use POST with a TokenReview body",
                 headers={"Allow": "POST"},
             )
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            # kube-apiserver never compresses a TokenReview; decompressing would only spend CPU
+            # on whatever an attacker chose to send.
+            return self._deny(
+                review,
+                400,
+                Result.MALFORMED,
+                "compressed request bodies are not accepted; send the TokenReview as plain JSON",
+                headers={"Connection": "close"},
+            )
         limit = self.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             return self._deny(
                 review, 413, Result.MALFORMED, f"request body larger than {limit} bytes"
             )
         try:
-            body = await request.read()
+            async with asyncio.timeout(self.settings.body_timeout):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self._deny(
                 review, 413, Result.MALFORMED, f"request body larger than {limit} bytes"
+            )
+        except TimeoutError:
+            if connection is not None:
+                connection.body_timed_out()
+            return self._deny(
+                review,
+                400,
+                Result.MALFORMED,
+                f"the request body did not arrive within {self.settings.body_timeout:g} s",
+                headers={"Connection": "close"},
+            )
+        except RequestPayloadError:
+            return self._deny(
+                review,
+                400,
+                Result.MALFORMED,
+                "the request body is not valid (framing or encoding)",
+                headers={"Connection": "close"},
             )
         review.body_read = self.perf()
         try:
@@ -225,19 +336,24 @@ class _Handlers:
             return self._deny(review, exc.http_status, Result.INVALID, exc.message)
         except KubeIAMError as exc:
             log.error("token verification failed", extra={"error": exc.message})
-            return self._deny(review, 500, Result.STS_ERROR, "internal error verifying the token")
+            return self._deny(review, 503, Result.STS_ERROR, "internal error verifying the token")
         review.identity = identity
         self._count_cache(review.cache)
+
+        review.deny_rule = self.deny_list.refusal(identity)
+        if review.deny_rule is not None:
+            return self._deny(review, 403, Result.UNKNOWN_USER, DENIED_REASON)
 
         try:
             user = await self.mapper.map(identity)
         except KubeIAMError as exc:
             # MappingDeniedError (403) and friends carry a reason safe to show; anything that
-            # maps to 5xx (EC2 unreachable, a bug) gets a generic one and a log line.
+            # maps to 5xx (EC2 unreachable, a bug) gets a generic one, a log line and a 503,
+            # which kube-apiserver retries.
             if exc.http_status < 500:
                 return self._deny(review, exc.http_status, Result.UNKNOWN_USER, exc.message)
             log.error("identity mapping failed", extra={"error": exc.message})
-            return self._deny(review, 500, Result.UNKNOWN_USER, "internal error mapping the user")
+            return self._deny(review, 503, Result.UNKNOWN_USER, "internal error mapping the user")
         if user is None:
             if not self.mapper.ready:
                 # Not a denial: a backend that has not loaded yet may hold the mapping.
@@ -290,6 +406,36 @@ class _Handlers:
         return response
 
 
+HANDLERS_KEY = web.AppKey("handlers", _Handlers)
+
+
+def _review_guard(handlers: _Handlers) -> Middleware:
+    """The last line of defence: an exception that escaped a route becomes a 503 TokenReview
+    (logged and counted), never aiohttp's 500 page. Also tells the connection's watchdog when
+    a request is being handled (its header has been read)."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        connection = _connection(request)
+        if connection is not None:
+            connection.request_started()
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if request.path != "/authenticate" or exc.status < 400:
+                raise
+            return handlers._deny(
+                _Review(started=handlers.perf()), exc.status, Result.MALFORMED, exc.reason
+            )
+        except Exception as exc:
+            return handlers.unexpected(_Review(started=handlers.perf()), exc)
+        finally:
+            if connection is not None:
+                connection.request_finished()
+
+    return guard
+
+
 def create_app(
     verifier: TokenVerifier,
     chain: UserMapper,
@@ -299,19 +445,47 @@ def create_app(
     audiences: Sequence[str] = (),
     scrubbed_accounts: Sequence[str] = (),
     max_body_bytes: int = 64 * 1024,
+    body_timeout: float = 10.0,
+    deny_list: DenyPolicy | None = None,
     perf_counter: Callable[[], float] = time.perf_counter,
 ) -> web.Application:
     """The webhook application. Every collaborator is passed in; nothing global is touched."""
-    settings = AppSettings(tuple(audiences), frozenset(scrubbed_accounts), max_body_bytes)
-    handlers = _Handlers(verifier, chain, metrics, identity_cache, settings, perf_counter)
+    settings = AppSettings(
+        tuple(audiences), frozenset(scrubbed_accounts), max_body_bytes, body_timeout
+    )
+    handlers = _Handlers(
+        verifier,
+        chain,
+        metrics,
+        identity_cache,
+        settings,
+        perf_counter,
+        deny_list if deny_list is not None else _NoDenyList(),
+    )
     # client_max_size bounds what request.read() accepts, also for chunked bodies.
-    app = web.Application(client_max_size=max_body_bytes)
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[_review_guard(handlers)])
+    app[HANDLERS_KEY] = handlers
     app[VERIFIER_KEY] = verifier
     app[MAPPER_KEY] = chain
     app[METRICS_KEY] = metrics
     app[CACHE_KEY] = identity_cache
-    app.router.add_route("*", "/authenticate", handlers.authenticate)
+    app.router.add_route(
+        "*", "/authenticate", handlers.authenticate, expect_handler=_expect_continue
+    )
     app.router.add_get("/healthz", handlers.healthz, allow_head=True)
     app.router.add_get("/readyz", handlers.readyz, allow_head=True)
     app.router.add_get("/metrics", handlers.metrics_page)
     return app
+
+
+async def _expect_continue(request: web.Request) -> None:
+    """``Expect: 100-continue`` as aiohttp does it; any other expectation is ignored (RFC 9110
+    allows it) instead of aiohttp's 417 text page, so the request is still answered as a review."""
+    if request.version == (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer proper has not started
+
+
+def protocol_error_answer(app: web.Application) -> Callable[[int, str], web.Response]:
+    """What :func:`kubeiam.server.connections.listen` answers for errors outside the app."""
+    return app[HANDLERS_KEY].protocol_error

@@ -34,6 +34,7 @@ from typing import Any
 from kubeiam.errors import ConfigError
 from kubeiam.keys import fold_keys
 from kubeiam.partitions import PARTITIONS
+from kubeiam.server.denylist import DenyList, parse_deny_list
 from kubeiam.server.ec2 import DEFAULT_PROFILE_TTL as DEFAULT_EC2_INSTANCE_PROFILE_TTL
 from kubeiam.server.identity_cache import DEFAULT_TTL as DEFAULT_IDENTITY_CACHE_TTL
 
@@ -53,6 +54,21 @@ DEFAULT_IAM_GROUP_BURST = 5
 #: kube-apiserver sends tokens of at most a few KiB; 64 KiB leaves room and bounds memory.
 DEFAULT_MAX_BODY = 64 * 1024
 DEFAULT_CACHE_ENTRIES = 10_000
+#: Seconds a request header may take from its first byte (the reference allows 60 s). A
+#: kube-apiserver writes a whole TokenReview request (a few KiB) at once; 10 s is ample on a
+#: loaded control plane and frees a slow client's connection 6x sooner.
+DEFAULT_HEADER_TIMEOUT = 10.0
+#: Seconds the body may take once the header has arrived; same reasoning.
+DEFAULT_BODY_TIMEOUT = 10.0
+#: Seconds an idle keep-alive connection is kept. Longer than the 90 s after which Go's HTTP
+#: client (kube-apiserver's webhook client) drops its own idle connections, so the client always
+#: closes first and never sends a review on a connection the server is closing.
+DEFAULT_IDLE_TIMEOUT = 120.0
+#: Open connections served; beyond, a review is answered 429 (retried) and the connection closed.
+#: kube-apiserver opens one connection per concurrent review; 1024 is 4x the 256 concurrent
+#: reviews of a restart storm (issue 9, section 7), and bounds memory (~60 KiB of TLS and parser
+#: buffers each, about 60 MiB at the limit).
+DEFAULT_MAX_CONNECTIONS = 1024
 #: The reference's environment variable for the cluster id.
 CLUSTER_ID_ENV = "KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID"
 
@@ -125,6 +141,13 @@ class ServerConfig:
     identity_cache_size: int = DEFAULT_CACHE_ENTRIES
     identity_cache_ttl: float = DEFAULT_IDENTITY_CACHE_TTL
     max_body_bytes: int = DEFAULT_MAX_BODY
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: Principals refused outright (``denyList``), plus the watched ``denyListFile``.
+    deny_list: DenyList = field(default_factory=DenyList)
+    deny_list_file: Path | None = None
     log_format: LogFormat = LogFormat.TEXT
     shutdown_timeout: float = 10.0
 
@@ -177,6 +200,12 @@ _SERVER_KEYS = {
     "identitycachesize": "identity_cache_size",
     "identitycachettl": "identity_cache_ttl",
     "maxbodybytes": "max_body_bytes",
+    "headertimeout": "header_timeout",
+    "bodytimeout": "body_timeout",
+    "idletimeout": "idle_timeout",
+    "maxconnections": "max_connections",
+    "denylist": "deny_list",
+    "denylistfile": "deny_list_file",
     "logformat": "log_format",
     "shutdowntimeout": "shutdown_timeout",
 }
@@ -340,7 +369,13 @@ def _convert(key: str, name: str, value: Any) -> Any:
         return _int(key, value, low=0, high=65535)
     if name in ("state_dir",):
         return Path(_str(key, value))
-    if name in ("generate_kubeconfig", "dynamic_file_path", "kubeconfig", "sts_ca_bundle"):
+    if name in (
+        "generate_kubeconfig",
+        "dynamic_file_path",
+        "kubeconfig",
+        "sts_ca_bundle",
+        "deny_list_file",
+    ):
         return Path(_str(key, value)) if value not in (None, "") else None
     if name == "backend_mode":
         return parse_backend_modes(key, value)
@@ -372,11 +407,22 @@ def _convert(key: str, name: str, value: Any) -> Any:
         return _int(key, value, low=0, high=10_000_000)
     if name == "max_body_bytes":
         return _int(key, value, low=4096, high=16 * 1024 * 1024)
+    if name == "max_connections":
+        return _int(key, value, low=1, high=1_000_000)
+    if name == "deny_list":
+        return parse_deny_list(value, where=key)
     if name == "identity_cache_ttl":
         return _seconds(key, value, high=900)  # a token never lives longer
     if name == "ec2_instance_profile_ttl":
         return _seconds(key, value, high=3600)
-    if name in ("shutdown_timeout", "sts_timeout", "iam_group_ttl"):
+    if name in (
+        "shutdown_timeout",
+        "sts_timeout",
+        "iam_group_ttl",
+        "header_timeout",
+        "body_timeout",
+        "idle_timeout",
+    ):
         try:
             seconds = float(value)
         except (TypeError, ValueError):

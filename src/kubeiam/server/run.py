@@ -26,8 +26,16 @@ from typing import Any, TextIO
 
 from aiohttp import web
 
-from kubeiam.server.app import TokenVerifier, UserMapper, create_app
+from kubeiam.server.app import TokenVerifier, UserMapper, create_app, protocol_error_answer
+from kubeiam.server.cert_watch import CertificateWatcher
 from kubeiam.server.config import LogFormat, ServerConfig
+from kubeiam.server.connections import (
+    ConnectionMetrics,
+    ConnectionSettings,
+    ConnectionTracker,
+    listen,
+)
+from kubeiam.server.denylist_watch import DenyListGuard
 from kubeiam.server.identity_cache import IdentityCache
 from kubeiam.server.metrics import ServerMetrics
 from kubeiam.server.tls import KeyPair, ensure_keypair, server_ssl_context
@@ -352,6 +360,10 @@ class RunningServer:
     components: Components
     keypair: KeyPair
     port: int
+    listener: asyncio.Server
+    tracker: ConnectionTracker
+    certificate: CertificateWatcher
+    deny_list: DenyListGuard
 
     @property
     def url(self) -> str:
@@ -363,7 +375,10 @@ class RunningServer:
 
     async def stop(self) -> None:
         """Stop accepting, finish in-flight requests (bounded), then stop the components."""
+        self.listener.close()
         await self.runner.cleanup()
+        await self.certificate.close()
+        await self.deny_list.close()
         await self.components.close()
 
 
@@ -380,6 +395,13 @@ async def start_server(
     ssl_context = server_ssl_context(keypair)
     if components is None:
         components = await build_components(config)
+    registry = components.metrics.registry
+    deny_list = DenyListGuard(config.deny_list, registry=registry, path=config.deny_list_file)
+    try:
+        deny_list.load()
+    except BaseException:
+        await components.close()
+        raise
     app = create_app(
         components.verifier,
         components.chain,
@@ -388,17 +410,29 @@ async def start_server(
         audiences=config.audiences,
         scrubbed_accounts=config.scrubbed_accounts,
         max_body_bytes=config.max_body_bytes,
+        body_timeout=config.body_timeout,
+        deny_list=deny_list,
+    )
+    tracker = ConnectionTracker(
+        ConnectionSettings(
+            header_timeout=config.header_timeout,
+            body_timeout=config.body_timeout,
+            idle_timeout=config.idle_timeout,
+            max_connections=config.max_connections,
+        ),
+        ConnectionMetrics(registry),
     )
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=config.shutdown_timeout)
     try:
         await runner.setup()
-        site = web.TCPSite(
+        listener = await listen(
             runner,
             config.address,
             config.port,
             ssl_context=ssl_context,
+            tracker=tracker,
+            on_error=protocol_error_answer(app),
         )
-        await site.start()
     except OSError as exc:
         await runner.cleanup()
         await components.close()
@@ -408,13 +442,13 @@ async def start_server(
             f"cannot listen on {config.address}:{config.port}: {exc.strerror}",
             hint="choose a free --port, or stop the process that holds it",
         ) from None
-    port = config.port
-    # aiohttp keeps the asyncio server in a private attribute; with port 0 it is the only way
-    # to learn the bound port.
-    sockets = getattr(site._server, "sockets", None)
-    if sockets:
-        port = int(sockets[0].getsockname()[1])
-    running = RunningServer(config, runner, components, keypair, port)
+    port = int(listener.sockets[0].getsockname()[1])
+    certificate = CertificateWatcher(keypair, ssl_context, registry=registry, now=now)
+    certificate.start()
+    deny_list.start()
+    running = RunningServer(
+        config, runner, components, keypair, port, listener, tracker, certificate, deny_list
+    )
     if config.generate_kubeconfig is not None:
         host = config.hostname or config.address
         write_webhook_kubeconfig(

@@ -153,7 +153,7 @@ async def test_scrubbed_account_hides_the_principal() -> None:
         (TokenFormatError("the token is not k8s-aws-v1"), 403, "invalid_token"),
         (STSError("STS said SignatureDoesNotMatch"), 403, "sts_error"),
         (STSThrottledError("STS throttled the request"), 429, "sts_throttling"),
-        (KubeIAMError("boom"), 500, "sts_error"),
+        (KubeIAMError("boom"), 503, "sts_error"),
     ],
     ids=["format", "sts-error", "throttled", "internal"],
 )
@@ -175,7 +175,7 @@ async def test_verifier_errors(h: Harness, error: Exception, status: int, result
     [
         (None, 403, "arn:aws:iam::111122223333:role/Admin is not mapped"),
         (MappingDeniedError("username uses reserved prefix system:"), 403, "reserved prefix"),
-        (KubeIAMError("EC2 down"), 500, "internal error mapping the user"),
+        (KubeIAMError("EC2 down"), 503, "internal error mapping the user"),
     ],
     ids=["unmapped", "denied", "internal"],
 )
