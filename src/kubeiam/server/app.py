@@ -209,7 +209,13 @@ class _Handlers:
         if review.backend is not None:
             fields["backend"] = review.backend
         if review.deny_rule is not None:
-            fields["deny_rule"] = review.deny_rule
+            scrubbed = (
+                identity is not None and identity.account_id in self.settings.scrubbed_accounts
+            )
+            # "roleARNs arn:..." names the account: only the list for scrubbed accounts
+            fields["deny_rule"] = (
+                review.deny_rule.split(" ", 1)[0] if scrubbed else review.deny_rule
+            )
         if error is not None:
             fields["error"] = error
         level = logging.INFO if status == 200 else logging.WARNING

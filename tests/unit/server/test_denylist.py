@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +254,52 @@ def test_bad_file_at_start_up_stops_the_server(tmp_path: Path) -> None:
     guard = DenyListGuard(DenyList(), registry=CollectorRegistry(), path=path)
     with pytest.raises(ConfigError, match=r"deny\.yaml\.roleARNs\[0\]"):
         guard.load()
+
+
+async def test_refusal_logs_the_entry_except_for_scrubbed_accounts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from kubeiam.server.app import create_app
+    from kubeiam.server.identity_cache import IdentityCache
+    from kubeiam.server.metrics import ServerMetrics
+
+    class Verifier:
+        async def verify(self, token: str) -> Identity:
+            return ROLE_SESSION
+
+    class Mapper:
+        ready = True
+
+        async def map(self, identity: Identity) -> None:
+            raise AssertionError("a denied caller is never mapped")
+
+    deny = parse_deny_list({"roleARNs": ["arn:aws:iam::111122223333:role/Admin"]})
+    review = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": "t"},
+    }
+    caplog.set_level(logging.INFO, logger="kubeiam.server.review")
+    for scrubbed, logged in (
+        ((), "roleARNs arn:aws:iam::111122223333:role/Admin"),
+        (("111122223333",), "roleARNs"),
+    ):
+        metrics = ServerMetrics()
+        guard = DenyListGuard(deny, registry=metrics.registry)
+        app = create_app(
+            Verifier(),
+            Mapper(),
+            metrics=metrics,
+            identity_cache=IdentityCache(),
+            deny_list=guard,
+            scrubbed_accounts=scrubbed,
+        )
+        async with TestClient(TestServer(app)) as client:
+            resp = await client.post("/authenticate", json=review)
+            assert resp.status == 403
+            body = await resp.json()
+        assert body["status"]["error"] == "this AWS principal is refused by the webhook's deny list"
+        assert caplog.records[-1].review["deny_rule"] == logged  # type: ignore[attr-defined]
+        assert caplog.records[-1].review["status"] == 403  # type: ignore[attr-defined]
