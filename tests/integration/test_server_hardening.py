@@ -274,3 +274,20 @@ async def open_connections_reach(server: RunningServer, count: int) -> bool:
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+async def test_beyond_twice_the_limit_connections_are_closed_unanswered(
+    server: RunningServer,
+) -> None:
+    held = [await connect(server) for _ in range(2 * MAX_CONNECTIONS)]
+    assert await open_connections_reach(server, 2 * MAX_CONNECTIONS)
+    reader, writer = await connect(server)
+    writer.write(request())
+    seconds, data = await closed_after(reader, 5)
+    assert seconds < 1.0
+    assert data == b""  # closed on accept: not even a 429 is spent on it
+    text = await metrics_text(server)
+    assert sample(text, "kubeiam_connections_refused_total") == MAX_CONNECTIONS + 1
+    writer.close()
+    for _, w in held:
+        w.close()
