@@ -287,3 +287,48 @@ def test_seed_one_end_to_end_token_verifies_as_the_new_user(
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.count(f":user/{name}") >= 1
     assert local_aws.admin.access_key_id not in verified.stdout
+
+
+# --- typos are not successes ---------------------------------------------------------------------
+
+
+def test_removals_of_what_does_not_exist_exit_one_with_the_closest_names(
+    cli_env: dict[str, str], local_aws: LocalAWS
+) -> None:
+    iam = local_aws.boto3_client("iam")
+    user = f"cli-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    role = f"cli-role-{uuid.uuid4().hex[:6]}"
+    created = kubeiam(cli_env, "create-access-role", role, "--cluster", "c", "--group", "dev")
+    assert created.returncode == 0, created.stderr
+    typo_user, typo_role = user[:-1] + "Q", role[:-1] + "Q"
+    cases = {
+        "offboard-user": (["offboard-user", typo_user], f"IAM user {typo_user} not found", user),
+        "delete-access-role": (
+            ["delete-access-role", typo_role],
+            f"IAM role {typo_role} not found",
+            role,
+        ),
+        "revoke": (
+            ["revoke", typo_user, "--access-role", role],
+            f"IAM user {typo_user} not found",
+            user,
+        ),
+    }
+    for command, (args, message, closest) in cases.items():
+        done = kubeiam(cli_env, *args)
+        assert done.returncode == 1, (command, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert lines[-2] == f"kubeiam: error: {message} (closest: {closest})", (command, lines)
+        assert lines[-1].startswith("  fix: "), command
+        assert "--ignore-not-found" in lines[-1], command
+        assert "Traceback" not in done.stderr
+        ignored = kubeiam(cli_env, *args, "--ignore-not-found", "-o", "json")
+        assert ignored.returncode == 0, (command, ignored.stderr)
+        summary = json.loads(ignored.stdout)
+        assert summary.get("removed", []) == [], command
+        assert not summary.get("changed"), command
+    # adds stay idempotent: granting twice is fine, and the typo'd names were never created
+    assert kubeiam(cli_env, "grant", user, "--access-role", role).returncode == 0
+    assert kubeiam(cli_env, "grant", user, "--access-role", role).returncode == 0
+    assert typo_user not in {u["UserName"] for u in iam.list_users()["Users"]}

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeiam.admin.iam_api import policy_equal, tag_list
-from kubeiam.admin.iam_steps import IAMSteps, PolicyHolder
+from kubeiam.admin.iam_steps import NOT_FOUND_HINT, IAMSteps, PolicyHolder
 from kubeiam.admin.iam_users import POLICY_VERSION, kubeconfig_command, mapping_note
 from kubeiam.admin.mapping_writer import MappingWriter
 from kubeiam.admin.rollback import Rollback, transaction
-from kubeiam.errors import AWSAdminError, ConfigError
+from kubeiam.errors import AWSAdminError, ConfigError, NotFoundError
+from kubeiam.suggestions import closest_names, quote_name
 
 TAG_MANAGED_BY = "kubeiam:managed-by"
 TAG_ACCESS_GROUP = "kubeiam:access-group"
@@ -279,12 +280,51 @@ class AccessRoleWorkflows(IAMSteps):
         return MembershipResult(user, access_role, group, True, ())
 
     def revoke(
-        self, user: str, *, access_role: str, iam_group: str | None = None
+        self,
+        user: str,
+        *,
+        access_role: str,
+        iam_group: str | None = None,
+        ignore_not_found: bool = False,
     ) -> MembershipResult:
-        """Remove ``user`` from the access role's IAM group (idempotent)."""
+        """Remove ``user`` from the access role's IAM group.
+
+        A role, user or membership that does not exist is
+        :class:`~kubeiam.errors.NotFoundError` naming the closest roles, users or group
+        members, unless ``ignore_not_found`` (then nothing changes)."""
+        if iam_group is None and self.api.role(access_role) is None:
+            if not ignore_not_found:
+                raise self._not_found(
+                    "access role",
+                    access_role,
+                    self._role_names(),
+                    hint="check the name (or pass --iam-group); pass --ignore-not-found if it "
+                    "may already be gone",
+                )
+            note = f"access role {access_role} does not exist"
+            self.progress(f"{note}; nothing to revoke")
+            return MembershipResult(user, access_role, iam_group or "", False, (note,))
         group = self._access_group(access_role, iam_group)
         self._step("remove-from-group")
-        if self.api.user(user) is None or group not in self.api.groups_of(user):
+        member = self.api.user(user) is not None and group in self.api.groups_of(user)
+        if not member and not ignore_not_found:
+            members = self.api.names("get_group", "Users", "UserName", GroupName=group)
+            if self.api.user(user) is None:
+                raise self._not_found("IAM user", user, members or self._user_names())
+            closest = closest_names(user, members)
+            if closest:
+                among = f"closest members: {', '.join(closest)}"
+            elif members:
+                more = f" and {len(members) - 3} more" if len(members) > 3 else ""
+                among = f"members: {', '.join(sorted(members)[:3])}{more}"
+            else:
+                among = "the group has no members"
+            raise NotFoundError(
+                f"IAM user {quote_name(user)} is not a member of IAM group {group} (access role "
+                f"{access_role}): membership not found ({among})",
+                hint=NOT_FOUND_HINT,
+            )
+        if not member:
             self.progress(f"{user} is not in group {group}")
             return MembershipResult(user, access_role, group, False, ())
         self.api.call("remove_user_from_group", group, GroupName=group, UserName=user)
@@ -300,9 +340,15 @@ class AccessRoleWorkflows(IAMSteps):
         iam_group: str | None = None,
         mapping: MappingWriter | None = None,
         force: bool = False,
+        ignore_not_found: bool = False,
     ) -> DeleteRoleResult:
         """Undo :meth:`create_access_role` (roll forward: rerun after a failure); ``force`` as
-        for :meth:`~kubeiam.admin.iam_users.UserWorkflows.offboard_user`."""
+        for :meth:`~kubeiam.admin.iam_users.UserWorkflows.offboard_user`.
+
+        When the role does not exist, only what shows it was there is removed: its mapping and
+        its group's ``AssumeRole-NAME`` policy (with the group, if nothing else is in it). With
+        neither, the role is :class:`~kubeiam.errors.NotFoundError` naming the closest role
+        names, unless ``ignore_not_found``."""
         removed: list[str] = []
         notes: list[str] = []
         role_arn = self.api.role_arn(name)
@@ -318,16 +364,27 @@ class AccessRoleWorkflows(IAMSteps):
                 )
             group = group or (tags or {}).get(TAG_ACCESS_GROUP)
         group = group or name
+        # Without the role, a group is ours only if it holds the role's AssumeRole policy: a
+        # typo must not delete an unrelated group that happens to have that name.
+        ours = role is not None or self._holds_assume_policy(group, name)
 
         self._remove_mapping(mapping, role_arn, removed, force=force)
+        if role is None and not ours and not removed and not ignore_not_found:
+            raise self._not_found("IAM role", name, self._role_names())
         self._step("group")
-        self._delete_group(name, group, removed, notes)
+        if ours:
+            self._delete_group(name, group, removed, notes)
         self._step("role")
         if role is None:
             notes.append(f"IAM role {name} does not exist")
         else:
             self._delete_role(name, removed)
         return DeleteRoleResult(name, tuple(removed), tuple(notes))
+
+    def _holds_assume_policy(self, group: str, role: str) -> bool:
+        policy = assume_policy_name(role)
+        found = self.api.missing("get_group_policy", group, GroupName=group, PolicyName=policy)
+        return found is not None
 
     def _delete_group(self, role: str, group: str, removed: list[str], notes: list[str]) -> None:
         policy = assume_policy_name(role)

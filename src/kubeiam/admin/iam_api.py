@@ -118,6 +118,14 @@ class IAMApi:
         partition, account = self.account()
         return f"arn:{partition}:iam::{account}:role/{role}"
 
+    def names(self, op: str, key: str, field: str, /, **params: Any) -> list[str]:
+        """The ``field`` of every item of list operation ``op``, for "closest names" in a not
+        found message; empty when the caller may not list them (the message then has none)."""
+        try:
+            return [str(item[field]) for item in self.items(op, key, None, **params)]
+        except AWSAdminError:
+            return []
+
     def user_arn(self, user: str) -> str:
         partition, account = self.account()
         return f"arn:{partition}:iam::{account}:user/{user}"

@@ -11,6 +11,11 @@ from typing import Any
 from kubeiam.admin.iam_api import IAMApi, policy_equal
 from kubeiam.admin.mapping_writer import MappingChange, MappingWriter
 from kubeiam.admin.rollback import Rollback, Steps
+from kubeiam.errors import NotFoundError
+from kubeiam.suggestions import closest_names, not_found_message
+
+#: The hint of every "not found" a removal raises.
+NOT_FOUND_HINT = "check the name; pass --ignore-not-found if it may already be gone"
 
 
 class PolicyHolder(enum.Enum):
@@ -79,6 +84,21 @@ class IAMSteps(Steps):
             self.progress(f"mapped {arn} to {username} {list(groups)} in {mapping.target}")
         else:
             self.progress(f"mapping of {arn} in {mapping.target} is in place")
+
+    def _not_found(
+        self, what: str, name: str, candidates: Sequence[str], *, hint: str = NOT_FOUND_HINT
+    ) -> NotFoundError:
+        """The error for a removal whose target ``name`` does not exist, naming the closest of
+        ``candidates`` (the existing IAM users, roles or group members)."""
+        return NotFoundError(
+            not_found_message(what, name, closest_names(name, candidates)), hint=hint
+        )
+
+    def _user_names(self) -> list[str]:
+        return self.api.names("list_users", "Users", "UserName")
+
+    def _role_names(self) -> list[str]:
+        return self.api.names("list_roles", "Roles", "RoleName")
 
     def _remove_mapping(
         self, mapping: MappingWriter | None, arn: str, removed: list[str], *, force: bool

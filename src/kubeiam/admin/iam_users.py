@@ -316,20 +316,27 @@ class UserWorkflows(IAMSteps):
         credentials_file: Path | None = None,
         credentials_profile: str | None = None,
         force: bool = False,
+        ignore_not_found: bool = False,
     ) -> OffboardResult:
         """Remove ``name``'s mapping, keys, policies, memberships and the user (roll forward).
 
         ``force`` lets the mapping's removal past its guards (the last ``system:masters`` or a
-        node entry); without it such a removal is refused before anything is removed."""
+        node entry); without it such a removal is refused before anything is removed.
+
+        A user that does not exist is :class:`~kubeiam.errors.NotFoundError` naming the
+        closest user names, unless its mapping was still there (what a run that failed after
+        deleting the user leaves: removed, and the rerun succeeds) or ``ignore_not_found``."""
         removed: list[str] = []
         notes: list[str] = []
         self._step("lookup")
         user = self.api.user(name)
-        if user is None:
-            notes.append(f"IAM user {name} does not exist")
         user_arn = str(user["Arn"]) if user is not None else self.api.user_arn(name)
 
         self._remove_mapping(mapping, user_arn, removed, force=force)
+        if user is None:
+            if not removed and not ignore_not_found:
+                raise self._not_found("IAM user", name, self._user_names())
+            notes.append(f"IAM user {name} does not exist")
 
         deleted_keys: set[str] = set()
         if user is not None:

@@ -149,10 +149,21 @@ force_option = click.option(
     help="Remove the mapping even if it is the last system:masters mapping or a node entry.",
 )
 
+#: --ignore-not-found, for the removals (kubectl delete's convention).
+ignore_not_found_option = click.option(
+    "--ignore-not-found",
+    is_flag=True,
+    help="Succeed when it does not exist (default: exit 1 naming the closest existing names).",
+)
+
 
 @click.group("iam")
 def iam_group() -> None:
-    """The seeds' IAM workflows: idempotent, rolled back on failure."""
+    """Onboard IAM users, and give IAM groups access through a role.
+
+    Every command is idempotent (run it again to repair) and rolls back what a failed run
+    created.
+    """
 
 
 @iam_group.command("onboard-user")
@@ -193,10 +204,11 @@ def onboard_user_command(
     region: str | None,
     output: str,
 ) -> None:
-    """Create (or repair) IAM user NAME with access to CLUSTER: the first seed in one command.
+    """Onboard an IAM user: create NAME and map it.
 
-    User with tags, inline policy allowing eks:DescribeCluster on the cluster, access key
-    (written once to a 0600 credentials profile), the mapping, and the kubeconfig command.
+    Creates (or repairs) IAM user NAME with its tags, an inline policy allowing
+    eks:DescribeCluster on CLUSTER, an access key (written once to a 0600 credentials profile) and
+    the mapping, and prints the kubeconfig command the user runs next.
     """
     from kubeiam.admin.credentials_file import default_credentials_file
 
@@ -254,6 +266,7 @@ def onboard_user_command(
 )
 @mapping_location_options
 @force_option
+@ignore_not_found_option
 @aws_options
 @report_errors
 def offboard_user_command(
@@ -262,11 +275,17 @@ def offboard_user_command(
     credentials_file: Path | None,
     mapping_file: Path | None,
     force: bool,
+    ignore_not_found: bool,
     profile: str | None,
     region: str | None,
     output: str,
 ) -> None:
-    """Remove IAM user NAME: mapping, access keys, policies, group memberships, the user."""
+    """Offboard an IAM user: remove NAME and its mapping.
+
+    Removes the mapping, access keys, policies, group memberships and the user.
+
+    A user that does not exist (and has no mapping left) is an error (exit 1) naming the
+    closest user names, unless --ignore-not-found."""
     from kubeiam.admin.credentials_file import default_credentials_file
 
     result = _admin(profile, region).offboard_user(
@@ -275,6 +294,7 @@ def offboard_user_command(
         credentials_file=credentials_file or default_credentials_file(os.environ, Path.home()),
         credentials_profile=credentials_profile,
         force=force,
+        ignore_not_found=ignore_not_found,
     )
     _emit(
         result.summary(),
@@ -305,7 +325,11 @@ def create_access_role_command(
     region: str | None,
     output: str,
 ) -> None:
-    """Role NAME trusted by the account, an IAM group allowed to assume it, and its mapping."""
+    """Give an IAM group access through role NAME.
+
+    Creates role NAME trusted by the account, an IAM group (--iam-group, default NAME) allowed to
+    assume it, and the role's mapping to Kubernetes; `grant` and `revoke` add and remove members.
+    """
     result = _admin(profile, region).create_access_role(
         name,
         cluster=cluster,
@@ -343,10 +367,18 @@ def _membership(verb: str) -> Callable[..., None]:
         profile: str | None,
         region: str | None,
         output: str,
+        ignore_not_found: bool = False,
     ) -> None:
         admin = _admin(profile, region)
-        act = admin.grant if verb == "grant" else admin.revoke
-        result = act(user, access_role=access_role, iam_group=iam_group)
+        if verb == "grant":
+            result = admin.grant(user, access_role=access_role, iam_group=iam_group)
+        else:
+            result = admin.revoke(
+                user,
+                access_role=access_role,
+                iam_group=iam_group,
+                ignore_not_found=ignore_not_found,
+            )
         _emit(
             result.summary(),
             output,
@@ -356,12 +388,14 @@ def _membership(verb: str) -> Callable[..., None]:
     return command
 
 
-iam_group.command("grant", help="Let USER assume the access role (IAM group membership).")(
+iam_group.command("grant", help="Let USER assume the access role (join its IAM group).")(
     _membership("grant")
 )
-iam_group.command("revoke", help="Stop USER assuming the access role (IAM group membership).")(
-    _membership("revoke")
-)
+iam_group.command(
+    "revoke",
+    help="Stop USER assuming the access role (leave its group). A user, role or "
+    "membership that does not exist is an error (exit 1) unless --ignore-not-found.",
+)(ignore_not_found_option(_membership("revoke")))
 
 
 @iam_group.command("delete-access-role")
@@ -369,6 +403,7 @@ iam_group.command("revoke", help="Stop USER assuming the access role (IAM group 
 @click.option("--iam-group", help="IAM group (default: read from the role's tags).")
 @mapping_location_options
 @force_option
+@ignore_not_found_option
 @aws_options
 @report_errors
 def delete_access_role_command(
@@ -376,13 +411,23 @@ def delete_access_role_command(
     iam_group: str | None,
     mapping_file: Path | None,
     force: bool,
+    ignore_not_found: bool,
     profile: str | None,
     region: str | None,
     output: str,
 ) -> None:
-    """Undo create-access-role: mapping, group policy, group (if only ours), role."""
+    """Remove access role NAME: undo create-access-role.
+
+    Removes the mapping, the group policy, the group (if only ours) and the role.
+
+    A role that does not exist (and left nothing behind) is an error (exit 1) naming the closest
+    role names, unless --ignore-not-found."""
     result = _admin(profile, region).delete_access_role(
-        name, iam_group=iam_group, mapping=_mapping(mapping_file), force=force
+        name,
+        iam_group=iam_group,
+        mapping=_mapping(mapping_file),
+        force=force,
+        ignore_not_found=ignore_not_found,
     )
     _emit(
         result.summary(),

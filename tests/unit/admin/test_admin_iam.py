@@ -17,7 +17,14 @@ from kubeiam.admin.awsclients import AWSClients
 from kubeiam.admin.iam import IAMAdmin, describe_policy_name
 from kubeiam.admin.mapping_stores import FileStore
 from kubeiam.admin.mappings import StoreMappingWriter
-from kubeiam.errors import AWSAdminError, ConfigError, GuardError, KubeIAMError, MappingError
+from kubeiam.errors import (
+    AWSAdminError,
+    ConfigError,
+    GuardError,
+    KubeIAMError,
+    MappingError,
+    NotFoundError,
+)
 
 if TYPE_CHECKING:
     from conftest import AdminEnv
@@ -366,8 +373,17 @@ def test_offboard_removes_everything_and_is_idempotent(admin_env: AdminEnv) -> N
     assert f"IAM user {name}" in off.removed
     assert f"membership of group {group}" in off.removed
 
+    # Gone is gone: a second run is "not found" (a typo must not look like success) ...
+    with pytest.raises(NotFoundError, match=f"IAM user {name} not found"):
+        env.admin().offboard_user(
+            name, mapping=file_writer(mapping), credentials_file=env.credentials_file
+        )
+    # ... unless the caller says it may already be gone (kubectl delete --ignore-not-found).
     again = env.admin().offboard_user(
-        name, mapping=file_writer(mapping), credentials_file=env.credentials_file
+        name,
+        mapping=file_writer(mapping),
+        credentials_file=env.credentials_file,
+        ignore_not_found=True,
     )
     assert again.removed == ()
     assert again.notes == (f"IAM user {name} does not exist",)
@@ -507,7 +523,9 @@ def test_grant_and_revoke_change_group_membership(admin_env: AdminEnv) -> None:
     assert revoked.changed
     assert "15 minutes" in revoked.notes[0]
     assert groups_of(iam, user) == []
-    assert not admin.revoke(user, access_role=role).changed
+    with pytest.raises(NotFoundError, match="membership not found"):
+        admin.revoke(user, access_role=role)
+    assert not admin.revoke(user, access_role=role, ignore_not_found=True).changed
 
 
 def test_grant_to_a_missing_user_or_role_is_an_error(admin_env: AdminEnv) -> None:
@@ -539,7 +557,11 @@ def test_delete_access_role_leaves_nothing(admin_env: AdminEnv) -> None:
     assert mapping.read_text().startswith(before.rstrip("\n"))
     assert f"IAM role {role}" in deleted.removed
 
-    again = env.admin().delete_access_role(role, mapping=file_writer(mapping))
+    with pytest.raises(NotFoundError, match=f"IAM role {role} not found"):
+        env.admin().delete_access_role(role, mapping=file_writer(mapping))
+    again = env.admin().delete_access_role(
+        role, mapping=file_writer(mapping), ignore_not_found=True
+    )
     assert again.removed == ()
 
 
