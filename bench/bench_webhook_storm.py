@@ -25,8 +25,8 @@ DNS server like a server in a cluster does. No query and no packet leaves the ma
 
 Where the reference aws-iam-authenticator is built (tests/e2e's cache) the same scenarios run
 against it, in the same namespace, with the same config file and tokens (``--no-reference``
-skips it); its header timeout is a fixed 60 s, so its slow-client row reports what it closed
-within the bench's wait.
+skips it); v0.7.10's http.Server sets no timeout at all, so its slow-client rows report what it
+closed within the bench's hold (``SLOW_HOLD_SECONDS``).
 
 Every loop is bounded in count and time. The table says PASS or MISS per goal; exit 0 whenever
 the benchmark ran (``--strict``: exit 1 on a MISS). Needs root and iproute2; without them it says
@@ -80,6 +80,7 @@ from kubeiam.token.presign import presign_get_caller_identity  # noqa: E402
 from netns_dns import dns_namespace  # noqa: E402
 
 KUBEIAM = ROOT / ".venv" / "bin" / "kubeiam"
+SERVER_ENV = "KUBEIAM_BENCH_SERVER_ENV"
 CLUSTER = bench_server.CLUSTER
 #: Seconds the DNS server waits before a slow NXDOMAIN (the other half of unknown names: never).
 DNS_DELAY = 3.0
@@ -114,8 +115,10 @@ RECOVERY_WINDOW = 10
 RECOVERY_SLACK = 1.5
 #: Region-shaped labels that do not exist: prefixes and directions of real regions, numbers no
 #: region has (real ones stop at single digits).
-#: Real regions of the aws partition (the STS front's certificate covers them).
+#: Real regions of the aws partition (the STS front's certificate covers them), and how many
+#: consecutive reviews of the paced client name one region before it moves to the next.
 VALID_REGIONS = REGIONS["aws"]
+REGION_RUN = 60
 FAKE_PREFIXES = ("us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx")
 FAKE_DIRECTIONS = ("north", "south", "east", "west", "central", "northeast", "southeast")
 
@@ -145,19 +148,20 @@ def valid_tokens(
     regions: tuple[str, ...] = ("us-east-1",),
     *,
     start: int = 0,
+    per_region: int = 1,
 ) -> list[str]:
-    """`count` distinct valid tokens, newest first: distinct signers and signing seconds, all
-    within the last ``count / len(signers)`` seconds (the 15-minute window leaves room); token
-    i is signed for STS in ``regions[i % len(regions)]``."""
+    """`count` distinct valid tokens: distinct signers and signing seconds, all within the last
+    ``(start + count) / len(signers)`` seconds (the 15-minute window leaves room). Runs of
+    `per_region` consecutive tokens are signed for the same region, cycling through `regions`."""
     now = datetime.now(UTC)
     n = len(signers)
     return [
         mint(
-            signers[i % n],
-            now - timedelta(seconds=i // n),
-            host=f"sts.{regions[i % len(regions)]}.amazonaws.com",
+            signers[(start + i) % n],
+            now - timedelta(seconds=(start + i) // n),
+            host=f"sts.{regions[(i // per_region) % len(regions)]}.amazonaws.com",
         )
-        for i in range(start, start + count)
+        for i in range(count)
     ]
 
 
@@ -203,6 +207,13 @@ class Target:
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.cert))
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server used so far (bench_server's /proc reading)."""
+        try:
+            return bench_server.process_cpu_seconds(self.proc.pid)
+        except OSError:
+            return float("nan")
 
     def rss_mb(self) -> float:
         try:
@@ -283,10 +294,12 @@ def start_target(
     else:
         argv = [KUBEIAM, "server", "-c", config, "--state-dir", state, "-l", "json", *extra]
         pattern = r'"msg":"listening".*?"port":(\d+)'
+    env = bench_reference.server_env(work, aws.ca_bundle)
+    # KUBEIAM_BENCH_SERVER_ENV="NAME=VALUE ...": extra environment for the servers (experiments,
+    # e.g. MALLOC_ARENA_MAX=2); the table's header says when it was set.
+    env.update(item.split("=", 1) for item in os.environ.get(SERVER_ENV, "").split() if "=" in item)
     with log.open("w") as handle:
-        proc = ns.popen(
-            argv, env=bench_reference.server_env(work, aws.ca_bundle), stdout=handle, stderr=handle
-        )
+        proc = ns.popen(argv, env=env, stdout=handle, stderr=handle)
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         found = re.search(pattern, log.read_text())
@@ -333,6 +346,20 @@ class Outcomes:
         return sum(n for status, n in self.statuses.items() if wanted(status))
 
 
+def merged(*parts: Outcomes) -> Outcomes:
+    """One Outcomes holding every answer of `parts`."""
+    out = Outcomes()
+    for part in parts:
+        out.latencies += part.latencies
+        out.times += part.times
+        out.not_reviews += part.not_reviews
+        for status, n in part.statuses.items():
+            out.statuses[status] = out.statuses.get(status, 0) + n
+        for kind, n in part.failures.items():
+            out.failures[kind] = out.failures.get(kind, 0) + n
+    return out
+
+
 def review_body(token: str) -> dict[str, Any]:
     return {
         "apiVersion": "authentication.k8s.io/v1",
@@ -360,7 +387,8 @@ async def review(session: aiohttp.ClientSession, base: str, token: str, out: Out
     out.times.append(ended)
     out.statuses[status] = out.statuses.get(status, 0) + 1
     try:
-        if json.loads(body).get("kind") != "TokenReview":
+        # a TokenReview's status object (the reference leaves out kind and apiVersion)
+        if not isinstance(json.loads(body).get("status"), dict):
             out.not_reviews += 1
     except ValueError:
         out.not_reviews += 1
@@ -440,16 +468,13 @@ class RssSampler:
 
 
 async def metrics_bytes(target: Target) -> int | None:
-    """Size of the /metrics answer (the reference serves it on its metrics port)."""
-    urls = [target.base + "/metrics"]
-    if target.name == "reference":
-        urls = ["http://127.0.0.1:21363/metrics", *urls]
+    """Size of the /metrics answer (both servers serve it on the webhook's port)."""
     async with session_for(target, 1) as session:
-        for url in urls:
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
-                    if resp.status == 200:
-                        return len(await resp.read())
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+            timeout = aiohttp.ClientTimeout(total=10)
+            async with session.get(target.base + "/metrics", timeout=timeout) as resp:
+                if resp.status == 200:
+                    return len(await resp.read())
     return None
 
 
@@ -476,7 +501,11 @@ def verdict(ok: bool) -> str:
 @dataclass
 class FloodResult:
     quiet: Outcomes
+    #: Valid reviews during the flood: all, and those naming an STS host resolved before the
+    #: flood ("known") or one the server first meets during it ("new", a real region).
     valid: Outcomes
+    valid_known: Outcomes
+    valid_new: Outcomes
     shaped: Outcomes
     malformed: Outcomes
     unsent: int
@@ -484,6 +513,8 @@ class FloodResult:
     metrics_bytes: int | None
     rss_before: float
     rss_peak: float
+    #: CPU seconds the server used during the flood (user + system).
+    cpu_seconds: float = 0.0
     dns_shaped: int = 0
     dns_malformed: int = 0
 
@@ -501,14 +532,26 @@ async def flood(
         for kind, host in zip(("shaped", "malformed"), pair, strict=True)
         if host is not None
     ]
-    # Before the flood the paced client signs for a few regions; during it for every region of
-    # the partition, so the server must resolve STS hosts it has not met while the flood's
-    # hosts crowd the resolver (as when a user from another region logs in).
-    quiet_regions, all_regions = VALID_REGIONS[:3], VALID_REGIONS
-    quiet = await quiet_phase(target, valid_tokens(signers, 600, quiet_regions))
-    valid_pool = valid_tokens(signers, 3400 if not quick else 1000, all_regions, start=600)
+    # The paced client moves to another region's STS host every REGION_RUN reviews. Before the
+    # flood it meets half the partition's regions; during it, runs alternate between those
+    # ("known": resolved before) and the other half ("new": hosts the server first meets while
+    # the flood's hosts crowd its resolver, as when users from another region log in).
+    half = len(VALID_REGIONS) // 2
+    known_regions, new_regions = VALID_REGIONS[:half], VALID_REGIONS[half:]
+    quiet = await quiet_phase(
+        target, valid_tokens(signers, 600, known_regions, per_region=REGION_RUN)
+    )
+    valid_pool: list[tuple[str, str]] = []
+    runs = (3400 if not quick else 1000) // REGION_RUN
+    for j in range(runs):
+        kind, regions = ("known", known_regions) if j % 2 else ("new", new_regions)
+        region = regions[(j // 2) % len(regions)]
+        minted = valid_tokens(signers, REGION_RUN, (region,), start=600 + j * REGION_RUN)
+        valid_pool += [(kind, token) for token in minted]
     rss_before = target.rss_mb()
-    valid, shaped, malformed = Outcomes(), Outcomes(), Outcomes()
+    cpu_before = target.cpu_seconds()
+    shaped, malformed = Outcomes(), Outcomes()
+    by_kind = {"known": Outcomes(), "new": Outcomes()}
     stop = asyncio.Event()
     started = time.monotonic()
     deadline = started + FLOOD_SECONDS
@@ -531,24 +574,35 @@ async def flood(
                 await asyncio.gather(*(flooder() for _ in range(FLOOD_CONCURRENCY)))
                 stop.set()
 
-            await asyncio.gather(
-                attack(),
-                run_pool(
-                    paced,
-                    target.base,
-                    valid_pool,
-                    PACED_WORKERS,
-                    valid,
-                    deadline=deadline + 5,
-                    pause=PACED_PAUSE,
-                    stop=stop,
-                ),
-            )
+            pool = list(reversed(valid_pool))
+
+            async def paced_worker() -> None:
+                while pool and time.monotonic() < deadline + 5 and not stop.is_set():
+                    kind, token = pool.pop()
+                    await review(paced, target.base, token, by_kind[kind])
+                    await asyncio.sleep(PACED_PAUSE)
+
+            await asyncio.gather(attack(), *(paced_worker() for _ in range(PACED_WORKERS)))
             unsent = len(queue)
             seconds = time.monotonic() - started
+            cpu = target.cpu_seconds() - cpu_before
             await asyncio.sleep(1.0)
             size = await metrics_bytes(target)
-    return FloodResult(quiet, valid, shaped, malformed, unsent, seconds, size, rss_before, rss.peak)
+    valid = merged(*by_kind.values())
+    return FloodResult(
+        quiet,
+        valid,
+        by_kind["known"],
+        by_kind["new"],
+        shaped,
+        malformed,
+        unsent,
+        seconds,
+        size,
+        rss_before,
+        rss.peak,
+        cpu,
+    )
 
 
 def flood_rows(results: dict[str, FloodResult]) -> list[Row]:
@@ -562,16 +616,28 @@ def flood_rows(results: dict[str, FloodResult]) -> list[Row]:
         quiet = pct(r.quiet.latencies, 99)
         return pct(r.valid.latencies, 99) / quiet if quiet else float("inf")
 
-    def bad_valid(r: FloodResult) -> int:
-        return r.valid.failed + r.valid.count(lambda s: s != 200)
+    def bad(o: Outcomes) -> int:
+        return o.failed + o.count(lambda s: s != 200)
 
     return [
         Row(
             "flood",
             "valid reviews during the flood: not 200 / sent",
-            each(lambda r: f"{bad_valid(r)} / {r.valid.answered + r.valid.failed}"),
+            each(lambda r: f"{bad(r.valid)} / {r.valid.answered + r.valid.failed}"),
             "0 fail",
-            judge(lambda r: bad_valid(r) == 0 and r.valid.answered > 0),
+            judge(lambda r: bad(r.valid) == 0 and r.valid.answered > 0),
+        ),
+        Row(
+            "flood",
+            "  of which STS host resolved before / first met in the flood",
+            each(
+                lambda r: (
+                    f"{bad(r.valid_known)} / {r.valid_known.answered + r.valid_known.failed}"
+                    f" ; {bad(r.valid_new)} / {r.valid_new.answered + r.valid_new.failed}"
+                )
+            ),
+            "0 fail",
+            judge(lambda r: bad(r.valid_known) == 0 and bad(r.valid_new) == 0),
         ),
         Row(
             "flood",
@@ -630,8 +696,13 @@ def flood_rows(results: dict[str, FloodResult]) -> list[Row]:
         ),
         Row(
             "flood",
-            "flood: seconds; tokens unsent at the deadline",
-            each(lambda r: f"{r.seconds:.1f} s; {r.unsent} unsent"),
+            "flood: seconds; unsent at the deadline; server CPU s (busy share of 2 cores)",
+            each(
+                lambda r: (
+                    f"{r.seconds:.1f} s; {r.unsent} unsent; {r.cpu_seconds:.1f} "
+                    f"({r.cpu_seconds / r.seconds / 2:.0%})"
+                )
+            ),
             f"(bound {FLOOD_SECONDS:g} s)",
             {},
         ),
@@ -807,6 +878,9 @@ class SlowResult:
     still_open: int
     errors: dict[str, int]
     header_timeout: float | None
+    seconds: float = 0.0
+    #: CPU seconds the server used while the slow connections were held.
+    cpu_seconds: float = 0.0
 
     @property
     def opened(self) -> int:
@@ -866,6 +940,7 @@ async def slow_clients(
     still_open = 0
     valid = Outcomes()
     stop = asyncio.Event()
+    cpu_before = target.cpu_seconds()
     started = time.monotonic()
     end = started + SLOW_HOLD_SECONDS
 
@@ -896,7 +971,9 @@ async def slow_clients(
             stop=stop,
         )
         await holding
-    return SlowResult(quiet, valid, closed, still_open, errors, header_timeout)
+    seconds = time.monotonic() - started
+    cpu = target.cpu_seconds() - cpu_before
+    return SlowResult(quiet, valid, closed, still_open, errors, header_timeout, seconds, cpu)
 
 
 def slow_rows(results: dict[str, SlowResult]) -> list[Row]:
@@ -967,6 +1044,18 @@ def slow_rows(results: dict[str, SlowResult]) -> list[Row]:
             f"<= {GOAL_P99_RATIO:g}x",
             judge(lambda r: ratio(r) <= GOAL_P99_RATIO),
         ),
+        Row(
+            "slow",
+            "slow connections (TLS) opened per s; server CPU s (busy share of 2 cores)",
+            each(
+                lambda r: (
+                    f"{r.opened / r.seconds:.0f}/s; {r.cpu_seconds:.1f} "
+                    f"({r.cpu_seconds / r.seconds / 2:.0%})"
+                )
+            ),
+            "(info)",
+            {},
+        ),
     ]
 
 
@@ -1020,8 +1109,14 @@ def main(argv: list[str] | None = None) -> int:
     slow_flags = kubeiam_timeout_flags(help_text, SLOW_HEADER_TIMEOUT)
     rows: list[Row] = []
     notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="kubeiam-bench-storm-") as tmp:
+    keep = os.environ.get("KUBEIAM_BENCH_KEEP")  # a directory to keep the servers' logs in
+    with (
+        contextlib.nullcontext(keep)
+        if keep
+        else tempfile.TemporaryDirectory(prefix="kubeiam-bench-storm-")
+    ) as tmp:
         work = Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         answers = [*sts_host_names(), "localhost"]
         with (
             dns_namespace(answers=answers, unknown="mixed", delay=DNS_DELAY, workdir=work) as dns,
@@ -1055,8 +1150,6 @@ def main(argv: list[str] | None = None) -> int:
                 if "slow" in scenarios:
                     extra = slow_flags if name == "kubeiam" else []
                     timeout = SLOW_HEADER_TIMEOUT if (name == "kubeiam" and slow_flags) else None
-                    if name == "reference":
-                        timeout = 60.0
                     target = start_target(name, dns.ns, aws, work, config, reference, extra, "slow")
                     try:
                         slows[name] = asyncio.run(
@@ -1084,6 +1177,11 @@ def main(argv: list[str] | None = None) -> int:
         f"webhook under attack and in a storm, on {os.cpu_count()} shared cores, load average "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
         + (" (--quick: a fifth of the load)" if args.quick else "")
+        + (
+            f"; servers' extra environment: {os.environ[SERVER_ENV]}"
+            if os.environ.get(SERVER_ENV)
+            else ""
+        )
     )
     print(render(rows, names))
     for note in notes:
