@@ -33,7 +33,7 @@ from kubeiam.server.run import Components, RunningServer, start_server
 from kubeiam.token.encoding import encode_token
 from kubeiam.token.presign import presign_get_caller_identity
 from kubeiam.token.resolver import BoundedResolver
-from kubeiam.token.sts import STSClient, parse_resolve_specs
+from kubeiam.token.sts import STSClient, parse_resolve_specs, resolver_events
 from kubeiam.token.verifier import Verifier
 
 CLUSTER = "hosts-cluster"
@@ -123,13 +123,14 @@ async def served(
         sts_timeout=5.0,
     )
     dns = NoDNS()
+    metrics = ServerMetrics()
     resolver = BoundedResolver(
         static=parse_resolve_specs(config.sts_resolve, partition="aws"),
         getaddrinfo=dns,
         pool_size=4,
         timeout=2.0,
+        on_event=resolver_events(metrics.sts_observer),
     )
-    metrics = ServerMetrics()
     sts = STSClient(
         ca_bundle=str(local_aws.ca_bundle),
         observer=metrics.sts_observer,
@@ -226,6 +227,9 @@ async def test_hanging_names_cost_only_their_own_reviews(
     assert {status for status, _ in answers} == {403}
     assert resolver.overloaded > 0
     assert len(dns.asked) <= resolver.pool_size - 1 + resolver.max_pending
+    text = await client.metrics()
+    assert f"kubeiam_sts_name_lookups_refused_total {float(resolver.overloaded)}" in text
+    assert f"kubeiam_sts_name_lookups_total {float(resolver.lookups)}" in text
 
 
 async def test_a_kelvin_sign_key_is_refused_before_sts(

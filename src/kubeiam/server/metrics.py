@@ -165,6 +165,19 @@ class ServerMetrics:
             namespace=kns,
             registry=r,
         )
+        self.sts_name_lookups = Counter(
+            "sts_name_lookups",
+            "STS host name lookups (getaddrinfo) started by the STS client's resolver",
+            namespace=kns,
+            registry=r,
+        )
+        self.sts_name_lookups_refused = Counter(
+            "sts_name_lookups_refused",
+            "STS host name lookups refused at once because too many lookups of never-resolved "
+            "hosts were pending (that review failed as STS unavailable)",
+            namespace=kns,
+            registry=r,
+        )
         self.backend_failures = Counter(
             "backend_failures",
             "Mapping backend load, reload or watch failures",
@@ -185,6 +198,10 @@ class ServerMetrics:
             self.sts_connection_failures.labels(label).inc()
         elif event == "throttled":
             self.sts_throttling.labels(label).inc()
+        elif event == "name_lookup":
+            self.sts_name_lookups.inc()
+        elif event == "name_lookup_refused":
+            self.sts_name_lookups_refused.inc()
 
     def backend_failure(self, backend: str) -> None:
         """Count a backend failure; the reference's own counters for its two watched backends."""

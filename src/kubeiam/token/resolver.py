@@ -99,7 +99,10 @@ class BoundedResolver(AbstractResolver):
         max_entries: int = DEFAULT_MAX_ENTRIES,
         getaddrinfo: GetAddrInfo = socket.getaddrinfo,
         clock: Callable[[], float] = time.monotonic,
+        on_event: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_event(name)`` is told of each ``"lookup"`` (a ``getaddrinfo`` started) and each
+        ``"overloaded"`` (a lookup refused by the bound); the server counts them."""
         if pool_size < 2:
             raise ValueError("pool_size must be >= 2 (one thread stays free for known hosts)")
         if max_pending < 1 or not timeout > 0 or not positive_ttl > 0 or negative_ttl < 0:
@@ -112,6 +115,7 @@ class BoundedResolver(AbstractResolver):
         self.negative_ttl = negative_ttl
         self.max_stale = max_stale
         self._getaddrinfo = getaddrinfo
+        self._on_event = on_event
         self._answers: ExpiringCache[_Key, _Answer] = ExpiringCache(
             max_entries=max_entries, clock=clock
         )
@@ -178,6 +182,7 @@ class BoundedResolver(AbstractResolver):
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.pool_size, thread_name_prefix="kubeiam-dns")
         self.lookups += 1
+        self._event("lookup")
         host, port, family = key
         try:
             thread = loop.run_in_executor(self._executor, self._blocking_lookup, host, port, family)
@@ -231,6 +236,7 @@ class BoundedResolver(AbstractResolver):
         """Take one of the ``pool_size - 1`` threads unknown hosts may hold, or fail fast."""
         if self._unknown_running + self._unknown_waiting >= self.max_pending:
             self.overloaded += 1
+            self._event("overloaded")
             raise ResolverOverloaded(socket.EAI_AGAIN, "too many name lookups pending")
         loop = asyncio.get_running_loop()
         self._unknown_waiting += 1
@@ -243,12 +249,17 @@ class BoundedResolver(AbstractResolver):
                     await asyncio.wait_for(freed.wait(), deadline - loop.time())
                 except TimeoutError:
                     self.overloaded += 1
+                    self._event("overloaded")
                     raise ResolverOverloaded(
                         socket.EAI_AGAIN, "no name lookup thread became free in time"
                     ) from None
         finally:
             self._unknown_waiting -= 1
         self._unknown_running += 1
+
+    def _event(self, name: str) -> None:
+        if self._on_event is not None:
+            self._on_event(name)
 
     def _leave_unknown_lane(self) -> None:
         self._unknown_running -= 1

@@ -78,8 +78,21 @@ _ERROR_HINTS: Mapping[str, str] = MappingProxyType(
 )
 
 #: ``(event, HTTP status or None, STS region) -> None``; events: "response",
-#: "connection_failure", "throttled". The server turns them into Prometheus counters.
+#: "connection_failure", "throttled", and from the name resolver (region ""): "name_lookup",
+#: "name_lookup_refused". The server turns them into Prometheus counters.
 Observer = Callable[[str, int | None, str], None]
+
+
+def resolver_events(observer: Observer | None) -> Callable[[str], None] | None:
+    """The name resolver's ``on_event`` that reports to ``observer`` (``name_lookup`` and
+    ``name_lookup_refused``, region "")."""
+    if observer is None:
+        return None
+
+    def on_event(event: str) -> None:
+        observer("name_lookup" if event == "lookup" else "name_lookup_refused", None, "")
+
+    return on_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +337,9 @@ class STSClient:
         if self._session is None or self._session.closed:
             resolver = self._resolver
             if resolver is None:
-                resolver = self._resolver = BoundedResolver(static=self._resolve)
+                resolver = self._resolver = BoundedResolver(
+                    static=self._resolve, on_event=resolver_events(self._observer)
+                )
             connector = aiohttp.TCPConnector(
                 ssl=self._ssl,
                 resolver=resolver,

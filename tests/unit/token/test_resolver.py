@@ -202,3 +202,16 @@ async def test_a_host_stuck_in_getaddrinfo_never_gets_a_second_thread(dns: FakeD
     assert (await resolver.resolve("slow.example", 443))[0]["host"] == "192.0.2.10"
     assert dns.calls == ["slow.example", "missing.example", "slow.example"]
     await resolver.close()
+
+
+async def test_lookups_and_refusals_are_reported(dns: FakeDNS) -> None:
+    events: list[str] = []
+    resolver = make(dns, pool_size=2, max_pending=1, on_event=events.append)
+    blocked = asyncio.ensure_future(resolver.resolve("slow.example", 443))
+    await asyncio.sleep(0.02)
+    with pytest.raises(ResolverOverloaded):
+        await resolver.resolve("slow2.example", 443)
+    dns.gate.set()
+    await blocked
+    assert events == ["lookup", "overloaded"]
+    await resolver.close()
