@@ -1,9 +1,10 @@
-"""`make demo`: both seed workflows end to end on this machine, with no AWS account.
+"""`make demo`: two IAM workflows end to end on this machine, with no AWS account.
 
-Seed 1 (kubedemy): an IAM user onboarded to a cluster, mapped to ``system:masters``, a kubeconfig
-that runs ``kubeiam token``, and ``kubectl auth whoami`` as that user. Seed 2 (IAM group -> role):
-an access role mapped to Kubernetes groups, an IAM group allowed to assume it, a user granted,
-reaching the cluster through the role, then revoked and refused.
+Onboard an IAM user (kubedemy): the user created, mapped to ``system:masters``, a kubeconfig that
+runs ``kubeiam token``, and ``kubectl auth whoami`` as that user. Give an IAM group access
+through a role: an access role mapped to Kubernetes groups, an IAM group allowed to assume it, a
+user granted, reaching the cluster through the role, then revoked and refused (shown as the
+expected outcome it is). It ends with commands to try next.
 
 Everything runs against the local AWS environment (:mod:`kubeiam.localaws`: moto and the STS
 front that verifies presigned requests), a ``kubeiam server`` webhook, and the real etcd +
@@ -102,6 +103,8 @@ class Plan:
 
     binaries: Binaries | None
     line: str
+    #: The API server was wanted but its binaries are not built (the closing section says how).
+    missing_binaries: bool = False
 
 
 # -- choosing the mode -----------------------------------------------------------------------
@@ -132,7 +135,7 @@ def choose_plan(mode: str, build: bool, say: Callable[[str], None]) -> Plan:
                     f"--mode cluster: no kube-apiserver binaries in {root} and Go not found; "
                     "install Go 1.25+ and run `make demo DEMO_BUILD=1` once"
                 )
-            return Plan(None, f"no kube-apiserver binaries (Go not found): {fallback}")
+            return Plan(None, f"no kube-apiserver binaries (Go not found): {fallback}", True)
         how = (
             "run `make demo DEMO_BUILD=1` once to build them with Go (about 15 minutes on "
             "2 cores), then `make demo` shows kubectl"
@@ -140,7 +143,8 @@ def choose_plan(mode: str, build: bool, say: Callable[[str], None]) -> Plan:
         if not build:
             if mode == "cluster":
                 raise DemoError(f"--mode cluster: no kube-apiserver binaries in {root}; {how}")
-            return Plan(None, f"no kube-apiserver binaries cached in {root}: {fallback}; {how}")
+            line = f"no kube-apiserver binaries cached in {root}: {fallback}; {how}"
+            return Plan(None, line, True)
         say(f"building kube-apiserver, kubectl and etcd into {root} (once; about 15 minutes)")
         try:
             ensure(
@@ -189,13 +193,15 @@ class Shell:
         expect: int | None = 0,
         quiet: bool = False,
         hide_stdout: bool = False,
+        hide_stderr: bool = False,
         env: Mapping[str, str] | None = None,
         shown_env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` (looked up on the demo's PATH) in the work directory.
 
         ``expect``: the exit status required (None: any). ``hide_stdout``: stdout is a secret
-        (a token) and is not printed. ``env``: extra variables, shown as ``shown_env``.
+        (a token) and is not printed; ``hide_stderr``: the caller tells what it means (an
+        expected refusal). ``env``: extra variables, shown as ``shown_env``.
         """
         if not quiet:
             self.show(argv, shown_env)
@@ -228,7 +234,8 @@ class Shell:
         if not quiet:
             if not hide_stdout:
                 self.output(done.stdout)
-            self.output(done.stderr, "dim")
+            if not hide_stderr:
+                self.output(done.stderr, "dim")
         if expect is not None and done.returncode != expect:
             details = "" if not quiet else "\n" + self.redact(done.stderr.strip())
             raise DemoError(
@@ -332,6 +339,10 @@ class Demo:
     def ok(self, text: str) -> None:
         self.console.print(f"[bold green]\N{CHECK MARK}[/] {_escape(self.redact(text))}")
 
+    def refused(self, done: subprocess.CompletedProcess[str]) -> None:
+        """A refusal the demo set out to show: the wanted outcome, not an error."""
+        self.ok(f"refused, as it should be: {refusal_reason(done.stderr)} (exit {done.returncode})")
+
     @property
     def sh(self) -> Shell:
         assert self.shell is not None
@@ -356,16 +367,20 @@ class Demo:
             f"commands run in {self.workdir} with HOME={self.rel(self.home)} there (AWS "
             "profiles, kubeconfig, token cache) and .venv/bin on PATH; all removed at the end"
         )
+        self.note(
+            "two workflows follow: 1. onboard an IAM user; 2. give an IAM group access through "
+            "a role, then take it away"
+        )
         self.start_local_aws()
         if self.with_cluster:
             self.start_cluster_and_webhook()
         else:
             self.start_webhook_alone()
-        self.seed_one()
-        self.seed_two()
+        self.onboard_user()
+        self.group_access_through_role()
         self.console.print()
         seconds = time.monotonic() - started
-        self.ok(f"both seeds done in {seconds:.0f} s; stopping everything")
+        self.ok(f"both workflows done in {seconds:.0f} s; stopping everything")
 
     def start_local_aws(self) -> None:
         from kubeiam.localaws.environment import start_local_aws
@@ -548,7 +563,14 @@ class Demo:
         deadline = time.monotonic() + (MAPPING_PROPAGATION_SECONDS if expect_ok else 0)
         waited = False
         while True:
-            done = self.sh.run(*args, expect=None, quiet=waited, env=env, shown_env=shown_env)
+            done = self.sh.run(
+                *args,
+                expect=None,
+                quiet=waited,
+                hide_stderr=not expect_ok,
+                env=env,
+                shown_env=shown_env,
+            )
             if done.returncode == 0 or not expect_ok:
                 break
             if time.monotonic() > deadline:
@@ -560,6 +582,7 @@ class Demo:
         if waited:
             self.sh.output(done.stdout)
         if done.returncode != 0:
+            self.refused(done)
             return None
         raw = self.sh.run(*args, "-o", "json", quiet=True, env=env)
         user = json.loads(raw.stdout)["status"]["userInfo"]
@@ -642,12 +665,22 @@ class Demo:
         )
 
     def _token(self, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+        """`kubeiam token`; ``expect`` non-zero: a refusal the demo means to show."""
         done = self.sh.run(
-            "kubeiam", "token", "-i", CLUSTER, *args, expect=expect, hide_stdout=True
+            "kubeiam",
+            "token",
+            "-i",
+            CLUSTER,
+            *args,
+            expect=expect,
+            hide_stdout=True,
+            hide_stderr=expect != 0,
         )
         if done.returncode == 0:
             self.redact.add(done.stdout.strip())
             self.sh.output("(the token went to stdout; not shown)", "dim")
+        else:
+            self.refused(done)
         return done
 
     def _mapping_flags(self) -> list[str]:
@@ -658,16 +691,16 @@ class Demo:
         admin = self.rel(self.cluster.admin_kubeconfig)
         return ["--store", "aws-auth", "--kubeconfig", admin]
 
-    # -- seed 1 ------------------------------------------------------------------------------
-    def seed_one(self) -> None:
+    # -- 1. onboard an IAM user -------------------------------------------------------------
+    def onboard_user(self) -> None:
         assert self.aws is not None
         aws = self.aws
-        self.step("Seed 1: onboard IAM user kubedemy (the Kubedemy EKS lesson)")
+        self.step(f"1. Onboard an IAM user: {USER} gets into the cluster as system:masters")
         mapping_flags = self._mapping_flags()
         self.note(
-            "seed steps 1-4 in one command: the user with its tag, the eks:DescribeCluster "
-            "policy, an access key (secret written once to profile kubedemy, 0600) and the "
-            "mapping"
+            "one command does it all: the user with its tag, a policy allowing "
+            "eks:DescribeCluster, an access key (secret written once to profile kubedemy, "
+            "0600) and the mapping to Kubernetes"
         )
         self.sh.run(
             "kubeiam",
@@ -701,8 +734,8 @@ class Demo:
             )
             entry = _aws_auth_entry(shown.stdout, user_arn)
             self.note(
-                "the new user configures kubectl (seed steps 5 and 6); the profile goes in the "
-                "entry's args, so it wins over the admin's AWS_PROFILE"
+                "the new user points kubectl at the cluster; the profile goes in the entry's "
+                "args, so it wins over the admin's AWS_PROFILE"
             )
             self._kubeconfig_update(USER)
             review = self._kubectl_whoami(None, expect_ok=True)
@@ -754,7 +787,7 @@ class Demo:
                 actions = statement.get("Action")
                 for action in [actions] if isinstance(actions, str) else actions or []:
                     permissions.append(f"{statement.get('Effect')}={action}")
-        table = Table(title="Results (the seed's table)", show_header=False, title_justify="left")
+        table = Table(title=f"Results: {USER} onboarded", show_header=False, title_justify="left")
         table.add_column(style="bold")
         table.add_column()
         rows = [
@@ -771,19 +804,21 @@ class Demo:
         self.console.print(table)
         if arn != user_arn:
             raise DemoError(f"IAM reports {arn}, expected {user_arn}")
-        self.ok(f"seed 1: {USER} is {review.username} in groups {', '.join(review.groups)}")
+        self.ok(f"onboarded: {USER} is {review.username} in groups {', '.join(review.groups)}")
 
-    # -- seed 2 ------------------------------------------------------------------------------
-    def seed_two(self) -> None:
+    # -- 2. give an IAM group access through a role ------------------------------------------
+    def group_access_through_role(self) -> None:
         assert self.aws is not None
         aws = self.aws
-        self.step("Seed 2: an IAM group whose members assume a role mapped to system:masters")
+        self.step(
+            f"2. Give an IAM group access through a role: {ROLE}, mapped to system:masters; "
+            f"{MEMBER} granted, then revoked"
+        )
         key_id, secret = aws.create_user(MEMBER)
         self.redact.add(secret)
         self._add_profile(MEMBER, key_id, secret)
         self.note(
-            f"set-up: IAM user {MEMBER} exists with an access key in profile {MEMBER} "
-            "(the seed starts from existing users)"
+            f"set-up: IAM user {MEMBER} already exists, with an access key in profile {MEMBER}"
         )
         role_arn = f"arn:aws:iam::{aws.account_id}:role/{ROLE}"
         mapping_flags = self._mapping_flags()
@@ -830,7 +865,10 @@ class Demo:
         )
 
         self.sh.run("kubeiam", "iam", "revoke", MEMBER, "--access-role", ROLE)
-        self.note("the next token needs a new AssumeRole (--no-cache: no cached session)")
+        self.note(
+            f"{MEMBER}'s next token needs a new AssumeRole (--no-cache: no cached session), "
+            "which IAM must now refuse"
+        )
         refused = self._token("--profile", MEMBER, "-r", role_arn, "--no-cache", expect=3)
         if "AccessDenied" not in refused.stderr and "AssumeRole" not in refused.stderr:
             raise DemoError(f"unexpected refusal: {self.redact(refused.stderr)}")
@@ -864,6 +902,98 @@ def _aws_auth_entry(configmap_yaml: str, arn: str) -> str:
             groups = ", ".join(str(g) for g in user.get("groups") or [])
             return f"mapUsers: {arn} -> {user.get('username')} [{groups}]"
     raise DemoError(f"aws-auth has no mapUsers entry for {arn}")
+
+
+def refusal_reason(stderr: str) -> str:
+    """What a refused command said, on one line: its error lines without the ``kubeiam: error:``
+    or ``error:`` prefix, and without ``fix:`` lines (the refusal is the outcome wanted)."""
+    lines = (line.strip() for line in stderr.splitlines())
+    kept = [
+        line.removeprefix("kubeiam: error: ").removeprefix("error: ")
+        for line in lines
+        if line and not line.startswith("fix:")
+    ]
+    return "; ".join(dict.fromkeys(kept)) or "no message"
+
+
+# -- what to try next ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NextStep:
+    """One line of the closing section: a command to type (``$``) or a note (``#``)."""
+
+    text: str
+    why: str = ""
+    is_command: bool = True
+
+
+#: Shown after the demo. Upper-case words are the reader's own names; every ``kubeiam`` line
+#: parses with today's CLI (tests/integration/test_demo.py checks it).
+NEXT_STEPS: tuple[NextStep, ...] = (
+    NextStep("kubeiam is in .venv/bin here: `. .venv/bin/activate` puts it on PATH", "", False),
+    NextStep(
+        "on an EKS cluster of yours, with AWS admin credentials in your shell and a kubeconfig "
+        "that may edit kube-system/aws-auth:",
+        "",
+        False,
+    ),
+    NextStep(
+        "kubeiam iam onboard-user NAME --cluster CLUSTER --group GROUP --store aws-auth",
+        "onboard an IAM user",
+    ),
+    NextStep(
+        "kubeiam kubeconfig update --cluster CLUSTER --profile NAME",
+        "as that user: kubectl now runs kubeiam token",
+    ),
+    NextStep("kubectl auth whoami"),
+    NextStep(
+        "kubeiam iam create-access-role ROLE --cluster CLUSTER --group GROUP --store aws-auth",
+        "give an IAM group access through a role",
+    ),
+    NextStep("kubeiam iam grant USER --access-role ROLE", "USER may assume ROLE; revoke undoes it"),
+    NextStep("kubeiam whoami --cluster CLUSTER", "who you are, and what that maps to"),
+    NextStep(
+        "no account at hand: the local AWS this demo ran on, in your own shell (README: Local "
+        "AWS for development), with a mapping file instead of aws-auth:",
+        "",
+        False,
+    ),
+    NextStep(".venv/bin/kubeiam localaws --print-env > localaws.env &", "runs until Ctrl-C"),
+    NextStep(". ./localaws.env", "once it has printed its summary"),
+    NextStep("kubeiam iam onboard-user jane --cluster demo --group developers --file mapping.yaml"),
+    NextStep("kubeiam whoami --profile jane --file mapping.yaml", "jane, and what she maps to"),
+    NextStep(
+        "every command and flag: kubeiam --help, kubeiam iam onboard-user --help; the guide: "
+        "docs/admin.md",
+        "",
+        False,
+    ),
+)
+#: Added when the demo could not show kubectl (no kube-apiserver binaries).
+BUILD_STEP = NextStep(
+    "make demo DEMO_BUILD=1",
+    "with Go 1.25+: builds kube-apiserver once (about 15 minutes), then the demo shows kubectl",
+)
+
+
+def next_steps(plan: Plan | None) -> list[NextStep]:
+    """The closing section's lines; the build hint only when the API server was missing."""
+    steps = list(NEXT_STEPS)
+    if plan is not None and plan.missing_binaries:
+        steps.append(BUILD_STEP)
+    return steps
+
+
+def print_next_steps(console: Console, steps: Sequence[NextStep]) -> None:
+    console.print()
+    console.rule("[bold]What to try next", align="left")
+    for step in steps:
+        if not step.is_command:
+            console.print(f"[yellow]#[/] {_escape(step.text)}", soft_wrap=True)
+            continue
+        why = f"  [yellow]# {_escape(step.why)}[/]" if step.why else ""
+        console.print(f"[bold cyan]$[/] [bold]{_escape(step.text)}[/]{why}", soft_wrap=True)
 
 
 # -- entry point -----------------------------------------------------------------------------
@@ -923,6 +1053,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False, soft_wrap=True)
     redact = Redactor()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    plan: Plan | None = None
     try:
         with contextlib.ExitStack() as stack:
             workdir = stack.enter_context(_workdir())
@@ -939,6 +1070,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     console.print("[bold green]demo finished[/]: all processes stopped, temporary files removed")
+    print_next_steps(console, next_steps(plan))
     return 0
 
 

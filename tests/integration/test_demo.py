@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -58,7 +59,7 @@ def assert_no_leftovers(tmpdir: Path) -> None:
     assert processes_under(tmpdir) == []
 
 
-def test_server_only_demo_runs_both_seeds_and_leaves_nothing(tmp_path: Path) -> None:
+def test_server_only_demo_runs_both_workflows_and_leaves_nothing(tmp_path: Path) -> None:
     tmpdir = tmp_path / "tmp"
     done = subprocess.run(
         [sys.executable, str(DEMO)],
@@ -80,16 +81,38 @@ def test_server_only_demo_runs_both_seeds_and_leaves_nothing(tmp_path: Path) -> 
         "$ kubeiam iam revoke alice --access-role K8sAdmins",
     ):
         assert command in out
-    # seed 1: the results table, from IAM and the webhook's answer
+    # the workflows are named by what they do, never by internal document names
+    assert "1. Onboard an IAM user: kubedemy gets into the cluster" in out
+    assert "2. Give an IAM group access through a role: K8sAdmins" in out
+    assert re.search(r"\b[Ss]eeds?\b", out) is None, re.search(r".*\b[Ss]eeds?\b.*", out)
+    # onboarding: the results table, from IAM and the webhook's answer
     assert re.search(r"IAM User ARN\s*│\s*arn:aws:iam::123456789012:user/kubedemy", out), out
     assert re.search(r"IAM User Permissions\s*│\s*Allow=eks:DescribeCluster", out)
     assert re.search(r"Username in Cluster\s*│\s*kubedemy\s", out)
     assert re.search(r"Groups in Cluster\s*│\s*system:masters\s", out)
-    # seed 2: through the role while granted, refused after revocation
+    # access through the role while granted; after revocation the refusal is the outcome shown,
+    # as expected, never as an error with a fix to apply
     assert re.search(r"granted: alice reaches the cluster as K8sAdmins:kubeiam-\d+ in groups", out)
-    assert "is not authorized to perform: sts:AssumeRole" in out
+    assert (
+        "\N{CHECK MARK} refused, as it should be: AssumeRole of "
+        "arn:aws:iam::123456789012:role/K8sAdmins was refused: AccessDenied: User: "
+        "arn:aws:iam::123456789012:user/alice is not authorized to perform: sts:AssumeRole "
+        "(exit 3)"
+    ) in out
     assert "alice: access refused after revocation" in out
-    assert "demo finished" in out
+    assert "error:" not in out
+    assert "fix:" not in out
+    # it ends with what to try next, after everything was stopped
+    finished = out.index("demo finished")
+    what_next = out.index("What to try next")
+    assert finished < what_next
+    tail = out[what_next:]
+    assert (
+        "$ kubeiam iam onboard-user NAME --cluster CLUSTER --group GROUP --store aws-auth" in tail
+    )
+    assert "$ kubeiam iam create-access-role ROLE --cluster CLUSTER" in tail
+    assert "$ .venv/bin/kubeiam localaws --print-env > localaws.env &" in tail
+    assert "make demo DEMO_BUILD=1" not in tail  # server-only was asked for: nothing to build
     # secrets: no key, token or signature, although two secret keys and tokens were made
     assert re.search(r"k8s-aws-v1\.[A-Za-z0-9_-]{10}", out) is None
     assert "X-Amz-Signature=" not in out.replace("X-Amz-Signature=****", "")
@@ -194,3 +217,136 @@ def test_without_cached_binaries_the_demo_says_what_it_shows_and_how_to_get_more
         assert outcome in plan.line
     assert said == []  # nothing is built unless asked
     assert not (tmp_path / "empty-cache").exists()
+
+
+@pytest.mark.parametrize(
+    ("stderr", "reason"),
+    [
+        (
+            "kubeiam: error: AssumeRole of R was refused: AccessDenied\n"
+            "    fix: check the role's trust policy\n",
+            "AssumeRole of R was refused: AccessDenied",
+        ),
+        (
+            "kubeiam: error: AssumeRole of R was refused\n  fix: check it\n"
+            "Unable to connect to the server: getting credentials: exec: executable kubeiam "
+            "failed with exit code 3\n",
+            "AssumeRole of R was refused; Unable to connect to the server: getting credentials: "
+            "exec: executable kubeiam failed with exit code 3",
+        ),
+        (
+            "error: You must be logged in to the server (Unauthorized)\n",
+            "You must be logged in to the server (Unauthorized)",
+        ),
+        ("kubeiam: error: same\nkubeiam: error: same\n", "same"),
+        ("", "no message"),
+    ],
+    ids=["kubeiam-error-and-fix", "kubectl-exec-plugin", "kubectl-error", "repeated", "silent"],
+)
+def test_an_expected_refusal_is_told_as_its_reason_without_error_prefix_or_fix(
+    demo: ModuleType, stderr: str, reason: str
+) -> None:
+    assert demo.refusal_reason(stderr) == reason
+
+
+def _words(line: str) -> list[str]:
+    """The words of a shell line up to its first operator (``>``, ``&``, ``;``, ``|``)."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    words = list(lexer)
+    cut = next((i for i, w in enumerate(words) if w and w[0] in "<>&;|"), len(words))
+    return words[:cut]
+
+
+def _parse(args: list[str]) -> str:
+    """Parse ``kubeiam ARGS`` with the real click tree, as the shell would hand them over (no
+    command runs; an unknown flag or a missing required one raises). The command's path."""
+    import click
+
+    from kubeiam.cli.app import cli
+
+    command: click.Command = cli
+    path = ["kubeiam"]
+    while isinstance(command, click.Group):
+        name, args = args[0], args[1:]
+        found = command.get_command(click.Context(command), name)
+        assert found is not None, f"no command {name!r} in {' '.join(path)}"
+        command = found
+        path.append(name)
+    command.make_context(" ".join(path), list(args))
+    return " ".join(path)
+
+
+def test_every_suggested_kubeiam_command_parses_with_todays_cli(demo: ModuleType) -> None:
+    commands = [_words(step.text) for step in demo.next_steps(None) if step.is_command]
+    paths = {_parse(argv[1:]) for argv in commands if argv[0].endswith("kubeiam")}
+    assert paths == {
+        "kubeiam iam onboard-user",
+        "kubeiam iam create-access-role",
+        "kubeiam iam grant",
+        "kubeiam kubeconfig update",
+        "kubeiam whoami",
+        "kubeiam localaws",
+    }
+
+
+@pytest.mark.parametrize(
+    ("missing", "build_hint"), [(True, True), (False, False)], ids=["missing", "present"]
+)
+def test_the_build_hint_follows_only_a_demo_that_lacked_the_api_server(
+    demo: ModuleType, missing: bool, build_hint: bool
+) -> None:
+    plan = demo.Plan(None, "why", missing)
+    assert (demo.BUILD_STEP in demo.next_steps(plan)) is build_hint
+
+
+def test_the_suggested_local_commands_work_as_typed(demo: ModuleType, tmp_path: Path) -> None:
+    """The no-account lines, run as a reader would: localaws in the background, its env file
+    sourced, then the onboarding and whoami commands exactly as printed."""
+    steps = [s.text for s in demo.NEXT_STEPS if s.is_command]
+    start = next(i for i, text in enumerate(steps) if "localaws --print-env" in text)
+    assert steps[start + 1] == ". ./localaws.env"
+    typed = [_words(text) for text in steps[start + 2 :]]
+    kubeiam = str(Path(sys.executable).with_name("kubeiam"))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KUBE"))}
+    env.update(HOME=str(home), TMPDIR=str(tmp_path))
+    env_file = tmp_path / "localaws.env"
+    with env_file.open("w") as out:
+        server = subprocess.Popen(
+            [kubeiam, "localaws", "--print-env"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "export AWS_PROFILE=" not in env_file.read_text():
+            assert server.poll() is None, server.communicate()[1]
+            assert time.monotonic() < deadline, "localaws printed no environment in 60 s"
+            time.sleep(0.2)
+        time.sleep(0.2)  # the rest of the export lines follow in the same write
+        for line in env_file.read_text().splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
+            env[name] = shlex.split(value)[0] if value else ""
+        outputs = []
+        for argv in typed:
+            assert argv[0] == "kubeiam"
+            done = subprocess.run(
+                [kubeiam, *argv[1:]],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            outputs.append(done.stdout)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+    assert re.search(r"username:\s+jane\n\s+groups:\s+developers", outputs[-1]), outputs[-1]

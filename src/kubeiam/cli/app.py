@@ -34,7 +34,7 @@ SHORT_HELP: dict[str, str] = {
     "init": "Write the webhook's key, certificate and kube-apiserver webhook kubeconfig.",
     "mapping": "Add, remove, list, lint and explain IAM-to-Kubernetes mappings.",
     "kubeconfig": "Add or update a kubeconfig entry that runs `kubeiam token`.",
-    "iam": "The seeds' IAM workflows: onboard users, access roles, grant and revoke.",
+    "iam": "Onboard IAM users; give IAM groups access through a role.",
     "whoami": "Show your AWS identity and what it maps to in a cluster.",
     "localaws": "Developer tool: run the local AWS environment (moto + STS front).",
 }
