@@ -69,8 +69,9 @@ e2e: install
 	$(BIN)/python -m tests.e2e.cluster.binaries --skip-without-go
 	$(BIN)/pytest tests/e2e --durations=8
 
-# Both seed workflows on a local AWS; with the real kube-apiserver when tests/e2e has built it
-# (DEMO_BUILD=1 builds it first, ~15 min once). KUBEIAM_DEMO_MODE=server: the webhook alone.
+# Onboard an IAM user, then give an IAM group access through a role, on a local AWS; with the real
+# kube-apiserver when tests/e2e has built it (DEMO_BUILD=1 builds it first, ~15 min once).
+# KUBEIAM_DEMO_MODE=server: the webhook alone.
 demo: install
 	$(BIN)/python demo/run.py
 
