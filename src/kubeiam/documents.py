@@ -154,7 +154,8 @@ def _check_value(
         )
 
 
-def _too_many_digits(source: str, text: str, error: type[DocumentError]) -> DocumentError:
+def too_many_digits(source: str, text: str, error: type[DocumentError]) -> DocumentError:
+    """The error for an integer longer than Python converts (``int()`` raises ValueError)."""
     limit = sys.get_int_max_str_digits()
     found = re.search(rf"\d{{{limit + 1},}}", text)
     line, column = position(text, found.start()) if found else (None, None)
@@ -272,7 +273,7 @@ def load_json(
         ) from None
     except ValueError as exc:
         if "integer string conversion" in str(exc):
-            raise _too_many_digits(source, text, error) from None
+            raise too_many_digits(source, text, error) from None
         raise error(source, f"is not valid JSON: {exc}") from None
     except RecursionError:  # pragma: no cover - check_json_depth ran first
         raise error(source, f"nests more than {MAX_DEPTH} levels deep") from None
@@ -500,7 +501,6 @@ def parse_yaml(
                     line = getattr(value, "line", None)
                     container.lines.append(line if line is not None else event.start_mark.line + 1)
             elif frame[1] is nokey:
-                line = event.start_mark.line + 1
                 if merge:
                     frame[1] = _MERGE_TAG
                 elif scalars is None:
@@ -512,25 +512,21 @@ def parse_yaml(
                         raise error(
                             source,
                             "a mapping key must be a plain value, not a list or mapping",
-                            line=line,
+                            line=event.start_mark.line + 1,
                         ) from None
                     frame[1] = value
-                frame[2] = line
+                frame[2] = event.start_mark
             else:
                 key = frame[1]
                 frame[1] = nokey
+                mark = frame[2]
                 if key is _MERGE_TAG and scalars is not None:
-                    _merge(container, value, seen, source=source, line=frame[2], error=error)
+                    _merge(container, value, seen, source=source, line=mark.line + 1, error=error)
                     continue
                 first = seen.get(key)
                 if first is not None:
-                    raise error(
-                        source,
-                        f"`{key}` appears twice in the same mapping: lines {first} and {frame[2]}",
-                        line=frame[2],
-                        hint="remove one of them (YAML would silently keep only the last)",
-                    )
-                seen[key] = frame[2]
+                    raise _duplicate_key(key, first, mark, source=source, error=error)
+                seen[key] = mark
                 container[key] = value
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -543,7 +539,7 @@ def parse_yaml(
         ) from None
     except ValueError as exc:  # a scalar the constructor refuses (digits, dates, tags)
         if "integer string conversion" in str(exc):
-            raise _too_many_digits(source, text, error) from None
+            raise too_many_digits(source, text, error) from None
         mark = getattr(event, "start_mark", None)
         raise error(
             source,
@@ -555,10 +551,26 @@ def parse_yaml(
     return root
 
 
+def _duplicate_key(
+    key: Any, first: Any, second: Any, *, source: str, error: type[DocumentError]
+) -> DocumentError:
+    """The same key twice in one mapping: both places (lines, or columns on one line)."""
+    if first.line == second.line:
+        where = f"line {first.line + 1}, columns {first.column + 1} and {second.column + 1}"
+    else:
+        where = f"lines {first.line + 1} and {second.line + 1}"
+    return error(
+        source,
+        f"`{key}` appears twice in the same mapping: {where}",
+        line=second.line + 1,
+        hint="remove one of them (YAML would silently keep only the last)",
+    )
+
+
 def _merge(
     container: dict[Any, Any],
     value: Any,
-    seen: dict[Any, int],
+    seen: dict[Any, Any],
     *,
     source: str,
     line: int,

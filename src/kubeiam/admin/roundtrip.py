@@ -66,7 +66,7 @@ def load(
     """
     from ruamel.yaml.error import YAMLError
 
-    from kubeiam.documents import DocumentError, parse_yaml
+    from kubeiam.documents import DocumentError, parse_yaml, too_many_digits
 
     if text is None or not text.strip():
         return None, make_yaml(*default_indent)
@@ -83,6 +83,12 @@ def load(
     try:
         yaml = make_yaml(*guess_sequence_indent(text, default_indent))
         doc = yaml.load(text)
+    except ValueError as exc:  # a plain scalar ruamel cannot convert (digits, dates)
+        if "integer string conversion" in str(exc):
+            raise too_many_digits(str(path), text, DocumentError) from None
+        raise DocumentError(
+            str(path), f"a value cannot be read ({exc}); nothing was written"
+        ) from None
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -66,9 +66,20 @@ def api_version_from_exec_info(exec_info: str | None) -> tuple[str, str | None]:
             "`kubeiam kubeconfig`)"
         )
     return DEFAULT_API_VERSION, (
-        f"KUBERNETES_EXEC_INFO asks for apiVersion {version!r}, which kubeiam does not know; "
+        f"KUBERNETES_EXEC_INFO asks for apiVersion {_shown(version)}, which kubeiam does not "
+        "know; "
         f"answering with {DEFAULT_API_VERSION}"
     )
+
+
+#: A value quoted in a warning is cut here: the variable may hold up to 128 KiB.
+_SHOWN_CHARS = 80
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, escaped (control characters, surrogates) and cut to a line."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
 
 
 def format_timestamp(epoch_seconds: float) -> str:

@@ -68,8 +68,8 @@ def parse_dynamic_file(content: bytes, *, user_id_strict: bool = False) -> LoadR
         return LoadResult(MappingSet(), (issue,))
 
     try:
-        text = decode_text(content, source="the file", error=MappingDocumentError)
-        document = load_json(text, source="the file", error=MappingDocumentError)
+        text = decode_text(content, source="JSON", error=MappingDocumentError)
+        document = load_json(text, source="JSON", error=MappingDocumentError)
     except DocumentError as exc:
         return refused(str(exc).replace("\n  fix:", ";"))
     if not isinstance(document, Mapping):
