@@ -214,7 +214,7 @@ async def test_hanging_names_cost_only_their_own_reviews(
     """Names whose lookups hang hold at most pool_size - 1 threads; the rest fail at once; the
     valid user (its host routed statically, as a cached name would be) is never delayed."""
     client, dns, resolver = served
-    slow = [f"s{chr(97 + i % 26)}-east-{1 + i // 26}" for i in range(100)]
+    slow = [f"s{chr(97 + i % 26)}-north-{1 + i // 26}" for i in range(100)]
     pending = [asyncio.ensure_future(client.review(mint(alice, r))) for r in slow]
     await asyncio.sleep(0.3)
     loop = asyncio.get_running_loop()

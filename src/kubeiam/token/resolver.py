@@ -20,7 +20,9 @@ within 10 s". :class:`BoundedResolver` replaces it:
 * **a lane for known hosts**: hosts that never resolved may hold at most ``pool_size - 1`` threads,
   and at most ``max_pending`` of them may wait or run at once; beyond that a lookup fails at once
   (``EAI_AGAIN``) and only that token's review fails (as "STS unavailable"), nobody else's. At
-  least one thread is always free for refreshing known hosts;
+  least one thread is always free for known hosts: those that resolved before, and the STS hosts
+  of the regions AWS has published (:func:`published_sts_host`, a few hundred names at most), so
+  a user from a real region is never queued behind a flood of made-up ones, even on first use;
 * ``--sts-resolve`` entries (``static``) are answered from the table, with no lookup at all.
 
 Failures are raised as :class:`socket.gaierror` (an ``OSError``), which aiohttp turns into a
@@ -40,6 +42,7 @@ from typing import Any
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from kubeiam.expiring_cache import ExpiringCache
+from kubeiam.partitions import GLOBAL_STS_HOST, KNOWN_REGIONS
 
 #: Threads doing ``getaddrinfo``. STS names resolve in milliseconds and are cached, so a few are
 #: plenty; the bound is what keeps a flood of slow names from taking more.
@@ -63,6 +66,15 @@ _NUMERIC_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
 #: ``getaddrinfo``'s signature, injectable so that tests never send a DNS query.
 GetAddrInfo = Callable[..., list[tuple[Any, ...]]]
 _Key = tuple[str, int, int]
+
+
+def published_sts_host(host: str) -> bool:
+    """``sts[-fips].<published region>.<anything>`` or the global endpoint: a bounded set of
+    names (the host check already limited the domains) that may use the known hosts' lane."""
+    if host == GLOBAL_STS_HOST:
+        return True
+    service, _, rest = host.partition(".")
+    return service in ("sts", "sts-fips") and rest.partition(".")[0] in KNOWN_REGIONS
 
 
 class ResolverOverloaded(socket.gaierror):
@@ -100,6 +112,7 @@ class BoundedResolver(AbstractResolver):
         getaddrinfo: GetAddrInfo = socket.getaddrinfo,
         clock: Callable[[], float] = time.monotonic,
         on_event: Callable[[str], None] | None = None,
+        preferred: Callable[[str], bool] = published_sts_host,
     ) -> None:
         """``on_event(name)`` is told of each ``"lookup"`` (a ``getaddrinfo`` started) and each
         ``"overloaded"`` (a lookup refused by the bound); the server counts them."""
@@ -116,6 +129,7 @@ class BoundedResolver(AbstractResolver):
         self.max_stale = max_stale
         self._getaddrinfo = getaddrinfo
         self._on_event = on_event
+        self._preferred = preferred
         self._answers: ExpiringCache[_Key, _Answer] = ExpiringCache(
             max_entries=max_entries, clock=clock
         )
@@ -155,7 +169,7 @@ class BoundedResolver(AbstractResolver):
         if answer is not None:
             return answer.unwrap()  # a negative entry
         answer, _ = await self._answers.get_or_load(
-            key, lambda: self._lookup(key, known=False), ttl=self._ttl
+            key, lambda: self._lookup(key, known=self._preferred(host)), ttl=self._ttl
         )
         return answer.unwrap()
 

@@ -215,3 +215,39 @@ async def test_lookups_and_refusals_are_reported(dns: FakeDNS) -> None:
     await blocked
     assert events == ["lookup", "overloaded"]
     await resolver.close()
+
+
+async def test_published_regions_skip_the_queue_of_made_up_ones_even_on_first_use(
+    dns: FakeDNS,
+) -> None:
+    resolver = make(dns, pool_size=3, max_pending=4, timeout=5)
+    flood = [asyncio.ensure_future(resolver.resolve(f"slow{i}.example", 443)) for i in range(10)]
+    await asyncio.sleep(0.05)
+    assert resolver.overloaded == 6  # 2 running, 2 waiting, the rest refused
+    first_use = "sts-fips.eu-west-3.amazonaws.com"
+    (answer,) = await asyncio.wait_for(resolver.resolve(first_use, 443), 1)
+    assert answer["hostname"] == first_use
+    with pytest.raises(ResolverOverloaded):  # a made-up region still waits its turn
+        await resolver.resolve("sts.zz-north-9.amazonaws.com", 443)
+    dns.gate.set()
+    await asyncio.gather(*flood, return_exceptions=True)
+    await resolver.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "published"),
+    [
+        ("sts.amazonaws.com", True),
+        ("sts.us-east-1.amazonaws.com", True),
+        ("sts-fips.us-gov-west-1.amazonaws.com", True),
+        ("sts.eu-west-1.api.aws", True),
+        ("sts.zz-north-9.amazonaws.com", False),
+        ("ec2.us-east-1.amazonaws.com", False),
+        ("vpce-1.sts.us-east-1.vpce.amazonaws.com", False),
+    ],
+    ids=["global", "regional", "fips-gov", "dual-stack", "made-up", "not-sts", "vpce"],
+)
+def test_published_sts_hosts(host: str, published: bool) -> None:
+    from kubeiam.token.resolver import published_sts_host
+
+    assert published_sts_host(host) is published
