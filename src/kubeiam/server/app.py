@@ -403,7 +403,19 @@ class _Handlers:
     async def readyz(self, request: web.Request) -> web.Response:
         if self.mapper.ready:
             return web.Response(text="ok")
-        return web.Response(status=503, text="mapping backends are still loading")
+        # One line per backend not ready, with why (e.g. "EKSConfigMap: list failed: the
+        # Kubernetes API refused ... (403 Forbidden) ..."): backends that expose a reason.
+        lines = [
+            f"{getattr(b, 'name', '?')}: {getattr(b, 'not_ready_reason', None) or 'loading'}"
+            for b in getattr(self.mapper, "backends", ())
+            if not getattr(b, "ready", True)
+        ]
+        text = (
+            "mapping backends are not ready:\n" + "\n".join(lines)
+            if lines
+            else "mapping backends are still loading"
+        )
+        return web.Response(status=503, text=text)
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         self.metrics.cache_size.set(len(self.cache))

@@ -142,3 +142,56 @@ async def test_crd_backend_names_the_refused_resource(
         assert "anonymous" in why
     finally:
         await backend.stop()
+
+
+async def test_readyz_names_the_backend_and_why_and_the_metric_counts_it(
+    api: KubeAPI, pki: Pki, tmp_path: Path
+) -> None:
+    """The server's own wiring (config -> build_chain -> app): a 403 on aws-auth."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from kubeiam.server.app import create_app
+    from kubeiam.server.backends import build_chain
+    from kubeiam.server.config import build_config, read_config_file
+    from kubeiam.server.identity_cache import IdentityCache
+    from kubeiam.server.metrics import ServerMetrics
+
+    api.forbidden.add(ALL_CONFIGMAPS)
+    ca = {"certificate-authority-data": base64.b64encode(pki.ca_pem).decode()}
+    kubeconfig = write_yaml(
+        tmp_path / "kc", kubeconfig_doc(api.url, cluster=ca, user={"token": "good-token"})
+    )
+    config_file = tmp_path / "server.yaml"
+    config_file.write_text(
+        f"clusterID: c\nserver:\n  backendMode: [EKSConfigMap]\n  kubeconfig: {kubeconfig}\n"
+    )
+    config = build_config(read_config_file(config_file), {})
+    metrics = ServerMetrics()
+    chain, stop = await build_chain(config, metrics, None)
+    client = TestClient(
+        TestServer(create_app(object(), chain, metrics=metrics, identity_cache=IdentityCache()))  # type: ignore[arg-type]
+    )
+    await client.start_server()
+    try:
+        await _until(lambda: metrics.backend_failures.labels("EKSConfigMap")._value.get() >= 1)
+        answer = await client.get("/readyz")
+        text = await answer.text()
+        assert answer.status == 503
+        assert text.splitlines()[0] == "mapping backends are not ready:"
+        assert text.splitlines()[1].startswith(
+            "EKSConfigMap: list failed: the Kubernetes API refused user 'token-user': list "
+            "configmaps in kube-system (403 Forbidden)"
+        )
+        scraped = (await (await client.get("/metrics")).text()).splitlines()
+        assert any(
+            line.startswith('kubeiam_backend_failures_total{backend="EKSConfigMap"}')
+            for line in scraped
+        )
+        assert any(
+            line.startswith("aws_iam_authenticator_configmap_watch_failures_total ")
+            and float(line.split()[-1]) >= 1
+            for line in scraped
+        )
+    finally:
+        await client.close()
+        await stop()
