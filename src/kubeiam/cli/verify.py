@@ -41,17 +41,42 @@ def identity_document(identity: Identity) -> dict[str, str | float]:
 
 #: ``-t -`` reads the token from standard input.
 _STDIN = "-"
+#: How to hand verify a token from the plugin: the bare token, not the document around it.
+BARE_VALUE_HINT = (
+    "pass the token alone: `kubeiam token -i ID --token-only | kubeiam verify -i ID -t -` "
+    "(or the ExecCredential's status.token)"
+)
+
+
+def check_not_a_document(text: str, source: str) -> None:
+    """Refuse a JSON document where a token belongs, saying what it is and how to pass the
+    token. Decided on the text's shape without parsing it (the input may be huge or deeply
+    nested), and the message never quotes it: an ExecCredential holds a live token."""
+    if not text.startswith("{"):
+        return
+    if "ExecCredential" in text or '"token"' in text:
+        raise ConfigError(
+            f"{source} is a whole ExecCredential (what `kubeiam token` prints for kubectl), "
+            "not a token",
+            hint=BARE_VALUE_HINT,
+        )
+    raise ConfigError(
+        f"{source} is a JSON document, not a token (k8s-aws-v1....)", hint=BARE_VALUE_HINT
+    )
 
 
 def _read_token(token: str) -> str:
     if token != _STDIN:
-        return token.strip()
+        text = token.strip()
+        check_not_a_document(text, "--token")
+        return text
     # A token is at most 4 KiB; read a little more so an oversized one is still refused.
     data = sys.stdin.read(64 * 1024).strip()
     if not data:
         raise ConfigError(
             "no token on standard input", hint="pipe one in, e.g. from `kubeiam token --token-only`"
         )
+    check_not_a_document(data, "standard input")
     return data
 
 
@@ -71,7 +96,8 @@ def _read_token(token: str) -> str:
     "-t",
     "--token",
     required=True,
-    help="The token (k8s-aws-v1....), or '-' to read it from standard input.",
+    help="The token (k8s-aws-v1....), or '-' to read it from standard input. The bare token, "
+    "not the ExecCredential around it: `kubeiam token --token-only` prints one.",
 )
 @click.option(
     "-o",
