@@ -23,7 +23,14 @@ from kubeiam.documents import MAX_DOCUMENT_BYTES, DocumentError, decode_text
 
 
 class UnsafeFileError(OSError):
-    """The path is not a file kubeiam can read or replace safely; ``strerror`` says why."""
+    """The path is not a file kubeiam can read or replace safely; ``strerror`` says why and
+    ``fix`` what to do."""
+
+    def __init__(
+        self, code: int, problem: str, filename: str, fix: str = "pass the path of a regular file"
+    ) -> None:
+        super().__init__(code, problem, filename)
+        self.fix = fix
 
 
 class ReadOnlyFileError(UnsafeFileError):
@@ -32,6 +39,9 @@ class ReadOnlyFileError(UnsafeFileError):
 
 class ForeignOwnerError(UnsafeFileError):
     """Replacing the file would change its owner or group, which this process cannot restore."""
+
+
+_TOO_LARGE_FIX = "pass the right file (kubeconfigs and mapping files are small)"
 
 
 def describe_mode(mode: int) -> str | None:
@@ -71,7 +81,10 @@ def read_regular_file(path: Path, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:
         _refuse_special(path, st.st_mode)  # swapped after the stat above
         if st.st_size > max_bytes:
             raise UnsafeFileError(
-                errno.EFBIG, f"is larger than {max_bytes // (1024 * 1024)} MiB", str(path)
+                errno.EFBIG,
+                f"is larger than {max_bytes // (1024 * 1024)} MiB",
+                str(path),
+                _TOO_LARGE_FIX,
             )
         chunks = []
         left = max_bytes + 1
@@ -86,7 +99,10 @@ def read_regular_file(path: Path, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:
         os.close(fd)
     if len(data) > max_bytes:
         raise UnsafeFileError(
-            errno.EFBIG, f"is larger than {max_bytes // (1024 * 1024)} MiB", str(path)
+            errno.EFBIG,
+            f"is larger than {max_bytes // (1024 * 1024)} MiB",
+            str(path),
+            _TOO_LARGE_FIX,
         )
     return data
 
@@ -94,9 +110,7 @@ def read_regular_file(path: Path, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:
 def os_error_problem(exc: OSError) -> tuple[str, str]:
     """(problem, fix) for an ``OSError`` met reading or writing a file."""
     if isinstance(exc, UnsafeFileError):
-        if isinstance(exc, ReadOnlyFileError | ForeignOwnerError):
-            return str(exc.strerror), str(exc.args[-1] if exc.args else "")
-        return str(exc.strerror), "pass the path of a regular file"
+        return str(exc.strerror), exc.fix
     if exc.errno == errno.ENOENT:
         return "no such file", "check the path"
     if exc.errno == errno.ELOOP:

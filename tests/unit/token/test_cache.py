@@ -105,9 +105,21 @@ def test_keys_differ_for_anything_that_changes_the_token() -> None:
         b'{"version": 99, "token": "x", "expiresAt": 1e12}',
         b'{"version": 1}',
         b"\xff\xfe",
+        b"[" * 100_000,
+        b'{"version": 1, "token": "k8s-aws-v1.x", "expiresAt": ' + b"9" * 5000 + b"}",
+        b'{"version": 1, "token": "k8s-aws-v1.x", "expiresAt": 1e300}',
+        b'{"version": 1, "token": "k8s-aws-v1.x", "expiresAt": -1e300}',
+        b'{"version": 1, "token": "k8s-aws-v1.x", "expiresAt": true}',
+        b'{"version": 1, "token": "k8s-aws-v1.\\udc80", "expiresAt": 1800000600}',
+        b'{"version": 1, "token": "not-a-token", "expiresAt": 1800000600}',
+        b'{"version": 1, "token": ["k8s-aws-v1.x"], "expiresAt": 1800000600}',
     ],
-    ids=["empty", "truncated", "not-object", "other-version", "missing-fields", "not-utf8"],
-)
+    ids=[
+        "empty", "truncated", "not-object", "other-version", "missing-fields", "not-utf8",
+        "deep-nesting", "huge-int", "expiry-far-future", "expiry-far-past", "expiry-bool",
+        "token-surrogate", "token-foreign", "token-not-string",
+    ],
+)  # fmt: skip
 def test_corrupt_file_is_a_miss_and_gets_overwritten(cache: FileCache, content: bytes) -> None:
     cache.ensure_directory()
     path = Path(cache.path(TOKEN, KEY))
@@ -207,3 +219,59 @@ def test_racing_processes_mint_once_and_agree(cache: FileCache, tmp_path: Path) 
     assert len(set(outputs)) == 1
     leftovers = sorted(p.name for p in Path(cache.directory).iterdir())
     assert leftovers == [f"token-{KEY}.json", f"token-{KEY}.json.lock"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"version": 1, "accessKeyId": "AKIA", "secretAccessKey": "s", "expiresAt": 1e300}',
+        b'{"version": 1, "accessKeyId": "AKIA\\u00e9", "secretAccessKey": "s", "expiresAt": 2e9}',
+        b'{"version": 1, "accessKeyId": "AKIA", "secretAccessKey": "s", "sessionToken": 5, '
+        b'"expiresAt": 2e9}',
+    ],
+    ids=["expiry-beyond-9999", "non-ascii-key", "token-not-string"],
+)
+def test_unusable_credentials_are_a_miss(cache: FileCache, content: bytes) -> None:
+    from kubeiam.token.cache import CREDENTIALS
+
+    cache.ensure_directory()
+    path = Path(cache.path(CREDENTIALS, KEY))
+    path.write_bytes(content)
+    path.chmod(0o600)
+    assert load_credentials(cache, KEY, NOW) is None
+
+
+def test_long_lived_credentials_from_a_process_are_kept(cache: FileCache) -> None:
+    far = 4_070_908_800.0  # 2099: credential_process may hand these out
+    store_credentials(
+        cache, KEY, access_key_id="AKIA", secret_access_key="s", session_token=None, expires_at=far
+    )
+    assert load_credentials(cache, KEY, NOW) == ("AKIA", "s", None, far)
+
+
+@pytest.mark.parametrize("where", ["entry", "lock"])
+def test_a_fifo_in_the_cache_is_refused_without_blocking(cache: FileCache, where: str) -> None:
+    cache.ensure_directory()
+    path = cache.path(TOKEN, KEY) + (".lock" if where == "lock" else "")
+    os.mkfifo(path, 0o600)
+
+    def use() -> None:
+        if where == "entry":
+            load_token(cache, KEY, NOW)
+            return
+        with cache.lock(TOKEN, KEY, timeout=1):
+            pass
+
+    with pytest.raises(CacheError, match="not a regular file"):
+        use()
+
+
+def test_new_cache_directories_are_private_at_every_level(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        cache = FileCache(str(tmp_path / "home" / ".kube" / "cache" / "kubeiam"))
+        store_token(cache, KEY, "k8s-aws-v1.abc", NOW + 600)
+    finally:
+        os.umask(old)
+    for level in ("home", "home/.kube", "home/.kube/cache", "home/.kube/cache/kubeiam"):
+        assert stat.S_IMODE((tmp_path / level).stat().st_mode) == 0o700, level
