@@ -92,6 +92,30 @@ def _context_for(kubeconfig: Path | None, cluster: str) -> str:
     )
 
 
+def identity_summary(
+    me: dict[str, str],
+    canonical_arn: str,
+    session: str,
+    iam_groups: frozenset[str] | None,
+    explanations: list[Any],
+) -> dict[str, Any]:
+    """What ``whoami -o json`` prints (camelCase keys, as every kubeiam JSON output)."""
+    summary: dict[str, Any] = {
+        "arn": me["Arn"],
+        "canonicalArn": canonical_arn,
+        "account": me["Account"],
+        "userId": me["UserId"],
+        "sessionName": session or None,
+        "iamGroups": sorted(iam_groups) if iam_groups is not None else None,
+        "mappings": [e.to_json() for e in explanations],
+    }
+    matched = next((e for e in explanations if e.matched), None)
+    if matched is not None:
+        summary["username"] = matched.username
+        summary["groups"] = list(matched.groups)
+    return summary
+
+
 @click.command("whoami")
 @click.option(
     "--cluster", help="EKS cluster name: explain in the kubeconfig context whose cluster it is."
@@ -180,19 +204,8 @@ def whoami_command(
         return found
 
     explanations = asyncio.run(explain_all()) if stores else []
-    summary: dict[str, Any] = {
-        "arn": me["Arn"],
-        "canonicalArn": principal.canonical_arn,
-        "account": me["Account"],
-        "userId": me["UserId"],
-        "sessionName": session or None,
-        "iamGroups": sorted(iam_groups) if iam_groups is not None else None,
-        "mappings": [e.to_json() for e in explanations],
-    }
+    summary = identity_summary(me, principal.canonical_arn, session, iam_groups, explanations)
     matched = next((e for e in explanations if e.matched), None)
-    if matched is not None:
-        summary["username"] = matched.username
-        summary["groups"] = list(matched.groups)
     if output == "json":
         click.echo(json.dumps(summary, indent=2))
     else:
