@@ -218,23 +218,24 @@ def test_lint_reports_errors_and_warnings(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(
         f"""\
-mapRoles:
-  - rolearn: arn:aws:iam::{ACCOUNT}:role/path/Admin
-    username: admin
-    groups: [system:masters]
-  - rolearn: arn:aws:iam::{ACCOUNT}:role/Admin
-    username: someone-else
-  - rolearn: arn:aws:iam::12345:role/Broken
-    username: x
-  - rolearn: arn:aws:iam::{ACCOUNT}:role/Templ
-    username: "{{{{sessionname}}}}"
-  - rolearn: arn:aws:iam::{ACCOUNT}:role/Sys
-    username: system:sneaky
-mapUsers:
-  - userarn: arn:aws:iam::{ACCOUNT}:user/u
-    username: u
-  - userarn: arn:aws:iam::{ACCOUNT}:user/u
-    username: u
+server:
+  mapRoles:
+    - rolearn: arn:aws:iam::{ACCOUNT}:role/path/Admin
+      username: admin
+      groups: [system:masters]
+    - rolearn: arn:aws:iam::{ACCOUNT}:role/Admin
+      username: someone-else
+    - rolearn: arn:aws:iam::12345:role/Broken
+      username: x
+    - rolearn: arn:aws:iam::{ACCOUNT}:role/Templ
+      username: "{{{{sessionname}}}}"
+    - rolearn: arn:aws:iam::{ACCOUNT}:role/Sys
+      username: system:sneaky
+  mapUsers:
+    - userarn: arn:aws:iam::{ACCOUNT}:user/u
+      username: u
+    - userarn: arn:aws:iam::{ACCOUNT}:user/u
+      username: u
 """
     )
     done = mapping(path, "lint", "-o", "json")

@@ -21,32 +21,43 @@ mapping is ``UNCHANGED``, a different one for the same key is refused unless ``r
 from __future__ import annotations
 
 import abc
+import contextlib
 import copy
 import hashlib
 import io
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
+from kubeiam.admin.mapping_file_text import SECTION_NAMES, ConfigText
 from kubeiam.arn import arn_key, canonicalize_mapping_arn
+from kubeiam.documents import DocumentError, load_document, parse_yaml
 from kubeiam.errors import ConfigError, MappingError
 from kubeiam.keys import get_any_case, key_in, set_any_case
-from kubeiam.mapping.aws_auth import AwsAuthDocument, Change, read_aws_auth
+from kubeiam.mapping.aws_auth import AwsAuthDocument, Change
 from kubeiam.mapping.backends.crd import entries_from_objects
+from kubeiam.mapping.backends.dynamic_file import parse_dynamic_file
+from kubeiam.mapping.block_list import NotSplicable, Style, load_entry, render_scalar
 from kubeiam.mapping.model import (
     ACCOUNTS,
     GROUPS,
     ROLES,
     USERS,
+    EntryCache,
+    GroupMapping,
+    LoadIssue,
     LoadResult,
+    Location,
+    MappingSet,
+    Severity,
     SSOMapping,
     load_entries,
     load_sections,
     parse_account_entry,
-    parse_group_entry,
+    parse_new_entry,
     parse_role_entry,
-    parse_user_entry,
 )
 
 
@@ -107,10 +118,7 @@ def _check_role_or_user(arn: str, kind: str) -> str:
 def _validate(kind: str, arn: str, username: str, groups: Sequence[str]) -> None:
     """The entry's username and groups (templates) under the loader's rules."""
     probe = {f"{kind}arn": arn, "username": username, "groups": list(groups)}
-    if kind == "role":
-        parse_role_entry(probe)
-    else:
-        parse_user_entry(probe)
+    parse_new_entry(ROLES if kind == "role" else USERS, probe)
 
 
 def _lenient_key(arn: str) -> str:
@@ -122,8 +130,12 @@ def _lenient_key(arn: str) -> str:
         return arn_key(arn)
 
 
-def _same_key(written: object, key: str) -> bool:
-    return isinstance(written, str) and _lenient_key(written) == key
+def _same_key(written: object, key: str, tail: str | None = None) -> bool:
+    if not isinstance(written, str):
+        return False
+    if tail is not None and written.rsplit("/", 1)[-1].strip().lower() != tail:
+        return False
+    return _lenient_key(written) == key
 
 
 def _replacing(
@@ -157,26 +169,22 @@ class AwsAuthMappings:
     """aws-auth ``data`` (a dict of YAML strings), edited line-preservingly.
 
     Reading (``load``, ``text``, ``state``) works on any content, so `list`, `lint` and `explain`
-    can show what is wrong with a broken aws-auth; the editor is opened on the first change and
-    refuses content it cannot edit safely (naming the line).
+    can show what is wrong with a broken aws-auth; the first change checks that the content can be
+    edited safely (:meth:`AwsAuthDocument.check_editable`, naming the line).
     """
 
     def __init__(self, data: Mapping[str, str] | None) -> None:
-        self._data: dict[str, str] = dict(data or {})
-        self._editor: AwsAuthDocument | None = None
-
-    @property
-    def _doc(self) -> AwsAuthDocument:
-        if self._editor is None:
-            self._editor = AwsAuthDocument(self._data)
-        return self._editor
+        self._doc = AwsAuthDocument(data, check=False)
 
     @property
     def data(self) -> dict[str, str]:
-        return self._editor.to_data() if self._editor is not None else dict(self._data)
+        return self._doc.to_data()
 
     def load(self) -> LoadResult:
-        return read_aws_auth(self.data)
+        return self._doc.load()
+
+    def names(self) -> list[str]:
+        return self._doc.names()
 
     def text(self) -> str:
         out: list[str] = []
@@ -255,37 +263,192 @@ class _ArnUpserts(abc.ABC):
 
 
 class FileMappings(_ArnUpserts):
-    """A server config YAML or a DynamicFile JSON, edited as a round-trip document."""
+    """A server config YAML or a DynamicFile JSON, as the server reads it and as edits change it.
+
+    :meth:`load` is the server's own reading of the file (:func:`load_server_config` for YAML,
+    :func:`~kubeiam.mapping.backends.dynamic_file.parse_dynamic_file` for JSON): a file the
+    server would refuse (unreadable, duplicate keys, a section of the wrong shape, an invalid
+    entry MountedFile would stop on) loads with ERROR issues, so `list`, `lint` and `explain`
+    show why. An edit refuses such a file, and a section of the wrong shape, with nothing
+    written (:class:`ConfigError`).
+
+    YAML edits splice the text (:class:`~kubeiam.admin.mapping_file_text.ConfigText`): untouched
+    lines stay byte for byte and 10,000 entries edit in well under a second. A file the splicer
+    does not recognise falls back to the ruamel round trip (comments and unknown keys kept too,
+    but seconds on a big file). JSON is re-written with ``json.dumps`` (two-space indent).
+    """
 
     def __init__(self, text: str | None, *, json_format: bool, name: str = "mapping file") -> None:
         self._json = json_format
         self._name = name
         self._original = text or ""
-        if json_format:
-            try:
-                doc = json.loads(text) if text and text.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise ConfigError(
-                    f"{name} is not valid JSON (line {exc.lineno}); nothing was written",
-                    hint="fix the file, then retry",
-                ) from None
-            self._yaml: Any = None
+        self._absent = text is None
+        self._error: ConfigError | None = None
+        self._doc: Any = None
+        try:
+            if self._original.strip():
+                self._doc = load_document(
+                    self._original, source=name, json_format=json_format, error=DocumentError
+                )
+        except ConfigError as exc:
+            self._error = exc
+        self._splicer: ConfigText | None = None
+        self._yaml: Any = None  # ruamel, when the splicer cannot edit the file
+        self._opened = False
+        self._dirty = False
+        self._result: LoadResult | None = None
+        self._cache: EntryCache = {}
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def load(self) -> LoadResult:
+        if self._result is None:
+            if self._json and not self._dirty and self._absent:
+                self._result = LoadResult(MappingSet())  # no file yet: nothing mapped
+            elif self._json:
+                self._result = parse_dynamic_file(self.text().encode("utf-8"))
+            elif self._dirty and self._splicer is not None:
+                self._result = load_server_config(
+                    self._splicer.doc, name=self._name, cache=self._cache
+                )
+            elif self._dirty:
+                self._result = load_server_config_text(self.text(), name=self._name)
+            elif self._error is not None:
+                self._result = _refused(self._error)
+            else:
+                self._result = load_server_config(self._doc, name=self._name, cache=self._cache)
+        return self._result
+
+    def text(self) -> str:
+        if not self._dirty:
+            return self._original
+        if self._json:
+            return json.dumps(self._doc, indent=2) + "\n"
+        if self._splicer is not None:
+            return self._splicer.text()
+        from kubeiam.admin import roundtrip
+
+        return roundtrip.dump(self._doc, self._yaml)
+
+    def state(self) -> Any:
+        return self.text()
+
+    def names(self) -> list[str]:
+        """What each entry maps (ARNs, accounts, permission sets), for "did you mean" answers."""
+        holder = self._holder_value()
+        if not isinstance(holder, dict):
+            return []
+        out: list[str] = []
+        for key, value in holder.items():
+            if str(key).lower() in SECTION_NAMES and isinstance(value, list):
+                for item in value:
+                    out += _names_of(item)
+        return out
+
+    # -- opening for an edit ---------------------------------------------------------------------
+
+    def _holder_value(self) -> Any:
+        doc = self._doc if not self._opened or self._splicer is None else self._splicer.doc
+        if not isinstance(doc, dict):
+            return None
+        if self._json:
+            return doc
+        return next((v for k, v in doc.items() if str(k).lower() == "server"), None)
+
+    def _open(self) -> None:
+        """Check the file can be edited; choose the splicer or the round trip."""
+        if self._opened:
+            return
+        if self._error is not None:
+            raise ConfigError(
+                f"{self._error.message}; nothing was written", hint=self._error.hint
+            ) from None
+        doc = self._doc
+        if doc is not None and not isinstance(doc, dict):
+            raise ConfigError(
+                f"{self._name}: the top level is not a mapping; nothing was written",
+                hint="a mapping file is a JSON object (DynamicFile) or a server config YAML",
+            )
+        if not self._json:
+            self._check_yaml_shape(doc or {})
+        if self._json:
+            self._doc = doc if doc is not None else {}
+            self._check_sections(self._doc, prefix="")
         else:
             from kubeiam.admin import roundtrip
 
-            doc, self._yaml = roundtrip.load(
-                _path_for(name), text, default_indent=(4, 2)
-            )  # raises ConfigError for invalid YAML
-            if doc is None:
-                from ruamel.yaml.comments import CommentedMap
+            default = roundtrip.guess_sequence_indent(self._original, _DEFAULT_INDENT)
+            style = Style(0, default[1])
+            try:
+                self._splicer = ConfigText(
+                    self._original, doc, parse_item=self._parse_item, style=style
+                )
+            except NotSplicable:
+                self._doc, self._yaml = roundtrip.load(
+                    Path(self._name), self._original, default_indent=_DEFAULT_INDENT
+                )
+                if self._doc is None:
+                    from ruamel.yaml.comments import CommentedMap
 
-                doc = CommentedMap()
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{name}: the top level is not a mapping")
-        self._doc: Any = doc
-        self._dirty = False
+                    self._doc = CommentedMap()
+        self._opened = True
 
-    # -- structure -----------------------------------------------------------------------------
+    def _parse_item(self, text: str) -> Any:
+        return parse_yaml(text, source=self._name, error=DocumentError)
+
+    def _check_yaml_shape(self, doc: dict[Any, Any]) -> None:
+        flat = [k for k in doc if str(k).lower() in SECTION_NAMES]
+        if flat:
+            raise ConfigError(
+                f"{self._name} has `{flat[0]}` at the top level, where kubeiam server does not "
+                "read it (MountedFile reads server.mapRoles, server.mapUsers ...); nothing was "
+                "written",
+                hint="move the lists under `server:`, or use a DynamicFile *.json for a file "
+                "of lists only",
+            )
+        holder = self._holder_value()
+        if holder is not None and not isinstance(holder, dict):
+            raise ConfigError(
+                f"{self._name}: `server` is a {type(holder).__name__}, not a mapping of "
+                "settings; nothing was written",
+                hint="fix the file: `server:` holds mapRoles, mapUsers ... and the settings",
+            )
+        if isinstance(holder, dict):
+            self._check_sections(holder, prefix="server.")
+
+    def _check_sections(self, holder: dict[Any, Any], *, prefix: str) -> None:
+        for key, value in holder.items():
+            if str(key).lower() in SECTION_NAMES and not isinstance(value, list | None):
+                raise ConfigError(
+                    f"{self._name}: `{prefix}{key}` is a {type(value).__name__}, not a list "
+                    "of entries; nothing was written",
+                    hint=f"fix the file: write `{key}:` followed by `- ...` entries",
+                )
+
+    # -- sections --------------------------------------------------------------------------------
+
+    def _items(self, section: str, *, create: bool) -> list[Any]:
+        """The list of ``section`` (created when ``create``; else empty when absent)."""
+        self._open()
+        if self._splicer is not None:
+            block = self._splicer.block(section, create=create)
+            return block.items if block is not None else []
+        holder = self._holder(create=create)
+        key = key_in(holder, section.lower())
+        if key is None or holder[key] is None:
+            if not create:
+                return []
+            holder[section if key is None else key] = self._new_list()
+            key = section if key is None else key
+        value: list[Any] = holder[key]
+        return value
+
+    def _new_list(self) -> Any:
+        if self._json:
+            return []
+        from ruamel.yaml.comments import CommentedSeq
+
+        return CommentedSeq()
 
     def _new_map(self) -> Any:
         if self._json:
@@ -295,42 +458,68 @@ class FileMappings(_ArnUpserts):
         return CommentedMap()
 
     def _holder(self, *, create: bool) -> Any:
-        """The mapping holding the lists: the top level (JSON, flat YAML) or ``server``."""
+        """The mapping holding the lists in the round-trip document (JSON: the top level)."""
         doc = self._doc
-        sections = {s.lower() for s in (ROLES, USERS, ACCOUNTS, GROUPS)}
-        if self._json or any(str(k).lower() in sections for k in doc):
+        if self._json:
             return doc
         for key, value in doc.items():
             if str(key).lower() == "server" and isinstance(value, dict):
                 return value
         if not create:
             return {}
+        key = next((k for k in doc if str(k).lower() == "server"), "server")
         server = self._new_map()
-        doc["server"] = server
+        doc[key] = server
         return server
 
-    def _list(self, section: str, *, create: bool) -> Any:
-        holder = self._holder(create=create)
-        key = key_in(holder, section.lower())
-        if key is None:
-            if not create:
-                return []
-            holder[section] = []
-            return holder[section]
-        value = holder[key]
-        if value is None:
-            if not create:
-                return []
-            holder[key] = []
-            return holder[key]
-        if not isinstance(value, list):
-            raise ConfigError(f"{self._name}: `{key}` is not a list")
-        return value
+    def _changed(self) -> None:
+        self._dirty = True
+        self._result = None
+
+    def _append(self, section: str, entry: Any) -> None:
+        if self._splicer is not None:
+            block = self._splicer.block(section, create=True)
+            assert block is not None
+            block.append(entry)
+        else:
+            self._items(section, create=True).append(entry)
+        self._changed()
+
+    def _rewrite(self, section: str, index: int, username: str, groups: Sequence[str]) -> None:
+        if self._splicer is not None:
+            from ruamel.yaml.comments import CommentedSeq
+
+            block = self._splicer.block(section, create=False)
+            assert block is not None
+            entry = load_entry(block.item_lines(index), block.style)
+            set_any_case(entry, "username", username)
+            set_any_case(entry, "groups", CommentedSeq(groups))
+            block.replace(index, entry)
+        else:
+            first = self._items(section, create=False)[index]
+            set_any_case(first, "username", username)
+            set_any_case(first, "groups", list(groups))
+        self._changed()
+
+    def _remove(self, section: str, indexes: Sequence[int]) -> bool:
+        if not indexes:
+            return False
+        if self._splicer is not None:
+            block = self._splicer.block(section, create=False)
+            assert block is not None
+            block.remove(indexes)
+            self._splicer.drop_if_empty(section)
+        else:
+            items = self._items(section, create=False)
+            for i in sorted(indexes, reverse=True):
+                del items[i]
+            self._drop_empty()
+        self._changed()
+        return True
 
     def _drop_empty(self) -> None:
         holder = self._holder(create=False)
-        sections = {s.lower() for s in (ROLES, USERS, ACCOUNTS, GROUPS)}
-        for key in [k for k, v in holder.items() if str(k).lower() in sections and v == []]:
+        for key in [k for k, v in holder.items() if str(k).lower() in SECTION_NAMES and v == []]:
             del holder[key]
         if holder is not self._doc and not holder:
             for key in [k for k, v in self._doc.items() if v is holder]:
@@ -345,28 +534,7 @@ class FileMappings(_ArnUpserts):
             return wanted
         return {"rolearn": "roleARN", "userarn": "userARN", "grouparn": "groupARN"}[wanted]
 
-    # -- MappingDocument -----------------------------------------------------------------------
-
-    def load(self) -> LoadResult:
-        holder = self._holder(create=False)
-        prefix = "" if holder is self._doc else "server."
-        sections: dict[str, Any] = {}
-        for key, value in holder.items():
-            if str(key).lower() in {s.lower() for s in (ROLES, USERS, ACCOUNTS, GROUPS)}:
-                sections[str(key)] = _plain(value)
-        return load_sections(sections, prefix=prefix)
-
-    def text(self) -> str:
-        if not self._dirty:
-            return self._original
-        if self._json:
-            return json.dumps(self._doc, indent=2) + "\n"
-        from kubeiam.admin import roundtrip
-
-        return roundtrip.dump(self._doc, self._yaml)
-
-    def state(self) -> Any:
-        return self.text()
+    # -- MappingDocument ---------------------------------------------------------------------------
 
     def _upsert(
         self,
@@ -378,11 +546,10 @@ class FileMappings(_ArnUpserts):
         groups: Sequence[str],
         replace: bool,
     ) -> Change:
-        items = self._list(section, create=True)
+        items = self._items(section, create=False)
         found = [i for i, e in enumerate(items) if isinstance(e, dict) and match(e)]
         if not found:
-            items.append(new_entry)
-            self._dirty = True
+            self._append(section, new_entry)
             return Change.ADDED
         first = items[found[0]]
         old_user = get_any_case(first, "username")
@@ -391,11 +558,8 @@ class FileMappings(_ArnUpserts):
             what, old_user, old_groups, username, groups, copies=len(found), replace=replace
         ):
             return Change.UNCHANGED
-        for i in reversed(found[1:]):
-            del items[i]
-        set_any_case(first, "username", username)
-        set_any_case(first, "groups", list(groups))
-        self._dirty = True
+        self._remove(section, found[1:])
+        self._rewrite(section, found[0], username, groups)
         return Change.REPLACED
 
     def _upsert_arn(
@@ -404,21 +568,27 @@ class FileMappings(_ArnUpserts):
         key = _check_role_or_user(arn, kind)
         field = f"{kind}arn"
         section = ROLES if kind == "role" else USERS
-        items = self._list(section, create=False)
+        _validate(kind, arn, username, groups)
+        items = self._items(section, create=False)
         entry = self._new_map()
         entry[self._arn_key_name(items, field)] = arn
         entry["username"] = username
-        entry["groups"] = list(groups)
-        _validate(kind, arn, username, groups)
+        entry["groups"] = self._list_of(groups)
+        tail = _arn_tail(arn)
         return self._upsert(
             section,
-            lambda e: _same_key(get_any_case(e, field), key),
+            lambda e: _same_key(get_any_case(e, field), key, tail),
             entry,
             arn,
             username,
             groups,
             replace,
         )
+
+    def _list_of(self, values: Sequence[str]) -> Any:
+        out = self._new_list()
+        out.extend(values)
+        return out
 
     def upsert_sso(
         self,
@@ -432,14 +602,14 @@ class FileMappings(_ArnUpserts):
     ) -> Change:
         sso = self._new_map()
         sso["permissionSetName"] = permission_set
-        sso["accountID"] = account_id
+        sso["accountID"] = self._quoted(account_id)
         if partition != "aws":
             sso["partition"] = partition
         entry = self._new_map()
         entry["sso"] = sso
         entry["username"] = username
-        entry["groups"] = list(groups)
-        parsed, _ = parse_role_entry(_plain(entry))
+        entry["groups"] = self._list_of(groups)
+        parsed = parse_new_entry(ROLES, _plain(entry))
         assert isinstance(parsed, SSOMapping)
         return self._upsert(
             ROLES,
@@ -451,20 +621,29 @@ class FileMappings(_ArnUpserts):
             replace,
         )
 
+    def _quoted(self, value: str) -> Any:
+        if self._json:
+            return value
+        from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+        return DoubleQuotedScalarString(value)
+
     def upsert_group(
         self, grouparn: str, username: str, groups: Sequence[str], *, replace: bool
     ) -> Change:
-        parsed, _ = parse_group_entry(
-            {"grouparn": grouparn, "username": username, "groups": list(groups)}
+        parsed = parse_new_entry(
+            GROUPS, {"grouparn": grouparn, "username": username, "groups": list(groups)}
         )
-        items = self._list(GROUPS, create=False)
+        assert isinstance(parsed, GroupMapping)
+        items = self._items(GROUPS, create=False)
         entry = self._new_map()
         entry[self._arn_key_name(items, "grouparn")] = grouparn
         entry["username"] = username
-        entry["groups"] = list(groups)
+        entry["groups"] = self._list_of(groups)
+        tail = _arn_tail(grouparn)
         return self._upsert(
             GROUPS,
-            lambda e: _same_key(get_any_case(e, "grouparn"), parsed.key),
+            lambda e: _same_key(get_any_case(e, "grouparn"), parsed.key, tail),
             entry,
             grouparn,
             username,
@@ -474,54 +653,145 @@ class FileMappings(_ArnUpserts):
 
     def add_account(self, account_id: str) -> Change:
         parse_account_entry(account_id)
-        items = self._list(ACCOUNTS, create=True)
+        items = self._items(ACCOUNTS, create=False)
         if any(str(a).strip() == account_id for a in items):
             return Change.UNCHANGED
-        if self._json:
-            items.append(account_id)
+        if self._splicer is not None:
+            block = self._splicer.block(ACCOUNTS, create=True)
+            assert block is not None
+            line = " " * block.style.top + "- " + render_scalar(self._quoted(account_id))
+            block.append_lines([line + block.newline])
+            self._changed()
         else:
-            from ruamel.yaml.scalarstring import DoubleQuotedScalarString
-
-            items.append(DoubleQuotedScalarString(account_id))
-        self._dirty = True
+            self._append(ACCOUNTS, self._quoted(account_id))
         return Change.ADDED
 
     def _remove_where(self, section: str, match: Any) -> bool:
-        items = self._list(section, create=False)
-        hits = [i for i, e in enumerate(items) if match(e)]
-        for i in reversed(hits):
-            del items[i]
-        return bool(hits)
+        items = self._items(section, create=False)
+        return self._remove(section, [i for i, e in enumerate(items) if match(e)])
 
     def remove(self, arn_or_account: str) -> Change:
         removed = False
         if arn_or_account.startswith("arn:"):
             key = _lenient_key(arn_or_account)
+            tail = _arn_tail(arn_or_account)
             for section, field in ((ROLES, "rolearn"), (USERS, "userarn"), (GROUPS, "grouparn")):
                 removed |= self._remove_where(
                     section,
-                    lambda e, f=field: isinstance(e, dict) and _same_key(get_any_case(e, f), key),
+                    lambda e, f=field: (
+                        isinstance(e, dict) and _same_key(get_any_case(e, f), key, tail)
+                    ),
                 )
         else:
             removed = self._remove_where(ACCOUNTS, lambda e: str(e).strip() == arn_or_account)
-        if removed:
-            self._drop_empty()
-            self._dirty = True
         return Change.REMOVED if removed else Change.UNCHANGED
 
     def remove_sso(self, permission_set: str, account_id: str, *, partition: str) -> Change:
         key = (partition, account_id, permission_set.lower())
         if self._remove_where(ROLES, lambda e: isinstance(e, dict) and _sso_key(e) == key):
-            self._drop_empty()
-            self._dirty = True
             return Change.REMOVED
         return Change.UNCHANGED
 
 
-def _path_for(name: str) -> Any:
-    from pathlib import Path
+#: New lists in a YAML file without one to copy: ``key:\n  - item`` (dash offset 2).
+_DEFAULT_INDENT = (4, 2)
 
-    return Path(name)
+
+def _refused(error: ConfigError) -> LoadResult:
+    return LoadResult(MappingSet(), (LoadIssue(Severity.ERROR, Location("file"), error.message),))
+
+
+def load_server_config_text(text: str, *, name: str) -> LoadResult:
+    """The mappings ``kubeiam server`` would load from config ``text`` (MountedFile), with every
+    reason it would refuse the file as ERROR issues; see :func:`load_server_config`."""
+    try:
+        doc = parse_yaml(text, source=name, error=DocumentError)
+    except ConfigError as exc:
+        return _refused(exc)
+    return load_server_config(doc, name=name)
+
+
+def load_server_config(doc: Any, *, name: str, cache: EntryCache | None = None) -> LoadResult:
+    """The mappings ``kubeiam server`` would load from config document ``doc``.
+
+    The server's own steps: :func:`kubeiam.server.config.parse_config` (wrong shapes and values
+    raise there, and the server does not start), then MountedFile's :func:`load_sections` in
+    strict mode (a skipped entry stops the server too, so it is an ERROR here). The warnings
+    the server would log (unknown keys ...) come back as WARNING issues.
+    """
+    from kubeiam.server.config import parse_config
+
+    with _server_log_warnings() as warnings:
+        try:
+            values = parse_config(doc, source=name)
+        except ConfigError as exc:
+            return _refused(exc)
+    result = load_sections(
+        {
+            ROLES: list(values.get("map_roles", ())),
+            USERS: list(values.get("map_users", ())),
+            ACCOUNTS: list(values.get("map_accounts", ())),
+            GROUPS: list(values.get("map_groups", ())),
+        },
+        prefix="server.",
+        cache=cache,
+    )
+    flat = [k for k in doc if str(k).lower() in SECTION_NAMES] if isinstance(doc, dict) else []
+    warnings += [
+        f"`{k}` at the top level is not read by kubeiam server (MountedFile reads "
+        f"server.{SECTION_NAMES[str(k).lower()]}): these entries map nobody"
+        for k in flat
+    ]
+    issues = tuple(LoadIssue(Severity.WARNING, Location("file"), w) for w in warnings) + tuple(
+        LoadIssue(Severity.ERROR, i.location, i.message + " (MountedFile refuses the file)")
+        if i.severity is Severity.SKIPPED
+        else i
+        for i in result.issues
+    )
+    return LoadResult(result.mappings, issues)
+
+
+@contextlib.contextmanager
+def _server_log_warnings() -> Iterator[list[str]]:
+    """What the server config parser logs at WARNING and above, as text."""
+    import logging
+
+    collected: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            key = getattr(record, "key", None)
+            collected.append(record.getMessage() + (f": {key}" if key else ""))
+
+    logger = logging.getLogger("kubeiam.server.config")
+    handler = _Collect(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield collected
+    finally:
+        logger.removeHandler(handler)
+
+
+def _arn_tail(arn: str) -> str:
+    """The name part of an ARN (lower-cased): equal for every spelling of one principal, so a
+    cheap filter before the canonical comparison."""
+    return arn.rsplit("/", 1)[-1].strip().lower()
+
+
+def _names_of(item: Any) -> list[str]:
+    if not isinstance(item, dict):
+        return [str(item).strip()] if isinstance(item, str | int) else []
+    names = []
+    for field in ("rolearn", "userarn", "grouparn"):
+        value = get_any_case(item, field)
+        if isinstance(value, str):
+            names.append(value.strip())
+    sso = get_any_case(item, "sso")
+    if isinstance(sso, dict):
+        value = get_any_case(sso, "permissionsetname")
+        if isinstance(value, str):
+            names.append(value.strip())
+    return names
 
 
 def _plain(value: Any) -> Any:

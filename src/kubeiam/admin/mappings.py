@@ -160,14 +160,44 @@ class EditResult:
     forced: tuple[str, ...] = ()
 
 
+#: Lines of context around each change in a diff (difflib's and git's default).
+_DIFF_CONTEXT = 3
+_HUNK = re.compile(r"@@ -(\d+)((?:,\d+)?) \+(\d+)((?:,\d+)?) @@")
+
+
 def unified_diff(old: str, new: str, target: str) -> str:
+    """The unified diff of two texts. The common head and tail are cut off before difflib runs
+    (an edit changes a few lines of a file that may hold 30,000): difflib on the whole of two
+    such texts takes most of a second, on the middle part milliseconds."""
+    a = old.splitlines(keepends=True)
+    b = new.splitlines(keepends=True)
+    head = 0
+    limit = min(len(a), len(b))
+    while head < limit and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
+        tail += 1
+    skip = max(0, head - _DIFF_CONTEXT)
+    keep_tail = max(0, tail - _DIFF_CONTEXT)
     lines = difflib.unified_diff(
-        old.splitlines(keepends=True),
-        new.splitlines(keepends=True),
+        a[skip : len(a) - keep_tail],
+        b[skip : len(b) - keep_tail],
         fromfile=f"{target} (current)",
         tofile=f"{target} (after)",
+        n=_DIFF_CONTEXT,
     )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+    def shift(match: re.Match[str]) -> str:
+        old_start, old_len, new_start, new_len = match.groups()
+        return f"@@ -{int(old_start) + skip}{old_len} +{int(new_start) + skip}{new_len} @@"
+
+    out = []
+    for line in lines:
+        if line.startswith("@@"):
+            line = _HUNK.sub(shift, line, count=1)
+        out.append(line if line.endswith("\n") else line + "\n")
+    return "".join(out)
 
 
 Operation = Callable[[MappingDocument], Change]
@@ -248,22 +278,24 @@ class MappingEditor:
         for attempt in range(1, self._attempts + 1):
             snapshot = await self.store.read()
             before = snapshot.document.load()
-            old_text = snapshot.document.text()
+            old_text = snapshot.document.text() if dry_run else ""
             # Taken before the operation: documents are edited in place.
             old_state = snapshot.document.state() if snapshot.exists else None
             document, outcome = change(snapshot)
             if outcome is Change.UNCHANGED:
                 return EditResult(outcome, target, "", False, attempt)
+            # The server's own reading of the result: nothing it would refuse is written.
             after = document.load()
-            if len(after.errors) > len(before.errors):
+            if not after.ok:
                 raise MappingError(
-                    "refused: the change would leave an invalid mapping: "
+                    f"refused: the change would leave an invalid mapping that {self.store.backend} "
+                    "would refuse; nothing was written: "
                     + "; ".join(str(i) for i in after.errors[:3]),
                     hint="fix the entries named above first",
                 )
             forced = tuple(check_guards(before, after, force=force))
-            diff = unified_diff(old_text, document.text(), target)
             if dry_run:
+                diff = unified_diff(old_text, document.text(), target)
                 return EditResult(outcome, target, diff, False, attempt, forced)
             if snapshot.exists:
                 await self.store.save_backup(self.record(old_state))
@@ -275,7 +307,7 @@ class MappingEditor:
                 pause = min(_RETRY_PAUSE * 2 ** (attempt - 1), _MAX_RETRY_PAUSE)
                 await self._sleep(pause * (0.5 + self._random()))
                 continue
-            return EditResult(outcome, target, diff, True, attempt, forced)
+            return EditResult(outcome, target, "", True, attempt, forced)
         raise ConflictError(
             f"{target} kept changing under concurrent writers ({self._attempts} attempts)",
             hint="retry the command; if it persists, find the other writer",

@@ -11,8 +11,8 @@ authenticator ignores that key, only ``kubeiam server`` reads it). Two readers, 
   events instead of PyYAML's composer or constructor is what makes 10,000 entries load well under a
   second. Invalid entries are skipped with a reason; ``strict=True`` (editing tools) raises
   :class:`MappingError` instead.
-* :class:`AwsAuthDocument`, the round-trip editor: ruamel.yaml keeps comments, unknown keys and
-  entry order; sections an edit does not touch are written back byte for byte.
+* :class:`AwsAuthDocument`, the editor: it splices the sections' text, so comments, unknown keys
+  and entry order stay, and every line an edit does not touch is written back byte for byte.
 
 Top-level keys are case-sensitive (``mapRoles``), as in the reference; keys inside entries are not.
 """
@@ -20,21 +20,21 @@ Top-level keys are case-sensitive (``mapRoles``), as in the reference; keys insi
 from __future__ import annotations
 
 import enum
-import io
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from kubeiam.arn import arn_key
 from kubeiam.documents import DocumentError, MappingDocumentError, parse_yaml
 from kubeiam.errors import MappingError
 from kubeiam.keys import get_any_case, set_any_case
+from kubeiam.mapping.block_list import BlockList, load_entry, render_scalar
 from kubeiam.mapping.model import (
     ACCOUNTS,
     GROUPS,
     ROLES,
     USERS,
+    EntryCache,
     LoadIssue,
     LoadResult,
     Location,
@@ -45,6 +45,7 @@ from kubeiam.mapping.model import (
     load_entries,
     parse_account_entry,
     parse_group_entry,
+    parse_new_entry,
     parse_role_entry,
     parse_user_entry,
 )
@@ -102,23 +103,35 @@ def read_aws_auth(
     must keep it (:attr:`LoadResult.ok` is False).
     """
     data = data or {}
-    sections: dict[str, list[RawEntry]] = {}
-    issues: list[LoadIssue] = []
-    for name in SECTIONS:
-        entries, problems = parse_section(name, data.get(name))
-        sections[name] = entries
-        issues += problems
+    parsed = {name: parse_section(name, data.get(name)) for name in SECTIONS}
+    result = load_parsed(parsed, match_by_user_id=match_by_user_id)
+    if strict:
+        result.raise_for_issues(strict=True)
+    return result
+
+
+def load_parsed(
+    sections: Mapping[str, tuple[list[RawEntry], list[LoadIssue]]],
+    *,
+    match_by_user_id: bool = False,
+    cache: EntryCache | None = None,
+) -> LoadResult:
+    """Validate and index sections already parsed by :func:`parse_section` (their issues first)."""
+    issues = [issue for name in SECTIONS for issue in sections.get(name, ([], []))[1]]
+
+    def entries(name: str) -> list[RawEntry]:
+        return sections.get(name, ([], []))[0]
+
     result = load_entries(
-        sections[ROLES],
-        sections[USERS],
-        sections[ACCOUNTS],
-        sections[GROUPS],
+        entries(ROLES),
+        entries(USERS),
+        entries(ACCOUNTS),
+        entries(GROUPS),
         match_by_user_id=match_by_user_id,
+        cache=cache,
     )
     if issues:
         result = LoadResult(result.mappings, tuple(issues) + result.issues)
-    if strict:
-        result.raise_for_issues(strict=True)
     return result
 
 
@@ -135,152 +148,161 @@ class Change(enum.Enum):
     REMOVED = "removed"
 
 
-@dataclass(frozen=True, slots=True)
-class _Style:
-    """How a section indents: the column of its top-level dashes, and nested lists' offset."""
-
-    top: int = 0
-    nested_offset: int = 2
-
-
-_NESTED_LIST = re.compile(r"^( *)[^\s#-][^\n]*:[ \t]*\n( *)- ", re.MULTILINE)
-_FIRST_DASH = re.compile(r"^( *)- ", re.MULTILINE)
 #: A block sequence starts with a dash on its first meaningful line.
-_BLOCK_START = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\n)*[ \t]*- ")
+_BLOCK_START = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\r?\n)*[ \t]*- ")
 
 
-def _style_of(text: str) -> _Style:
-    first = _FIRST_DASH.search(text)
-    top = len(first.group(1)) if first else 0
-    nested = _NESTED_LIST.search(text)
-    offset = len(nested.group(2)) - len(nested.group(1)) if nested else 2
-    return _Style(top, max(0, offset))
+def _parse_item(text: str) -> Any:
+    """An item's lines read as :func:`parse_section` reads a whole section."""
+    return _parse_yaml(text)
 
 
-def _render_entry(entry: Any, style: _Style) -> str:
-    """One entry as block YAML lines for a top-level list of the given style."""
-    from ruamel.yaml import YAML
-
-    y = YAML(typ="rt")
-    y.width = 4096
-    y.indent(mapping=2, sequence=style.nested_offset + 2, offset=style.nested_offset)
-    buf = io.StringIO()
-    y.dump(entry, buf)
-    lines = buf.getvalue().splitlines()
-    pad = " " * style.top
-    out = [pad + "- " + lines[0]] + [(pad + "  " + line) if line else line for line in lines[1:]]
-    return "\n".join(out) + "\n"
-
-
-def _load_entry(lines: Sequence[str], style: _Style) -> Any:
-    """The ruamel mapping of one entry, from its lines in the section."""
-    from ruamel.yaml import YAML
-
-    width = style.top + 2
-    body = [lines[0][width:]] + [line[width:] if line.strip() else "" for line in lines[1:]]
-    return YAML(typ="rt").load("\n".join(body) + "\n")
-
-
-def _is_comment_or_blank(line: str) -> bool:
-    stripped = line.strip()
-    return not stripped or stripped.startswith("#")
+def _arn_tail(arn: str) -> str:
+    """The part of an ARN every spelling of the same principal shares (its name, lower-cased):
+    a cheap filter before the canonical comparison."""
+    return arn.rsplit("/", 1)[-1].strip().lower()
 
 
 class AwsAuthDocument:
     """aws-auth ``data`` opened for editing, keeping everything an edit does not touch.
 
-    Edits splice text: an added entry is appended to its section, a removed one cut out, a replaced
-    one re-rendered from its own ruamel round-trip (its unknown keys and comments stay); every other
-    line of every section stays byte for byte, and so do the other keys of ``data``. New entries
-    follow the section's own indentation. Validation uses the rules of :func:`read_aws_auth` in
-    strict mode, so a document that parses here is one the watcher accepts.
+    Edits splice text (:class:`~kubeiam.mapping.block_list.BlockList`): an added entry is appended
+    to its section, a removed one cut out, a replaced one re-rendered from its own ruamel round-trip
+    (its unknown keys and comments stay); every other line of every section stays byte for byte,
+    and so do the other keys of ``data``. New entries follow the section's own indentation.
+
+    Each section is parsed once, by :func:`parse_section` (the server's reader); the parsed entries
+    are kept beside the lines and spliced with them, so :meth:`load` after an edit validates with
+    the server's rules (:func:`load_parsed`) without parsing 10,000 entries again.
+
+    ``check`` (the default) refuses, naming the line, a document the watcher would read with
+    errors or skipped entries, or a section that is not a block list: kubeiam cannot edit those
+    safely. Reading tools pass ``check=False`` and call :meth:`check_editable` before an edit.
     """
 
-    def __init__(self, data: Mapping[str, str] | None = None) -> None:
+    def __init__(self, data: Mapping[str, str] | None = None, *, check: bool = True) -> None:
         self._data: dict[str, str] = dict(data or {})
+        self._parsed: dict[str, tuple[object, list[RawEntry], list[LoadIssue]]] = {}
+        self._lists: dict[str, BlockList] = {}
+        self._result: LoadResult | None = None
+        self._cache: EntryCache = {}
+        self._checked = False
+        if check:
+            self.check_editable()
+
+    def check_editable(self) -> None:
+        """Raise :class:`MappingError` unless this document can be edited safely."""
+        if self._checked:
+            return
+        self.load().raise_for_issues(strict=True)  # names the section and line
         for name in SECTIONS:
             text = self._data.get(name)
-            if text is not None and text.strip() not in _EMPTY_TEXTS:
-                read_aws_auth({name: text}, strict=True)  # raises MappingError naming the line
-                # A section left holding only comments (its last entry removed) has no list.
-                if parse_section(name, text)[0] and not _BLOCK_START.match(text):
-                    raise MappingError(
-                        f"{name} is not a block list ('- ' entries), which kubeiam cannot edit "
-                        "without rewriting it",
-                        hint="rewrite the section as a block list",
-                    )
+            if name in self._lists or not isinstance(text, str) or not self._section(name)[0]:
+                continue
+            # A section left holding only comments (its last entry removed) has no list.
+            if not _BLOCK_START.match(text):
+                raise MappingError(
+                    f"{name} is not a block list ('- ' entries), which kubeiam cannot edit "
+                    "without rewriting it",
+                    hint="rewrite the section as a block list",
+                )
+        self._checked = True
 
     def to_data(self) -> dict[str, str]:
         """``data`` after the edits."""
-        return dict(self._data)
+        data = dict(self._data)
+        for name, block in self._lists.items():
+            if not block.changed:
+                continue
+            text = block.text()
+            if text.strip():
+                data[name] = text
+            else:
+                data.pop(name, None)
+        return data
 
     def load(self) -> LoadResult:
         """The document as the watcher would load it."""
-        return read_aws_auth(self._data)
+        if self._result is None:
+            sections = {name: self._section(name) for name in SECTIONS}
+            self._result = load_parsed(sections, cache=self._cache)
+        return self._result
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _text(self, name: str) -> str:
+    def _section(self, name: str) -> tuple[list[RawEntry], list[LoadIssue]]:
+        """A section's entries and issues: from its edited list, else parsed once per text."""
+        block = self._lists.get(name)
+        if block is not None:
+            return [
+                (item, Location(name, i, start + 1))
+                for i, (item, start) in enumerate(zip(block.items, block.starts, strict=True))
+            ], []
         text = self._data.get(name)
-        return "" if text is None or text.strip() in _EMPTY_TEXTS else text
+        cached = self._parsed.get(name)
+        if cached is None or cached[0] is not text:
+            entries, issues = parse_section(name, text)
+            cached = (text, entries, issues)
+            self._parsed[name] = cached
+        return cached[1], cached[2]
 
-    def _spans(self, name: str) -> list[tuple[Any, int, int]]:
-        """Each entry of a section with its [start, end) line span (0-based)."""
-        text = self._text(name)
-        entries, _ = parse_section(name, text)
-        lines = text.splitlines()
-        starts = [(loc.line or 1) - 1 for _, loc in entries]
-        spans: list[tuple[Any, int, int]] = []
-        for i, (raw, _) in enumerate(entries):
-            end = starts[i + 1] if i + 1 < len(starts) else len(lines)
-            while end > starts[i] + 1 and _is_comment_or_blank(lines[end - 1]):
-                end -= 1
-            spans.append((raw, starts[i], end))
-        return spans
+    def _list(self, name: str) -> BlockList:
+        """The section opened for splicing (an empty list when it is absent)."""
+        block = self._lists.get(name)
+        if block is None:
+            self.check_editable()
+            text = self._data.get(name)
+            if not isinstance(text, str) or text.strip() in _EMPTY_TEXTS:
+                text = ""
+            entries, _ = self._section(name)
+            lines = text.splitlines(keepends=True)
+            block = BlockList(
+                lines,
+                [raw for raw, _ in entries],
+                [(location.line or 1) - 1 for _, location in entries],
+                parse_item=_parse_item,
+                newline="\r\n" if lines and lines[0].endswith("\r\n") else "\n",
+            )
+            self._lists[name] = block
+        return block
+
+    def _edited(self) -> None:
+        self._result = None
 
     def entries(self, name: str) -> list[Any]:
         """A section's raw entries (dicts and strings as written)."""
-        return [raw for raw, _, _ in self._spans(name)]
+        return [raw for raw, _ in self._section(name)[0]]
 
-    def _find(self, name: str, arn_field: str, arn: str) -> list[tuple[Any, int, int]]:
+    def _find(self, name: str, arn_field: str, arn: str) -> list[int]:
+        """Indexes of the section's entries for ``arn`` (compared canonically)."""
         key = _canonical_key(name, arn)
+        tail = _arn_tail(arn)
         found = []
-        for raw, start, end in self._spans(name):
+        for i, raw in enumerate(self._list(name).items):
             value = get_any_case(raw, arn_field) if isinstance(raw, Mapping) else None
-            if isinstance(value, str) and _canonical_key(name, value) == key:
-                found.append((raw, start, end))
+            if not isinstance(value, str) or _arn_tail(value) != tail:
+                continue
+            try:
+                if _canonical_key(name, value.strip()) == key:
+                    found.append(i)
+            except MappingError:
+                continue
         return found
 
     # -- editing -------------------------------------------------------------------------------
-
-    def _splice(self, name: str, start: int, end: int, new: str) -> None:
-        text = self._text(name)
-        lines = text.splitlines(keepends=True)
-        if lines and not lines[-1].endswith("\n"):
-            lines[-1] += "\n"
-        result = "".join(lines[:start]) + new + "".join(lines[end:])
-        if result.strip():
-            self._data[name] = result
-        else:
-            self._data.pop(name, None)
-
-    def _append(self, name: str, entry: Any) -> None:
-        text = self._text(name)
-        n = len(text.splitlines())
-        self._splice(name, n, n, _render_entry(entry, _style_of(text)))
 
     def upsert_role(
         self, rolearn: str, username: str, groups: Sequence[str], *, replace: bool = False
     ) -> Change:
         """Add a mapRoles entry; identical -> unchanged; different -> refused unless ``replace``."""
-        parse_role_entry({"rolearn": rolearn, "username": username, "groups": list(groups)})
+        parse_new_entry(ROLES, {"rolearn": rolearn, "username": username, "groups": list(groups)})
         return self._upsert(ROLES, "rolearn", rolearn, username, groups, replace)
 
     def upsert_user(
         self, userarn: str, username: str, groups: Sequence[str], *, replace: bool = False
     ) -> Change:
         """Add a mapUsers entry; identical -> unchanged; different -> refused unless ``replace``."""
-        parse_user_entry({"userarn": userarn, "username": username, "groups": list(groups)})
+        parse_new_entry(USERS, {"userarn": userarn, "username": username, "groups": list(groups)})
         return self._upsert(USERS, "userarn", userarn, username, groups, replace)
 
     def _upsert(
@@ -300,14 +322,15 @@ class AwsAuthDocument:
             entry[arn_field] = arn
             entry["username"] = username
             entry["groups"] = CommentedSeq(groups)
-            self._append(name, entry)
+            self._list(name).append(entry)
+            self._edited()
             return Change.ADDED
         return self._update_found(name, found, arn, username, groups, replace)
 
     def _update_found(
         self,
         name: str,
-        found: list[tuple[Any, int, int]],
+        found: list[int],
         what: str,
         username: str,
         groups: Sequence[str],
@@ -318,7 +341,8 @@ class AwsAuthDocument:
         drops the rest."""
         from ruamel.yaml.comments import CommentedSeq
 
-        raw, start, end = found[0]
+        block = self._list(name)
+        raw = block.items[found[0]]
         old_user = get_any_case(raw, "username")
         old_groups = list(get_any_case(raw, "groups") or [])
         if old_user == username and old_groups == list(groups) and len(found) == 1:
@@ -328,32 +352,33 @@ class AwsAuthDocument:
                 f"{name} already maps {what} to username {old_user!r} with groups {old_groups}",
                 hint="pass --replace to overwrite it",
             )
-        style = _style_of(self._text(name))
-        for _, s, e in reversed(found[1:]):
-            self._splice(name, s, e, "")
-        entry = _load_entry(self._text(name).splitlines()[start:end], style)
+        block.remove(found[1:])
+        entry = load_entry(block.item_lines(found[0]), block.style)
         set_any_case(entry, "username", username)
         set_any_case(entry, "groups", CommentedSeq(groups))
-        self._splice(name, start, end, _render_entry(entry, style))
+        block.replace(found[0], entry)
+        self._edited()
         return Change.REPLACED
 
     def upsert_group(
         self, grouparn: str, username: str, groups: Sequence[str], *, replace: bool = False
     ) -> Change:
         """Add a mapGroups entry (same rules as :meth:`upsert_role`); matched on the full ARN."""
-        parse_group_entry({"grouparn": grouparn, "username": username, "groups": list(groups)})
+        parse_new_entry(
+            GROUPS, {"grouparn": grouparn, "username": username, "groups": list(groups)}
+        )
         return self._upsert(GROUPS, "grouparn", grouparn, username, groups, replace)
 
-    def _find_sso(self, key: tuple[str, str, str]) -> list[tuple[Any, int, int]]:
+    def _find_sso(self, key: tuple[str, str, str]) -> list[int]:
         found = []
-        for raw, start, end in self._spans(ROLES):
+        for i, raw in enumerate(self._list(ROLES).items):
             if isinstance(raw, Mapping) and get_any_case(raw, "sso") is not None:
                 try:
                     entry, _ = parse_role_entry(raw)
                 except MappingError:
                     continue
                 if isinstance(entry, SSOMapping) and entry.key == key:
-                    found.append((raw, start, end))
+                    found.append(i)
         return found
 
     def upsert_sso(
@@ -379,11 +404,14 @@ class AwsAuthDocument:
         new["sso"] = sso
         new["username"] = username
         new["groups"] = CommentedSeq(groups)
-        parsed, _ = parse_role_entry({"sso": dict(sso), "username": username, "groups": groups})
+        parsed = parse_new_entry(
+            ROLES, {"sso": dict(sso), "username": username, "groups": list(groups)}
+        )
         assert isinstance(parsed, SSOMapping)
         found = self._find_sso(parsed.key)
         if not found:
-            self._append(ROLES, new)
+            self._list(ROLES).append(new)
+            self._edited()
             return Change.ADDED
         what = f"permission set {permission_set} in account {account_id}"
         return self._update_found(ROLES, found, what, username, groups, replace)
@@ -392,8 +420,9 @@ class AwsAuthDocument:
         """Remove every ``sso:`` entry for that permission set in that account."""
         key = (partition, account_id, permission_set.lower())
         found = self._find_sso(key)
-        for _, start, end in reversed(found):
-            self._splice(ROLES, start, end, "")
+        self._list(ROLES).remove(found)
+        if found:
+            self._edited()
         return Change.REMOVED if found else Change.UNCHANGED
 
     def add_account(self, account_id: str) -> Change:
@@ -401,40 +430,55 @@ class AwsAuthDocument:
         from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
         parse_account_entry(account_id)
-        if any(str(a).strip() == account_id for a in self.entries(ACCOUNTS)):
+        block = self._list(ACCOUNTS)
+        if any(str(a).strip() == account_id for a in block.items):
             return Change.UNCHANGED
-        text = self._text(ACCOUNTS)
-        n = len(text.splitlines())
-        style = _style_of(text)
-        line = " " * style.top + "- " + _render_scalar(DoubleQuotedScalarString(account_id))
-        self._splice(ACCOUNTS, n, n, line)
+        line = " " * block.style.top + "- " + render_scalar(DoubleQuotedScalarString(account_id))
+        block.append_lines([line + block.newline])
+        self._edited()
         return Change.ADDED
 
     def remove(self, arn_or_account: str) -> Change:
-        """Remove every entry for a role ARN, user ARN or account id."""
+        """Remove every entry for a role ARN, user ARN, IAM group ARN or account id."""
         removed = False
         for name, arn_field in ((ROLES, "rolearn"), (USERS, "userarn"), (GROUPS, "grouparn")):
             try:
                 hits = self._find(name, arn_field, arn_or_account)
             except MappingError:
                 hits = []
-            for _, start, end in reversed(hits):
-                self._splice(name, start, end, "")
-                removed = True
-        spans = self._spans(ACCOUNTS)
-        for raw, start, end in reversed(spans):
-            if str(raw).strip() == arn_or_account:
-                self._splice(ACCOUNTS, start, end, "")
-                removed = True
+            self._list(name).remove(hits)
+            removed = removed or bool(hits)
+        block = self._list(ACCOUNTS)
+        hits = [i for i, raw in enumerate(block.items) if str(raw).strip() == arn_or_account]
+        block.remove(hits)
+        removed = removed or bool(hits)
+        if removed:
+            self._edited()
         return Change.REMOVED if removed else Change.UNCHANGED
 
+    def names(self) -> list[str]:
+        """What each entry maps (ARN, account, permission set), for "did you mean" answers."""
+        out: list[str] = []
+        for name in SECTIONS:
+            for raw, _ in self._section(name)[0]:
+                out += _names_of(raw)
+        return out
 
-def _render_scalar(value: Any) -> str:
-    from ruamel.yaml import YAML
 
-    buf = io.StringIO()
-    YAML(typ="rt").dump([value], buf)
-    return buf.getvalue()[2:]
+def _names_of(raw: object) -> list[str]:
+    if not isinstance(raw, Mapping):
+        return [str(raw).strip()] if isinstance(raw, str | int) else []
+    names = []
+    for field in ("rolearn", "userarn", "grouparn"):
+        value = get_any_case(raw, field)
+        if isinstance(value, str):
+            names.append(value.strip())
+    sso = get_any_case(raw, "sso")
+    if isinstance(sso, Mapping):
+        value = get_any_case(sso, "permissionsetname")
+        if isinstance(value, str):
+            names.append(value.strip())
+    return names
 
 
 def _canonical_key(section: str, arn: str) -> str:

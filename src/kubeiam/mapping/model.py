@@ -51,6 +51,7 @@ Strict UserId matching (DynamicFile's ``dynamicfileUserIDStrict``)
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -620,6 +621,32 @@ def parse_group_entry(
     return GroupMapping(grouparn, username, groups, match.group(2), location), warnings
 
 
+def parse_new_entry(section: str, raw: object) -> MappingEntry:
+    """An entry an editor is about to write, by the loader's own rules (:class:`MappingError`
+    when the loader would skip it), refusing also what the loader only warns about because it can
+    never apply: a session template in a user or IAM group entry. So the editor writes nothing the
+    server would not use as written."""
+    entry: MappingEntry
+    if section == ACCOUNTS:
+        return parse_account_entry(raw)
+    if section == ROLES:
+        entry, _ = parse_role_entry(raw)
+    elif section == USERS:
+        entry, _ = parse_user_entry(raw)
+    elif section == GROUPS:
+        entry, _ = parse_group_entry(raw)
+    else:
+        raise MappingError(f"unknown mapping section {section!r}")
+    problems = session_template_problems(entry.kind, entry.username, entry.groups)
+    if problems:
+        raise MappingError(
+            problems[0],
+            hint="use a fixed name, {{AccountID}} or {{AccessKeyID}}; session templates are for "
+            "role entries",
+        )
+    return entry
+
+
 def parse_account_entry(raw: object, location: Location | None = None) -> AccountMapping:
     """One ``mapAccounts`` entry: a 12-digit account id (a string, or a number JSON gave us)."""
     if isinstance(raw, bool) or not isinstance(raw, str | int):
@@ -750,6 +777,48 @@ def _difference(a: MappingEntry, b: MappingEntry) -> str:
     return "different userid"
 
 
+#: Parsed entries an editor keeps between loading a document before and after an edit, keyed
+#: by section and the entry as written (``repr``): an entry the edit did not touch is not
+#: validated twice. Holds the parse result without its location, or the refusal's message.
+EntryCache: TypeAlias = dict[tuple[str, bool, str], tuple[object, tuple[str, ...]]]
+
+
+def _parse_one(
+    section: str,
+    raw: object,
+    location: Location,
+    match_by_user_id: bool,
+    cache: EntryCache | None,
+) -> tuple[MappingEntry, Sequence[str]] | str:
+    """One entry and its warnings, or why it is skipped; through ``cache`` when given."""
+    key = (section, match_by_user_id, repr(raw)) if cache is not None else None
+    if key is not None and cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            found, warnings = hit
+            if isinstance(found, str):
+                return found
+            entry: MappingEntry = dataclasses.replace(found, location=location)  # type: ignore[type-var,assignment]
+            return entry, warnings
+    warned: list[str]
+    try:
+        if section == ROLES:
+            entry, warned = parse_role_entry(raw, location, need_user_id=match_by_user_id)
+        elif section == USERS:
+            entry, warned = parse_user_entry(raw, location, need_user_id=match_by_user_id)
+        elif section == GROUPS:
+            entry, warned = parse_group_entry(raw, location)
+        else:
+            entry, warned = parse_account_entry(raw, location), []
+    except MappingError as exc:
+        if key is not None and cache is not None:
+            cache[key] = (exc.message, ())
+        return exc.message
+    if key is not None and cache is not None:
+        cache[key] = (entry, tuple(warned))
+    return entry, warned
+
+
 def load_entries(
     roles: Iterable[RawEntry] = (),
     users: Iterable[RawEntry] = (),
@@ -757,48 +826,26 @@ def load_entries(
     groups: Iterable[RawEntry] = (),
     *,
     match_by_user_id: bool = False,
+    cache: EntryCache | None = None,
 ) -> LoadResult:
     """Validate and index raw entries (dicts as read from YAML/JSON, with their locations).
 
     Invalid entries are left out with a ``SKIPPED`` issue; duplicates and conflicts are reported
     as described in the module docstring. Never raises for entry problems: callers decide with
-    :meth:`LoadResult.raise_for_issues` or :attr:`LoadResult.ok`.
+    :meth:`LoadResult.raise_for_issues` or :attr:`LoadResult.ok`. ``cache``: see
+    :data:`EntryCache` (the result is the same with or without it).
     """
     builder = _Builder(match_by_user_id)
-    for raw, location in roles:
-        try:
-            role, warnings = parse_role_entry(raw, location, need_user_id=match_by_user_id)
-        except MappingError as exc:
-            builder.issue(Severity.SKIPPED, location, f"entry skipped: {exc.message}")
-            continue
-        for w in warnings:
-            builder.issue(Severity.WARNING, location, w)
-        builder.add(role, location)
-    for raw, location in users:
-        try:
-            user, warnings = parse_user_entry(raw, location, need_user_id=match_by_user_id)
-        except MappingError as exc:
-            builder.issue(Severity.SKIPPED, location, f"entry skipped: {exc.message}")
-            continue
-        for w in warnings:
-            builder.issue(Severity.WARNING, location, w)
-        builder.add(user, location)
-    for raw, location in accounts:
-        try:
-            account = parse_account_entry(raw, location)
-        except MappingError as exc:
-            builder.issue(Severity.SKIPPED, location, f"entry skipped: {exc.message}")
-            continue
-        builder.add(account, location)
-    for raw, location in groups:
-        try:
-            group, warnings = parse_group_entry(raw, location)
-        except MappingError as exc:
-            builder.issue(Severity.SKIPPED, location, f"entry skipped: {exc.message}")
-            continue
-        for w in warnings:
-            builder.issue(Severity.WARNING, location, w)
-        builder.add(group, location)
+    for section, raws in ((ROLES, roles), (USERS, users), (ACCOUNTS, accounts), (GROUPS, groups)):
+        for raw, location in raws:
+            parsed = _parse_one(section, raw, location, match_by_user_id, cache)
+            if isinstance(parsed, str):
+                builder.issue(Severity.SKIPPED, location, f"entry skipped: {parsed}")
+                continue
+            entry, warnings = parsed
+            for w in warnings:
+                builder.issue(Severity.WARNING, location, w)
+            builder.add(entry, location)
     return builder.result()
 
 
@@ -807,16 +854,30 @@ def load_sections(
     *,
     prefix: str = "",
     match_by_user_id: bool = False,
+    cache: EntryCache | None = None,
 ) -> LoadResult:
     """Load already-parsed ``mapRoles``/``mapUsers``/``mapAccounts``/``mapGroups`` lists.
 
-    ``sections`` keys are matched case-insensitively; locations read ``<prefix><section>[i]``.
+    ``sections`` keys are matched case-insensitively (a section given twice, ``mapRoles`` and
+    ``MapRoles``, is an ERROR: a reader would keep only one); locations read
+    ``<prefix><section>[i]``.
     """
     found: dict[str, Sequence[object]] = {}
     issues: list[LoadIssue] = []
+    spelled: dict[str, str] = {}
     for name, value in sections.items():
         canonical = {s.lower(): s for s in (ROLES, USERS, ACCOUNTS, GROUPS)}.get(str(name).lower())
-        if canonical is None or value is None:
+        if canonical is None:
+            continue
+        if canonical in spelled:
+            message = (
+                f"is given twice, as {spelled[canonical]!r} and {name!r} (keys are "
+                "case-insensitive): keep one"
+            )
+            issues.append(LoadIssue(Severity.ERROR, Location(prefix + canonical), message))
+            continue
+        spelled[canonical] = str(name)
+        if value is None:
             continue
         if not isinstance(value, list | tuple):
             issues.append(
@@ -829,7 +890,12 @@ def load_sections(
         return [(v, Location(prefix + section, i)) for i, v in enumerate(found.get(section, ()))]
 
     result = load_entries(
-        raw(ROLES), raw(USERS), raw(ACCOUNTS), raw(GROUPS), match_by_user_id=match_by_user_id
+        raw(ROLES),
+        raw(USERS),
+        raw(ACCOUNTS),
+        raw(GROUPS),
+        match_by_user_id=match_by_user_id,
+        cache=cache,
     )
     if issues:
         return LoadResult(result.mappings, tuple(issues) + result.issues)

@@ -183,12 +183,14 @@ def test_remove_drops_every_section_it_empties(tmp_path: Path) -> None:
     assert json.loads(path.read_text()) == {}
 
 
-def test_flat_yaml_with_top_level_lists(tmp_path: Path) -> None:
+def test_flat_yaml_with_top_level_lists_is_refused(tmp_path: Path) -> None:
+    """kubeiam server reads mappings under `server:` only: an entry added at the top level
+    would look written and map nobody."""
     path = tmp_path / "flat.yaml"
     path.write_text("mapUsers: []\n")
-    file_writer(path).add_user(USER, "kubedemy", ["g"])
-    assert "server" not in path.read_text()
-    assert f"userARN: {USER}" in path.read_text()
+    with pytest.raises(ConfigError, match="top level, where kubeiam server does not read it"):
+        file_writer(path).add_user(USER, "kubedemy", ["g"])
+    assert path.read_text() == "mapUsers: []\n"
 
 
 @pytest.mark.parametrize(

@@ -200,10 +200,10 @@ def test_a_change_that_breaks_the_mapping_is_refused(tmp_path: Path) -> None:
 
     def duplicate(doc: object) -> Change:
         assert isinstance(doc, FileMappings)
-        doc._list("mapUsers", create=False).append(  # a hand edit gone wrong
+        doc._items("mapUsers", create=False).append(  # a hand edit gone wrong
             {"userarn": "arn:aws:iam::111122223333:user/a", "username": "b"}
         )
-        doc._dirty = True
+        doc._changed()
         return Change.ADDED
 
     with pytest.raises(MappingError, match="invalid mapping"):
@@ -212,13 +212,15 @@ def test_a_change_that_breaks_the_mapping_is_refused(tmp_path: Path) -> None:
 
 def test_restore_backs_up_first_and_is_guarded(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
-    path.write_text(f"mapRoles:\n  - rolearn: {NODE_ROLE}\n    username: system:node:x\n")
+    path.write_text(
+        f"server:\n  mapRoles:\n  - rolearn: {NODE_ROLE}\n    username: system:node:x\n"
+    )
     ed = editor(path)
     with pytest.raises(GuardError):
         run(ed.restore("{}\n"))
-    result = run(ed.restore("mapRoles: []\n", force=True))
+    result = run(ed.restore("server:\n  mapRoles: []\n", force=True))
     assert result.change is Change.REPLACED
-    assert path.read_text() == "mapRoles: []\n"
+    assert path.read_text() == "server:\n  mapRoles: []\n"
     assert NODE_ROLE in run(FileStore(path).backups())[-1].state
 
 

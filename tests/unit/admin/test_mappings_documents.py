@@ -27,7 +27,7 @@ ROLE_WITH_PATH = f"arn:aws:iam::{ACCOUNT}:role/team/Admin"
 FACTORIES: dict[str, Callable[[], MappingDocument]] = {
     "aws-auth": lambda: AwsAuthMappings({}),
     "file-yaml": lambda: FileMappings("# mine\nserver:\n  clusterID: x\n", json_format=False),
-    "file-json": lambda: FileMappings("", json_format=True),
+    "file-json": lambda: FileMappings(None, json_format=True),
     "crd": lambda: CrdMappings({}),
 }
 ALL = pytest.mark.parametrize("make", list(FACTORIES.values()), ids=list(FACTORIES))
@@ -159,8 +159,13 @@ def test_file_json_is_a_dynamic_file() -> None:
     ids=["yaml", "json", "json-list"],
 )
 def test_unreadable_files_are_refused(text: str, json_format: bool, message: str) -> None:
+    """Reading reports the server's refusal (lint and list show it); an edit writes nothing."""
+    doc = FileMappings(text, json_format=json_format)
+    assert not doc.load().ok
+    assert message in str(doc.load().errors[0])
     with pytest.raises(ConfigError, match=message):
-        FileMappings(text, json_format=json_format)
+        doc.add_account("111122223333")
+    assert doc.text() == text
 
 
 def test_aws_auth_text_shows_every_key() -> None:
