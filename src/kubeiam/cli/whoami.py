@@ -80,15 +80,26 @@ def _context_for(kubeconfig: Path | None, cluster: str) -> str:
     doc = parse_yaml(read_document_text(kubeconfig) or "", source=str(kubeconfig)) or {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{kubeconfig} is not a kubeconfig (its top level is not a mapping)")
-    contexts = [c for c in doc.get("contexts") or [] if isinstance(c, dict)]
+    from kubeiam.suggestions import quote_name
+
+    listed = doc.get("contexts")
+    contexts = [c for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
     for ctx in contexts:
-        target = str((ctx.get("context") or {}).get("cluster", ""))
+        body = ctx.get("context")
+        target = str(body.get("cluster", "")) if isinstance(body, dict) else ""
         if target == cluster or target.endswith(f":cluster/{cluster}"):
             return str(ctx.get("name"))
-    names = ", ".join(str(c.get("name")) for c in contexts) or "none"
+    names = [str(c.get("name")) for c in contexts]
+    if cluster in names:
+        raise ConfigError(
+            f"--cluster is the EKS cluster name; {quote_name(cluster)} is a kubeconfig context",
+            hint=f"pass --context {quote_name(cluster)}",
+        )
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    shown = ", ".join(quote_name(n) for n in names[:5]) + more or "none"
     raise ConfigError(
-        f"no context for cluster {cluster!r} in {kubeconfig} (contexts: {names})",
-        hint=f"run `kubeiam kubeconfig update --cluster {cluster}` or pass --context",
+        f"no context for EKS cluster {quote_name(cluster)} in {kubeconfig} (contexts: {shown})",
+        hint=f"run `kubeiam kubeconfig update --cluster {quote_name(cluster)}` or pass --context",
     )
 
 
