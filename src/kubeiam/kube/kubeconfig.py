@@ -512,6 +512,12 @@ def find_access(
     else:
         files = tuple(Path(p) for p in kubeconfig)
     if not files:
+        listed = env.get("KUBECONFIG", "") if use_kubectl_defaults else ""
+        if listed and not env.get("KUBERNETES_SERVICE_HOST"):
+            raise ConfigError(
+                f"none of the files in KUBECONFIG exist ({listed})",
+                hint="fix KUBECONFIG, pass --kubeconfig, or run `kubeiam kubeconfig update`",
+            )
         return in_cluster_access(env, service_account_dir)
     for path in files:
         if not path.exists():

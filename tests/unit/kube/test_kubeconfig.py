@@ -237,3 +237,11 @@ def test_a_fifo_at_the_kubeconfig_path_is_refused_without_blocking(tmp_path: Pat
     os.mkfifo(fifo)
     with pytest.raises(ConfigError, match="is not a regular file"):
         find_access(fifo)
+
+
+def test_kubeconfig_naming_only_missing_files_says_so(tmp_path: Path) -> None:
+    env = {"KUBECONFIG": str(tmp_path / "gone"), "HOME": str(tmp_path)}
+    with pytest.raises(ConfigError, match="none of the files in KUBECONFIG exist"):
+        find_access(None, environ=env, use_kubectl_defaults=True)
+    with pytest.raises(ConfigError, match="not running inside a cluster"):
+        find_access(None, environ={"HOME": str(tmp_path)}, use_kubectl_defaults=True)
