@@ -33,7 +33,7 @@ from kubeiam.mapping.block_list import (
     NotSplicable,
     Style,
     indent_of,
-    is_comment_or_blank,
+    line_indents,
 )
 from kubeiam.mapping.model import ACCOUNTS, GROUPS, ROLES, USERS
 
@@ -131,6 +131,7 @@ class ConfigText:
         if _ANCHOR_OR_ALIAS.search(text):
             raise NotSplicable("anchors, aliases or merge keys")
         self.lines = text.splitlines(keepends=True)
+        self._indents = line_indents(self.lines)
         self.doc: dict[Any, Any] = doc if doc is not None else {}
         self._parse_item = parse_item
         self._style = style
@@ -144,8 +145,9 @@ class ConfigText:
 
     def _top_keys(self) -> list[tuple[int, str, str]]:
         keys: list[tuple[int, str, str]] = []
+        indents = self._indents
         for i, line in enumerate(self.lines):
-            if is_comment_or_blank(line) or line[:1] == " ":
+            if indents[i] != 0:
                 continue
             if line.rstrip("\r\n") == "---" and not keys:
                 continue
@@ -175,7 +177,8 @@ class ConfigText:
         following = [i for i, _, _ in top if i > start]
         end = following[0] if following else len(self.lines)
         layout.server_line, layout.server_end, layout.server_comment = start, end, comment
-        content = [i for i in range(start + 1, end) if not is_comment_or_blank(self.lines[i])]
+        indents = self._indents
+        content = [i for i in range(start + 1, end) if indents[i] >= 0]
         holder = self.doc.get(key)
         if not content:
             if holder not in (None, {}):
@@ -186,17 +189,17 @@ class ConfigText:
         if not isinstance(holder, dict):
             raise NotSplicable("server is not a mapping")
         layout.insert_at = content[-1] + 1
-        indent = indent_of(self.lines[content[0]])
+        indent = indents[content[0]]
         layout.child_indent = indent
         children = []
         for i in content:
             line = self.lines[i]
-            if "\t" in line[: indent_of(line) + 1]:
+            line_indent = indents[i]
+            if line[line_indent] == "\t":
                 raise NotSplicable("a tab indents a line")
-            line_indent = indent_of(line)
             if line_indent < indent:
                 raise NotSplicable(f"line {i + 1} is less indented than server's keys")
-            if line_indent == indent and not line[indent:].startswith("-"):
+            if line_indent == indent and line[indent] != "-":
                 children.append((i, *_key_of(line)))
         if len(children) != len(holder):
             raise NotSplicable("server's keys do not read back one per line")
@@ -213,7 +216,8 @@ class ConfigText:
         empty, comment = _rest_is_empty(rest)
         if not empty:
             raise NotSplicable(f"{key} is not written as a block list")
-        content = [i for i in range(at + 1, end) if not is_comment_or_blank(self.lines[i])]
+        indents = self._indents
+        content = [i for i in range(at + 1, end) if indents[i] >= 0]
         if not content:
             if value not in (None, []):
                 raise NotSplicable(f"{key}'s value is not where the scan looked")
@@ -230,6 +234,7 @@ class ConfigText:
             parse_item=self._parse_item,
             default_style=self._style,
             newline=self.newline,
+            indents=indents[content[0] : block_end],
         )
         return _Section(at, key, comment, content[0], block_end, block, was_empty=False)
 

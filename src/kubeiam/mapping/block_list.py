@@ -93,15 +93,29 @@ def indent_of(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
-def item_starts(lines: Sequence[str], column: int) -> list[int]:
+def line_indents(lines: Sequence[str]) -> list[int]:
+    """Each line's indentation, or -1 for a comment or blank line (one pass, for scans)."""
+    out: list[int] = []
+    append = out.append
+    for line in lines:
+        text = line.strip()
+        append(-1 if not text or text[0] == "#" else len(line) - len(line.lstrip(" ")))
+    return out
+
+
+def item_starts(
+    lines: Sequence[str], column: int, indents: Sequence[int] | None = None
+) -> list[int]:
     """Indexes of the lines that start a top-level item of a block list whose dashes are at
     ``column``; :class:`NotSplicable` when a content line is outside the list (less indented, or
-    not a dash at the list's column)."""
+    not a dash at the list's column). ``indents``: :func:`line_indents` of ``lines``."""
     starts: list[int] = []
+    if indents is None:
+        indents = line_indents(lines)
     for i, line in enumerate(lines):
-        if is_comment_or_blank(line):
+        indent = indents[i]
+        if indent < 0:
             continue
-        indent = indent_of(line)
         if indent > column:
             if not starts:
                 raise NotSplicable("the list does not start with a dash")
@@ -155,11 +169,13 @@ class BlockList:
         parse_item: ParseItem,
         default_style: Style | None = None,
         newline: str = "\n",
+        indents: Sequence[int] | None = None,
     ) -> BlockList:
         """A list whose item lines are found by their dashes (checked against ``items``)."""
-        first = next((line for line in lines if not is_comment_or_blank(line)), None)
-        column = indent_of(first) if first is not None else 0
-        starts = item_starts(lines, column)
+        if indents is None:
+            indents = line_indents(lines)
+        column = next((indent for indent in indents if indent >= 0), 0)
+        starts = item_starts(lines, column, indents)
         return cls(
             lines,
             items,
