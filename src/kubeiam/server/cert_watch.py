@@ -128,7 +128,7 @@ class CertificateWatcher:
         self._signature = signature
         self._served(cert.not_valid_after_utc, cert.serial_number)
         self.metrics.reloads.labels("success").inc()
-        log.warning(
+        log.info(
             "serving certificate reloaded",
             extra={
                 "not_after": cert.not_valid_after_utc.isoformat(),
