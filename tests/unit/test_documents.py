@@ -168,3 +168,58 @@ def test_bytes_that_are_not_utf8_name_the_offset(data: bytes, expected: str) -> 
 
 def test_a_byte_order_mark_is_tolerated() -> None:
     assert parse_yaml(decode_text(b"\xef\xbb\xbfa: 1\r\nb: 2\r\n", source="f")) == {"a": 1, "b": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "clusterID: demo\nserver:\n  mapRoles:\n  - rolearn: arn:aws:iam::111122223333:role/A\n"
+            "    username: a\n    groups: [x]\n    groups: [system:masters]\n",
+            "`groups` appears twice in the same mapping: lines 6 and 7",
+        ),
+        (
+            "clusterID: demo\nserver:\n  mapUsers: []\n  port: 1\n  mapUsers: []\n",
+            "`mapUsers` appears twice in the same mapping: lines 3 and 5",
+        ),
+    ],
+    ids=["groups-in-an-entry", "mapUsers-section"],
+)
+def test_the_server_config_refuses_duplicate_keys_with_both_lines(
+    tmp_path: Any, text: str, expected: str
+) -> None:
+    """Issue 9: the reference keeps the last `groups:` silently; kubeiam refuses to start."""
+    from kubeiam.server.config import read_config_file
+
+    path = tmp_path / "server.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        read_config_file(path)
+    assert expected in str(err.value)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        (
+            "- rolearn: arn:aws:iam::111122223333:role/A\n  groups: [a]\n  groups: [b]\n",
+            "mapRoles line 3: `groups` appears twice in the same mapping: lines 2 and 3",
+        ),
+        (
+            "".join(
+                "- " + line.split(": ", 1)[1] + "\n" for line in _billion_laughs().splitlines()
+            ),
+            "expand to far more nodes",
+        ),
+        ("- " + "[" * 5000 + "]" * 5000 + "\n", "mapRoles line 1: invalid YAML"),
+        ("- x\n- &l [*l]\n", "a cycle"),
+    ],
+    ids=["duplicate-groups", "billion-laughs", "deep", "cycle"],
+)
+def test_aws_auth_sections_follow_the_same_rules(section: str, expected: str) -> None:
+    from kubeiam.mapping.aws_auth import read_aws_auth
+
+    result = read_aws_auth({"mapRoles": section})
+    assert not result.ok
+    assert expected in str(result.errors[0])
