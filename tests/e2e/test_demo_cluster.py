@@ -1,5 +1,5 @@
-"""`make demo` with the real kube-apiserver: kubectl sees both seeds' identities, and nothing is
-left behind (the server-only mode is in tests/integration/test_demo.py)."""
+"""`make demo` with the real kube-apiserver: kubectl sees both workflows' identities, and nothing
+is left behind (the server-only mode is in tests/integration/test_demo.py)."""
 
 from __future__ import annotations
 
@@ -48,9 +48,20 @@ def test_demo_with_the_real_api_server(tmp_path: Path) -> None:
     assert re.search(r"Groups\s+\[system:masters system:authenticated\]", out)
     assert re.search(r"Username\s+K8sAdmins:kubeiam-\d+\n", out)
     assert re.search(r"user/kubedemy .*in ConfigMap kube-system/aws-auth", out)  # the mapping
-    # after revocation kubectl cannot get a token: the exec plugin exits 3 (AssumeRole refused)
-    assert "executable kubeiam failed with exit code 3" in out
+    # after revocation kubectl cannot get a token: the exec plugin exits 3 (AssumeRole refused),
+    # shown as the outcome the demo expects, never as an error with a fix to apply
+    assert re.search(
+        r"\N{CHECK MARK} refused, as it should be: AssumeRole of \S+role/K8sAdmins was refused: "
+        r"AccessDenied: .*; Unable to connect to the server: getting credentials: exec: "
+        r"executable kubeiam failed with exit code 3 \(exit 1\)",
+        out,
+    ), out
     assert "alice: access refused after revocation" in out
+    assert "error:" not in out
+    assert "fix:" not in out
+    assert re.search(r"\b[Ss]eeds?\b", out) is None
+    assert "What to try next" in out[out.index("demo finished") :]
+    assert "make demo DEMO_BUILD=1" not in out  # the API server was there: nothing to build
     assert re.search(r"k8s-aws-v1\.[A-Za-z0-9_-]{10}", out) is None
     assert SECRET_SHAPE.search(out) is None, SECRET_SHAPE.search(out)
     assert list(tmpdir.iterdir()) == []
