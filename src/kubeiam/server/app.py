@@ -154,6 +154,12 @@ def _where(exc: BaseException) -> str:
     return f"{type(exc).__name__} at {frame.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
 
 
+def bare_unavailable() -> web.Response:
+    """A 503 TokenReview built without the log or the metrics, for when those failed."""
+    doc = tokenreview.deny(DEFAULT_API_VERSION, "the webhook failed unexpectedly; retry")
+    return _json_response(503, doc)
+
+
 def _json_response(status: int, doc: tokenreview.TokenReview) -> web.Response:
     return web.Response(
         status=status, body=json.dumps(doc, separators=(",", ":")), content_type=JSON_TYPE
@@ -446,7 +452,10 @@ def _review_guard(handlers: _Handlers) -> Middleware:
                 _Review(started=handlers.perf()), exc.status, Result.MALFORMED, exc.reason
             )
         except Exception as exc:
-            return handlers.unexpected(_Review(started=handlers.perf()), exc)
+            try:
+                return handlers.unexpected(_Review(started=handlers.perf()), exc)
+            except Exception:  # the log or the metrics themselves failed: still an answer
+                return bare_unavailable()
         finally:
             if connection is not None:
                 connection.request_finished()

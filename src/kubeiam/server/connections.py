@@ -273,7 +273,16 @@ class GuardedRequestHandler(web.RequestHandler):
                     extra={"error": type(exc).__name__},
                 )
             status, reason = 503, "the webhook failed unexpectedly; retry"
-        response = self.on_error(status, reason)
+        try:
+            response = self.on_error(status, reason)
+        except Exception as failure:  # the answer function itself failed (its log, metrics)
+            log.error("cannot answer a request", extra={"error": type(failure).__name__})
+            doc = {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenReview",
+                "status": {"authenticated": False, "error": reason},
+            }
+            response = web.json_response(doc, status=status)
         response.force_close()
         return response
 
