@@ -246,6 +246,23 @@ class _DuplicateJSONKey(Exception):
     pass
 
 
+def _json_duplicate(
+    text: str, key: str, *, source: str, error: type[DocumentError]
+) -> DocumentError:
+    """The duplicate-key error of a JSON text, with both lines when the YAML reader (JSON is
+    flow YAML) can name them; the parser's scanner keeps no positions."""
+    try:
+        parse_yaml(text, source=source, typed=False, error=error)
+    except DocumentError as found:
+        if "appears twice" in found.problem:
+            return found
+    return error(
+        source,
+        f"`{key}` appears twice in the same object",
+        hint="remove one of them (a reader would silently keep only one)",
+    )
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -262,11 +279,7 @@ def load_json(
             text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
         )
     except _DuplicateJSONKey as exc:
-        raise error(
-            source,
-            f"`{exc.args[0]}` appears twice in the same object",
-            hint="remove one of them (a reader would silently keep only one)",
-        ) from None
+        raise _json_duplicate(text, exc.args[0], source=source, error=error) from None
     except json.JSONDecodeError as exc:
         raise error(
             source, f"is not valid JSON: {exc.msg}", line=exc.lineno, column=exc.colno
@@ -563,7 +576,7 @@ def _duplicate_key(
         source,
         f"`{key}` appears twice in the same mapping: {where}",
         line=second.line + 1,
-        hint="remove one of them (YAML would silently keep only the last)",
+        hint="remove one of them (other readers silently keep only the last)",
     )
 
 

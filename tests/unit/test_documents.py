@@ -124,7 +124,11 @@ BAD_JSON = [
     ('{"a": "\\u0001"}', "control character U+0001", 1),
     ("[" * 100_000 + "]" * 100_000, f"more than {MAX_DEPTH} levels", 1),
     ('{"a": ' + "1" * 5000 + "}", "more than 4300 digits", 1),
-    ('{"a": 1, "a": 2}', "`a` appears twice", None),
+    (
+        '{"a": 1,\n "b": {"x": 1,\n "x": 2}}',
+        "`x` appears twice in the same mapping: lines 2 and 3",
+        3,
+    ),
     ('{"a": 1', "not valid JSON", 1),
     ('{"a": NaN}', "NaN is not JSON", None),
     ("", "not valid JSON", 1),
