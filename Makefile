@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Pinned, hashed dependencies (README, "Development"): the runtime set (what an image installs)
-# and the runtime + dev set (what `make install` installs). `make lock` renews both.
+# and the runtime + dev set (what `make install` installs). `make lock` renews them all.
 LOCK := requirements/lock.txt
 DEV_LOCK := requirements/dev-lock.txt
 # uv compiles the locks; it is pinned too and lives in a venv of its own, outside the dev set,
