@@ -117,6 +117,12 @@ def _kubectl_lock(path: Path, wait: float) -> Iterator[None]:
             fd = os.open(lock_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
             break
         except FileExistsError:
+            with contextlib.suppress(OSError):
+                if not stat.S_ISREG(os.lstat(lock_file).st_mode):
+                    raise ConfigError(
+                        f"{lock_file} is not a regular file, so kubectl's lock cannot be taken",
+                        hint=f"remove {lock_file}",
+                    ) from None
             if time.monotonic() >= deadline:
                 raise ConfigError(
                     f"{lock_file} exists: kubectl (or another tool) is writing {path}",

@@ -100,3 +100,12 @@ def test_new_directories_are_private_at_every_level(tmp_path: Path) -> None:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "home").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "home" / ".kube").stat().st_mode) == 0o700
+
+
+def test_a_fifo_at_kubectls_lock_path_is_refused_not_waited_for(tmp_path: Path) -> None:
+    path = tmp_path / "config"
+    path.write_text("a: 1\n")
+    os.mkfifo(tmp_path / "config.lock")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        locked_update(path, append("b: 2"), kubectl_lock=True, kubectl_lock_wait=0.1)
+    assert path.read_text() == "a: 1\n"
