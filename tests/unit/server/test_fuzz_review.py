@@ -3,8 +3,10 @@
 Hypothesis drives the real listener (``kubeiam.server.connections.listen``, plain HTTP on
 127.0.0.1 port 0, in a thread of its own) through raw sockets with arbitrary methods, headers
 (Content-Encoding, Content-Type, Transfer-Encoding, Content-Length among them), bodies, tokens and
-faults of the verifier and the mapper (the collaborators are fakes here: the faults they raise,
-``ValueError`` from deep in a library for example, cannot be produced on demand by the real ones).
+faults of the verifier and the mapper. Tokens go through the real validation (every pre-STS
+rule), including tokens shaped like presigned URLs with mutated hosts and query keys; STS and the
+mapper are stand-ins, because the faults they raise here (``ValueError`` from deep in a library,
+for example) cannot be produced on demand by the real ones.
 
 ``make test`` runs 200 examples; ``make fuzz`` (``HYPOTHESIS_PROFILE=fuzz``) runs
 ``KUBEIAM_FUZZ_EXAMPLES`` (default 20,000).
@@ -13,7 +15,9 @@ faults of the verifier and the mapper (the collaborators are fakes here: the fau
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -23,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp import web
@@ -41,6 +46,7 @@ from kubeiam.server.connections import (
 )
 from kubeiam.server.identity_cache import IdentityCache
 from kubeiam.server.metrics import ServerMetrics
+from kubeiam.token.verifier import Verifier as RealVerifier
 
 settings.register_profile(
     "default-review-fuzz",
@@ -107,14 +113,21 @@ class Faults:
 
 
 class Verifier:
+    """The real token validation (every pre-STS rule, kubeiam.token.validation) and then, in
+    place of STS, the chosen fault or an identity: STS answers are not what is fuzzed here."""
+
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
+        self.real = RealVerifier(
+            "fuzz-cluster",
+            sts=None,
+            clock=lambda: SIGNED,  # type: ignore[arg-type]
+        )
 
     async def verify(self, token: str) -> Identity:
+        self.real.check(token)
         if self.faults.verifier is not None:
             raise self.faults.verifier
-        if not token.startswith("k8s-aws-v1."):
-            raise TokenFormatError("the token is not k8s-aws-v1")
         return IDENTITY
 
 
@@ -296,7 +309,72 @@ header_name = st.one_of(
         lambda b: b.replace(b"\r", b"").replace(b"\n", b"").replace(b":", b"") or b"X"
     ),
 )
+#: The clock of the validation: tokens built below are signed then, so some pass every rule.
+SIGNED = dt.datetime(2026, 12, 6, 22, 0, tzinfo=dt.UTC)
+QUERY_KEYS = [
+    "Action",
+    "Version",
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+    "action",
+    "X-AMZ-DATE",
+    "x-amz-\u212aey",
+]
+GOOD_QUERY = {
+    "Action": "GetCallerIdentity",
+    "Version": "2011-06-15",
+    "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+    "X-Amz-Credential": "AKIAEXAMPLEEXAMPLE12/20261206/us-east-1/sts/aws4_request",
+    "X-Amz-Date": "20261206T220000Z",
+    "X-Amz-Expires": "60",
+    "X-Amz-SignedHeaders": "host;x-k8s-aws-id",
+    "X-Amz-Signature": "a" * 64,
+}
+
+
+@st.composite
+def presigned_tokens(draw: st.DrawFn) -> str:
+    """Tokens shaped like real ones, with keys, values and hosts mutated: these reach the
+    deeper rules of the validation (hosts, query keys, dates, credentials)."""
+    query = dict(GOOD_QUERY)
+    host = "sts.amazonaws.com"
+    mutate = draw(st.sampled_from(["none", "none", "query", "host", "both"]))
+    if mutate in ("query", "both"):
+        for key in draw(st.lists(st.sampled_from(QUERY_KEYS), min_size=1, max_size=3)):
+            query[key] = draw(
+                st.one_of(st.text(max_size=40), st.sampled_from(list(GOOD_QUERY.values())))
+            )
+        for key in draw(st.lists(st.sampled_from(sorted(GOOD_QUERY)), max_size=2)):
+            query.pop(key, None)
+    if mutate in ("host", "both"):
+        host = draw(
+            st.one_of(
+                st.sampled_from(
+                    [
+                        "sts.us-east-1.amazonaws.com",
+                        "sts." + "a" * 70 + ".amazonaws.com",
+                        "sts.us-east-1.amazonaws.com.evil.example",
+                        "sts.xx-nowhere-9.amazonaws.com",
+                        "STS.amazonaws.com",
+                    ]
+                ),
+                st.text(max_size=30),
+            )
+        )
+    url = f"https://{host}/?" + "&".join(
+        f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query.items()
+    )
+    raw = url.encode("utf-8", "surrogatepass")
+    return "k8s-aws-v1." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 token = st.one_of(
+    presigned_tokens(),
     st.text(max_size=200),
     st.text(alphabet=st.characters(codec="ascii"), max_size=200).map(lambda t: "k8s-aws-v1." + t),
     st.sampled_from(
