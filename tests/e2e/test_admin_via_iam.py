@@ -226,3 +226,62 @@ def test_rbac_refusal_names_verb_and_resource(system: System) -> None:
     ), done.stderr
     assert lines[1].strip().startswith("fix: grant user 'e2e-nobody' RBAC verb 'get'")
     assert len(lines) == 2
+
+
+def documented_aws_auth_admin_role() -> dict[str, Any]:
+    """The Role YAML after its marker in docs/permissions.md."""
+    text = PERMISSIONS_DOC.read_text()
+    after = text[text.index("<!-- kubeiam-aws-auth-admin-role") :]
+    found = re.search(r"```yaml\n(.*?)\n```", after, re.S)
+    assert found is not None, "docs/permissions.md lost its aws-auth admin Role"
+    role: dict[str, Any] = yaml.safe_load(found.group(1))
+    return role
+
+
+def test_the_documented_rbac_role_is_enough_for_an_aws_auth_admin(system: System) -> None:
+    """An IAM identity that is not system:masters, bound only to the Role docs/permissions.md
+    documents, lists and edits aws-auth and explains itself."""
+    role = documented_aws_auth_admin_role()
+    group = "e2e-aws-auth-admins"
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "e2e-aws-auth-admins", "namespace": "kube-system"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": role["metadata"]["name"],
+        },
+        "subjects": [{"kind": "Group", "name": group, "apiGroup": "rbac.authorization.k8s.io"}],
+    }
+    system.plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([role, binding]))
+    narrow = system.create_user("e2e-iam-narrow-admin")
+    system.mapping("add-user", narrow.arn, "--username", "e2e-narrow", "--group", group)
+    _, env = _admin_home(system, narrow, "e2e-iam-narrow-admin")
+    kubeconfig = _write_kubeconfig(system, env)
+    wait_for(lambda: system.whoami(kubeconfig, env=env), timeout=GRANT_SECONDS, what="narrow")
+
+    listed = _run(system, env, "mapping", "list", "--store", "aws-auth", "-o", "json")
+    assert narrow.arn in listed.stdout
+    added = system.aws.user_arn("e2e-narrow-added")
+    _run(
+        system,
+        env,
+        "mapping",
+        "add-user",
+        added,
+        "--username",
+        "narrow-added",
+        "--group",
+        "e2e-devs",
+        "--store",
+        "aws-auth",
+    )
+    assert f"userarn: {added}" in system.aws_auth_data()["mapUsers"]
+    who = json.loads(_run(system, env, "whoami", "--store", "aws-auth", "-o", "json").stdout)
+    assert (who["username"], who["groups"]) == ("e2e-narrow", [group])
+    # Anything beyond the Role is refused, naming what RBAC refused.
+    refused = run_kubeiam("mapping", "list", "--store", "crd", env=env)
+    _clean(system, refused.stdout + refused.stderr)
+    assert refused.returncode != 0
+    assert "list iamidentitymappings.iamauthenticator.k8s.aws (403 Forbidden)" in refused.stderr
