@@ -134,7 +134,7 @@ class AccessRoleWorkflows(IAMSteps):
             return override
         if self.api.role(role) is None:
             raise AWSAdminError(
-                f"access role {role} does not exist",
+                f"access role {role} does not exist{self._closest(role, self._role_names())}",
                 hint=f"create it: kubeiam iam create-access-role {role} --cluster C --group G",
                 code="NoSuchEntity",
             )
@@ -267,7 +267,7 @@ class AccessRoleWorkflows(IAMSteps):
         group = self._access_group(access_role, iam_group)
         if self.api.user(user) is None:
             raise AWSAdminError(
-                f"IAM user {user} does not exist",
+                f"IAM user {user} does not exist{self._closest(user, self._user_names())}",
                 code="NoSuchEntity",
                 hint="check the name, or onboard the user first",
             )

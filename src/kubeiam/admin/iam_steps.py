@@ -94,6 +94,12 @@ class IAMSteps(Steps):
             not_found_message(what, name, closest_names(name, candidates)), hint=hint
         )
 
+    @staticmethod
+    def _closest(name: str, candidates: Sequence[str]) -> str:
+        """`` (closest: a, b)`` for a message about ``name``, or nothing."""
+        found = closest_names(name, candidates)
+        return f" (closest: {', '.join(found)})" if found else ""
+
     def _user_names(self) -> list[str]:
         return self.api.names("list_users", "Users", "UserName")
 

@@ -231,3 +231,18 @@ def test_without_list_permission_the_message_has_no_names(
     with pytest.raises(NotFoundError) as err:
         admin.offboard_user(typo(limited))
     assert err.value.message == f"IAM user {typo(limited)} not found"
+
+
+def test_grant_to_a_typo_names_the_closest_user_and_role(admin_env: AdminEnv) -> None:
+    """Adds stay idempotent, but a typo in what they name is still an error, now with the fix."""
+    from kubeiam.errors import AWSAdminError
+
+    env = admin_env
+    user = make_user(env)
+    role = make_role(env)
+    with pytest.raises(AWSAdminError, match=f"IAM user {typo(user)} does not exist") as err:
+        env.admin().grant(typo(user), access_role=role)
+    assert f"(closest: {user}" in err.value.message
+    with pytest.raises(AWSAdminError, match=f"access role {typo(role)} does not exist") as err:
+        env.admin().grant(user, access_role=typo(role))
+    assert f"(closest: {role}" in err.value.message
