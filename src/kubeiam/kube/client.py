@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kubeiam.kube.kubeconfig import SERVICE_ACCOUNT_DIR, ClusterAccess, find_access
+from kubeiam.kube.access import SERVICE_ACCOUNT_DIR, find_access
+from kubeiam.kube.kubeconfig import ClusterAccess
 
 __all__ = ["SERVICE_ACCOUNT_DIR", "load_kube_config", "make_async_client"]
 

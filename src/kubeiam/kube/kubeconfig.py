@@ -1,10 +1,8 @@
-"""kubeconfig files read the way kubectl reads them: a context resolved to a :class:`ClusterAccess`.
+"""kubeconfig documents read the way kubectl reads them: a context resolved to a ClusterAccess.
 
-kubectl's rules, each a named step here:
+kubectl's rules, each a named step here (which files to read, and in-cluster config, are
+:mod:`kubeiam.kube.access`):
 
-* **Which files** (:func:`kubeconfig_files`): ``--kubeconfig`` alone when given; else every file
-  of ``$KUBECONFIG`` (``os.pathsep``-separated; missing files skipped, repeats ignored); else
-  ``~/.kube/config`` when it exists; else none, which means in-cluster (:func:`in_cluster_access`).
 * **Merging** (:func:`merge_kubeconfigs`): the first file that names a cluster, user or context
   wins it; ``current-context`` comes from the first file that sets one. Relative paths are
   resolved against the directory of the file that holds them, before merging.
@@ -13,9 +11,9 @@ kubectl's rules, each a named step here:
   certificate and key are read and checked here, so a bad file is a :class:`ConfigError` before
   any connection.
 * **Refused forms** (:func:`check_credential_forms`): basic auth and the ``auth-provider``
-  plugins (removed from kubectl; gcp and azure in 1.26) each name the exec plugin to use instead;
-  two credential kinds in one user (token and basic auth, exec and auth-provider) are refused as
-  kubectl's validation refuses them.
+  plugins (removed from kubectl; gcp and azure in 1.26) each name what to use instead; a CA
+  beside ``insecure-skip-tls-verify`` and half a client certificate are refused as kubectl's
+  validation refuses them.
 
 Everything but file reads is a plain function over values.
 """
@@ -33,8 +31,6 @@ from typing import Any
 
 from kubeiam.errors import ConfigError
 
-#: Where Kubernetes mounts a pod's service account.
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 #: kubectl's namespace when the context names none.
 DEFAULT_NAMESPACE = "default"
 #: The exec credential API versions kubectl still speaks (v1alpha1 was removed in 1.24; it is
@@ -112,27 +108,6 @@ class MergedKubeconfig:
     users: Mapping[str, Mapping[str, Any]]
     contexts: Mapping[str, Mapping[str, Any]]
     current_context: str | None
-
-
-# --------------------------------------------------------------------------------------------
-# Which files
-
-
-def kubeconfig_files(
-    explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]
-) -> tuple[Path, ...]:
-    """The kubeconfig files kubectl would read (empty: in-cluster)."""
-    if explicit is not None:
-        return (Path(explicit),)
-    files: list[Path] = []
-    for item in environ.get("KUBECONFIG", "").split(os.pathsep):
-        if item and Path(item).is_file() and Path(item) not in files:
-            files.append(Path(item))
-    if files or environ.get("KUBECONFIG"):
-        return tuple(files)
-    home = Path(environ.get("HOME") or Path.home())
-    default = home / ".kube" / "config"
-    return (default,) if default.is_file() else ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,80 +424,3 @@ def resolve_access(merged: MergedKubeconfig, context: str | None = None) -> Clus
         exec=_exec_config(exec_, uwhere) if exec_ is not None else None,
         exec_cluster_config=exec_cluster_config,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# In-cluster
-
-
-def in_cluster_access(
-    environ: Mapping[str, str], service_account_dir: Path = SERVICE_ACCOUNT_DIR
-) -> ClusterAccess:
-    """The pod's service account (client-go's InClusterConfig): its token file is re-read."""
-    host = environ.get("KUBERNETES_SERVICE_HOST")
-    port = environ.get("KUBERNETES_SERVICE_PORT")
-    if not host or not port:
-        raise ConfigError(
-            "no kubeconfig found and not running inside a cluster",
-            hint="pass --kubeconfig, set KUBECONFIG, or create ~/.kube/config",
-        )
-    token_file = service_account_dir / "token"
-    if not token_file.is_file():
-        raise ConfigError(
-            f"in-cluster config: no service account token at {token_file}",
-            hint="mount the service account token (automountServiceAccountToken: true)",
-        )
-    ca_path = service_account_dir / "ca.crt"
-    what = f"in-cluster config: {ca_path}"
-    ca = check_ca_pem(read_file_bytes(ca_path, "certificate-authority"), what)
-    try:
-        namespace = (service_account_dir / "namespace").read_text().strip() or DEFAULT_NAMESPACE
-    except OSError:
-        namespace = DEFAULT_NAMESPACE
-    bracketed = f"[{host}]" if ":" in host else host
-    return ClusterAccess(
-        origin="in-cluster config",
-        context="in-cluster",
-        server=f"https://{bracketed}:{port}",
-        namespace=namespace,
-        user="serviceaccount",
-        ca_pem=ca,
-        token_file=token_file,
-    )
-
-
-def find_access(
-    kubeconfig: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None,
-    *,
-    context: str | None = None,
-    environ: Mapping[str, str] | None = None,
-    service_account_dir: Path = SERVICE_ACCOUNT_DIR,
-    use_kubectl_defaults: bool = False,
-) -> ClusterAccess:
-    """The :class:`ClusterAccess` for a path (or paths, merged), else in-cluster.
-
-    With ``use_kubectl_defaults`` and no path, ``$KUBECONFIG`` and ``~/.kube/config`` are tried
-    first, as kubectl does; without it (the server, like the reference) no path means in-cluster.
-    """
-    env = os.environ if environ is None else environ
-    if kubeconfig is None:
-        files = kubeconfig_files(None, env) if use_kubectl_defaults else ()
-    elif isinstance(kubeconfig, (str, os.PathLike)):
-        files = (Path(kubeconfig),)
-    else:
-        files = tuple(Path(p) for p in kubeconfig)
-    if not files:
-        listed = env.get("KUBECONFIG", "") if use_kubectl_defaults else ""
-        if listed and not env.get("KUBERNETES_SERVICE_HOST"):
-            raise ConfigError(
-                f"none of the files in KUBECONFIG exist ({listed})",
-                hint="fix KUBECONFIG, pass --kubeconfig, or run `kubeiam kubeconfig update`",
-            )
-        return in_cluster_access(env, service_account_dir)
-    for path in files:
-        if not path.exists():
-            raise ConfigError(
-                f"kubeconfig {path} does not exist",
-                hint="pass an existing --kubeconfig, or run `kubeiam kubeconfig update`",
-            )
-    return resolve_access(load_kubeconfigs(files), context)

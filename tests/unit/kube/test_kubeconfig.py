@@ -14,13 +14,8 @@ import pytest
 from kube_api import kubeconfig_doc, write_yaml
 
 from kubeiam.errors import ConfigError
-from kubeiam.kube.kubeconfig import (
-    InteractiveMode,
-    find_access,
-    kubeconfig_files,
-    load_kubeconfigs,
-    resolve_access,
-)
+from kubeiam.kube.access import find_access, kubeconfig_files
+from kubeiam.kube.kubeconfig import InteractiveMode, load_kubeconfigs, resolve_access
 
 SERVER = "https://127.0.0.1:6443"
 
