@@ -23,6 +23,10 @@ DNS server like a server in a cluster does. No query and no packet leaves the ma
   every slow connection closed by the server's header timeout (``SLOW_HEADER_TIMEOUT`` for the
   bench) within that timeout plus 2 s.
 
+The paced client (and the storm's probe) runs in a process of its own (:class:`PacedClient`),
+so that its latencies are not the attack generator's own event-loop backlog; the two still share
+the machine's two cores with the servers, the STS front and moto.
+
 Where the reference aws-iam-authenticator is built (tests/e2e's cache) the same scenarios run
 against it, in the same namespace, with the same config file and tokens (``--no-reference``
 skips it); v0.7.10's http.Server sets no timeout at all, so its slow-client rows report what it
@@ -42,7 +46,9 @@ import asyncio
 import contextlib
 import itertools
 import json
+import multiprocessing
 import os
+import queue
 import random
 import re
 import ssl
@@ -424,22 +430,110 @@ def session_for(target: Target, limit: int) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector)
 
 
-async def quiet_phase(target: Target, tokens: list[str], workers: int = PACED_WORKERS) -> Outcomes:
-    """The paced client alone, for QUIET_SECONDS: the reference levels."""
-    out = Outcomes()
-    async with session_for(target, workers) as session:
-        # Warm-up: connections and TLS sessions, the STS connection pool.
+class PacedClient:
+    """The client that stands for everyone else's logins, in a process of its own.
+
+    It shares no event loop with the attack traffic, so its latencies are the server's and the
+    machine's, not the load generator's own backlog. It first reviews `quiet` tokens alone for
+    QUIET_SECONDS (the reference levels), then, once the attack starts, `loaded` tokens (tagged
+    by kind) until :meth:`finish`. Started by fork from a thread inside the namespace, so its
+    sockets live there too.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        quiet: list[str],
+        loaded: list[tuple[str, str]],
+        *,
+        workers: int = PACED_WORKERS,
+    ) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self._quiet_done = ctx.Event()
+        self._stop = ctx.Event()
+        self._results: multiprocessing.Queue[dict[str, Outcomes]] = ctx.Queue()
+        self._proc = ctx.Process(
+            target=_paced_main,
+            args=(target.base, str(target.cert), quiet, loaded, workers),
+            kwargs={"quiet_done": self._quiet_done, "stop": self._stop, "results": self._results},
+            daemon=True,
+        )
+
+    async def quiet(self) -> None:
+        """Start, and return once the quiet phase is over (bounded)."""
+        self._proc.start()
+        deadline = time.monotonic() + QUIET_SECONDS + 60
+        while not self._quiet_done.is_set():
+            if not self._proc.is_alive() or time.monotonic() > deadline:
+                raise SystemExit("the paced client did not finish its quiet phase")
+            await asyncio.sleep(0.05)
+
+    async def finish(self) -> dict[str, Outcomes]:
+        """Stop the loaded phase; {"quiet": ..., kind: ...} (bounded)."""
+        self._stop.set()
+        deadline = time.monotonic() + REQUEST_TIMEOUT + 30
+        while True:
+            with contextlib.suppress(queue.Empty):
+                results = self._results.get_nowait()
+                break
+            if time.monotonic() > deadline:
+                self._proc.kill()
+                raise SystemExit("the paced client did not report")
+            await asyncio.sleep(0.05)
+        self._proc.join(timeout=10)
+        return results
+
+
+def _paced_main(
+    base: str,
+    cert: str,
+    quiet: list[str],
+    loaded: list[tuple[str, str]],
+    workers: int,
+    *,
+    quiet_done: Any,
+    stop: Any,
+    results: Any,
+) -> None:
+    results.put(asyncio.run(_paced(base, cert, quiet, loaded, workers, quiet_done, stop)))
+
+
+async def _paced(
+    base: str,
+    cert: str,
+    quiet: list[str],
+    loaded: list[tuple[str, str]],
+    workers: int,
+    quiet_done: Any,
+    stop: Any,
+) -> dict[str, Outcomes]:
+    out: dict[str, Outcomes] = {"quiet": Outcomes()}
+    connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=cert), limit=workers)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        # Warm-up: connections and TLS sessions, the server's STS connection pool.
         warm = time.monotonic() + 20
-        await run_pool(session, target.base, tokens[:10], workers, Outcomes(), deadline=warm)
+        await run_pool(session, base, quiet[:10], workers, Outcomes(), deadline=warm)
         await run_pool(
             session,
-            target.base,
-            tokens[10:],
+            base,
+            quiet[10:],
             workers,
-            out,
+            out["quiet"],
             deadline=time.monotonic() + QUIET_SECONDS,
             pause=PACED_PAUSE,
         )
+        quiet_done.set()
+        pool = list(reversed(loaded))
+        # Bounded even if the parent never says stop.
+        deadline = time.monotonic() + STORM_SECONDS + STORM_AFTER_SECONDS + FLOOD_SECONDS
+
+        async def worker() -> None:
+            while pool and not stop.is_set() and time.monotonic() < deadline:
+                kind, token = pool.pop()
+                await review(session, base, token, out.setdefault(kind, Outcomes()))
+                await asyncio.sleep(PACED_PAUSE)
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
     return out
 
 
@@ -538,9 +632,6 @@ async def flood(
     # the flood's hosts crowd its resolver, as when users from another region log in).
     half = len(VALID_REGIONS) // 2
     known_regions, new_regions = VALID_REGIONS[:half], VALID_REGIONS[half:]
-    quiet = await quiet_phase(
-        target, valid_tokens(signers, 600, known_regions, per_region=REGION_RUN)
-    )
     valid_pool: list[tuple[str, str]] = []
     runs = (3400 if not quick else 1000) // REGION_RUN
     for j in range(runs):
@@ -548,52 +639,39 @@ async def flood(
         region = regions[(j // 2) % len(regions)]
         minted = valid_tokens(signers, REGION_RUN, (region,), start=600 + j * REGION_RUN)
         valid_pool += [(kind, token) for token in minted]
+    paced = PacedClient(
+        target, valid_tokens(signers, 600, known_regions, per_region=REGION_RUN), valid_pool
+    )
+    await paced.quiet()
     rss_before = target.rss_mb()
     cpu_before = target.cpu_seconds()
     shaped, malformed = Outcomes(), Outcomes()
-    by_kind = {"known": Outcomes(), "new": Outcomes()}
-    stop = asyncio.Event()
     started = time.monotonic()
     deadline = started + FLOOD_SECONDS
-    unsent = 0
-    async with (
-        session_for(target, PACED_WORKERS) as paced,
-        session_for(target, FLOOD_CONCURRENCY) as attacker,
-    ):
+    async with session_for(target, FLOOD_CONCURRENCY) as attacker:
         with RssSampler(target) as rss:
-            queue = list(reversed(flood_tokens))
+            pending = list(reversed(flood_tokens))
 
             async def flooder() -> None:
-                while queue and time.monotonic() < deadline:
-                    kind, token = queue.pop()
+                while pending and time.monotonic() < deadline:
+                    kind, token = pending.pop()
                     await review(
                         attacker, target.base, token, shaped if kind == "shaped" else malformed
                     )
 
-            async def attack() -> None:
-                await asyncio.gather(*(flooder() for _ in range(FLOOD_CONCURRENCY)))
-                stop.set()
-
-            pool = list(reversed(valid_pool))
-
-            async def paced_worker() -> None:
-                while pool and time.monotonic() < deadline + 5 and not stop.is_set():
-                    kind, token = pool.pop()
-                    await review(paced, target.base, token, by_kind[kind])
-                    await asyncio.sleep(PACED_PAUSE)
-
-            await asyncio.gather(attack(), *(paced_worker() for _ in range(PACED_WORKERS)))
-            unsent = len(queue)
+            await asyncio.gather(*(flooder() for _ in range(FLOOD_CONCURRENCY)))
+            unsent = len(pending)
             seconds = time.monotonic() - started
             cpu = target.cpu_seconds() - cpu_before
+            by_kind = await paced.finish()
             await asyncio.sleep(1.0)
             size = await metrics_bytes(target)
-    valid = merged(*by_kind.values())
+    known, new = by_kind.get("known", Outcomes()), by_kind.get("new", Outcomes())
     return FloodResult(
-        quiet,
-        valid,
-        by_kind["known"],
-        by_kind["new"],
+        by_kind["quiet"],
+        merged(known, new),
+        known,
+        new,
         shaped,
         malformed,
         unsent,
@@ -753,49 +831,35 @@ async def storm(target: Target, signers: list[bench_reference.Keys], quick: bool
     count = STORM_TOKENS // 5 if quick else STORM_TOKENS
     tokens = valid_tokens(signers, count + 2000)
     storm_tokens, probe_tokens = tokens[:count], tokens[count:]
-    quiet = await quiet_phase(target, probe_tokens[:300], workers=1)
-    probe_pool = probe_tokens[300:]
+    probe = PacedClient(
+        target, probe_tokens[:300], [("probe", t) for t in probe_tokens[300:]], workers=1
+    )
+    await probe.quiet()
     rss_before = target.rss_mb()
-    storm_out, probe = Outcomes(), Outcomes()
-    stop = asyncio.Event()
+    storm_out = Outcomes()
     started = time.monotonic()
-    storm_end = started
-    unsent = 0
-    async with (
-        session_for(target, 1) as probe_session,
-        session_for(target, STORM_CONCURRENCY) as crowd,
-    ):
+    async with session_for(target, STORM_CONCURRENCY) as crowd:
         with RssSampler(target) as rss:
-
-            async def the_storm() -> None:
-                nonlocal unsent, storm_end
-                unsent = await run_pool(
-                    crowd,
-                    target.base,
-                    storm_tokens,
-                    STORM_CONCURRENCY,
-                    storm_out,
-                    deadline=started + STORM_SECONDS,
-                )
-                storm_end = time.monotonic()
-                await asyncio.sleep(STORM_AFTER_SECONDS)
-                stop.set()
-
-            await asyncio.gather(
-                the_storm(),
-                run_pool(
-                    probe_session,
-                    target.base,
-                    probe_pool,
-                    1,
-                    probe,
-                    deadline=started + STORM_SECONDS + STORM_AFTER_SECONDS,
-                    pause=PACED_PAUSE,
-                    stop=stop,
-                ),
+            unsent = await run_pool(
+                crowd,
+                target.base,
+                storm_tokens,
+                STORM_CONCURRENCY,
+                storm_out,
+                deadline=started + STORM_SECONDS,
             )
+            storm_end = time.monotonic()
+            await asyncio.sleep(STORM_AFTER_SECONDS)
+    probed = await probe.finish()
     return StormResult(
-        quiet, storm_out, probe, unsent, storm_end - started, storm_end, rss_before, rss.peak
+        probed["quiet"],
+        storm_out,
+        probed.get("probe", Outcomes()),
+        unsent,
+        storm_end - started,
+        storm_end,
+        rss_before,
+        rss.peak,
     )
 
 
@@ -933,13 +997,12 @@ async def slow_clients(
     server closes the last) for SLOW_HOLD_SECONDS, while the paced client reviews."""
     count = SLOW_CONNECTIONS // 4 if quick else SLOW_CONNECTIONS
     tokens = valid_tokens(signers, 1500)
-    quiet = await quiet_phase(target, tokens[:400])
+    paced = PacedClient(target, tokens[:400], [("valid", t) for t in tokens[400:]])
+    await paced.quiet()
     ctx = target.ssl_context()
     closed: list[float] = []
     errors: dict[str, int] = {}
     still_open = 0
-    valid = Outcomes()
-    stop = asyncio.Event()
     cpu_before = target.cpu_seconds()
     started = time.monotonic()
     end = started + SLOW_HOLD_SECONDS
@@ -953,27 +1016,20 @@ async def slow_clients(
             elif result is None:
                 await asyncio.sleep(0.5)
 
-    async def hold_all() -> None:
-        await asyncio.gather(*(slot() for _ in range(count)))
-        stop.set()
-
-    async with session_for(target, PACED_WORKERS) as session:
-        holding = asyncio.ensure_future(hold_all())
-        await asyncio.sleep(1.0)  # the slow connections first
-        await run_pool(
-            session,
-            target.base,
-            tokens[400:],
-            PACED_WORKERS,
-            valid,
-            deadline=end + SLOW_HOLD_SECONDS + 5,
-            pause=PACED_PAUSE,
-            stop=stop,
-        )
-        await holding
+    await asyncio.gather(*(slot() for _ in range(count)))
     seconds = time.monotonic() - started
     cpu = target.cpu_seconds() - cpu_before
-    return SlowResult(quiet, valid, closed, still_open, errors, header_timeout, seconds, cpu)
+    reviewed = await paced.finish()
+    return SlowResult(
+        reviewed["quiet"],
+        reviewed.get("valid", Outcomes()),
+        closed,
+        still_open,
+        errors,
+        header_timeout,
+        seconds,
+        cpu,
+    )
 
 
 def slow_rows(results: dict[str, SlowResult]) -> list[Row]:
