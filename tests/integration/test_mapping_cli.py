@@ -197,8 +197,68 @@ def test_remove_user_account_and_permission_set(config: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert "removed" in done.stderr
         again = mapping(config, "remove", *args)
-        assert "unchanged" in again.stderr
+        assert again.returncode == 1, again.stderr
+        assert "not found" in again.stderr
+        ignored = mapping(config, "remove", *args, "--ignore-not-found")
+        assert ignored.returncode == 0, ignored.stderr
+        assert "nothing removed (--ignore-not-found)" in ignored.stderr
     assert config.read_text() == SERVER_CONFIG
+
+
+@pytest.mark.parametrize(
+    ("args", "closest"),
+    [
+        ((f"arn:aws:iam::{ACCOUNT}:user/kubedmy",), f"arn:aws:iam::{ACCOUNT}:user/kubedemy"),
+        ((f"arn:aws:iam::{ACCOUNT}:role/NodeInstanceRol",), NODE_ROLE),
+        (("111122223334",), "111122223333"),
+        (("Develpers", "--account", ACCOUNT), "Developers"),
+    ],
+    ids=["user-typo", "role-typo", "account-typo", "permission-set-typo"],
+)
+def test_removing_what_is_not_mapped_names_the_closest(
+    config: Path, args: tuple[str, ...], closest: str
+) -> None:
+    ok(config, "add-user", f"arn:aws:iam::{ACCOUNT}:user/kubedemy", "--username", "k")
+    ok(config, "add-account", ACCOUNT)
+    ok(config, "add-sso", "Developers", "--account", ACCOUNT, "--username", "d")
+    before = config.read_text()
+    done = mapping(config, "remove", *args)
+    assert done.returncode == 1, done.stderr
+    assert "not found" in done.stderr
+    assert f"closest: {closest}" in done.stderr
+    assert "--ignore-not-found" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert config.read_text() == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("list",),
+        ("lint",),
+        ("explain", f"arn:aws:iam::{ACCOUNT}:user/u"),
+        ("remove", f"arn:aws:iam::{ACCOUNT}:user/u"),
+        ("remove", f"arn:aws:iam::{ACCOUNT}:user/u", "--ignore-not-found"),
+        ("backup",),
+    ],
+    ids=["list", "lint", "explain", "remove", "remove-ignore", "backup"],
+)
+def test_a_missing_mapping_file_is_an_error(tmp_path: Path, command: tuple[str, ...]) -> None:
+    path = tmp_path / "typo.yaml"
+    done = mapping(path, *command)
+    assert done.returncode == 2, done.stderr
+    assert "no such file" in done.stderr
+    assert "fix: " in done.stderr
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("name", ["new.yaml", "new.json"])
+def test_only_an_add_creates_a_mapping_file_and_says_so(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    done = mapping(path, "add-user", f"arn:aws:iam::{ACCOUNT}:user/u", "--username", "u")
+    assert done.returncode == 0, done.stderr
+    assert "did not exist: created it" in done.stderr
+    assert path.exists()
 
 
 def test_list_in_three_formats(config: Path) -> None:

@@ -76,6 +76,10 @@ class MappingDocument(Protocol):
         """The content as JSON-able data, for backups (:func:`document_from_state` reverses it)."""
         ...
 
+    def names(self) -> list[str]:
+        """What the entries map (ARNs, accounts, permission sets), for "did you mean"."""
+        ...
+
     def upsert_user(
         self, arn: str, username: str, groups: Sequence[str], *, replace: bool
     ) -> Change: ...
@@ -857,6 +861,10 @@ class CrdMappings(_ArnUpserts):
 
     def state(self) -> Any:
         return copy.deepcopy(self.specs())
+
+    def names(self) -> list[str]:
+        specs = self.specs().values()
+        return [str(spec["arn"]) for spec in specs if isinstance(spec, dict) and "arn" in spec]
 
     def _find(self, key: str) -> list[str]:
         return [

@@ -22,6 +22,7 @@ import enum
 import json
 import os
 import random as _random
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,9 @@ from kubeiam.admin.mapping_documents import (
     FileMappings,
     MappingDocument,
 )
+from kubeiam.documents import DocumentError, load_json
 from kubeiam.errors import ConfigError, ConflictError, KubeAPIError
+from kubeiam.fileio import read_document_text
 from kubeiam.kube.objects import NOT_FOUND, status_code
 from kubeiam.mapping.aws_auth import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
 from kubeiam.mapping.backends import CRD, DYNAMIC_FILE, EKS_CONFIG_MAP, MOUNTED_FILE
@@ -45,6 +48,12 @@ BACKUP_NAMESPACE = AWS_AUTH_NAMESPACE
 AWS_AUTH_BACKUP_NAME = "aws-auth-kubeiam-backup"
 CRD_BACKUP_NAME = "iamidentitymapping-kubeiam-backup"
 FILE_BACKUP_SUFFIX = ".kubeiam-backup.json"
+#: A file history kubeiam cannot read is renamed ``<history>.corrupt-<time>`` before a new one
+#: starts: kept for a person to inspect, never rewritten or dropped.
+CORRUPT_SUFFIX = ".corrupt-"
+#: Ten states of a 10,000-entry mapping file are about 10 MB of JSON; a bigger history is not
+#: one kubeiam wrote.
+MAX_HISTORY_BYTES = 64 * 1024 * 1024
 #: Attempts at updating the backup ConfigMap when concurrent writers race on it.
 _BACKUP_ATTEMPTS = 8
 
@@ -90,21 +99,67 @@ class BackupRecord:
         )
 
     @classmethod
-    def from_wire(cls, raw: Mapping[str, Any]) -> BackupRecord:
-        try:
-            return cls(
-                int(raw["revision"]),
-                str(raw["time"]),
-                str(raw.get("by", "")),
-                str(raw.get("command", "")),
-                str(raw["store"]),
-                raw["state"],
-            )
-        except (KeyError, TypeError, ValueError) as exc:
+    def from_wire(cls, raw: object) -> BackupRecord:
+        """A record as stored; :class:`ConfigError` saying what is wrong for anything else (a
+        wrong type is refused, never converted: a record that does not read back exactly is not
+        a state to restore)."""
+        problem = _wire_problem(raw)
+        if problem is not None:
             raise ConfigError(
-                f"not a kubeiam mapping backup (missing or bad {exc})",
-                hint="pass a file written by `kubeiam mapping backup -o FILE`",
-            ) from None
+                f"not a kubeiam mapping backup: {problem}",
+                hint="pass a file written by `kubeiam mapping backup --output-file FILE`",
+            )
+        assert isinstance(raw, Mapping)
+        return cls(
+            raw["revision"],
+            raw["time"],
+            raw.get("by", ""),
+            raw.get("command", ""),
+            raw["store"],
+            raw["state"],
+        )
+
+
+#: The text fields of a stored record (``by`` and ``command`` may be absent).
+_WIRE_TEXT_FIELDS = ("time", "by", "command", "store")
+#: A stored record's ``time``, ``by`` and ``command`` are short; longer is not ours.
+_MAX_WIRE_TEXT = 1000
+
+
+def _wire_problem(raw: object) -> str | None:
+    """Why ``raw`` is not a stored backup record, or None."""
+    if not isinstance(raw, Mapping):
+        return f"a record is a JSON {type(raw).__name__}, not an object"
+    for name in ("revision", "time", "store", "state"):
+        if name not in raw:
+            return f"the field {name!r} is missing"
+    revision = raw["revision"]
+    if isinstance(revision, bool) or not isinstance(revision, int) or revision < 1:
+        return f"revision {str(revision)[:20]!r} is not a positive integer"
+    for name in _WIRE_TEXT_FIELDS:
+        value = raw.get(name, "")
+        if not isinstance(value, str):
+            return f"{name} is a {type(value).__name__}, not a string"
+        if len(value) > _MAX_WIRE_TEXT:
+            return f"{name} is longer than {_MAX_WIRE_TEXT} characters"
+    store = raw["store"]
+    if store not in {k.value for k in StoreKind}:
+        return f"store {store[:20]!r} is not one of {', '.join(k.value for k in StoreKind)}"
+    state = raw["state"]
+    if state is None:
+        return None
+    if store == StoreKind.FILE.value and not isinstance(state, str):
+        return f"the state of a file backup is a {type(state).__name__}, not the file's text"
+    if store == StoreKind.AWS_AUTH.value and not (
+        isinstance(state, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in state.items())
+    ):
+        return "the state of an aws-auth backup is not the ConfigMap's data (strings by name)"
+    if store == StoreKind.CRD.value and not (
+        isinstance(state, Mapping) and all(isinstance(v, Mapping | None) for v in state.values())
+    ):
+        return "the state of a CRD backup is not the objects' specs by name"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +182,11 @@ class MappingStore(Protocol):
     @property
     def target(self) -> str: ...
 
-    async def read(self) -> Snapshot: ...
+    async def read(self, *, missing_ok: bool = False) -> Snapshot:
+        """The store's content. ``missing_ok``: an absent file is an empty document (the edits
+        that may create one); otherwise a missing file is :class:`ConfigError` ("no such file").
+        An absent aws-auth or CRD set is empty either way (the cluster has none yet)."""
+        ...
 
     def open(self, state: Any) -> MappingDocument:
         """A document holding a backed-up ``state``."""
@@ -137,7 +196,12 @@ class MappingStore(Protocol):
 
     async def backups(self) -> list[BackupRecord]: ...
 
-    async def save_backup(self, record: BackupRecord) -> None: ...
+    async def save_backup(self, record: BackupRecord) -> list[str]:
+        """Add ``record`` to the history; returns notes to show (a corrupt history kept aside)."""
+        ...
+
+    #: What reading the history found wrong (unreadable records kept, not used).
+    backup_notes: list[str]
 
     async def count_nodes(self) -> int | None:
         """Node objects in the cluster, or None when the store has no cluster."""
@@ -146,8 +210,15 @@ class MappingStore(Protocol):
     async def close(self) -> None: ...
 
 
-def next_revision(records: list[BackupRecord]) -> int:
-    return max((r.revision for r in records), default=0) + 1
+def next_revision(records: list[BackupRecord], data: Mapping[str, Any] | None = None) -> int:
+    """One past the highest revision in use, counting the keys of unreadable records in
+    ``data`` too, so a new record never overwrites one of them."""
+    used = [r.revision for r in records]
+    for key in data or ():
+        match = _BACKUP_KEY.fullmatch(str(key))
+        if match is not None:
+            used.append(int(match.group(1)))
+    return max(used, default=0) + 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,6 +240,7 @@ class _KubeStore:
         self.client = client
         self._sleep = sleep
         self._random = random
+        self.backup_notes: list[str] = []
 
     async def close(self) -> None:
         close = getattr(self.client, "close", None)
@@ -199,20 +271,34 @@ class _KubeStore:
 
     async def backups(self) -> list[BackupRecord]:
         obj = await self._backup_map()
-        return _records_from_data((obj or {}).get("data") or {})
+        records, self.backup_notes = _records_from_data(self._backup_data(obj))
+        return records
 
-    async def save_backup(self, record: BackupRecord) -> None:
-        """Add ``record`` to the backup ConfigMap (read, change, write; retried on conflict)."""
+    def _backup_data(self, obj: Mapping[str, Any] | None) -> dict[str, Any]:
+        data = (obj or {}).get("data") or {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"the backup ConfigMap {BACKUP_NAMESPACE}/{self.backup_name} has a malformed "
+                "data field",
+                hint=f"inspect it with kubectl, then move it away (kubectl -n {BACKUP_NAMESPACE} "
+                f"get configmap {self.backup_name} -o yaml > saved.yaml; kubectl delete ...)",
+            )
+        return dict(data)
+
+    async def save_backup(self, record: BackupRecord) -> list[str]:
+        """Add ``record`` to the backup ConfigMap (read, change, write; retried on conflict).
+        Keys that do not hold a readable record are left as they are (never overwritten or
+        dropped) and named in the returned notes."""
         from kubeiam.kube.objects import create_object, replace_object
         from kubeiam.kube.resources import config_map
 
         for attempt in range(_BACKUP_ATTEMPTS):
             obj = await self._backup_map()
-            data = dict((obj or {}).get("data") or {})
-            records = _records_from_data(data)
+            data = self._backup_data(obj)
+            records, notes = _records_from_data(data)
             if records and records[-1].state == record.state:
-                return  # the same state is already the newest backup
-            revision = next_revision(records)
+                return notes  # the same state is already the newest backup
+            revision = next_revision(records, data)
             stored = BackupRecord(
                 revision, record.time, record.by, record.command, record.store, record.state
             )
@@ -237,7 +323,7 @@ class _KubeStore:
                     )
                 else:
                     await replace_object(self.client, config_map(), {**obj, "data": data})
-                return
+                return notes
             except ConflictError:
                 await self._sleep(0.05 * (attempt + 1) * (0.5 + self._random()))
         raise ConflictError(
@@ -247,18 +333,58 @@ class _KubeStore:
         )
 
 
+def parse_history(text: str, *, source: str) -> list[BackupRecord]:
+    """A file history (a JSON list of records), oldest first; :class:`ConfigError` saying what
+    is wrong when any part of it is not a record kubeiam wrote."""
+    raw = load_json(text, source=source)
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source} is a JSON {type(raw).__name__}, not a list of backups")
+    records = []
+    for i, item in enumerate(raw):
+        problem = _wire_problem(item)
+        if problem is not None:
+            raise ConfigError(f"{source}: backup [{i}]: {problem}")
+        records.append(BackupRecord.from_wire(item))
+    revisions = [r.revision for r in records]
+    if len(set(revisions)) != len(revisions):
+        raise ConfigError(f"{source}: a revision appears twice")
+    return sorted(records, key=lambda r: r.revision)
+
+
 def _backup_key(revision: int) -> str:
     return f"r{revision:06d}.json"
 
 
-def _records_from_data(data: Mapping[str, Any]) -> list[BackupRecord]:
+#: The data keys kubeiam writes in a backup ConfigMap.
+_BACKUP_KEY = re.compile(r"r([0-9]{1,9})\.json")
+
+
+def _records_from_data(data: Mapping[str, Any]) -> tuple[list[BackupRecord], list[str]]:
+    """The readable records of a backup ConfigMap's data, and a note per key of kubeiam's form
+    (``r000012.json``) that does not hold one: such keys stay in the ConfigMap untouched (a
+    person may want them), are never restored, and are named so nobody believes them used.
+    Other keys are not kubeiam's and are ignored."""
     records = []
+    notes = []
     for key in sorted(data):
+        match = _BACKUP_KEY.fullmatch(str(key))
+        if match is None:
+            continue
         try:
-            records.append(BackupRecord.from_wire(json.loads(data[key])))
-        except (ConfigError, ValueError, TypeError):
-            continue  # not ours; left alone
-    return sorted(records, key=lambda r: r.revision)
+            value = data[key]
+            if not isinstance(value, str):
+                raise ConfigError(f"the value is a {type(value).__name__}, not JSON text")
+            record = BackupRecord.from_wire(load_json(value, source=key))
+            if record.revision != int(match.group(1)):
+                raise ConfigError(f"it says revision {record.revision}")
+        except ConfigError as exc:
+            notes.append(
+                f"backup {key} is not a readable kubeiam backup ({exc.message}); it is kept "
+                "as it is and not used"
+            )
+            continue
+        records.append(record)
+    return sorted(records, key=lambda r: r.revision), notes
 
 
 class AwsAuthStore(_KubeStore):
@@ -277,7 +403,7 @@ class AwsAuthStore(_KubeStore):
             raise ConfigError("this backup does not hold aws-auth data")
         return AwsAuthMappings({str(k): str(v) for k, v in state.items()})
 
-    async def read(self) -> Snapshot:
+    async def read(self, *, missing_ok: bool = False) -> Snapshot:
         from kubeiam.kube.objects import get_object
         from kubeiam.kube.resources import config_map
 
@@ -335,7 +461,7 @@ class CrdStore(_KubeStore):
             }
         )
 
-    async def read(self) -> Snapshot:
+    async def read(self, *, missing_ok: bool = False) -> Snapshot:
         from httpx2 import HTTPError
         from lightkube import ApiError
 
@@ -402,6 +528,7 @@ class FileStore:
     kind = StoreKind.FILE
 
     def __init__(self, path: Path) -> None:
+        self.backup_notes: list[str] = []
         self.path = Path(os.path.abspath(path))
         self._json = self.path.suffix.lower() == ".json"
         self.backend = DYNAMIC_FILE if self._json else MOUNTED_FILE
@@ -416,13 +543,13 @@ class FileStore:
             raise ConfigError("this backup does not hold a mapping file")
         return FileMappings(state, json_format=self._json, name=str(self.path))
 
-    async def read(self) -> Snapshot:
-        try:
-            text: str | None = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            text = None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {self.path}: {exc}") from None
+    async def read(self, *, missing_ok: bool = False) -> Snapshot:
+        text = read_document_text(self.path, missing_ok=True)
+        if text is None and not missing_ok:
+            raise ConfigError(
+                f"{self.path}: no such file",
+                hint="check the path; only the add-* commands create a new mapping file",
+            )
         doc = FileMappings(text, json_format=self._json, name=str(self.path))
         return Snapshot(doc, text, text is not None)
 
@@ -437,19 +564,38 @@ class FileStore:
         locked_update(self.path, change, preserve_mode=True)
 
     async def backups(self) -> list[BackupRecord]:
-        try:
-            raw = json.loads(self.backup_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        """The history, oldest first; :class:`ConfigError` naming the file and what is wrong
+        when it cannot be read as a whole (restore never guesses from part of a history)."""
+        text = read_document_text(self.backup_path, missing_ok=True, max_bytes=MAX_HISTORY_BYTES)
+        if text is None:
             return []
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read the backup file {self.backup_path}: {exc}") from None
-        if not isinstance(raw, list):
-            raise ConfigError(f"{self.backup_path} is not a kubeiam backup history")
-        return sorted((BackupRecord.from_wire(r) for r in raw), key=lambda r: r.revision)
+        try:
+            return parse_history(text, source=str(self.backup_path))
+        except ConfigError as exc:
+            raise ConfigError(
+                f"the backup history cannot be read: {exc.message}",
+                hint=f"fix or move {self.backup_path} away; the next change made by kubeiam "
+                f"renames it to {self.backup_path.name}{CORRUPT_SUFFIX}<time> and starts a new "
+                "history",
+            ) from None
 
-    async def save_backup(self, record: BackupRecord) -> None:
+    async def save_backup(self, record: BackupRecord) -> list[str]:
+        """Add ``record`` (under the history's lock). A history that cannot be read as a whole is
+        never rewritten or dropped: it is renamed aside (``...corrupt-<time>``) and a new one
+        started, and the note returned says so."""
+        notes: list[str] = []
+
         def change(old: str | None) -> str:
-            records = [BackupRecord.from_wire(r) for r in json.loads(old)] if old else []
+            records: list[BackupRecord] = []
+            if old is not None:
+                try:
+                    records = parse_history(old, source=str(self.backup_path))
+                except ConfigError as exc:
+                    aside = self._set_aside(record.time)
+                    notes.append(
+                        f"the backup history {self.backup_path} could not be read "
+                        f"({exc.message}); it was kept as {aside} and a new history started"
+                    )
             if records and records[-1].state == record.state:
                 return old or ""
             stored = BackupRecord(
@@ -463,7 +609,24 @@ class FileStore:
             keep = [*records, stored][-BACKUP_HISTORY:]
             return json.dumps([r.to_wire() for r in keep], indent=2) + "\n"
 
-        locked_update(self.backup_path, change)
+        try:
+            locked_update(self.backup_path, change)
+        except DocumentError as exc:  # not UTF-8, a FIFO ...: nothing kubeiam can set aside
+            raise ConfigError(
+                f"cannot save a backup in {self.backup_path}: {exc.problem}; nothing was written",
+                hint=f"move {self.backup_path} away, then retry",
+            ) from None
+        return notes
+
+    def _set_aside(self, when: str) -> Path:
+        stamp = re.sub(r"[^0-9T]", "", when)[:15] or "unknown"
+        aside = self.backup_path.with_name(f"{self.backup_path.name}{CORRUPT_SUFFIX}{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = aside.with_name(f"{self.backup_path.name}{CORRUPT_SUFFIX}{stamp}-{n}")
+        os.replace(self.backup_path, aside)
+        return aside
 
     async def count_nodes(self) -> int | None:
         return None

@@ -31,7 +31,7 @@ from kubeiam.admin.mapping_documents import MappingDocument
 from kubeiam.admin.mapping_stores import BackupRecord, MappingStore, Snapshot
 from kubeiam.admin.mapping_writer import NODE_GROUPS, NODE_USERNAME_PREFIX, MappingChange
 from kubeiam.arn import PrincipalKind, arn_key, canonicalize_mapping_arn, parse_caller_arn
-from kubeiam.errors import ConflictError, GuardError, KubeIAMError, MappingError
+from kubeiam.errors import ConflictError, GuardError, KubeIAMError, MappingError, NotFoundError
 from kubeiam.identity import Identity
 from kubeiam.mapping.aws_auth import Change
 from kubeiam.mapping.chain import DEFAULT_RESERVED_PREFIX_CONFIG
@@ -48,6 +48,7 @@ from kubeiam.mapping.model import (
     UserMapping,
 )
 from kubeiam.mapping.templates import DEFAULT_RESERVED_PREFIXES, reserved_prefix_of
+from kubeiam.suggestions import MAX_SUGGESTIONS, closest_names, not_found_message
 
 #: Attempts at read-change-write before a conflict is reported. Six writers racing on one loaded
 #: 2-core machine exhausted five attempts once; ten with a doubling pause wait ~5 s at worst.
@@ -158,6 +159,10 @@ class EditResult:
     attempts: int
     #: Guards that ``force`` overrode.
     forced: tuple[str, ...] = ()
+    #: The store did not exist and the edit created it (only the add-* edits may).
+    created: bool = False
+    #: What else the user should know (a corrupt backup history kept aside ...).
+    notes: tuple[str, ...] = ()
 
 
 #: Lines of context around each change in a diff (difflib's and git's default).
@@ -237,15 +242,36 @@ class MappingEditor:
         )
 
     async def edit(
-        self, operation: Operation, *, dry_run: bool = False, force: bool = False
+        self,
+        operation: Operation,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        creates: bool = False,
+        must_exist: str | None = None,
     ) -> EditResult:
-        """Apply ``operation`` to the store (see the module docstring)."""
+        """Apply ``operation`` to the store (see the module docstring).
+
+        ``creates``: the operation may create a store that does not exist (the add-* edits);
+        otherwise a missing mapping file is :class:`ConfigError` ("no such file").
+        ``must_exist``: the operation removes this name; finding nothing to remove is
+        :class:`NotFoundError` naming the closest names the store maps (a typo is not a success).
+        """
 
         def change(snapshot: Snapshot) -> tuple[MappingDocument, Change]:
             document = snapshot.document
-            return document, operation(document)
+            outcome = operation(document)
+            if outcome is Change.UNCHANGED and must_exist is not None:
+                closest = _closest_mapped(must_exist, document.names())
+                raise NotFoundError(
+                    not_found_message("mapping of", must_exist, closest)
+                    + f" in {self.store.target}",
+                    hint="check the ARN, account or permission set; pass --ignore-not-found if "
+                    "it may already be gone",
+                )
+            return document, outcome
 
-        return await self._run(change, dry_run=dry_run, force=force)
+        return await self._run(change, dry_run=dry_run, force=force, missing_ok=creates)
 
     async def restore(
         self, state: Any, *, dry_run: bool = False, force: bool = False
@@ -257,14 +283,16 @@ class MappingEditor:
             same = document.text() == snapshot.document.text()
             return document, Change.UNCHANGED if same else Change.REPLACED
 
-        return await self._run(change, dry_run=dry_run, force=force)
+        return await self._run(change, dry_run=dry_run, force=force, missing_ok=True)
 
     async def backup(self) -> BackupRecord:
-        """Save the current state in the history and return it (with its revision)."""
+        """Save the current state in the history and return it (with its revision). Notes on
+        the history (a corrupt one kept aside) are left in ``store.backup_notes``."""
         snapshot = await self.store.read()
         record = self.record(snapshot.document.state() if snapshot.exists else None)
-        await self.store.save_backup(record)
+        notes = await self.store.save_backup(record)
         records = await self.store.backups()
+        self.store.backup_notes = [*notes, *self.store.backup_notes]
         return records[-1] if records else record
 
     async def _run(
@@ -273,10 +301,11 @@ class MappingEditor:
         *,
         dry_run: bool,
         force: bool,
+        missing_ok: bool,
     ) -> EditResult:
         target = self.store.target
         for attempt in range(1, self._attempts + 1):
-            snapshot = await self.store.read()
+            snapshot = await self.store.read(missing_ok=missing_ok)
             before = snapshot.document.load()
             old_text = snapshot.document.text() if dry_run else ""
             # Taken before the operation: documents are edited in place.
@@ -296,9 +325,12 @@ class MappingEditor:
             forced = tuple(check_guards(before, after, force=force))
             if dry_run:
                 diff = unified_diff(old_text, document.text(), target)
-                return EditResult(outcome, target, diff, False, attempt, forced)
+                return EditResult(
+                    outcome, target, diff, False, attempt, forced, created=not snapshot.exists
+                )
+            notes: list[str] = []
             if snapshot.exists:
-                await self.store.save_backup(self.record(old_state))
+                notes = await self.store.save_backup(self.record(old_state))
             try:
                 await self.store.write(snapshot, document)
             except ConflictError:
@@ -307,11 +339,35 @@ class MappingEditor:
                 pause = min(_RETRY_PAUSE * 2 ** (attempt - 1), _MAX_RETRY_PAUSE)
                 await self._sleep(pause * (0.5 + self._random()))
                 continue
-            return EditResult(outcome, target, "", True, attempt, forced)
+            return EditResult(
+                outcome,
+                target,
+                "",
+                True,
+                attempt,
+                forced,
+                created=not snapshot.exists,
+                notes=tuple(notes),
+            )
         raise ConflictError(
             f"{target} kept changing under concurrent writers ({self._attempts} attempts)",
             hint="retry the command; if it persists, find the other writer",
         )
+
+
+def _closest_mapped(name: str, names: Sequence[str]) -> list[str]:
+    """The mapped names closest to ``name``. ARNs are compared by what follows the account
+    (``user/alice``): every ARN of one account shares its first 26 characters, which would make
+    any of them look close."""
+
+    def resource(arn: str) -> str:
+        return arn.split(":", 5)[-1] if arn.startswith("arn:") else arn
+
+    by_resource: dict[str, list[str]] = {}
+    for candidate in names:
+        by_resource.setdefault(resource(candidate), []).append(candidate)
+    found = closest_names(resource(name), list(by_resource))
+    return [full for key in found for full in by_resource[key]][:MAX_SUGGESTIONS]
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,12 +399,17 @@ class StoreMappingWriter:
     def target(self) -> str:
         return self._target
 
-    def _edit(self, operation: Operation, command: str, *, force: bool = False) -> Change:
+    def _edit(
+        self, operation: Operation, command: str, *, force: bool = False, creates: bool = False
+    ) -> Change:
         async def run() -> Change:
             store = self._open()
             try:
                 editor = MappingEditor(store, now=self._now, by=self._by, command=command)
-                return (await editor.edit(operation, dry_run=self.dry_run, force=force)).change
+                result = await editor.edit(
+                    operation, dry_run=self.dry_run, force=force, creates=creates
+                )
+                return result.change
             finally:
                 await store.close()
 
@@ -356,13 +417,17 @@ class StoreMappingWriter:
 
     def add_user(self, arn: str, username: str, groups: Sequence[str]) -> MappingChange:
         change = self._edit(
-            lambda d: d.upsert_user(arn, username, groups, replace=False), f"iam add-user {arn}"
+            lambda d: d.upsert_user(arn, username, groups, replace=False),
+            f"iam add-user {arn}",
+            creates=True,
         )
         return MappingChange.UNCHANGED if change is Change.UNCHANGED else MappingChange.ADDED
 
     def add_role(self, arn: str, username: str, groups: Sequence[str]) -> MappingChange:
         change = self._edit(
-            lambda d: d.upsert_role(arn, username, groups, replace=False), f"iam add-role {arn}"
+            lambda d: d.upsert_role(arn, username, groups, replace=False),
+            f"iam add-role {arn}",
+            creates=True,
         )
         return MappingChange.UNCHANGED if change is Change.UNCHANGED else MappingChange.ADDED
 

@@ -149,6 +149,11 @@ def _report(result: EditResult, what: str) -> None:
         click.echo(result.diff, nl=False)
     for overridden in result.forced:
         say(f"--force: {overridden}")
+    for note in result.notes:
+        say(f"note: {note}")
+    if result.created and result.change is not Change.UNCHANGED:
+        would = "would create" if not result.written else "created"
+        say(f"{result.target} did not exist: {would} it")
     if result.change is Change.UNCHANGED:
         say(f"{what}: unchanged in {result.target}")
     elif not result.written:
@@ -159,14 +164,25 @@ def _report(result: EditResult, what: str) -> None:
 
 
 def _edit(
-    kwargs: dict[str, Any], operation: Callable[[MappingDocument], Change], what: str
-) -> None:
+    kwargs: dict[str, Any],
+    operation: Callable[[MappingDocument], Change],
+    what: str,
+    *,
+    creates: bool = False,
+    must_exist: str | None = None,
+) -> EditResult:
+    """Run one edit. ``creates``: an add-* edit, which may create a missing file (and says so);
+    ``must_exist``: a removal, for which finding nothing is an error (exit 1)."""
     dry_run, force = kwargs.pop("dry_run"), kwargs.pop("force")
 
     async def body(store: MappingStore) -> EditResult:
-        return await _editor(store).edit(operation, dry_run=dry_run, force=force)
+        return await _editor(store).edit(
+            operation, dry_run=dry_run, force=force, creates=creates, must_exist=must_exist
+        )
 
-    _report(_run_with_store(kwargs, body), what)
+    result = _run_with_store(kwargs, body)
+    _report(result, what)
+    return result
 
 
 def _path_note(arn: str) -> None:
@@ -208,7 +224,12 @@ def add_user_command(
 ) -> None:
     """Map IAM user ARN to a Kubernetes username and groups."""
     group_list = split_values(groups)
-    _edit(kw, lambda d: d.upsert_user(arn, username, group_list, replace=replace), f"user {arn}")
+    _edit(
+        kw,
+        lambda d: d.upsert_user(arn, username, group_list, replace=replace),
+        f"user {arn}",
+        creates=True,
+    )
 
 
 @mapping_group.command("add-role")
@@ -223,7 +244,12 @@ def add_role_command(
     """Map IAM role ARN (every session of it) to a Kubernetes username and groups."""
     _path_note(arn)
     group_list = split_values(groups)
-    _edit(kw, lambda d: d.upsert_role(arn, username, group_list, replace=replace), f"role {arn}")
+    _edit(
+        kw,
+        lambda d: d.upsert_role(arn, username, group_list, replace=replace),
+        f"role {arn}",
+        creates=True,
+    )
 
 
 @mapping_group.command("add-sso")
@@ -251,6 +277,7 @@ def add_sso_command(
             permission_set, account, username, group_list, partition=partition, replace=replace
         ),
         f"permission set {permission_set} in account {account}",
+        creates=True,
     )
 
 
@@ -270,6 +297,7 @@ def add_group_command(
         kw,
         lambda d: d.upsert_group(group_arn, username, group_list, replace=replace),
         f"IAM group {group_arn}",
+        creates=True,
     )
 
 
@@ -280,7 +308,7 @@ def add_group_command(
 @report_errors
 def add_account_command(account: str, **kw: Any) -> None:
     """Accept every IAM principal of ACCOUNT (username = its ARN, no groups)."""
-    _edit(kw, lambda d: d.add_account(account), f"account {account}")
+    _edit(kw, lambda d: d.add_account(account), f"account {account}", creates=True)
 
 
 @mapping_group.command("remove")
@@ -291,20 +319,40 @@ def add_account_command(account: str, **kw: Any) -> None:
     help="ARN_OR_ACCOUNT is a permission set name: remove its mapping in this 12-digit account.",
 )
 @click.option("--partition", default="aws", show_default=True, help="Partition (with --account).")
+@click.option(
+    "--ignore-not-found",
+    is_flag=True,
+    help="Succeed when nothing maps it (default: exit 1 naming the closest mapped names).",
+)
 @change_options
 @store_options
 @report_errors
-def remove_command(arn_or_account: str, sso_account: str | None, partition: str, **kw: Any) -> None:
+def remove_command(
+    arn_or_account: str,
+    sso_account: str | None,
+    partition: str,
+    ignore_not_found: bool,
+    **kw: Any,
+) -> None:
     """Remove the mapping of a role, user or IAM group ARN, an account, or (with
-    --account) a permission set."""
+    --account) a permission set. Nothing to remove is an error (exit 1) that names the closest
+    mapped names, unless --ignore-not-found."""
+    from kubeiam.mapping.aws_auth import Change
+
+    must_exist = None if ignore_not_found else arn_or_account
     if sso_account:
-        _edit(
+        result = _edit(
             kw,
             lambda d: d.remove_sso(arn_or_account, sso_account, partition=partition),
             f"permission set {arn_or_account} in account {sso_account}",
+            must_exist=must_exist,
         )
-        return
-    _edit(kw, lambda d: d.remove(arn_or_account), arn_or_account)
+    else:
+        result = _edit(
+            kw, lambda d: d.remove(arn_or_account), arn_or_account, must_exist=must_exist
+        )
+    if result.change is Change.UNCHANGED:
+        say(f"note: nothing maps {arn_or_account}; nothing removed (--ignore-not-found)")
 
 
 def _entry_row(entry: Any) -> dict[str, Any]:

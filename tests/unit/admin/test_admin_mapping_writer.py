@@ -139,11 +139,17 @@ def test_remove_restores_the_file_an_add_started_from(tmp_path: Path) -> None:
     assert writer.remove(USER) is MappingChange.ABSENT
 
 
-def test_remove_from_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+def test_remove_from_a_missing_file_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
+    """A typo in --mapping-file is not "nothing to remove": only the adds create a file."""
     path = tmp_path / "absent.json"
-    assert file_writer(path).remove(USER) is MappingChange.ABSENT
+    with pytest.raises(ConfigError, match="no such file") as caught:
+        file_writer(path).remove(USER)
+    assert caught.value.exit_code == 2
+    assert "only the add-* commands create" in str(caught.value)
     assert not path.exists()
     assert not backup_of(path).exists()
+    assert file_writer(path).add_user(USER, "kubedemy", ["g"]) is MappingChange.ADDED
+    assert path.exists()
 
 
 def test_node_entries_are_removed_only_with_force(tmp_path: Path) -> None:

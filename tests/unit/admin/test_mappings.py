@@ -114,7 +114,7 @@ def test_edit_backs_up_the_previous_state_first(tmp_path: Path) -> None:
 
 def test_unchanged_writes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
-    run(editor(path).edit(lambda d: d.add_account(ACCOUNT)))
+    run(editor(path).edit(lambda d: d.add_account(ACCOUNT), creates=True))
     text, mtime = path.read_text(), path.stat().st_mtime_ns
     result = run(editor(path).edit(lambda d: d.add_account(ACCOUNT)))
     assert result.change is Change.UNCHANGED
@@ -142,8 +142,8 @@ class RacedFileStore(FileStore):
         self.races = races
         self.reads = 0
 
-    async def read(self) -> Snapshot:
-        snapshot = await super().read()
+    async def read(self, *, missing_ok: bool = False) -> Snapshot:
+        snapshot = await super().read(missing_ok=missing_ok)
         self.reads += 1
         if self.reads <= self.races:
             other = FileMappings(self.path.read_text(), json_format=True)
