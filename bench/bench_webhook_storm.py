@@ -94,6 +94,8 @@ DNS_DELAY = 3.0
 PACED_WORKERS = 2
 PACED_PAUSE = 0.05
 QUIET_SECONDS = 6.0
+#: Reviews the paced client sends first, unmeasured (connections, TLS, the STS pool).
+WARM_UP = 10
 #: Flood: tokens, concurrency, and the most it may take (the rest is counted as unsent).
 FLOOD_TOKENS = 2000
 FLOOD_CONCURRENCY = 64
@@ -512,11 +514,11 @@ async def _paced(
     async with aiohttp.ClientSession(connector=connector) as session:
         # Warm-up: connections and TLS sessions, the server's STS connection pool.
         warm = time.monotonic() + 20
-        await run_pool(session, base, quiet[:10], workers, Outcomes(), deadline=warm)
+        await run_pool(session, base, quiet[:WARM_UP], workers, Outcomes(), deadline=warm)
         await run_pool(
             session,
             base,
-            quiet[10:],
+            quiet[WARM_UP:],
             workers,
             out["quiet"],
             deadline=time.monotonic() + QUIET_SECONDS,
@@ -535,6 +537,25 @@ async def _paced(
 
         await asyncio.gather(*(worker() for _ in range(workers)))
     return out
+
+
+def server_review_ms(target: Target, lines: tuple[int, int]) -> list[float]:
+    """The kubeiam server's own latency (its review log line's ``latency_ms``) of the valid
+    reviews (an STS identity, 200) logged in the line range `lines`; [] for the reference."""
+    if target.name != "kubeiam":
+        return []
+    out = []
+    for line in target.log.read_text(errors="replace").splitlines()[lines[0] : lines[1]]:
+        with contextlib.suppress(ValueError):
+            doc = json.loads(line)
+            if doc.get("logger") == "kubeiam.server.review" and doc.get("status") == 200:
+                out.append(float(doc["latency_ms"]))
+    return out
+
+
+def log_lines(target: Target) -> int:
+    time.sleep(0.05)  # the server's log writer batches lines for 2 ms
+    return len(target.log.read_text(errors="replace").splitlines())
 
 
 class RssSampler:
@@ -588,6 +609,24 @@ class Row:
     verdicts: dict[str, str]
 
 
+def server_ms_row(scenario: str, results: dict[str, Any]) -> Row:
+    """kubeiam's own p99 for the valid reviews, quiet -> loaded (from its review log)."""
+
+    def text(r: Any) -> str:
+        if not r.server_quiet_ms or not r.server_loaded_ms:
+            return "-"
+        quiet, loaded = pct(r.server_quiet_ms, 99), pct(r.server_loaded_ms, 99)
+        return f"{quiet:.1f} -> {loaded:.1f} ({loaded / quiet:.2f}x)"
+
+    return Row(
+        scenario,
+        "  the server's own p99 ms for them (its log): quiet -> loaded",
+        {name: text(r) for name, r in results.items()},
+        "(info)",
+        {},
+    )
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -609,6 +648,9 @@ class FloodResult:
     rss_peak: float
     #: CPU seconds the server used during the flood (user + system).
     cpu_seconds: float = 0.0
+    #: kubeiam's own time (ms) for the valid reviews: quiet, then during the flood.
+    server_quiet_ms: list[float] = field(default_factory=list)
+    server_loaded_ms: list[float] = field(default_factory=list)
     dns_shaped: int = 0
     dns_malformed: int = 0
 
@@ -642,7 +684,9 @@ async def flood(
     paced = PacedClient(
         target, valid_tokens(signers, 600, known_regions, per_region=REGION_RUN), valid_pool
     )
+    first_line = log_lines(target)
     await paced.quiet()
+    quiet_line = log_lines(target)
     rss_before = target.rss_mb()
     cpu_before = target.cpu_seconds()
     shaped, malformed = Outcomes(), Outcomes()
@@ -664,6 +708,7 @@ async def flood(
             seconds = time.monotonic() - started
             cpu = target.cpu_seconds() - cpu_before
             by_kind = await paced.finish()
+            last_line = log_lines(target)
             await asyncio.sleep(1.0)
             size = await metrics_bytes(target)
     known, new = by_kind.get("known", Outcomes()), by_kind.get("new", Outcomes())
@@ -680,6 +725,8 @@ async def flood(
         rss_before,
         rss.peak,
         cpu,
+        server_review_ms(target, (first_line, quiet_line))[WARM_UP:],
+        server_review_ms(target, (quiet_line, last_line)),
     )
 
 
@@ -729,6 +776,7 @@ def flood_rows(results: dict[str, FloodResult]) -> list[Row]:
             f"<= {GOAL_P99_RATIO:g}x",
             judge(lambda r: ratio(r) <= GOAL_P99_RATIO),
         ),
+        server_ms_row("flood", results),
         Row(
             "flood",
             "/metrics size after the flood, bytes",
@@ -945,6 +993,9 @@ class SlowResult:
     seconds: float = 0.0
     #: CPU seconds the server used while the slow connections were held.
     cpu_seconds: float = 0.0
+    #: kubeiam's own time (ms) for the valid reviews: quiet, then with the slow connections.
+    server_quiet_ms: list[float] = field(default_factory=list)
+    server_loaded_ms: list[float] = field(default_factory=list)
 
     @property
     def opened(self) -> int:
@@ -998,7 +1049,9 @@ async def slow_clients(
     count = SLOW_CONNECTIONS // 4 if quick else SLOW_CONNECTIONS
     tokens = valid_tokens(signers, 1500)
     paced = PacedClient(target, tokens[:400], [("valid", t) for t in tokens[400:]])
+    first_line = log_lines(target)
     await paced.quiet()
+    quiet_line = log_lines(target)
     ctx = target.ssl_context()
     closed: list[float] = []
     errors: dict[str, int] = {}
@@ -1020,6 +1073,7 @@ async def slow_clients(
     seconds = time.monotonic() - started
     cpu = target.cpu_seconds() - cpu_before
     reviewed = await paced.finish()
+    last_line = log_lines(target)
     return SlowResult(
         reviewed["quiet"],
         reviewed.get("valid", Outcomes()),
@@ -1029,6 +1083,8 @@ async def slow_clients(
         header_timeout,
         seconds,
         cpu,
+        server_review_ms(target, (first_line, quiet_line))[WARM_UP:],
+        server_review_ms(target, (quiet_line, last_line)),
     )
 
 
@@ -1100,6 +1156,7 @@ def slow_rows(results: dict[str, SlowResult]) -> list[Row]:
             f"<= {GOAL_P99_RATIO:g}x",
             judge(lambda r: ratio(r) <= GOAL_P99_RATIO),
         ),
+        server_ms_row("slow", results),
         Row(
             "slow",
             "slow connections (TLS) opened per s; server CPU s (busy share of 2 cores)",
