@@ -161,6 +161,9 @@ class KubeTransport(httpx2.AsyncBaseTransport):
         self._proxy = proxy_for(access, os.environ if environ is None else environ)
         self._pools: dict[tuple[bytes | None, bytes | None], httpx2.AsyncHTTPTransport] = {}
         self._retired: list[httpx2.AsyncHTTPTransport] = []
+        # Built now, so an unusable CA or client certificate is refused before any request.
+        cert, key = access.client_cert_pem, access.client_key_pem
+        self._pool(Credential(cert_pem=cert, key_pem=key) if cert else None)
 
     def _pool(self, credential: Credential | None) -> httpx2.AsyncHTTPTransport:
         key = (credential.cert_pem, credential.key_pem) if credential else (None, None)
@@ -199,9 +202,14 @@ class KubeTransport(httpx2.AsyncBaseTransport):
         cause = exc.__context__ or exc.__cause__
         if "CERTIFICATE_VERIFY_FAILED" in reason or isinstance(cause, ssl.SSLCertVerificationError):
             name = self.access.tls_server_name or urlsplit(self.access.server).hostname
+            trusted = (
+                "the kubeconfig's certificate authority"
+                if self.access.ca_pem is not None
+                else "the system's trusted authorities (the kubeconfig names no CA)"
+            )
             return KubeAPIError(
                 f"TLS: the Kubernetes API at {self.access.server} presented a certificate that "
-                f"the kubeconfig's certificate authority does not verify for {name!r} ({reason})",
+                f"{trusted} does not verify for {name!r} ({reason})",
                 hint="put the cluster's CA in certificate-authority-data (e.g. `kubeiam "
                 "kubeconfig update` writes it), or set tls-server-name to a name in the "
                 "server's certificate",
