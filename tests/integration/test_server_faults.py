@@ -39,8 +39,11 @@ CLUSTER = "faults-cluster"
 STS_TIMEOUT = 2.0
 #: Slack on top of STS_TIMEOUT for a review's whole round trip on a busy 2-core machine.
 ROUND_TRIP_SLACK = 3.0
-#: Concurrent workers of the load.
+#: Concurrent workers of the load, and each one's pause between reviews (bounds the count).
 WORKERS = 8
+PAUSE = 0.01
+#: IAM users signing the tokens.
+SIGNERS = 8
 START_SECONDS = 30.0
 #: Statuses a review may get while STS fails: refused (403, as the reference) or unavailable.
 FAILED_STS_STATUSES = {403, 503}
@@ -66,7 +69,11 @@ def mint(signer: Signer, now: datetime) -> str:
 
 
 class Tokens:
-    """An endless supply of distinct valid tokens (signer x signing second, newest first)."""
+    """Distinct valid tokens (signer x signing second), never one twice: a repeated token would
+    be answered from the identity cache and hide what STS is doing."""
+
+    #: Signing seconds used, back from now: the tokens stay inside STS's 15-minute window.
+    WINDOW_SECONDS = 800
 
     def __init__(self, signers: list[Signer]) -> None:
         self._signers = signers
@@ -77,8 +84,9 @@ class Tokens:
         i = self._next
         self._next += 1
         n = len(self._signers)
-        # 4 signers x 600 s: 2,400 distinct tokens before any is older than 10 minutes.
-        return mint(self._signers[i % n], self._now - timedelta(seconds=(i // n) % 600))
+        if i >= n * self.WINDOW_SECONDS:
+            raise AssertionError(f"more than {i} reviews: the load is not bounded as meant")
+        return mint(self._signers[i % n], self._now - timedelta(seconds=i // n))
 
 
 @dataclass
@@ -117,7 +125,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def signers(local_aws: LocalAWS) -> list[Signer]:
-    return [Signer(*local_aws.create_user(f"faults-{i}")) for i in range(4)]
+    return [Signer(*local_aws.create_user(f"faults-{i}")) for i in range(SIGNERS)]
 
 
 @pytest.fixture
@@ -231,6 +239,7 @@ async def load(
         async def worker() -> None:
             while not stop.is_set():
                 answers.append(await send(session, served.url, tokens.take(), aws))
+                await asyncio.sleep(PAUSE)
 
         await asyncio.gather(*(worker() for _ in range(WORKERS)))
 
