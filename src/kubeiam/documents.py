@@ -6,7 +6,7 @@ every refusal reads the same: ``<source> line L, column C: <problem>`` plus a ``
 document is refused, never half-read, when
 
 * its bytes are not UTF-8 (:func:`decode_text`; a UTF-8 byte order mark is tolerated),
-* it holds a control character, a lone surrogate or a non-character (:func:`check_text`), also
+* it holds a control character or a lone surrogate (:func:`check_text`), also
   when an escape sequence (``"\\u0000"``, ``"\\ud800"``) produces one,
 * it is larger than :data:`MAX_DOCUMENT_BYTES` or nested deeper than :data:`MAX_DEPTH`,
 * an integer has more digits than Python converts (``sys.get_int_max_str_digits``),
