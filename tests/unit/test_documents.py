@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubeiam.documents import (
     MAX_DEPTH,
@@ -227,3 +229,26 @@ def test_aws_auth_sections_follow_the_same_rules(section: str, expected: str) ->
     result = read_aws_auth({"mapRoles": section})
     assert not result.ok
     assert expected in str(result.errors[0])
+
+
+_keys = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=8)
+_typed_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    _keys,
+)
+_typed_values: st.SearchStrategy[Any] = st.recursive(
+    _typed_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_keys, inner, max_size=4)),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_typed_values, flow=st.booleans())
+def test_typed_reader_agrees_with_pyyaml(value: Any, flow: bool) -> None:
+    """The server config's reader builds what yaml.safe_load built before it."""
+    text = yaml.safe_dump(value, default_flow_style=flow, allow_unicode=True)
+    assert parse_yaml(text) == yaml.safe_load(text)
