@@ -44,14 +44,21 @@ CASES = [
     (json.dumps({"kind": "ExecCredential"}), API_V1BETA1, "does not know"),
     ("{not json", API_V1BETA1, "not JSON"),
     (json.dumps(["apiVersion", API_V1]), API_V1BETA1, "does not know"),
+    ("[" * 50_000, API_V1BETA1, "nested more than 100 levels deep"),
+    ('{"apiVersion": ' + "9" * 5000 + "}", API_V1BETA1, "an integer has too many digits"),
+    ('{"apiVersion": "' + "x" * (1 << 20) + '"}', API_V1BETA1, "larger than 1024 KiB"),
+    ('{"apiVersion": "' + "x" * 100_000 + '"}', API_V1BETA1, "xxx..., which kubeiam"),
 ]
 
 
 @pytest.mark.parametrize(
     ("exec_info", "expected", "warning"),
     CASES,
-    ids=["unset", "empty", "v1", "v1beta1", "v1alpha1", "unknown", "no-version", "garbage", "list"],
-)
+    ids=[
+        "unset", "empty", "v1", "v1beta1", "v1alpha1", "unknown", "no-version", "garbage", "list",
+        "deep", "huge-int", "over-1-MiB", "long-value-cut",
+    ],
+)  # fmt: skip
 def test_api_version_from_exec_info(
     exec_info: str | None, expected: str, warning: str | None
 ) -> None:
@@ -62,6 +69,7 @@ def test_api_version_from_exec_info(
     else:
         assert message is not None
         assert warning in message
+        assert len(message) < 400  # the value itself is never echoed whole
 
 
 def test_document_shape_and_timestamp() -> None:
