@@ -58,9 +58,15 @@ def make_async_client(
 
 
 def async_client_for(
-    access: ClusterAccess, *, timeout: float = 30.0, environ: Mapping[str, str] | None = None
+    access: ClusterAccess,
+    *,
+    timeout: float = 30.0,
+    environ: Mapping[str, str] | None = None,
+    **credential_options: Any,
 ) -> Any:
-    """A ``lightkube.AsyncClient`` sending through a :class:`KubeTransport` for ``access``."""
+    """A ``lightkube.AsyncClient`` sending through a :class:`KubeTransport` for ``access``
+    (``credential_options``: the clock and terminal test of
+    :func:`~kubeiam.kube.credentials.credential_source`)."""
     import httpx2
     from lightkube import AsyncClient
     from lightkube.config.kubeconfig import SingleConfig
@@ -83,5 +89,5 @@ def async_client_for(
         timeout=httpx2.Timeout(timeout),
         field_manager="kubeiam",
         trust_env=False,
-        transport=transport_for(access, environ=environ),
+        transport=transport_for(access, environ=environ, **credential_options),
     )

@@ -121,23 +121,37 @@ async def test_exec_credential_reused_until_expiry_and_rerun_on_401(
     )
     access = load_kube_config(write_yaml(tmp_path / "kc", doc))
     clock = [1893456000.0]  # 2030-01-01T00:00:00Z
-    source = ExecCredentials(access, now=lambda: clock[0], stdin_is_terminal=lambda: False)
-    first = await source.current()
-    assert (await source.current()) is first  # cached: one run
-    assert len(plugin.runs()) == 1
-    clock[0] += 600  # at the expirationTimestamp: run again
-    second = await source.current()
-    assert second.token == "second-token"
-    assert len(plugin.runs()) == 2
+    client = async_client_for(access, now=lambda: clock[0], stdin_is_terminal=lambda: False)
 
-    # Through the transport: the API refuses second-token (401), the plugin runs again and
-    # the request is repeated with the fresh token.
-    api.tokens = {"third-token"}
-    client = async_client_for(access)
-    client._client._client._transport.credentials = source
-    assert await read_aws_auth(client) is not None
-    assert [s.token for s in api.seen] == ["second-token", "third-token"]
-    assert len(plugin.runs()) == 3
+    async def get() -> None:
+        cm = config_map_resource()
+        assert await get_object(client, cm, "aws-auth", namespace="kube-system") is not None
+
+    try:
+        await get()
+        await get()
+        clock[0] += 599
+        await get()
+        assert len(plugin.runs()) == 1  # reused until its expirationTimestamp
+        clock[0] += 1
+        api.tokens.add("second-token")
+        await get()
+        assert len(plugin.runs()) == 2  # expired: the plugin ran again
+        # The API stops accepting second-token: a 401, the plugin runs again, and the refused
+        # request is repeated with the fresh token.
+        api.tokens = {"third-token"}
+        await get()
+        assert len(plugin.runs()) == 3
+    finally:
+        await client.close()
+    assert [s.token for s in api.seen] == [
+        "good-token",
+        "good-token",
+        "good-token",
+        "second-token",
+        "second-token",
+        "third-token",
+    ]
 
 
 async def test_exec_client_certificate(
