@@ -8,6 +8,9 @@ starts this module's DNS server inside, on ``127.0.0.1:53``:
 
 * names given with ``--answer`` (the STS front's names) get an A record ``127.0.0.1`` (and an
   empty answer for AAAA: the front listens on IPv4 only);
+* names in the ``--overrides`` file (JSON ``{name: mode}``, re-read on SIGHUP, see
+  :meth:`DnsNamespace.set_overrides`) get that mode, ahead of the rest: tests switch a name's
+  answers at run time;
 * every other name gets what ``--unknown`` says: ``nxdomain`` (at once), ``slow`` (NXDOMAIN
   after ``--delay`` seconds), ``drop`` (no answer ever) or ``mixed`` (half of the names, chosen
   by a stable hash of the name, ``slow``, the other half ``drop``).
@@ -133,11 +136,15 @@ class Policy:
     answers: frozenset[str]
     unknown: str = "nxdomain"
     delay: float = 2.0
+    #: name -> mode, ahead of everything else (switched at run time: `--overrides`, SIGHUP).
+    overrides: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     names: set[str] = field(default_factory=set)
 
     def decide(self, name: str) -> str:
         """``answer``, ``nxdomain``, ``slow`` or ``drop`` for a query for `name`."""
+        if name in self.overrides:
+            return self.overrides[name]
         if name in self.answers:
             return "answer"
         if self.unknown == "mixed":
@@ -185,12 +192,31 @@ class _Protocol(asyncio.DatagramProtocol):
             self.transport.sendto(payload, addr)
 
 
-async def serve(host: str, port: int, policy: Policy, stats: Path | None) -> None:
-    """Answer on `host:port` until SIGTERM or SIGINT; then write `stats` (JSON)."""
+def read_overrides(path: Path | None) -> dict[str, str]:
+    """``{name: mode}`` from a JSON file (absent or None: no overrides)."""
+    if path is None or not path.exists():
+        return {}
+    doc = json.loads(path.read_text())
+    modes = (*UNKNOWN_MODES[:3], "answer")
+    return {str(k).lower(): str(v) for k, v in doc.items() if v in modes}
+
+
+async def serve(
+    host: str, port: int, policy: Policy, stats: Path | None, overrides: Path | None = None
+) -> None:
+    """Answer on `host:port` until SIGTERM or SIGINT; then write `stats` (JSON). SIGHUP re-reads
+    the `overrides` file."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    policy.overrides = read_overrides(overrides)
+
+    def reload() -> None:
+        policy.overrides = read_overrides(overrides)
+        print(f"overrides: {json.dumps(policy.overrides, sort_keys=True)}", flush=True)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     transport, _ = await loop.create_datagram_endpoint(
         lambda: _Protocol(policy), local_addr=(host, port)
     )
@@ -213,13 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--unknown", choices=UNKNOWN_MODES, default="nxdomain")
     run.add_argument("--delay", type=float, default=2.0, help="seconds before a slow answer")
     run.add_argument("--stats", type=Path, help="JSON of what was asked, written at exit")
+    run.add_argument("--overrides", type=Path, help="JSON {name: mode}, re-read on SIGHUP")
     args = parser.parse_args(argv)
     names = {n.lower().rstrip(".") for n in args.answer}
     if args.answers_file is not None:
         names |= {n.strip().lower() for n in args.answers_file.read_text().split() if n.strip()}
     host, _, port = args.listen.rpartition(":")
     policy = Policy(answers=frozenset(names), unknown=args.unknown, delay=args.delay)
-    asyncio.run(serve(host, int(port), policy, args.stats))
+    asyncio.run(serve(host, int(port), policy, args.stats, args.overrides))
     return 0
 
 
@@ -233,6 +260,22 @@ class DnsNamespace:
     ns: Any  # tests.e2e.netns.NetNamespace
     process: subprocess.Popen[str]
     stats_path: Path
+    overrides_path: Path
+    log_path: Path
+
+    def set_overrides(self, overrides: dict[str, str]) -> None:
+        """Answer these names this way from now on (``answer``, ``nxdomain``, ``slow``,
+        ``drop``); returns once the server has read them."""
+        self.overrides_path.write_text(json.dumps(overrides))
+        expected = (
+            f"overrides: {json.dumps({k.lower(): v for k, v in overrides.items()}, sort_keys=True)}"
+        )
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + START_SECONDS
+        while expected not in self.log_path.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the DNS server did not take the overrides: {overrides}")
+            time.sleep(0.02)
 
     def stats(self) -> dict[str, Any]:
         """What the server saw (after the `with` block, or after `stop_dns`)."""
@@ -272,6 +315,7 @@ def dns_namespace(
     names_file = workdir / "dns-answers.txt"
     names_file.write_text("\n".join(answers) + "\n")
     stats = workdir / "dns-stats.json"
+    overrides = workdir / "dns-overrides.json"
     log = workdir / "dns.log"
     with network_namespace(hosts=()) as ns:
         (ns.etc_dir / "resolv.conf").write_text(RESOLV_CONF)
@@ -288,6 +332,8 @@ def dns_namespace(
             str(delay),
             "--stats",
             str(stats),
+            "--overrides",
+            str(overrides),
         ]
         with log.open("w") as handle:
             proc = ns.popen(argv, env={"PATH": "/usr/bin:/bin"}, stdout=handle, stderr=handle)
@@ -296,7 +342,9 @@ def dns_namespace(
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the loopback DNS server did not start: {log.read_text()}")
             time.sleep(0.05)
-        dns = DnsNamespace(ns=ns, process=proc, stats_path=stats)
+        dns = DnsNamespace(
+            ns=ns, process=proc, stats_path=stats, overrides_path=overrides, log_path=log
+        )
         try:
             yield dns
         finally:

@@ -5,6 +5,8 @@ against the local STS front (``--sts-resolve``: no name is looked up, nothing le
 machine). A load of distinct, valid tokens keeps going while the STS front is switched through
 its fault switches: answering 500s, then hanging, then healthy again; and while the server is
 sent SIGTERM. The faults are the front's own (real HTTP behaviour on a real socket, not mocks).
+The DNS test runs the server in a network namespace of its own whose resolver is a loopback DNS
+server the test switches (bench/netns_dns.py; root needed, skipped without).
 
 Each test prints one line of figures (``pytest -s``) for the issue's closing note.
 """
@@ -55,13 +57,13 @@ class Signer:
     secret: str = field(repr=False)
 
 
-def mint(signer: Signer, now: datetime) -> str:
+def mint(signer: Signer, now: datetime, region: str = "us-east-1") -> str:
     url = presign_get_caller_identity(
         access_key_id=signer.key_id,
         secret_access_key=signer.secret,
         session_token=None,
-        region="us-east-1",
-        host=sts_host_for_region("us-east-1"),
+        region=region,
+        host=sts_host_for_region(region),
         cluster_id=CLUSTER,
         now=now,
     )
@@ -75,8 +77,9 @@ class Tokens:
     #: Signing seconds used, back from now: the tokens stay inside STS's 15-minute window.
     WINDOW_SECONDS = 800
 
-    def __init__(self, signers: list[Signer]) -> None:
+    def __init__(self, signers: list[Signer], region: str = "us-east-1") -> None:
         self._signers = signers
+        self._region = region
         self._next = 0
         self._now = datetime.now(UTC)
 
@@ -86,7 +89,7 @@ class Tokens:
         n = len(self._signers)
         if i >= n * self.WINDOW_SECONDS:
             raise AssertionError(f"more than {i} reviews: the load is not bounded as meant")
-        return mint(self._signers[i % n], self._now - timedelta(seconds=i // n))
+        return mint(self._signers[i % n], self._now - timedelta(seconds=i // n), self._region)
 
 
 @dataclass
@@ -357,3 +360,186 @@ async def test_sigterm_during_load_answers_every_review_in_flight(
         f"{last - signalled:.2f} s after the signal; process exited 0 after "
         f"{exited - signalled:.2f} s"
     )
+
+
+# --- name resolution failing, for real ------------------------------------------------------
+
+#: The region whose STS name the server has resolved before the DNS fault, and one it first
+#: needs during it.
+KNOWN_REGION = "us-east-1"
+NEW_REGION = "eu-west-1"
+DNS_FAULT_SECONDS = 6.0
+#: The server's resolver remembers a failed name for a few seconds (negative cache); after the
+#: name resolves again, its reviews must succeed within this long.
+DNS_RECOVERY_SECONDS = 20.0
+
+
+def _namespace_tools() -> Any:
+    """bench/netns_dns.py and tests/e2e/netns.py (importable from the repository root)."""
+    root = Path(__file__).resolve().parents[2]
+    for path in (str(root), str(root / "bench")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    import netns_dns
+
+    return netns_dns
+
+
+def test_sts_names_stop_resolving_during_load(tmp_path: Path) -> None:
+    """The server in a network namespace whose resolver is a loopback DNS server we control
+    (nothing leaves the machine). While a load runs, the STS names of two regions stop being
+    answered at all: reviews for the region already resolved keep succeeding, undelayed; those
+    for the region first needed now are refused (TokenReviews) within the STS timeout; once the
+    names resolve again, the new region's reviews succeed."""
+    netns_dns = _namespace_tools()
+    from tests.e2e.netns import namespace_problem, start_localaws_inside
+
+    from kubeiam.localaws.certificates import sts_host_names
+
+    problem = namespace_problem()
+    if problem is not None:
+        pytest.skip(f"needs a network namespace: {problem}")
+    kubeiam = Path(sys.executable).with_name("kubeiam")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+    }
+    answers = [*sts_host_names(), "localhost"]
+    with netns_dns.dns_namespace(answers=answers, unknown="nxdomain", workdir=tmp_path) as dns:
+        ns = dns.ns
+        aws = start_localaws_inside(ns, kubeiam, env=env, log=tmp_path / "localaws.log")
+
+        def create_signers() -> list[Signer]:
+            import boto3
+
+            iam = boto3.client(
+                "iam",
+                endpoint_url=aws.moto_url,
+                region_name="us-east-1",
+                aws_access_key_id=aws.admin_keys[0],
+                aws_secret_access_key=aws.admin_keys[1],
+            )
+            made = []
+            for i in range(SIGNERS):
+                iam.create_user(UserName=f"dns-{i}")
+                key = iam.create_access_key(UserName=f"dns-{i}")["AccessKey"]
+                made.append(Signer(key["AccessKeyId"], key["SecretAccessKey"]))
+            return made
+
+        signers = ns.call(create_signers)
+        config = {
+            "clusterID": CLUSTER,
+            "server": {
+                "address": "127.0.0.1",
+                "port": 0,
+                "stateDir": str(tmp_path / "state"),
+                "mapUsers": [
+                    {"userarn": f"arn:aws:iam::123456789012:user/dns-{i}", "username": f"d{i}"}
+                    for i in range(SIGNERS)
+                ],
+            },
+        }
+        (tmp_path / "server.yaml").write_text(yaml.safe_dump(config))
+        log = tmp_path / "server.log"
+        with log.open("w") as handle:
+            proc = ns.popen(
+                [
+                    kubeiam,
+                    "server",
+                    "-c",
+                    tmp_path / "server.yaml",
+                    "-l",
+                    "json",
+                    "--sts-timeout",
+                    f"{STS_TIMEOUT:g}",
+                ],
+                # no STS override: the names resolve through the namespace's DNS server
+                env={**env, "SSL_CERT_FILE": str(aws.ca_bundle)},
+                stderr=handle,
+            )
+        port = 0
+        deadline = time.monotonic() + START_SECONDS
+        while not port:
+            for line in log.read_text().splitlines():
+                if '"msg":"listening"' in line:
+                    port = int(json.loads(line)["port"])
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        served = Served(proc, port, tmp_path / "state" / "cert.pem", log)
+        known_host, new_host = sts_host_for_region(KNOWN_REGION), sts_host_for_region(NEW_REGION)
+
+        async def scenario() -> dict[str, Any]:
+            known, new = Tokens(signers, KNOWN_REGION), Tokens(signers, NEW_REGION)
+            out: dict[str, list[Answer]] = {"before": [], "known": [], "new": [], "after": []}
+            async with client_session(served) as session:
+
+                async def send_to(region: str) -> Answer:
+                    tokens = known if region == KNOWN_REGION else new
+                    # the STS front is healthy throughout: no fault to label answers with
+                    return await send(session, served.url, tokens.take(), _NoFault())
+
+                for _ in range(20):
+                    out["before"].append(await send_to(KNOWN_REGION))
+                dns.set_overrides({known_host: "drop", new_host: "drop"})
+                began = time.monotonic()
+
+                async def keep(region: str, into: str) -> None:
+                    while time.monotonic() - began < DNS_FAULT_SECONDS:
+                        out[into].append(await send_to(region))
+                        await asyncio.sleep(0.05)
+
+                await asyncio.gather(
+                    *(keep(KNOWN_REGION, "known") for _ in range(2)), keep(NEW_REGION, "new")
+                )
+                dns.set_overrides({})
+                restored = time.monotonic()
+                recovered = None
+                while time.monotonic() - restored < DNS_RECOVERY_SECONDS:
+                    answer = await send_to(NEW_REGION)
+                    out["after"].append(answer)
+                    if answer.status == 200:
+                        recovered = answer.ended - restored
+                        break
+                    await asyncio.sleep(0.2)
+            return {"answers": out, "recovered": recovered}
+
+        result = ns.call(lambda: asyncio.run(scenario()), timeout=120)
+        stats = dns.stop_dns()
+
+    answers_by = result["answers"]
+    assert {a.status for a in answers_by["before"]} == {200}
+    # Every answer a TokenReview, nothing dropped.
+    everything = [a for group in answers_by.values() for a in group]
+    assert [a.error for a in everything if a.error] == []
+    assert [a.status for a in everything if not is_token_review(a)] == []
+    # The region resolved before: served through the fault, and not slowed by it.
+    during_known = answers_by["known"]
+    assert during_known
+    assert {a.status for a in during_known} == {200}
+    assert max(a.seconds for a in during_known) < 1.0
+    # The region first needed during the fault: refused, within the STS timeout.
+    during_new = answers_by["new"]
+    assert during_new
+    assert {a.status for a in during_new} <= FAILED_STS_STATUSES
+    assert max(a.seconds for a in during_new) <= STS_TIMEOUT + ROUND_TRIP_SLACK
+    # And the server really asked our DNS server for it.
+    assert new_host in stats["names"]
+    assert result["recovered"] is not None, "the new region never succeeded after DNS came back"
+    print(
+        f"\nDNS fault: {len(during_known)} reviews for a resolved STS host all 200 (max "
+        f"{max(a.seconds for a in during_known) * 1000:.0f} ms) while its name went unanswered; "
+        f"{len(during_new)} for a host first needed then refused (max "
+        f"{max(a.seconds for a in during_new):.2f} s); that host's reviews succeeded "
+        f"{result['recovered']:.1f} s after its name resolved again"
+    )
+
+
+class _NoFault:
+    """Stands in for LocalAWS in `send` where the STS front runs in another process."""
+
+    sts_fault = None
