@@ -106,7 +106,7 @@ def test_session_name_username_is_a_lint_error(tmp_path: Path) -> None:
     path.write_text(json.dumps({"mapGroups": [{"grouparn": DEVS, "username": "{{SessionName}}"}]}))
     lint = mapping(path, "lint", "--no-nodes")
     assert lint.returncode == 1
-    assert "[empty-username]" in lint.stdout
+    assert "[session-template]" in lint.stdout
 
 
 def test_whoami_lists_the_callers_groups_and_matches_the_group_entry(

@@ -51,9 +51,7 @@ FILE_BACKUP_SUFFIX = ".kubeiam-backup.json"
 #: A file history kubeiam cannot read is renamed ``<history>.corrupt-<time>`` before a new one
 #: starts: kept for a person to inspect, never rewritten or dropped.
 CORRUPT_SUFFIX = ".corrupt-"
-#: Ten states of a 10,000-entry mapping file are about 10 MB of JSON; a bigger history is not
-#: one kubeiam wrote.
-MAX_HISTORY_BYTES = 64 * 1024 * 1024
+
 #: Attempts at updating the backup ConfigMap when concurrent writers race on it.
 _BACKUP_ATTEMPTS = 8
 
@@ -333,6 +331,10 @@ class _KubeStore:
         )
 
 
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def parse_history(text: str, *, source: str) -> list[BackupRecord]:
     """A file history (a JSON list of records), oldest first; :class:`ConfigError` saying what
     is wrong when any part of it is not a record kubeiam wrote."""
@@ -554,10 +556,12 @@ class FileStore:
         return Snapshot(doc, text, text is not None)
 
     async def write(self, snapshot: Snapshot, document: MappingDocument) -> None:
-        new_text = document.text()
+        # locked_update hands over and takes "\n" text, and writes the file's own line endings.
+        new_text = _lf(document.text())
+        read = None if snapshot.version is None else _lf(snapshot.version)
 
         def change(old: str | None) -> str:
-            if old != snapshot.version:
+            if old != read:
                 raise ConflictError(f"{self.path} changed since it was read")
             return new_text
 
@@ -566,10 +570,10 @@ class FileStore:
     async def backups(self) -> list[BackupRecord]:
         """The history, oldest first; :class:`ConfigError` naming the file and what is wrong
         when it cannot be read as a whole (restore never guesses from part of a history)."""
-        text = read_document_text(self.backup_path, missing_ok=True, max_bytes=MAX_HISTORY_BYTES)
-        if text is None:
-            return []
         try:
+            text = read_document_text(self.backup_path, missing_ok=True)
+            if text is None:
+                return []
             return parse_history(text, source=str(self.backup_path))
         except ConfigError as exc:
             raise ConfigError(
@@ -611,11 +615,20 @@ class FileStore:
 
         try:
             locked_update(self.backup_path, change)
-        except DocumentError as exc:  # not UTF-8, a FIFO ...: nothing kubeiam can set aside
-            raise ConfigError(
-                f"cannot save a backup in {self.backup_path}: {exc.problem}; nothing was written",
-                hint=f"move {self.backup_path} away, then retry",
-            ) from None
+        except DocumentError as exc:
+            # Not even text (not UTF-8, control characters, too large): set aside as well.
+            if not self.backup_path.is_file():  # a FIFO, a device: not ours to move
+                raise ConfigError(
+                    f"cannot save a backup in {self.backup_path}: {exc.problem}; nothing was "
+                    "written",
+                    hint=f"move {self.backup_path} away, then retry",
+                ) from None
+            aside = self._set_aside(record.time)
+            notes.append(
+                f"the backup history {self.backup_path} could not be read ({exc.problem}); it "
+                f"was kept as {aside} and a new history started"
+            )
+            locked_update(self.backup_path, change)
         return notes
 
     def _set_aside(self, when: str) -> Path:

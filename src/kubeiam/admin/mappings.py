@@ -465,6 +465,14 @@ class Finding:
 
 #: Model issue messages -> lint codes (first match wins).
 _ISSUE_CODES: tuple[tuple[str, str], ...] = (
+    ("only role sessions do", "session-template"),
+    ("control or invisible character", "invalid-name"),
+    ("characters long; at most", "invalid-name"),
+    ("groups lists", "invalid-name"),
+    ("appears twice", "duplicate-key"),
+    ("is given twice", "duplicate-key"),
+    ("unknown key in server config", "unknown-key"),
+    ("is not read by kubeiam server", "not-read"),
     ("has an IAM path", "role-path"),
     ("conflicts with", "conflict"),
     ("duplicates", "duplicate"),
@@ -499,10 +507,11 @@ def lint(
     """Every problem of a loaded mapping: the loader's issues and kubeiam's own checks."""
     findings: list[Finding] = []
     for issue in result.issues:
+        code = _issue_code(issue.message)
         level = Level.WARNING if issue.severity is Severity.WARNING else Level.ERROR
-        findings.append(
-            Finding(level, _issue_code(issue.message), str(issue.location), issue.message)
-        )
+        if code in _ERRORS_FOR_LINT:
+            level = Level.ERROR
+        findings.append(Finding(level, code, str(issue.location), issue.message))
     reserved = DEFAULT_RESERVED_PREFIX_CONFIG.get(backend, ())
     entries = result.mappings.entries
     accounts = {e.account_id for e in entries if isinstance(e, AccountMapping)}
@@ -530,16 +539,7 @@ def lint(
                     "for IAM users only; removal from the group applies after iamGroupCacheTTL",
                 )
             )
-            if "{{SessionName" in entry.username:
-                findings.append(
-                    Finding(
-                        Level.ERROR,
-                        "empty-username",
-                        where,
-                        f"username {entry.username!r} uses {{{{SessionName}}}}, which is empty "
-                        "for IAM users: every member would be denied",
-                    )
-                )
+        findings += _session_groups(entry, where, (*DEFAULT_RESERVED_PREFIXES, *reserved))
         prefix = reserved_prefix_of(entry.username, reserved)
         if prefix is not None:
             findings.append(
@@ -598,6 +598,74 @@ def lint(
             )
         )
     return findings
+
+
+#: Loader warnings lint reports as errors: the server loads the entry, but it can never apply as
+#: written (every caller is denied or gets an empty name).
+_ERRORS_FOR_LINT = frozenset({"session-template"})
+#: Placeholders whose value the caller chooses: anyone allowed to assume the role names the
+#: session (``aws sts assume-role --role-session-name``).
+_CALLER_CHOSEN = ("SessionName", "SessionNameRaw")
+
+
+def _session_groups(
+    entry: RoleMapping | UserMapping | SSOMapping | GroupMapping,
+    where: str,
+    reserved: Sequence[str],
+) -> list[Finding]:
+    """Groups whose name the caller's session name decides (issue 9): an error where the
+    session can pick a reserved group (``system:{{SessionName}}``, which the server refuses to
+    grant), a warning otherwise (the caller picks any group under that prefix)."""
+    out = []
+    for group in entry.groups:
+        starts = [group.find("{{" + name + "}}") for name in _CALLER_CHOSEN]
+        first = min((i for i in starts if i >= 0), default=-1)
+        if first < 0:
+            continue
+        literal = group[:first]
+        hit = next(
+            (p for p in reserved if p and (literal.startswith(p) or p.startswith(literal))), None
+        )
+        if hit is not None and literal.startswith(hit):
+            out.append(
+                Finding(
+                    Level.ERROR,
+                    "session-group",
+                    where,
+                    f"group {group!r} lets the caller's session name pick a group under the "
+                    f"reserved prefix {hit!r} (system:masters, for one); the server refuses to "
+                    "grant such a group, so this entry denies: write the groups out",
+                )
+            )
+        else:
+            out.append(
+                Finding(
+                    Level.WARNING,
+                    "session-group",
+                    where,
+                    f"group {group!r} is chosen by the caller: whoever may assume the role names "
+                    "the session, and with it this group"
+                    + (
+                        f" (the server refuses a rendered group that starts with {hit!r})"
+                        if hit is not None
+                        else ""
+                    )
+                    + "; prefer fixed groups",
+                )
+            )
+    return out
+
+
+def terminal_text(text: str) -> str:
+    """``text`` safe to print: every character that is not printable (control characters, a
+    newline inside a value, bidi overrides, zero-width characters) written as its escape, so what
+    a terminal shows is what the mapping holds."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for c in text
+    )
 
 
 def _account_of(entry: MappingEntry) -> str:

@@ -391,7 +391,7 @@ def list_command(output: str, **kw: Any) -> None:
         snapshot = await store.read()
         result = snapshot.document.load()
         for issue in result.issues:
-            say(f"{issue.severity.value}: {issue}")
+            say(f"{issue.severity.value}: {_safe(str(issue))}")
         return [_entry_row(e) for e in result.mappings.entries]
 
     rows = _run_with_store(kw, body)
@@ -411,10 +411,18 @@ def list_command(output: str, **kw: Any) -> None:
         )
 
 
+def _safe(text: str) -> str:
+    """Text for the terminal: control and invisible characters escaped."""
+    from kubeiam.admin.mappings import terminal_text
+
+    return terminal_text(text)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
-    for line in [header, *rows]:
-        click.echo("  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+    cells = [[_safe(str(v)) for v in row] for row in [header, *rows]]
+    widths = [max(len(x) for x in col) for col in zip(*cells, strict=False)]
+    for line in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
 @mapping_group.command("lint")
@@ -441,7 +449,7 @@ def lint_command(output: str, no_nodes: bool, **kw: Any) -> None:
     else:
         for f in findings:
             where = f"{f.location}: " if f.location else ""
-            click.echo(f"{f.level.value}: [{f.code}] {where}{f.message}")
+            click.echo(_safe(f"{f.level.value}: [{f.code}] {where}{f.message}"))
     say(f"{errors} error(s), {len(findings) - errors} warning(s)")
     if errors:
         sys.exit(1)
@@ -480,15 +488,16 @@ def print_explanation(found: Any, output: str) -> None:
     if output == "json":
         click.echo(json.dumps(found.to_json(), indent=2))
         return
-    click.echo(f"{found.backend} ({found.target}):")
+    lines = [f"{found.backend} ({found.target}):"]
     if found.matched:
-        click.echo(f"  matched:  {found.entry}")
-        click.echo(f"  username: {found.username}")
-        click.echo(f"  groups:   {', '.join(found.groups) if found.groups else '(none)'}")
+        lines.append(f"  matched:  {found.entry}")
+        lines.append(f"  username: {found.username}")
+        lines.append(f"  groups:   {', '.join(found.groups) if found.groups else '(none)'}")
     else:
-        click.echo(f"  no match for {found.arn}")
-    for note in found.notes:
-        click.echo(f"  note: {note}")
+        lines.append(f"  no match for {found.arn}")
+    lines += [f"  note: {note}" for note in found.notes]
+    for line in lines:
+        click.echo(_safe(line))
 
 
 @mapping_group.command("backup")
@@ -504,10 +513,12 @@ def backup_command(output_file: Path | None, **kw: Any) -> None:
     """Save the current state in the store's backup history (and to a file with --output-file)."""
     from kubeiam.admin.mapping_stores import BackupRecord
 
-    async def body(store: MappingStore) -> tuple[BackupRecord, str]:
-        return await _editor(store).backup(), store.target
+    async def body(store: MappingStore) -> tuple[BackupRecord, str, list[str]]:
+        return await _editor(store).backup(), store.target, store.backup_notes
 
-    record, target = _run_with_store(kw, body)
+    record, target, notes = _run_with_store(kw, body)
+    for note in notes:
+        say(f"note: {note}")
     text = json.dumps(record.to_wire(), indent=2, sort_keys=True) + "\n"
     if output_file is not None and str(output_file) == "-":
         click.echo(text, nl=False)
@@ -542,16 +553,18 @@ def restore_command(
     dry_run, force = kw.pop("dry_run"), kw.pop("force")
 
     async def body(store: MappingStore) -> Any:
-        records = await store.backups()
-        if list_only:
-            return records
-        if backup_file is not None:
-            try:
-                raw = json.loads(backup_file.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot read {backup_file}: {exc}") from None
-            record = BackupRecord.from_wire(raw)
+        if backup_file is not None:  # the store's own history is not needed (it may be broken)
+            from kubeiam.documents import load_json
+            from kubeiam.fileio import read_document_text
+
+            text = read_document_text(backup_file)
+            record = BackupRecord.from_wire(load_json(text or "", source=str(backup_file)))
         else:
+            records = await store.backups()
+            for note in store.backup_notes:
+                say(f"note: {note}")
+            if list_only:
+                return records
             wanted = [r for r in records if latest or r.revision == revision]
             if not wanted:
                 have = ", ".join(str(r.revision) for r in records) or "none"

@@ -349,3 +349,14 @@ def test_explain_reports_a_reserved_prefix_denial() -> None:
 def test_explain_rejects_what_is_not_an_arn() -> None:
     with pytest.raises(MappingError, match="not an IAM user, role or STS caller ARN"):
         explain(mappings(), "kubedemy", backend="EKSConfigMap", target="t")
+
+
+def test_a_crlf_mapping_file_stays_crlf(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"# mine\r\nserver:\r\n  port: 1\r\n")
+    result = run(editor(path).edit(lambda d: d.add_account(ACCOUNT)))
+    assert result.written
+    data = path.read_bytes()
+    assert data.startswith(b"# mine\r\nserver:\r\n  port: 1\r\n  mapAccounts:\r\n")
+    assert b"\r\r" not in data
+    assert data.count(b"\n") == data.count(b"\r\n")

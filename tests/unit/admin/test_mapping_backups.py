@@ -1,0 +1,139 @@
+"""Corrupt or oddly shaped backup histories: restore says what is wrong, a new change still
+works, and the broken history is kept (set aside, or left in place and named), never dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kubeiam.admin.mapping_stores import (
+    CORRUPT_SUFFIX,
+    FILE_BACKUP_SUFFIX,
+    BackupRecord,
+    FileStore,
+    _records_from_data,
+    next_revision,
+)
+from kubeiam.admin.mappings import MappingEditor
+from kubeiam.errors import ConfigError
+
+ACCOUNT = "111122223333"
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+GOOD = {"revision": 1, "time": "t", "by": "me", "command": "c", "store": "file", "state": "{}\n"}
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+#: (id, history file content as bytes): none of them is a history kubeiam wrote.
+CORRUPT = [
+    ("not-json", b"this is not json\n"),
+    ("truncated", json.dumps([GOOD]).encode()[:-5]),
+    ("object", b'{"revision": 1}'),
+    ("string-revision", json.dumps([{**GOOD, "revision": "1"}]).encode()),
+    ("bool-revision", json.dumps([{**GOOD, "revision": True}]).encode()),
+    ("zero-revision", json.dumps([{**GOOD, "revision": 0}]).encode()),
+    ("huge-revision", b'[{"revision": 1' + b"0" * 5000 + b', "time": "t"}]'),
+    ("unknown-store", json.dumps([{**GOOD, "store": "s3"}]).encode()),
+    ("state-not-text", json.dumps([{**GOOD, "state": {"a": 1}}]).encode()),
+    ("missing-state", json.dumps([{k: v for k, v in GOOD.items() if k != "state"}]).encode()),
+    ("time-not-text", json.dumps([{**GOOD, "time": 5}]).encode()),
+    ("long-command", json.dumps([{**GOOD, "command": "x" * 5000}]).encode()),
+    ("duplicate-revision", json.dumps([GOOD, GOOD]).encode()),
+    ("duplicate-key", b'[{"revision": 1, "revision": 2}]'),
+    ("deep", b"[" * 5000 + b"]" * 5000),
+    ("record-not-object", b"[1, 2]"),
+    ("not-utf8", b'[{"by": "\xff"}]'),
+    ("control-char", b'[{"by": "\x1b[31m"}]'),
+]
+
+
+@pytest.mark.parametrize("content", [c[1] for c in CORRUPT], ids=[c[0] for c in CORRUPT])
+def test_a_corrupt_file_history_is_reported_then_kept_aside(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "m.json"
+    path.write_text("{}\n")
+    history = tmp_path / ("m.json" + FILE_BACKUP_SUFFIX)
+    history.write_bytes(content)
+    store = FileStore(path)
+
+    with pytest.raises(ConfigError, match="backup history cannot be read") as caught:
+        run(store.backups())
+    assert caught.value.exit_code == 2
+    assert "Traceback" not in str(caught.value)
+    assert CORRUPT_SUFFIX in str(caught.value)  # says what the next change will do
+
+    editor = MappingEditor(store, now=lambda: NOW, by="tester", command="test")
+    result = run(editor.edit(lambda d: d.add_account(ACCOUNT)))
+    assert result.written
+    (note,) = result.notes
+    assert "could not be read" in note
+    assert "new history started" in note
+    (aside,) = tmp_path.glob("m.json" + FILE_BACKUP_SUFFIX + CORRUPT_SUFFIX + "*")
+    assert aside.read_bytes() == content  # kept as it was
+    assert str(aside) in note
+    records = run(FileStore(path).backups())
+    assert [(r.revision, r.state) for r in records] == [(1, "{}\n")]
+
+
+def test_a_second_corrupt_history_does_not_overwrite_the_first(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    path.write_text("{}\n")
+    history = tmp_path / ("m.json" + FILE_BACKUP_SUFFIX)
+    editor = MappingEditor(FileStore(path), now=lambda: NOW)
+    for i, account in enumerate(("111122223333", "222233334444")):
+        history.write_text(f"broken {i}")
+        run(editor.edit(lambda d, a=account: d.add_account(a)))
+    kept = sorted(p.read_text() for p in tmp_path.glob("*" + CORRUPT_SUFFIX + "*"))
+    assert kept == ["broken 0", "broken 1"]
+
+
+def test_restore_from_a_file_does_not_need_the_history(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    path.write_text("{}\n")
+    (tmp_path / ("m.json" + FILE_BACKUP_SUFFIX)).write_text("broken")
+    record = BackupRecord(3, "t", "me", "c", "file", '{"mapAccounts": ["111122223333"]}\n')
+    editor = MappingEditor(FileStore(path), now=lambda: NOW)
+    result = run(editor.restore(record.state))
+    assert result.written
+    assert json.loads(path.read_text()) == {"mapAccounts": ["111122223333"]}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ([], "is a JSON list, not an object"),
+        ({**GOOD, "revision": "1"}, "not a positive integer"),
+        ({**GOOD, "store": "crd", "state": "text"}, "not the objects' specs"),
+        ({**GOOD, "store": "aws-auth", "state": {"mapRoles": 1}}, "not the ConfigMap's data"),
+        ({**GOOD, "by": None}, "by is a NoneType, not a string"),
+    ],
+    ids=["list", "string-revision", "crd-state", "aws-auth-state", "null-by"],
+)
+def test_a_backup_record_of_the_wrong_shape_is_refused_not_converted(
+    raw: object, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        BackupRecord.from_wire(raw)
+
+
+def test_configmap_history_keeps_and_names_unreadable_keys() -> None:
+    good = {**GOOD, "store": "aws-auth", "state": {"mapRoles": "- x\n"}}
+    data = {
+        "r000001.json": json.dumps(good),
+        "r000002.json": "not json",
+        "r000003.json": json.dumps({**good, "revision": 9}),  # key and revision disagree
+        "notes.txt": "someone else's key",
+    }
+    records, notes = _records_from_data(data)
+    assert [r.revision for r in records] == [1]
+    assert len(notes) == 2
+    assert "r000002.json" in notes[0]
+    assert "kept as it is and not used" in notes[0]
+    assert "says revision 9" in notes[1]
+    # A new record never takes the number of a key it could not read.
+    assert next_revision(records, data) == 4
