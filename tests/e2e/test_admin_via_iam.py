@@ -10,7 +10,11 @@ The seeds' own flow (issue 8 section 1): the cluster owner maps an IAM user to
    `whoami` and `iam onboard-user` writing to aws-auth;
 3. the user holds exactly the IAM policy docs/permissions.md documents (read from that file);
    the local AWS enforces IAM policies, so a permission missing from the document fails here,
-   and the same commands without the policy are refused, naming the missing action.
+   and the same commands without the policy are refused, naming the missing action;
+4. the RBAC Role docs/permissions.md documents is enough for an aws-auth admin who is not
+   `system:masters`, and a command beyond it names the verb and resource RBAC refused;
+5. `kubeiam server` watches aws-auth through such a kubeconfig, and when its identity may not,
+   `/readyz`, its log (at each retry) and `kubeiam_backend_failures_total` say why.
 
 Every command is a real `kubeiam` process; none may print a traceback or a secret.
 """
@@ -23,7 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from system import CLUSTER_ID, GRANT_SECONDS, KUBEIAM, IamUser, System, run_kubeiam, wait_for
+from cluster.control_plane import free_port
+from system import (
+    CLUSTER_ID,
+    GRANT_SECONDS,
+    KUBEIAM,
+    IamUser,
+    KubeiamServer,
+    System,
+    run_kubeiam,
+    wait_for,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 PERMISSIONS_DOC = REPO_ROOT / "docs" / "permissions.md"
@@ -285,3 +299,100 @@ def test_the_documented_rbac_role_is_enough_for_an_aws_auth_admin(system: System
     _clean(system, refused.stdout + refused.stderr)
     assert refused.returncode != 0
     assert "list iamidentitymappings.iamauthenticator.k8s.aws (403 Forbidden)" in refused.stderr
+
+
+def _watch_only_server(
+    system: System, name: str, kubeconfig: Path, env: dict[str, str]
+) -> KubeiamServer:
+    """A second `kubeiam server` whose only backend is EKSConfigMap, reading the API server
+    through `kubeconfig` (an exec v1 kubeconfig running `kubeiam token`)."""
+    workdir = system.workdir / "servers" / name
+    state_dir = workdir / "state"
+    port = free_port()
+    init = run_kubeiam(
+        "init",
+        "-i",
+        CLUSTER_ID,
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state_dir),
+        "--kubeconfig-out",
+        str(workdir / "webhook.kubeconfig"),
+        env=env,
+    )
+    assert init.returncode == 0, init.stderr
+    config = workdir / "server.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "clusterID": CLUSTER_ID,
+                "server": {
+                    "address": "127.0.0.1",
+                    "port": port,
+                    "stateDir": str(state_dir),
+                    "backendMode": ["EKSConfigMap"],
+                    "kubeconfig": str(kubeconfig),
+                },
+            }
+        )
+    )
+    server_env = {k: v for k, v in env.items() if k != "KUBECONFIG"}
+    return KubeiamServer(
+        config=config,
+        state_dir=state_dir,
+        port=port,
+        log_path=workdir / "kubeiam-server.log",
+        env=server_env,
+    )
+
+
+def test_server_watches_aws_auth_through_an_exec_v1_kubeconfig(system: System) -> None:
+    """`kubeiam server --kubeconfig` with the kubeconfig `kubeconfig update` wrote: ready as an
+    IAM identity with RBAC on aws-auth; as one without, not ready, and /readyz, the log and the
+    failure metric say why."""
+    reader = system.create_user("e2e-iam-server-reader")
+    system.mapping("add-user", reader.arn, "--username", "e2e-reader", "--group", "system:masters")
+    _, env = _admin_home(system, reader, "e2e-iam-server-reader")
+    kubeconfig = _write_kubeconfig(system, env)
+    wait_for(lambda: system.whoami(kubeconfig, env=env), timeout=GRANT_SECONDS, what="reader")
+    good = _watch_only_server(system, "exec-v1-reader", kubeconfig, env)
+    try:
+        good.start()  # returns once /readyz answers 200: aws-auth listed through exec v1
+        assert "EKSConfigMap: loaded" in good.log_text()
+    finally:
+        good.stop()
+    _clean(system, good.log_text())
+
+    stranger = system.create_user("e2e-iam-server-stranger")
+    system.mapping("add-user", stranger.arn, "--username", "e2e-stranger", "--group", "e2e-none")
+    _, env = _admin_home(system, stranger, "e2e-iam-server-stranger")
+    kubeconfig = _write_kubeconfig(system, env)
+    wait_for(lambda: system.whoami(kubeconfig, env=env), timeout=GRANT_SECONDS, what="stranger")
+    refused = _watch_only_server(system, "exec-v1-stranger", kubeconfig, env)
+    refused.process.start()
+    try:
+        why = (
+            "EKSConfigMap: list failed: the Kubernetes API refused user 'e2e-stranger': list "
+            "configmaps in kube-system (403 Forbidden)"
+        )
+
+        def readyz() -> str | None:
+            try:
+                status, text = refused._get("/readyz")
+            except OSError:
+                return None
+            return text if status == 503 and why in text else None
+
+        wait_for(readyz, timeout=60, what="/readyz naming the refusal")
+        wait_for(
+            lambda: True if refused.metric("kubeiam_backend_failures_total") >= 2 else None,
+            timeout=60,
+            what="two counted failures",
+        )
+        failures = [line for line in refused.log_text().splitlines() if "list failed" in line]
+        assert len(failures) >= 2, refused.log_text()
+        assert all("403 Forbidden" in line and "retrying in" in line for line in failures)
+    finally:
+        refused.stop()
+    _clean(system, refused.log_text())
