@@ -163,6 +163,13 @@ def test_iam_admin_administers_aws_auth_through_its_exec_v1_kubeconfig(system: S
     assert answer["mappings"][0]["backend"] == "EKSConfigMap"
     # iam:ListGroupsForUser is in the documented policy: the lookup ran (null when refused).
     assert answer["iamGroups"] == []
+    # whoami --cluster: explained in the context of that cluster (aws-auth matches first).
+    by_cluster = json.loads(
+        _run(system, env, "whoami", "--cluster", CLUSTER_ID, "-o", "json").stdout
+    )
+    assert (by_cluster["username"], by_cluster["groups"]) == (ADMIN, ["system:masters"])
+    assert by_cluster["mappings"][0]["backend"] == "EKSConfigMap"
+    assert by_cluster["mappings"][0]["matched"] is True
 
     # 4. iam onboard-user writing the mapping to aws-auth.
     onboarded_credentials = home / ".aws" / "onboarded"
