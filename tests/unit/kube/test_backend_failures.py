@@ -173,7 +173,17 @@ async def test_readyz_names_the_backend_and_why_and_the_metric_counts_it(
     )
     await client.start_server()
     try:
-        await _until(lambda: metrics.backend_failures.labels("EKSConfigMap")._value.get() >= 1)
+        await _until(
+            lambda: (
+                (
+                    metrics.registry.get_sample_value(
+                        "kubeiam_backend_failures_total", {"backend": "EKSConfigMap"}
+                    )
+                    or 0
+                )
+                >= 1
+            )
+        )
         answer = await client.get("/readyz")
         text = await answer.text()
         assert answer.status == 503
