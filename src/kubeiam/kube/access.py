@@ -19,6 +19,7 @@ from kubeiam.kube.kubeconfig import (
     DEFAULT_NAMESPACE,
     ClusterAccess,
     check_ca_pem,
+    check_server_url,
     load_kubeconfigs,
     read_file_bytes,
     resolve_access,
@@ -70,10 +71,13 @@ def in_cluster_access(
     except OSError:
         namespace = DEFAULT_NAMESPACE
     bracketed = f"[{host}]" if ":" in host else host
+    server = check_server_url(
+        f"https://{bracketed}:{port}", "in-cluster config (KUBERNETES_SERVICE_HOST/PORT)"
+    )
     return ClusterAccess(
         origin="in-cluster config",
         context="in-cluster",
-        server=f"https://{bracketed}:{port}",
+        server=server,
         namespace=namespace,
         user="serviceaccount",
         ca_pem=ca,

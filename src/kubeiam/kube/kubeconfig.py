@@ -261,6 +261,29 @@ def check_ca_pem(data: bytes, what: str) -> bytes:
     return data
 
 
+def check_server_url(server: str, where: str) -> str:
+    """An ``http(s)://host[:port][/path]`` URL, as client-go requires of ``server``."""
+    from urllib.parse import urlsplit
+
+    problem = None
+    try:
+        parts = urlsplit(server)
+        if parts.scheme not in ("https", "http"):
+            problem = "it is not an https:// (or http://) URL"
+        elif not parts.hostname or any(c.isspace() for c in server):
+            problem = "it has no valid host name"
+        else:
+            parts.port  # noqa: B018 - raises ValueError when out of range
+    except ValueError as exc:
+        problem = str(exc) or "it cannot be parsed"
+    if problem is not None:
+        raise ConfigError(
+            f"{where}: server {server[:200]!r} is not usable: {problem}",
+            hint="set the cluster's server to its API address, e.g. https://10.0.0.1:6443",
+        )
+    return server
+
+
 def check_credential_forms(user: Mapping[str, Any], where: str) -> None:
     """Refuse what kubectl no longer supports, and combinations its validation refuses."""
     provider = user.get("auth-provider")
@@ -377,6 +400,7 @@ def resolve_access(merged: MergedKubeconfig, context: str | None = None) -> Clus
     server = _str(cluster, "server", f"{where}, cluster {cluster_name}")
     if server is None:
         raise ConfigError(f"{where}: cluster {cluster_name!r} has no server")
+    check_server_url(server, f"{where}, cluster {cluster_name}")
     user_name = _str(ctx, "user", where)
     user: Mapping[str, Any] = {}
     if user_name is not None:

@@ -97,7 +97,17 @@ def _is_loopback(host: str) -> bool:
 def proxy_for(access: ClusterAccess, environ: Mapping[str, str]) -> str | None:
     """``proxy-url``, else the environment's proxy for the server (kubectl's rules)."""
     if access.proxy_url:
-        scheme = urlsplit(access.proxy_url).scheme
+        try:
+            parts = urlsplit(access.proxy_url)
+            parts.port  # noqa: B018 - raises ValueError when out of range
+            scheme, valid = parts.scheme, bool(parts.hostname)
+        except ValueError:
+            scheme, valid = access.proxy_url.split(":", 1)[0].lower(), False
+        if scheme in PROXY_SCHEMES and not valid:
+            raise ConfigError(
+                f"{access.origin}: proxy-url {_safe_url(access.proxy_url)!r} is not a valid URL",
+                hint="use e.g. http://proxy.example:3128",
+            )
         if scheme not in PROXY_SCHEMES:
             raise ConfigError(
                 f"{access.origin}: proxy-url scheme {scheme!r} is not supported",
@@ -261,9 +271,12 @@ def _safe_url(url: str | None) -> str:
     """A proxy URL without its user and password."""
     if not url:
         return ""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(an unparseable URL)"
     return f"{parts.scheme}://{host}{port}"
 
 

@@ -59,6 +59,7 @@ CASES: list[tuple[str, int, str]] = [
     ("plugin-fails", 3, "failed with exit status 4"),
     ("plugin-bad-json", 3, "did not print a usable ExecCredential: its output is not JSON"),
     ("kubeconfig-missing", 2, "does not exist"),
+    ("server-port-out-of-range", 2, "server 'https://127.0.0.1:99999' is not usable"),
 ]
 
 
@@ -89,6 +90,8 @@ async def test_mapping_list_failure_is_two_lines_with_a_fix(
         user = {"token": "sekrit-wrong-token"}
     elif case == "unreachable":
         server = f"https://127.0.0.1:{_closed_port()}"
+    elif case == "server-port-out-of-range":
+        server = "https://127.0.0.1:99999"
     elif case == "wrong-ca":
         ca_data = base64.b64encode(trustme.CA().cert_pem.bytes()).decode()
     elif case == "ca-not-base64":

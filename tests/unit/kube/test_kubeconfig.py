@@ -240,3 +240,23 @@ def test_kubeconfig_naming_only_missing_files_says_so(tmp_path: Path) -> None:
         find_access(None, environ=env, use_kubectl_defaults=True)
     with pytest.raises(ConfigError, match="not running inside a cluster"):
         find_access(None, environ={"HOME": str(tmp_path)}, use_kubectl_defaults=True)
+
+
+@pytest.mark.parametrize(
+    ("server", "pattern"),
+    [
+        ("not-a-url", "not an https://"),
+        ("ftp://127.0.0.1:1", "not an https://"),
+        ("https://[::1", "Invalid IPv6 URL"),
+        ("https://127.0.0.1:99999", "Port out of range"),
+        ("https://", "no valid host name"),
+    ],
+    ids=["no-scheme", "ftp", "bad-ipv6", "port-range", "no-host"],
+)
+def test_unusable_server_urls_are_refused_before_any_connection(
+    tmp_path: Path, server: str, pattern: str
+) -> None:
+    path = write_yaml(tmp_path / "kc", kubeconfig_doc(server))
+    with pytest.raises(ConfigError, match=pattern) as caught:
+        find_access(path)
+    assert caught.value.hint is not None

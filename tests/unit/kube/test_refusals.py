@@ -170,3 +170,6 @@ def test_a_proxy_url_scheme_kubectl_does_not_know_is_refused() -> None:
     with pytest.raises(ConfigError, match="proxy-url scheme 'ftp'"):
         proxy_for(_access("https://k", "ftp://p"), {})
     assert not _bypassed("k.example", " , ")
+    for bad in ("http://", "http://[::1", "http://127.0.0.1:99999"):
+        with pytest.raises(ConfigError, match="is not a valid URL"):
+            proxy_for(_access("https://k", bad), {})
