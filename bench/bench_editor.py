@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -56,8 +57,9 @@ class MemoryAwsAuth:
         self.data = data
         self.version = 1
         self.history: list[BackupRecord] = []
+        self.backup_notes: list[str] = []
 
-    async def read(self) -> Snapshot:
+    async def read(self, *, missing_ok: bool = False) -> Snapshot:
         return Snapshot(AwsAuthMappings(self.data), self.version, True)
 
     def open(self, state: Any) -> MappingDocument:
@@ -72,9 +74,10 @@ class MemoryAwsAuth:
     async def backups(self) -> list[BackupRecord]:
         return list(self.history)
 
-    async def save_backup(self, record: BackupRecord) -> None:
+    async def save_backup(self, record: BackupRecord) -> list[str]:
         json.dumps(record.to_wire())  # what the real store sends
         self.history = [*self.history, record][-10:]
+        return []
 
     async def count_nodes(self) -> int | None:
         return None
@@ -171,7 +174,11 @@ def main(argv: list[str]) -> int:
         json_path.write_text(dynamic_json(data))
         rows += measure("file json", lambda: FileStore(json_path), runs)
 
-    print(f"one edit of a {args.entries:,}-entry mapping, median of {runs} runs")
+    load = os.getloadavg()[0]
+    print(
+        f"one edit of a {args.entries:,}-entry mapping, median of {runs} runs "
+        f"(load average {load:.1f} on {os.cpu_count()} CPUs)"
+    )
     print(f"{'store / edit':<22}{'median':>10}{'goal':>10}  result")
     missed = 0
     for name, seconds in rows:

@@ -38,7 +38,6 @@ from kubeiam.errors import ConfigError, MappingError
 from kubeiam.keys import get_any_case, key_in, set_any_case
 from kubeiam.mapping.aws_auth import AwsAuthDocument, Change
 from kubeiam.mapping.backends.crd import entries_from_objects
-from kubeiam.mapping.backends.dynamic_file import parse_dynamic_file
 from kubeiam.mapping.block_list import NotSplicable, Style, load_entry, render_scalar
 from kubeiam.mapping.model import (
     ACCOUNTS,
@@ -302,6 +301,7 @@ class FileMappings(_ArnUpserts):
         self._dirty = False
         self._result: LoadResult | None = None
         self._cache: EntryCache = {}
+        self._json_text: str | None = None
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -310,7 +310,7 @@ class FileMappings(_ArnUpserts):
             if self._json and not self._dirty and self._absent:
                 self._result = LoadResult(MappingSet())  # no file yet: nothing mapped
             elif self._json:
-                self._result = parse_dynamic_file(self.text().encode("utf-8"))
+                self._result = self._load_dynamic()
             elif self._dirty and self._splicer is not None:
                 self._result = load_server_config(
                     self._splicer.doc, name=self._name, cache=self._cache
@@ -323,11 +323,24 @@ class FileMappings(_ArnUpserts):
                 self._result = load_server_config(self._doc, name=self._name, cache=self._cache)
         return self._result
 
+    def _load_dynamic(self) -> LoadResult:
+        """DynamicFile's reading (:func:`parse_dynamic_file`) of the document this holds: the
+        text parsed once by the same bounded JSON loader, then :func:`load_sections` with the
+        entry cache. After an edit the text is ``json.dumps`` of the document, which reads back
+        as the same document. (The tests compare it with parse_dynamic_file on a corpus.)"""
+        if self._error is not None:
+            return _refused(self._error)
+        if not isinstance(self._doc, Mapping):
+            return _refused(ConfigError("the top level must be a JSON object"))
+        return load_sections(self._doc, cache=self._cache)
+
     def text(self) -> str:
         if not self._dirty:
             return self._original
         if self._json:
-            return json.dumps(self._doc, indent=2) + "\n"
+            if self._json_text is None:  # json's indenting encoder is slow: once per change
+                self._json_text = json.dumps(self._doc, indent=2) + "\n"
+            return self._json_text
         if self._splicer is not None:
             return self._splicer.text()
         from kubeiam.admin import roundtrip
@@ -479,6 +492,7 @@ class FileMappings(_ArnUpserts):
     def _changed(self) -> None:
         self._dirty = True
         self._result = None
+        self._json_text = None
 
     def _append(self, section: str, entry: Any) -> None:
         if self._splicer is not None:

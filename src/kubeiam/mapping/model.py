@@ -51,7 +51,7 @@ Strict UserId matching (DynamicFile's ``dynamicfileUserIDStrict``)
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -798,8 +798,11 @@ def _parse_one(
             found, warnings = hit
             if isinstance(found, str):
                 return found
-            entry: MappingEntry = dataclasses.replace(found, location=location)  # type: ignore[type-var,assignment]
-            return entry, warnings
+            if getattr(found, "location", None) != location:  # moved by the edit
+                found = copy.copy(found)
+                object.__setattr__(found, "location", location)
+            return found, warnings  # type: ignore[return-value]
+    entry: MappingEntry
     warned: list[str]
     try:
         if section == ROLES:
