@@ -111,8 +111,7 @@ class TokenFileCredentials:
 
     def _read(self) -> Credential:
         token = read_file_bytes(self._path, "tokenFile").decode("utf-8", "replace").strip()
-        if not token:
-            raise ConfigError(f"token file {self._path} is empty")
+        check_token(token, f"token file {self._path}")
         self._read_at = self._clock()
         self._cached = Credential(token=token, cert_pem=self._cert, key_pem=self._key)
         return self._cached
@@ -129,6 +128,28 @@ class TokenFileCredentials:
 
 # --------------------------------------------------------------------------------------------
 # Exec plugins: the pure parts
+
+
+def _header_safe(token: str) -> bool:
+    return (
+        bool(token)
+        and token == token.strip()
+        and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in token)
+    )
+
+
+def check_token(token: str, what: str) -> str:
+    """A bearer token that fits in an HTTP header: no control characters or surrounding spaces.
+
+    The message never holds the token.
+    """
+    if not _header_safe(token):
+        raise ConfigError(
+            f"the token from {what} is empty or holds whitespace or control characters, which "
+            "cannot be sent in an HTTP header",
+            hint="check where the token comes from (a stray newline or a pasted quote?)",
+        )
+    return token
 
 
 def exec_info(config: ExecConfig, access: ClusterAccess, *, interactive: bool) -> str:
@@ -198,6 +219,8 @@ def parse_exec_credential(output: bytes, api_version: str) -> Credential:
         raise ValueError("it returned only one of clientCertificateData and clientKeyData")
     if token is None and cert is None:
         raise ValueError("it returned neither a token nor a client certificate and key")
+    if token is not None and not _header_safe(token):
+        raise ValueError("status.token holds whitespace or control characters")
     expires = status.get("expirationTimestamp")
     if expires is not None and not isinstance(expires, str):
         raise ValueError("status.expirationTimestamp is not a string")
@@ -357,9 +380,8 @@ def credential_source(
     if access.token_file is not None:
         return TokenFileCredentials(access.token_file, cert_pem=cert, key_pem=key)
     if access.token is not None:
-        return StaticCredentials(
-            Credential(token=access.token, cert_pem=cert, key_pem=key), "token"
-        )
+        token = check_token(access.token, f"the kubeconfig ({access.origin})")
+        return StaticCredentials(Credential(token=token, cert_pem=cert, key_pem=key), "token")
     if access.exec is not None:
         return ExecCredentials(
             access, environ=environ, now=now, stdin_is_terminal=stdin_is_terminal

@@ -24,6 +24,7 @@ import base64
 import binascii
 import enum
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,11 @@ AUTH_PROVIDER_REPLACEMENTS = {
 #: beyond is a wrong path (a log, a device), refused before it is read whole.
 MAX_FILE_BYTES = 4 * 1024 * 1024
 PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+#: A namespace is a DNS label (RFC 1123), as the API server requires.
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+#: What TLS accepts as a server name besides an IP address: dot-separated labels of letters,
+#: digits, '-' and '_'; no spaces, control characters or empty labels.
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?")
 
 
 class InteractiveMode(enum.Enum):
@@ -261,6 +267,16 @@ def check_ca_pem(data: bytes, what: str) -> bytes:
     return data
 
 
+def _is_host_name(name: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return _HOST_NAME.fullmatch(name) is not None
+
+
 def check_server_url(server: str, where: str) -> str:
     """An ``http(s)://host[:port][/path]`` URL, as client-go requires of ``server``."""
     from urllib.parse import urlsplit
@@ -319,6 +335,8 @@ def _exec_config(body: Any, where: str) -> ExecConfig:
     args = body.get("args") or []
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ConfigError(f"{where}: exec args is not a list of strings")
+    if "\0" in command or any("\0" in a for a in args):
+        raise ConfigError(f"{where}: exec command or args contain a NUL character")
     env = []
     for i, item in enumerate(body.get("env") or []):
         if (
@@ -327,7 +345,13 @@ def _exec_config(body: Any, where: str) -> ExecConfig:
             or not isinstance(item.get("value", ""), str)
         ):
             raise ConfigError(f"{where}: exec env[{i}] needs a name and a string value")
-        env.append((item["name"], item.get("value", "")))
+        name, value = item["name"], item.get("value", "")
+        if not name or "=" in name or "\0" in name or "\0" in value:
+            raise ConfigError(
+                f"{where}: exec env[{i}] is not a usable environment variable (an empty name, "
+                "or '=' or NUL in it)"
+            )
+        env.append((name, value))
     mode_text = body.get("interactiveMode")
     if mode_text is None:
         if api_version == EXEC_V1:
@@ -431,6 +455,17 @@ def resolve_access(merged: MergedKubeconfig, context: str | None = None) -> Clus
             if isinstance(ext, Mapping) and ext.get("name") == EXEC_EXTENSION:
                 exec_cluster_config = ext.get("extension")
     namespace = _str(ctx, "namespace", where) or DEFAULT_NAMESPACE
+    if not _NAMESPACE.fullmatch(namespace):
+        raise ConfigError(
+            f"{where}: namespace {namespace[:80]!r} is not a Kubernetes namespace name",
+            hint="lowercase letters, digits and '-', at most 63 characters",
+        )
+    tls_server_name = _str(cluster, "tls-server-name", cwhere)
+    if tls_server_name is not None and not _is_host_name(tls_server_name):
+        raise ConfigError(
+            f"{cwhere}: tls-server-name {tls_server_name[:80]!r} is not a host name",
+            hint="set it to a DNS name (or IP address) in the server's certificate",
+        )
     return ClusterAccess(
         origin=where,
         context=name,
@@ -439,7 +474,7 @@ def resolve_access(merged: MergedKubeconfig, context: str | None = None) -> Clus
         user=user_name,
         ca_pem=ca,
         insecure=insecure,
-        tls_server_name=_str(cluster, "tls-server-name", cwhere),
+        tls_server_name=tls_server_name,
         proxy_url=_str(cluster, "proxy-url", cwhere),
         client_cert_pem=cert,
         client_key_pem=key,

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
-from kubeiam.kube.credentials import MAX_EXEC_OUTPUT_BYTES, parse_exec_credential
+from kubeiam.errors import ConfigError
+from kubeiam.kube.credentials import (
+    MAX_EXEC_OUTPUT_BYTES,
+    credential_source,
+    parse_exec_credential,
+)
+from kubeiam.kube.kubeconfig import ClusterAccess
 
 V1 = "client.authentication.k8s.io/v1"
 
@@ -39,6 +47,7 @@ def test_token_with_expiry() -> None:
         (_doc(token="s3cret", expirationTimestamp="2030-01-01T00:00:00"), "no time zone"),
         (_doc(token="s3cret", expirationTimestamp=7), "not a string"),
         (b" " * (MAX_EXEC_OUTPUT_BYTES + 1), "more than"),
+        (_doc(token="s3cret\nX-Injected: 1"), "whitespace or control characters"),
     ],
     ids=[
         "empty",
@@ -51,9 +60,28 @@ def test_token_with_expiry() -> None:
         "naive-time",
         "expiry-type",
         "huge",
+        "token-newline",
     ],
 )
 def test_unusable_answers(output: bytes, pattern: str) -> None:
     with pytest.raises(ValueError, match=pattern) as caught:
         parse_exec_credential(output, V1)
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "token", ["s3cret\n", "s3c ret\r\nX: y", "s3cret\x00", " s3cret", ""], ids=repr
+)
+def test_kubeconfig_and_file_tokens_must_fit_a_header(tmp_path: Path, token: str) -> None:
+    access = ClusterAccess(origin="kubeconfig k", context="c", server="https://k", token=token)
+    with pytest.raises(ConfigError, match="whitespace or control characters") as caught:
+        credential_source(access)
+    assert "s3c" not in str(caught.value)
+    (tmp_path / "token").write_text(token + "\x00")
+    source = credential_source(
+        ClusterAccess(origin="o", context="c", server="https://k", token_file=tmp_path / "token")
+    )
+    assert source is not None
+    with pytest.raises(ConfigError, match="token file") as caught:
+        asyncio.run(source.current())
+    assert "s3c" not in str(caught.value)

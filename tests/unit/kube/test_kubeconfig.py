@@ -152,6 +152,35 @@ V1 = "client.authentication.k8s.io/v1"
         ({"certificate-authority": "/nonexistent/ca.crt"}, {}, "cannot read certificate", None),
         ({}, {"client-certificate-data": b64(PEM)}, "needs both the certificate and the key", None),
         ({}, {"client-key-data": "%%%"}, "client-key-data is not valid base64", None),
+        ({"tls-server-name": "bad name"}, {}, "tls-server-name 'bad name' is not a host", "DNS"),
+        ({"tls-server-name": ".."}, {}, "is not a host name", None),
+        ({"tls-server-name": "a\x00b"}, {}, "is not a host name", None),
+        (
+            {},
+            {
+                "exec": {
+                    "apiVersion": V1,
+                    "command": "k",
+                    "interactiveMode": "Never",
+                    "env": [{"name": "A=B", "value": "v"}],
+                }
+            },
+            "not a usable environment variable",
+            None,
+        ),
+        (
+            {},
+            {
+                "exec": {
+                    "apiVersion": V1,
+                    "command": "k",
+                    "interactiveMode": "Never",
+                    "args": ["a\x00"],
+                }
+            },
+            "contain a NUL character",
+            None,
+        ),
     ],
     ids=[
         "basic-auth",
@@ -170,6 +199,11 @@ V1 = "client.authentication.k8s.io/v1"
         "ca-file-missing",
         "cert-without-key",
         "key-not-base64",
+        "sni-space",
+        "sni-dots",
+        "sni-nul",
+        "exec-env-equals",
+        "exec-arg-nul",
     ],
 )
 def test_refused_kubeconfig_users_and_clusters(
@@ -260,3 +294,17 @@ def test_unusable_server_urls_are_refused_before_any_connection(
     with pytest.raises(ConfigError, match=pattern) as caught:
         find_access(path)
     assert caught.value.hint is not None
+
+
+@pytest.mark.parametrize("namespace", ["Kube System", "a/b", "x" * 64, "-a"], ids=str)
+def test_a_context_namespace_must_be_a_namespace_name(tmp_path: Path, namespace: str) -> None:
+    doc = kubeconfig_doc(SERVER)
+    doc["contexts"][0]["context"]["namespace"] = namespace
+    with pytest.raises(ConfigError, match="is not a Kubernetes namespace name"):
+        find_access(write_yaml(tmp_path / "kc", doc))
+
+
+def test_an_ip_address_is_a_tls_server_name(tmp_path: Path) -> None:
+    for name in ("10.0.0.1", "::1", "kube.internal", "_k8s.example."):
+        doc = kubeconfig_doc(SERVER, cluster={"tls-server-name": name})
+        assert find_access(write_yaml(tmp_path / "kc", doc)).tls_server_name == name
