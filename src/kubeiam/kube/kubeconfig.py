@@ -245,6 +245,13 @@ def _str(body: Mapping[str, Any], key: str, where: str) -> str | None:
     return value
 
 
+def _bool(body: Mapping[str, Any], key: str, where: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} is {value!r}, not true or false")
+    return value
+
+
 def decode_pem_data(value: str, what: str) -> bytes:
     """A ``*-data`` field: base64 of PEM text."""
     try:
@@ -373,7 +380,7 @@ def _exec_config(body: Any, where: str) -> ExecConfig:
         args=tuple(args),
         env=tuple(env),
         interactive_mode=mode,
-        provide_cluster_info=bool(body.get("provideClusterInfo", False)),
+        provide_cluster_info=_bool(body, "provideClusterInfo", where),
         install_hint=_str(body, "installHint", where),
     )
 
@@ -436,7 +443,7 @@ def resolve_access(merged: MergedKubeconfig, context: str | None = None) -> Clus
     uwhere = f"{where}, user {user_name}"
     check_credential_forms(user, uwhere)
     ca = _ca(cluster, cwhere)
-    insecure = bool(cluster.get("insecure-skip-tls-verify", False))
+    insecure = _bool(cluster, "insecure-skip-tls-verify", cwhere)
     if insecure and ca is not None:
         raise ConfigError(
             f"{cwhere}: insecure-skip-tls-verify is set beside a certificate authority",

@@ -153,6 +153,7 @@ V1 = "client.authentication.k8s.io/v1"
         ({}, {"client-certificate-data": b64(PEM)}, "needs both the certificate and the key", None),
         ({}, {"client-key-data": "%%%"}, "client-key-data is not valid base64", None),
         ({"tls-server-name": "bad name"}, {}, "tls-server-name 'bad name' is not a host", "DNS"),
+        ({"insecure-skip-tls-verify": "false"}, {}, "is 'false', not true or false", None),
         ({"tls-server-name": ".."}, {}, "is not a host name", None),
         ({"tls-server-name": "a\x00b"}, {}, "is not a host name", None),
         (
@@ -200,6 +201,7 @@ V1 = "client.authentication.k8s.io/v1"
         "cert-without-key",
         "key-not-base64",
         "sni-space",
+        "insecure-string",
         "sni-dots",
         "sni-nul",
         "exec-env-equals",
