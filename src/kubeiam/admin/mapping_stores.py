@@ -18,11 +18,14 @@ The server's RBAC (deploy/rbac.yaml) grants nothing on these objects: only admin
 from __future__ import annotations
 
 import asyncio
+import base64
 import enum
+import gzip
 import json
 import os
 import random as _random
 import re
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +38,7 @@ from kubeiam.admin.mapping_documents import (
     FileMappings,
     MappingDocument,
 )
-from kubeiam.documents import DocumentError, load_json
+from kubeiam.documents import MAX_DOCUMENT_BYTES, DocumentError, load_json
 from kubeiam.errors import ConfigError, ConflictError, KubeAPIError
 from kubeiam.fileio import read_document_text
 from kubeiam.kube.objects import NOT_FOUND, status_code
@@ -293,16 +296,16 @@ class _KubeStore:
         for attempt in range(_BACKUP_ATTEMPTS):
             obj = await self._backup_map()
             data = self._backup_data(obj)
-            records, notes = _records_from_data(data)
+            records, notes, keys = _read_backup_data(data)
             if records and records[-1].state == record.state:
                 return notes  # the same state is already the newest backup
             revision = next_revision(records, data)
             stored = BackupRecord(
                 revision, record.time, record.by, record.command, record.store, record.state
             )
-            data[_backup_key(revision)] = json.dumps(stored.to_wire(), sort_keys=True)
-            for old in records[: max(0, len(records) + 1 - BACKUP_HISTORY)]:
-                data.pop(_backup_key(old.revision), None)
+            key, value = _encode_record(stored)
+            data[key] = value
+            _trim(data, [keys[r.revision] for r in records], self.backup_name)
             try:
                 if obj is None:
                     await create_object(
@@ -353,12 +356,61 @@ def parse_history(text: str, *, source: str) -> list[BackupRecord]:
     return sorted(records, key=lambda r: r.revision)
 
 
-def _backup_key(revision: int) -> str:
-    return f"r{revision:06d}.json"
+#: The data keys kubeiam writes in a backup ConfigMap: ``r000012.json`` (the record's JSON) or
+#: ``r000012.json.gz`` (gzip, base64: a big aws-auth's state).
+_BACKUP_KEY = re.compile(r"r([0-9]{1,9})\.json(\.gz)?")
+#: Records larger than this are stored compressed: aws-auth's text compresses about tenfold, so
+#: the previous states of a 10,000-entry aws-auth (600 KB each) fit in one ConfigMap.
+_COMPRESS_ABOVE = 16 * 1024
+#: Kubernetes refuses a ConfigMap over 1 MiB (all keys and values). The oldest records go first
+#: to stay under this, leaving room for metadata and for keys kubeiam keeps but cannot read.
+CONFIGMAP_BACKUP_BUDGET = 900 * 1024
 
 
-#: The data keys kubeiam writes in a backup ConfigMap.
-_BACKUP_KEY = re.compile(r"r([0-9]{1,9})\.json")
+def _encode_record(record: BackupRecord) -> tuple[str, str]:
+    text = json.dumps(record.to_wire(), sort_keys=True)
+    if len(text) <= _COMPRESS_ABOVE:
+        return f"r{record.revision:06d}.json", text
+    packed = base64.b64encode(gzip.compress(text.encode("utf-8"), mtime=0)).decode("ascii")
+    return f"r{record.revision:06d}.json.gz", packed
+
+
+def _decode_value(key: str, value: object) -> str:
+    """The JSON text a data value holds (decompressed, bounded, for ``.gz`` keys)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"the value is a {type(value).__name__}, not text")
+    if not key.endswith(".gz"):
+        return value
+    try:
+        packed = base64.b64decode(value, validate=True)
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        raw = inflater.decompress(packed, MAX_DOCUMENT_BYTES)
+        if inflater.unconsumed_tail or not inflater.eof:
+            raise ConfigError("it is truncated or inflates beyond the size kubeiam reads")
+        return raw.decode("utf-8")
+    except (ValueError, zlib.error) as exc:
+        raise ConfigError(f"it is not base64 gzip text ({type(exc).__name__})") from None
+
+
+def _trim(data: dict[str, Any], old_keys: list[str], name: str) -> None:
+    """Drop the oldest records (``old_keys``, oldest first) beyond :data:`BACKUP_HISTORY` or
+    :data:`CONFIGMAP_BACKUP_BUDGET`; the newest record always stays."""
+    keep = list(old_keys)
+    while len(keep) + 1 > BACKUP_HISTORY:
+        data.pop(keep.pop(0), None)
+
+    def size() -> int:
+        return sum(len(k) + len(str(v)) for k, v in data.items())
+
+    while keep and size() > CONFIGMAP_BACKUP_BUDGET:
+        data.pop(keep.pop(0), None)
+    if size() > CONFIGMAP_BACKUP_BUDGET:
+        raise ConfigError(
+            f"the previous state is too large for the backup ConfigMap {BACKUP_NAMESPACE}/{name} "
+            f"({size() // 1024} KiB, Kubernetes allows 1 MiB); nothing was written",
+            hint="remove keys kubeiam could not read from that ConfigMap, or save the state with "
+            "`kubeiam mapping backup --output-file FILE` and delete the backup ConfigMap",
+        )
 
 
 def _records_from_data(data: Mapping[str, Any]) -> tuple[list[BackupRecord], list[str]]:
@@ -366,19 +418,28 @@ def _records_from_data(data: Mapping[str, Any]) -> tuple[list[BackupRecord], lis
     (``r000012.json``) that does not hold one: such keys stay in the ConfigMap untouched (a
     person may want them), are never restored, and are named so nobody believes them used.
     Other keys are not kubeiam's and are ignored."""
+    records, notes, _ = _read_backup_data(data)
+    return records, notes
+
+
+def _read_backup_data(
+    data: Mapping[str, Any],
+) -> tuple[list[BackupRecord], list[str], dict[int, str]]:
+    """:func:`_records_from_data`, plus the key each readable record is stored under."""
     records = []
     notes = []
+    keys: dict[int, str] = {}
     for key in sorted(data):
         match = _BACKUP_KEY.fullmatch(str(key))
         if match is None:
             continue
         try:
-            value = data[key]
-            if not isinstance(value, str):
-                raise ConfigError(f"the value is a {type(value).__name__}, not JSON text")
-            record = BackupRecord.from_wire(load_json(value, source=key))
+            text = _decode_value(str(key), data[key])
+            record = BackupRecord.from_wire(load_json(text, source=key))
             if record.revision != int(match.group(1)):
                 raise ConfigError(f"it says revision {record.revision}")
+            if record.revision in keys:
+                raise ConfigError(f"revision {record.revision} is also in {keys[record.revision]}")
         except ConfigError as exc:
             notes.append(
                 f"backup {key} is not a readable kubeiam backup ({exc.message}); it is kept "
@@ -386,7 +447,8 @@ def _records_from_data(data: Mapping[str, Any]) -> tuple[list[BackupRecord], lis
             )
             continue
         records.append(record)
-    return sorted(records, key=lambda r: r.revision), notes
+        keys[record.revision] = str(key)
+    return sorted(records, key=lambda r: r.revision), notes, keys
 
 
 class AwsAuthStore(_KubeStore):

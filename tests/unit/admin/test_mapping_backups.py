@@ -4,6 +4,8 @@ works, and the broken history is kept (set aside, or left in place and named), n
 from __future__ import annotations
 
 import asyncio
+import base64
+import gzip
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,14 +13,19 @@ from pathlib import Path
 import pytest
 
 from kubeiam.admin.mapping_stores import (
+    CONFIGMAP_BACKUP_BUDGET,
     CORRUPT_SUFFIX,
     FILE_BACKUP_SUFFIX,
     BackupRecord,
     FileStore,
+    _encode_record,
+    _read_backup_data,
     _records_from_data,
+    _trim,
     next_revision,
 )
 from kubeiam.admin.mappings import MappingEditor
+from kubeiam.documents import MAX_DOCUMENT_BYTES
 from kubeiam.errors import ConfigError
 
 ACCOUNT = "111122223333"
@@ -137,3 +144,61 @@ def test_configmap_history_keeps_and_names_unreadable_keys() -> None:
     assert "says revision 9" in notes[1]
     # A new record never takes the number of a key it could not read.
     assert next_revision(records, data) == 4
+
+
+def _aws_auth_state(entries: int, salt: int = 0) -> dict[str, str]:
+    roles = "".join(
+        f"- rolearn: arn:aws:iam::{ACCOUNT}:role/Role{i}-{salt}\n  username: role{i}\n"
+        f"  groups:\n    - team-{i % 50}\n"
+        for i in range(entries)
+    )
+    return {"mapRoles": roles}
+
+
+def test_big_states_are_stored_compressed_and_the_history_fits_a_configmap() -> None:
+    """A 10,000-entry aws-auth is ~600 KB: ten plain copies would break Kubernetes' 1 MiB
+    ConfigMap limit and with it every edit; compressed and trimmed by size they fit."""
+    data: dict[str, str] = {}
+    for revision in range(1, 13):
+        records, notes, keys = _read_backup_data(data)
+        assert notes == []
+        record = BackupRecord(
+            revision, "t", "me", "c", "aws-auth", _aws_auth_state(10_000, revision)
+        )
+        key, value = _encode_record(record)
+        assert key.endswith(".json.gz")
+        data[key] = value
+        _trim(data, [keys[r.revision] for r in records], "aws-auth-kubeiam-backup")
+    assert sum(len(k) + len(v) for k, v in data.items()) <= CONFIGMAP_BACKUP_BUDGET
+    kept, _ = _records_from_data(data)
+    assert kept[-1].revision == 12
+    assert kept[-1].state == _aws_auth_state(10_000, 12)  # reads back exactly
+    assert 1 <= len(kept) <= 10
+
+
+def test_small_states_stay_readable_json() -> None:
+    key, value = _encode_record(BackupRecord(1, "t", "me", "c", "file", "{}\n"))
+    assert key == "r000001.json"
+    assert json.loads(value)["state"] == "{}\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("not base64!", "not base64 gzip"),
+        (base64.b64encode(b"plain, not gzip").decode(), "not base64 gzip"),
+        (
+            base64.b64encode(
+                gzip.compress(b"[" + b" " * (MAX_DOCUMENT_BYTES + 10) + b"]")
+            ).decode(),
+            "inflates beyond",
+        ),
+    ],
+    ids=["not-base64", "not-gzip", "gzip-bomb"],
+)
+def test_unreadable_compressed_records_are_named_and_kept(value: str, message: str) -> None:
+    data = {"r000001.json.gz": value}
+    records, notes = _records_from_data(data)
+    assert records == []
+    assert message in notes[0]
+    assert data == {"r000001.json.gz": value}
