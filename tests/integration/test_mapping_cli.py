@@ -480,3 +480,51 @@ def test_whoami_unknown_profile_is_a_config_error(aws_env: dict[str, str]) -> No
     done = run("whoami", "--profile", "nope", env=aws_env)
     assert done.returncode == 2
     assert "nope" in done.stderr
+
+
+#: Files a user may really have, each one the server refuses: (id, name, bytes).
+BAD_FILES = [
+    ("duplicate-key", "c.yaml", b"server:\n  mapUsers: []\n  mapUsers: []\n"),
+    ("section-string", "c.yaml", b'server:\n  mapUsers: "oops"\n'),
+    ("section-dict", "c.yaml", b"server:\n  mapUsers: {a: b}\n"),
+    ("invalid-yaml", "c.yaml", b"server: [\n"),
+    ("not-utf8", "c.yaml", b"server:\n  port: \xff\n"),
+    ("control-char", "c.yaml", b"server:\n  port: 1\x1b\n"),
+    ("deep", "c.yaml", b"a: " + b"[" * 3000 + b"]" * 3000 + b"\n"),
+    (
+        "alias-bomb",
+        "c.yaml",
+        b"a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+        b"c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+        b"e: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n",
+    ),
+    ("json-dup", "m.json", b'{"mapUsers": [], "mapUsers": []}'),
+    ("json-list", "m.json", b"[]"),
+    ("json-digits", "m.json", b'{"a": 1' + b"0" * 5000 + b"}"),
+]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("list",),
+        ("lint", "--no-nodes"),
+        ("explain", f"arn:aws:iam::{ACCOUNT}:user/u"),
+        ("add-user", f"arn:aws:iam::{ACCOUNT}:user/u", "--username", "u"),
+        ("remove", f"arn:aws:iam::{ACCOUNT}:user/u"),
+    ],
+    ids=["list", "lint", "explain", "add", "remove"],
+)
+@pytest.mark.parametrize(
+    ("name", "content"), [b[1:] for b in BAD_FILES], ids=[b[0] for b in BAD_FILES]
+)
+def test_every_command_on_a_bad_file_fails_cleanly(
+    tmp_path: Path, command: tuple[str, ...], name: str, content: bytes
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    done = mapping(path, *command)
+    assert done.returncode in (1, 2), (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert "error" in done.stderr
+    assert path.read_bytes() == content  # nothing written

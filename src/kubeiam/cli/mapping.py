@@ -387,14 +387,14 @@ def _entry_row(entry: Any) -> dict[str, Any]:
 def list_command(output: str, **kw: Any) -> None:
     """List the mappings."""
 
-    async def body(store: MappingStore) -> list[dict[str, Any]]:
+    async def body(store: MappingStore) -> tuple[list[dict[str, Any]], bool]:
         snapshot = await store.read()
         result = snapshot.document.load()
         for issue in result.issues:
             say(f"{issue.severity.value}: {_safe(str(issue))}")
-        return [_entry_row(e) for e in result.mappings.entries]
+        return [_entry_row(e) for e in result.mappings.entries], result.ok
 
-    rows = _run_with_store(kw, body)
+    rows, ok = _run_with_store(kw, body)
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
     elif output == "yaml":
@@ -409,6 +409,8 @@ def list_command(output: str, **kw: Any) -> None:
                 for r in rows
             ],
         )
+    if not ok:  # the errors above: the server would refuse this version
+        sys.exit(1)
 
 
 def _safe(text: str) -> str:
@@ -467,20 +469,23 @@ def explain_command(arn: str, session_name: str, output: str, **kw: Any) -> None
     """Which entry maps ARN and to what username and groups, or why nothing does."""
     from kubeiam.admin.mappings import Explanation, explain
 
-    async def body(store: MappingStore) -> Explanation:
+    async def body(store: MappingStore) -> tuple[Explanation, bool]:
         snapshot = await store.read()
         result = snapshot.document.load()
-        return explain(
+        for issue in result.errors:  # the server refuses this version: say so first
+            say(f"error: {_safe(str(issue))}")
+        found = explain(
             result.mappings,
             arn,
             backend=store.backend,
             target=store.target,
             session_name=session_name,
         )
+        return found, result.ok
 
-    found = _run_with_store(kw, body)
+    found, ok = _run_with_store(kw, body)
     print_explanation(found, output)
-    if not found.matched:
+    if not found.matched or not ok:
         sys.exit(1)
 
 
