@@ -146,19 +146,15 @@ def _is_regular(fd: int) -> bool:
 
 
 def parse_kubeconfig(text: bytes, path: Path) -> Mapping[str, Any]:
-    """One kubeconfig document (an empty file is an empty config, as kubectl has it)."""
-    import yaml
+    """One kubeconfig document (an empty file is an empty config, as kubectl has it).
 
-    try:
-        doc = yaml.safe_load(text.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"kubeconfig {path} is not UTF-8 text") from None
-    except (yaml.YAMLError, RecursionError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(
-            f"kubeconfig {path} is not valid YAML: {reason}",
-            hint="fix the file, or point --kubeconfig / KUBECONFIG at another one",
-        ) from None
+    Read by :mod:`kubeiam.documents`' bounded rules (UTF-8, no control characters, depth,
+    alias expansion, duplicate keys), each refusal naming the line.
+    """
+    from kubeiam.documents import decode_text, parse_yaml
+
+    source = f"kubeconfig {path}"
+    doc = parse_yaml(decode_text(text, source=source), source=source)
     if doc is None:
         return {}
     if not isinstance(doc, Mapping):

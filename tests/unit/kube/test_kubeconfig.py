@@ -155,7 +155,7 @@ V1 = "client.authentication.k8s.io/v1"
         ({"tls-server-name": "bad name"}, {}, "tls-server-name 'bad name' is not a host", "DNS"),
         ({"insecure-skip-tls-verify": "false"}, {}, "is 'false', not true or false", None),
         ({"tls-server-name": ".."}, {}, "is not a host name", None),
-        ({"tls-server-name": "a\x00b"}, {}, "is not a host name", None),
+        ({"tls-server-name": "a\x00b"}, {}, r"control character U\+0000", None),
         (
             {},
             {
@@ -179,7 +179,7 @@ V1 = "client.authentication.k8s.io/v1"
                     "args": ["a\x00"],
                 }
             },
-            "contain a NUL character",
+            r"control character U\+0000",
             None,
         ),
     ],
@@ -310,3 +310,18 @@ def test_an_ip_address_is_a_tls_server_name(tmp_path: Path) -> None:
     for name in ("10.0.0.1", "::1", "kube.internal", "_k8s.example."):
         doc = kubeconfig_doc(SERVER, cluster={"tls-server-name": name})
         assert find_access(write_yaml(tmp_path / "kc", doc)).tls_server_name == name
+
+
+def test_bounded_reading_applies_to_kubeconfigs(tmp_path: Path) -> None:
+    """kubeiam.documents' rules: aliases that expand far beyond the text, duplicate keys."""
+    laughs = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
+    for i in range(1, 9):
+        laughs += f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]\n"
+    path = tmp_path / "laughs"
+    path.write_text(laughs)
+    with pytest.raises(ConfigError, match=r"alias|expand"):
+        find_access(path)
+    dup = tmp_path / "dup"
+    dup.write_text("current-context: a\ncurrent-context: b\n")
+    with pytest.raises(ConfigError, match="current-context"):
+        find_access(dup)
