@@ -128,7 +128,7 @@ class ConfigText:
     ) -> None:
         if doc is not None and not isinstance(doc, dict):
             raise NotSplicable("the top level is not a mapping")
-        if _ANCHOR_OR_ALIAS.search(text):
+        if ("&" in text or "*" in text or "<<" in text) and _ANCHOR_OR_ALIAS.search(text):
             raise NotSplicable("anchors, aliases or merge keys")
         self.lines = text.splitlines(keepends=True)
         self._indents = line_indents(self.lines)
