@@ -49,10 +49,15 @@ def make_async_client(
     timeout: float = 30.0,
     use_kubectl_defaults: bool = False,
     environ: Mapping[str, str] | None = None,
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR,
 ) -> Any:
     """A ``lightkube.AsyncClient`` for the cluster (see :func:`load_kube_config`)."""
     access = load_kube_config(
-        kubeconfig, context=context, environ=environ, use_kubectl_defaults=use_kubectl_defaults
+        kubeconfig,
+        context=context,
+        environ=environ,
+        use_kubectl_defaults=use_kubectl_defaults,
+        service_account_dir=service_account_dir,
     )
     return async_client_for(access, timeout=timeout, environ=environ)
 

@@ -461,3 +461,30 @@ async def test_interactive_modes_pass_stdin_only_when_allowed(
     assert json.loads(run["info"])["spec"]["interactive"] is interactive
     assert (run["stdin"] == "/dev/null") is stdin_null
     assert stdin_null or run["stdin"].startswith("pipe:") or "pipe" in run["stdin"]
+
+
+async def test_in_cluster_token_is_read_again_after_a_401(
+    api: KubeAPI, pki: Pki, tmp_path: Path
+) -> None:
+    """The pod's service account: CA and namespace from the mount, the token re-read when the
+    API refuses it (the kubelet rotates it)."""
+    from urllib.parse import urlsplit
+
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "ca.crt").write_bytes(pki.ca_pem)
+    (sa / "namespace").write_text("kube-system\n")
+    (sa / "token").write_text("rotated-away\n")
+    port = str(urlsplit(api.url).port)
+    env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port}
+    client = make_async_client(None, environ=env, service_account_dir=sa)
+    try:
+        with pytest.raises(KubeAccessError, match=r"token file .*\(401 Unauthorized\)"):
+            await get_object(client, config_map_resource(), "aws-auth", namespace="kube-system")
+        (sa / "token").write_text("good-token\n")  # the kubelet rotated it
+        obj = await get_object(client, config_map_resource(), "aws-auth")  # context namespace
+        assert obj is not None
+    finally:
+        await client.close()
+    # Refused, read again (unchanged: the 401 stands); later refused, read again, repeated.
+    assert [s.token for s in api.seen] == ["rotated-away", "rotated-away", "good-token"]
