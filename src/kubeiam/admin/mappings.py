@@ -47,7 +47,11 @@ from kubeiam.mapping.model import (
     SSOMapping,
     UserMapping,
 )
-from kubeiam.mapping.templates import DEFAULT_RESERVED_PREFIXES, reserved_prefix_of
+from kubeiam.mapping.templates import (
+    DEFAULT_RESERVED_PREFIXES,
+    RESERVED_GROUP_PREFIXES,
+    reserved_prefix_of,
+)
 from kubeiam.suggestions import MAX_SUGGESTIONS, closest_names, not_found_message
 
 #: Attempts at read-change-write before a conflict is reported. Six writers racing on one loaded
@@ -539,7 +543,7 @@ def lint(
                     "for IAM users only; removal from the group applies after iamGroupCacheTTL",
                 )
             )
-        findings += _session_groups(entry, where, (*DEFAULT_RESERVED_PREFIXES, *reserved))
+        findings += _session_groups(entry, where)
         prefix = reserved_prefix_of(entry.username, reserved)
         if prefix is not None:
             findings.append(
@@ -606,51 +610,44 @@ _ERRORS_FOR_LINT = frozenset({"session-template"})
 #: Placeholders whose value the caller chooses: anyone allowed to assume the role names the
 #: session (``aws sts assume-role --role-session-name``).
 _CALLER_CHOSEN = ("SessionName", "SessionNameRaw")
+_ANY_PLACEHOLDER = re.compile(r"\{\{[A-Za-z0-9]+\}\}")
 
 
 def _session_groups(
-    entry: RoleMapping | UserMapping | SSOMapping | GroupMapping,
-    where: str,
-    reserved: Sequence[str],
+    entry: RoleMapping | UserMapping | SSOMapping | GroupMapping, where: str
 ) -> list[Finding]:
-    """Groups whose name the caller's session name decides (issue 9): an error where the
-    session can pick a reserved group (``system:{{SessionName}}``, which the server refuses to
-    grant), a warning otherwise (the caller picks any group under that prefix)."""
+    """Group templates (issue 9), by the server's rule (:func:`check_rendered_group`): a
+    placeholder inside a reserved prefix (``system:{{SessionName}}``, ``eks:{{AccountID}}``)
+    makes the server refuse the group for every caller, so the entry can only deny (error); a
+    group the caller's session name decides elsewhere lets whoever may assume the role pick it
+    (warning; where it could form a reserved prefix, ``{{SessionName}}:masters``, the server
+    refuses those renderings)."""
     out = []
     for group in entry.groups:
-        starts = [group.find("{{" + name + "}}") for name in _CALLER_CHOSEN]
-        first = min((i for i in starts if i >= 0), default=-1)
-        if first < 0:
+        found = _ANY_PLACEHOLDER.search(group)
+        if found is None:
             continue
-        literal = group[:first]
-        hit = next(
-            (p for p in reserved if p and (literal.startswith(p) or p.startswith(literal))), None
-        )
-        if hit is not None and literal.startswith(hit):
+        literal = group[: found.start()]
+        prefix = reserved_prefix_of(literal, RESERVED_GROUP_PREFIXES)
+        if prefix is not None:
             out.append(
                 Finding(
                     Level.ERROR,
-                    "session-group",
+                    "reserved-group",
                     where,
-                    f"group {group!r} lets the caller's session name pick a group under the "
-                    f"reserved prefix {hit!r} (system:masters, for one); the server refuses to "
-                    "grant such a group, so this entry denies: write the groups out",
+                    f"group {group!r} lets a placeholder choose a group in the reserved prefix "
+                    f"{prefix!r}; the server refuses such a group for every caller, so this "
+                    "entry only denies: write reserved groups literally",
                 )
             )
-        else:
+        elif any("{{" + name + "}}" in group for name in _CALLER_CHOSEN):
             out.append(
                 Finding(
                     Level.WARNING,
                     "session-group",
                     where,
                     f"group {group!r} is chosen by the caller: whoever may assume the role names "
-                    "the session, and with it this group"
-                    + (
-                        f" (the server refuses a rendered group that starts with {hit!r})"
-                        if hit is not None
-                        else ""
-                    )
-                    + "; prefer fixed groups",
+                    "the session, and with it this group; prefer fixed groups",
                 )
             )
     return out

@@ -132,30 +132,36 @@ def test_duplicate_keys_name_both_lines(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("groups", "level"),
+    ("groups", "expected"),
     [
-        (["system:{{SessionName}}"], Level.ERROR),
-        (["eks:{{SessionNameRaw}}-x"], Level.ERROR),
-        (["{{SessionName}}:masters"], Level.WARNING),
-        (["team-{{SessionName}}"], Level.WARNING),
+        (["system:{{SessionName}}"], ("reserved-group", Level.ERROR)),
+        (["eks:{{SessionNameRaw}}-x"], ("reserved-group", Level.ERROR)),
+        (["system:serviceaccounts:{{AccountID}}"], ("reserved-group", Level.ERROR)),
+        (["{{SessionName}}:masters"], ("session-group", Level.WARNING)),
+        (["team-{{SessionName}}"], ("session-group", Level.WARNING)),
         (["team-{{AccountID}}", "{{AccessKeyID}}"], None),
         (["system:masters"], None),
     ],
     ids=[
-        "system-prefix",
-        "eks-prefix",
+        "system-session",
+        "eks-session-raw",
+        "system-account",
         "leading-placeholder",
         "team",
         "not-caller-chosen",
-        "fixed",
+        "literal-reserved",
     ],
 )
-def test_lint_flags_groups_the_session_name_chooses(groups: list[str], level: Level | None) -> None:
+def test_lint_flags_group_templates_by_the_servers_rule(
+    groups: list[str], expected: tuple[str, Level] | None
+) -> None:
     data = {"mapRoles": f"- rolearn: {ROLE}\n  username: admin\n  groups: {json.dumps(groups)}\n"}
     found = [
-        f for f in lint(read_aws_auth(data), backend="EKSConfigMap") if f.code == "session-group"
+        (f.code, f.level)
+        for f in lint(read_aws_auth(data), backend="EKSConfigMap")
+        if f.code in ("session-group", "reserved-group")
     ]
-    assert [f.level for f in found][:1] == ([level] if level else [])
+    assert found == ([expected] if expected else [])
 
 
 def test_session_templates_in_user_entries_are_lint_errors() -> None:
