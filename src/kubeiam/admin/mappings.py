@@ -46,12 +46,9 @@ from kubeiam.mapping.model import (
     Severity,
     SSOMapping,
     UserMapping,
+    reserved_group_problems,
 )
-from kubeiam.mapping.templates import (
-    DEFAULT_RESERVED_PREFIXES,
-    RESERVED_GROUP_PREFIXES,
-    reserved_prefix_of,
-)
+from kubeiam.mapping.templates import DEFAULT_RESERVED_PREFIXES, reserved_prefix_of
 from kubeiam.suggestions import MAX_SUGGESTIONS, closest_names, not_found_message
 
 #: Attempts at read-change-write before a conflict is reported. Six writers racing on one loaded
@@ -470,6 +467,7 @@ class Finding:
 #: Model issue messages -> lint codes (first match wins).
 _ISSUE_CODES: tuple[tuple[str, str], ...] = (
     ("only role sessions do", "session-template"),
+    ("puts a placeholder in the reserved prefix", "reserved-group"),
     ("control or invisible character", "invalid-name"),
     ("characters long; at most", "invalid-name"),
     ("groups lists", "invalid-name"),
@@ -606,50 +604,35 @@ def lint(
 
 #: Loader warnings lint reports as errors: the server loads the entry, but it can never apply as
 #: written (every caller is denied or gets an empty name).
-_ERRORS_FOR_LINT = frozenset({"session-template"})
+_ERRORS_FOR_LINT = frozenset({"session-template", "reserved-group"})
 #: Placeholders whose value the caller chooses: anyone allowed to assume the role names the
 #: session (``aws sts assume-role --role-session-name``).
 _CALLER_CHOSEN = ("SessionName", "SessionNameRaw")
-_ANY_PLACEHOLDER = re.compile(r"\{\{[A-Za-z0-9]+\}\}")
 
 
 def _session_groups(
     entry: RoleMapping | UserMapping | SSOMapping | GroupMapping, where: str
 ) -> list[Finding]:
-    """Group templates (issue 9), by the server's rule (:func:`check_rendered_group`): a
-    placeholder inside a reserved prefix (``system:{{SessionName}}``, ``eks:{{AccountID}}``)
-    makes the server refuse the group for every caller, so the entry can only deny (error); a
-    group the caller's session name decides elsewhere lets whoever may assume the role pick it
-    (warning; where it could form a reserved prefix, ``{{SessionName}}:masters``, the server
-    refuses those renderings)."""
+    """Groups the caller's session name decides (issue 9): whoever may assume the role picks
+    the group by naming the session (a warning). Where a placeholder sits inside a reserved
+    prefix the loader already says the entry only denies (``reserved-group``, an error); where
+    the session could form a reserved prefix (``{{SessionName}}:masters``) the server refuses
+    those renderings (:func:`~kubeiam.mapping.templates.check_rendered_group`)."""
     out = []
     for group in entry.groups:
-        found = _ANY_PLACEHOLDER.search(group)
-        if found is None:
+        if not any("{{" + name + "}}" in group for name in _CALLER_CHOSEN):
             continue
-        literal = group[: found.start()]
-        prefix = reserved_prefix_of(literal, RESERVED_GROUP_PREFIXES)
-        if prefix is not None:
-            out.append(
-                Finding(
-                    Level.ERROR,
-                    "reserved-group",
-                    where,
-                    f"group {group!r} lets a placeholder choose a group in the reserved prefix "
-                    f"{prefix!r}; the server refuses such a group for every caller, so this "
-                    "entry only denies: write reserved groups literally",
-                )
+        if reserved_group_problems([group]):
+            continue  # reported by the loader
+        out.append(
+            Finding(
+                Level.WARNING,
+                "session-group",
+                where,
+                f"group {group!r} is chosen by the caller: whoever may assume the role names "
+                "the session, and with it this group; prefer fixed groups",
             )
-        elif any("{{" + name + "}}" in group for name in _CALLER_CHOSEN):
-            out.append(
-                Finding(
-                    Level.WARNING,
-                    "session-group",
-                    where,
-                    f"group {group!r} is chosen by the caller: whoever may assume the role names "
-                    "the session, and with it this group; prefer fixed groups",
-                )
-            )
+        )
     return out
 
 

@@ -68,7 +68,12 @@ from kubeiam.arn import (
 from kubeiam.errors import MappingError
 from kubeiam.identity import Identity
 from kubeiam.keys import fold_keys
-from kubeiam.mapping.templates import template_names, validate_template
+from kubeiam.mapping.templates import (
+    RESERVED_GROUP_PREFIXES,
+    reserved_prefix_of,
+    template_names,
+    validate_template,
+)
 from kubeiam.partitions import PARTITIONS
 
 ROLES = "mapRoles"
@@ -508,6 +513,34 @@ def session_template_problems(kind: EntryKind, username: str, groups: Sequence[s
     return problems
 
 
+#: ``{{Name}}``: where the first placeholder of a template starts.
+_ANY_PLACEHOLDER = re.compile(r"\{\{[A-Za-z0-9]+\}\}")
+
+
+def reserved_group_problems(groups: Sequence[str]) -> list[str]:
+    """Groups that put a placeholder inside a reserved prefix (``system:{{SessionName}}``,
+    ``eks:{{AccountID}}``): :func:`~kubeiam.mapping.templates.check_rendered_group` refuses every
+    rendering of such a group (a placeholder never renders empty), so the entry can only deny. A
+    load warning; the editor refuses such input."""
+    problems = []
+    for group in groups:
+        found = _ANY_PLACEHOLDER.search(group)
+        if found is None:
+            continue
+        prefix = reserved_prefix_of(group[: found.start()], RESERVED_GROUP_PREFIXES)
+        if prefix is not None:
+            problems.append(
+                f"group {group!r} puts a placeholder in the reserved prefix {prefix!r}: the "
+                "server refuses such a group for every caller, so the entry only denies"
+            )
+    return problems
+
+
+def template_problems(kind: EntryKind, username: str, groups: Sequence[str]) -> list[str]:
+    """Every reason an entry's templates can never apply as written (see the two rules)."""
+    return session_template_problems(kind, username, groups) + reserved_group_problems(groups)
+
+
 def _user_arn(arn: str) -> tuple[str, str]:
     """(canonical ARN, resource type) of a mapUsers ARN; root and federated users allowed."""
     if _ROOT_ARN.fullmatch(arn) or _FEDERATED_ARN.fullmatch(arn):
@@ -530,6 +563,7 @@ def parse_role_entry(
     warnings = [f"unknown key {k!r} ignored" for k in _unknown_keys(d, _ROLE_KEYS)]
     username = _username(d.get("username"))
     groups = _groups(d.get("groups"))
+    warnings += reserved_group_problems(groups)
     rolearn = _string(d.get("rolearn"), "rolearn", required=False)
     userid = _string(d.get("userid"), "userid", required=need_user_id)
     sso = d.get("sso")
@@ -587,7 +621,7 @@ def parse_user_entry(
     groups = _groups(d.get("groups"))
     userid = _string(d.get("userid"), "userid", required=need_user_id)
     userarn = _string(d.get("userarn"), "userarn", required=not need_user_id)
-    warnings += session_template_problems(EntryKind.USER, username, groups)
+    warnings += template_problems(EntryKind.USER, username, groups)
     if not userarn:
         return UserMapping("", username, groups, "", userid, location), warnings
     canonical, rtype = _user_arn(userarn)
@@ -608,7 +642,7 @@ def parse_group_entry(
     warnings = [f"unknown key {k!r} ignored" for k in _unknown_keys(d, _GROUP_KEYS)]
     username = _username(d.get("username"))
     groups = _groups(d.get("groups"))
-    warnings += session_template_problems(EntryKind.GROUP, username, groups)
+    warnings += template_problems(EntryKind.GROUP, username, groups)
     grouparn = _string(d.get("grouparn"), "grouparn", required=True)
     match = _GROUP_ARN.fullmatch(grouparn)
     if match is None:
@@ -637,12 +671,13 @@ def parse_new_entry(section: str, raw: object) -> MappingEntry:
         entry, _ = parse_group_entry(raw)
     else:
         raise MappingError(f"unknown mapping section {section!r}")
-    problems = session_template_problems(entry.kind, entry.username, entry.groups)
+    problems = template_problems(entry.kind, entry.username, entry.groups)
     if problems:
         raise MappingError(
             problems[0],
-            hint="use a fixed name, {{AccountID}} or {{AccessKeyID}}; session templates are for "
-            "role entries",
+            hint="write reserved groups literally (system:masters ...); keep placeholders out of "
+            "system:, eks:, aws:, iam: and amazon: groups, and session templates out of user "
+            "and IAM group entries",
         )
     return entry
 

@@ -15,6 +15,7 @@ from kubeiam.mapping.model import (
     Severity,
     load_sections,
     parse_group_entry,
+    parse_new_entry,
     parse_role_entry,
     parse_user_entry,
 )
@@ -125,3 +126,27 @@ def test_session_templates_only_fit_role_entries(
     parse, base = PARSERS[kind]
     _, warnings = parse({**base, "username": username, "groups": groups})
     assert any("only role sessions do" in w for w in warnings) is warned
+
+
+@pytest.mark.parametrize(
+    ("groups", "warned"),
+    [
+        (["system:{{SessionName}}"], True),
+        (["system:serviceaccounts:{{AccountID}}"], True),
+        (["eks:{{AccessKeyID}}"], True),
+        (["system:masters"], False),
+        (["team:{{SessionName}}"], False),
+        (["{{SessionName}}:masters"], False),
+    ],
+    ids=["system-session", "system-account", "eks-key", "literal", "team", "leading"],
+)
+def test_a_placeholder_inside_a_reserved_group_prefix_can_never_apply(
+    groups: list[str], warned: bool
+) -> None:
+    _, warnings = parse_role_entry({"rolearn": ROLE, "username": "a", "groups": groups})
+    assert any("puts a placeholder in the reserved prefix" in w for w in warnings) is warned
+    if warned:
+        with pytest.raises(MappingError, match="reserved prefix"):
+            parse_new_entry("mapRoles", {"rolearn": ROLE, "username": "a", "groups": groups})
+    else:
+        parse_new_entry("mapRoles", {"rolearn": ROLE, "username": "a", "groups": groups})
