@@ -49,7 +49,7 @@ from kubeiam.mapping.model import (
     reserved_group_problems,
 )
 from kubeiam.mapping.templates import DEFAULT_RESERVED_PREFIXES, reserved_prefix_of
-from kubeiam.suggestions import MAX_SUGGESTIONS, closest_names, not_found_message
+from kubeiam.suggestions import MAX_SUGGESTIONS, closest_names, not_found_message, quote_name
 
 #: Attempts at read-change-write before a conflict is reported. Six writers racing on one loaded
 #: 2-core machine exhausted five attempts once; ten with a doubling pause wait ~5 s at worst.
@@ -264,9 +264,10 @@ class MappingEditor:
             outcome = operation(document)
             if outcome is Change.UNCHANGED and must_exist is not None:
                 closest = _closest_mapped(must_exist, document.names())
+                suggestion = f" (closest: {', '.join(map(quote_name, closest))})" if closest else ""
                 raise NotFoundError(
-                    not_found_message("mapping of", must_exist, closest)
-                    + f" in {self.store.target}",
+                    not_found_message("mapping of", must_exist, [])
+                    + f" in {self.store.target}{suggestion}",
                     hint="check the ARN, account or permission set; pass --ignore-not-found if "
                     "it may already be gone",
                 )
