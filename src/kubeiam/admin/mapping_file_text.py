@@ -49,8 +49,11 @@ _KEY_LINE = re.compile(
 #: A value on the key line that means "nothing yet" (YAML 1.1 nulls, an empty flow list), with an
 #: optional comment after it.
 _EMPTY_VALUE = re.compile(r"(?:~|null|Null|NULL|\[\s*\])?[ \t]*(?P<comment>#.*)?")
-#: Anchors, aliases and merge keys: the scan leaves such files to the round trip.
-_ANCHOR_OR_ALIAS = re.compile(r"(?:^|[\s\[{,])[&*][^\s,\]}]|<<\s*:", re.MULTILINE)
+#: Anchors, aliases, merge keys, and block scalars that keep their trailing blank lines
+#: (``|+``: a line inserted after them would change the value): left to the round trip.
+_ANCHOR_OR_ALIAS = re.compile(
+    r"(?:^|[\s\[{,])[&*][^\s,\]}]|<<\s*:|:[ \t]+[|>][1-9]?\+", re.MULTILINE
+)
 
 
 def _key_of(line: str) -> tuple[str, str]:
@@ -128,8 +131,10 @@ class ConfigText:
     ) -> None:
         if doc is not None and not isinstance(doc, dict):
             raise NotSplicable("the top level is not a mapping")
-        if ("&" in text or "*" in text or "<<" in text) and _ANCHOR_OR_ALIAS.search(text):
-            raise NotSplicable("anchors, aliases or merge keys")
+        if ("&" in text or "*" in text or "<<" in text or "+" in text) and _ANCHOR_OR_ALIAS.search(
+            text
+        ):
+            raise NotSplicable("anchors, aliases, merge keys or kept block scalars")
         self.lines = text.splitlines(keepends=True)
         self._indents = line_indents(self.lines)
         self.doc: dict[Any, Any] = doc if doc is not None else {}

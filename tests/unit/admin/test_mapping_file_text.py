@@ -139,8 +139,9 @@ def test_replace_keeps_the_entrys_own_comments_and_keys() -> None:
         f"server:\n  mapRoles: [{{rolearn: {ROLE}, username: a}}]\n",
         f"base: &b {{username: a}}\nserver:\n  mapRoles:\n  - <<: *b\n    rolearn: {ROLE}\n",
         f'server: {{mapRoles: [{{rolearn: "{ROLE}", username: a}}]}}\n',
+        f"server:\n  mapRoles:\n  - rolearn: {ROLE}\n    username: a\n  note: |+\n    kept\n\n",
     ],
-    ids=["flow-list", "anchors", "flow-server"],
+    ids=["flow-list", "anchors", "flow-server", "kept-block-scalar"],
 )
 def test_layouts_the_splicer_does_not_read_fall_back_to_the_round_trip(text: str) -> None:
     doc = FileMappings(text, json_format=False)
