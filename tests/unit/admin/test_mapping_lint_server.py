@@ -198,3 +198,30 @@ def test_editor_refuses_session_templates_for_users(tmp_path: Path) -> None:
     done = run(editor.edit(lambda d: d.upsert_user(USER, "alice", [], replace=False), creates=True))
     assert done.change is Change.ADDED
     assert done.created
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"mapUsers": "oops"}, "mapUsers line 1: must be a YAML list"),
+        ({"mapUsers": "a: b\n"}, "mapUsers line 1: must be a YAML list"),
+        ({"mapRoles": "- [a\n"}, "mapRoles"),
+        (
+            {"mapRoles": f"- rolearn: {ROLE}\n  username: a\n  username: b\n"},
+            "appears twice in the same mapping: lines 2 and 3",
+        ),
+        ({"mapUsers": "- just-a-string\n"}, "mapUsers"),
+    ],
+    ids=["string", "mapping", "invalid-yaml", "duplicate-key", "entry-not-mapping"],
+)
+def test_aws_auth_of_the_wrong_shape_is_refused_by_an_edit_and_lint(
+    data: dict[str, str], message: str
+) -> None:
+    from kubeiam.admin.mapping_documents import AwsAuthMappings
+
+    doc = AwsAuthMappings(data)
+    with pytest.raises(MappingError, match=message):
+        doc.upsert_user(USER, "alice", [], replace=False)
+    assert doc.data == data  # nothing replaced
+    findings = lint(doc.load(), backend="EKSConfigMap")
+    assert any(f.level is Level.ERROR for f in findings)
