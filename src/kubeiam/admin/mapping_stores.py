@@ -338,22 +338,78 @@ def _lf(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+#: In a file history, a state larger than :data:`_COMPRESS_ABOVE` is stored under this key
+#: (gzip, base64) instead of ``state``: ten states of a 10,000-entry file are 10 MB of JSON to
+#: read and write on every edit, compressed about 1 MB.
+_STATE_GZIP = "stateGzip"
+
+
 def parse_history(text: str, *, source: str) -> list[BackupRecord]:
     """A file history (a JSON list of records), oldest first; :class:`ConfigError` saying what
     is wrong when any part of it is not a record kubeiam wrote."""
+    return [record for record, _ in _history_items(text, source=source)]
+
+
+def _history_items(text: str, *, source: str) -> list[tuple[BackupRecord, Any]]:
+    """Each record of a file history with the item as stored (kept as is when re-written, so an
+    edit compresses only its own new state), oldest first."""
     raw = load_json(text, source=source)
     if not isinstance(raw, list):
         raise ConfigError(f"{source} is a JSON {type(raw).__name__}, not a list of backups")
-    records = []
+    out = []
     for i, item in enumerate(raw):
-        problem = _wire_problem(item)
+        try:
+            wire = _unpacked(item)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: backup [{i}]: {exc.message}") from None
+        problem = _wire_problem(wire)
         if problem is not None:
             raise ConfigError(f"{source}: backup [{i}]: {problem}")
-        records.append(BackupRecord.from_wire(item))
-    revisions = [r.revision for r in records]
+        out.append((BackupRecord.from_wire(wire), item))
+    revisions = [record.revision for record, _ in out]
     if len(set(revisions)) != len(revisions):
         raise ConfigError(f"{source}: a revision appears twice")
-    return sorted(records, key=lambda r: r.revision)
+    return sorted(out, key=lambda pair: pair[0].revision)
+
+
+def _unpacked(item: object) -> object:
+    """A stored history item with a compressed state inflated into ``state``."""
+    if not isinstance(item, Mapping) or _STATE_GZIP not in item:
+        return item
+    if "state" in item:
+        raise ConfigError(f"it holds both state and {_STATE_GZIP}")
+    packed = item[_STATE_GZIP]
+    if not isinstance(packed, str):
+        raise ConfigError(f"{_STATE_GZIP} is a {type(packed).__name__}, not text")
+    return {**{k: v for k, v in item.items() if k != _STATE_GZIP}, "state": _inflate(packed)}
+
+
+def _packed(record: BackupRecord) -> dict[str, Any]:
+    """A record as a file history stores it (a big text state compressed)."""
+    wire: dict[str, Any] = dict(record.to_wire())
+    state = wire["state"]
+    if isinstance(state, str) and len(state) > _COMPRESS_ABOVE:
+        del wire["state"]
+        wire[_STATE_GZIP] = _deflate(state)
+    return wire
+
+
+def _deflate(text: str) -> str:
+    data = gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
+    return base64.b64encode(data).decode("ascii")
+
+
+def _inflate(packed: str) -> str:
+    """The text a base64 gzip value holds, refusing what inflates beyond what kubeiam reads."""
+    try:
+        data = base64.b64decode(packed, validate=True)
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        raw = inflater.decompress(data, MAX_DOCUMENT_BYTES)
+        if inflater.unconsumed_tail or not inflater.eof:
+            raise ConfigError("it is truncated or inflates beyond the size kubeiam reads")
+        return raw.decode("utf-8")
+    except (ValueError, zlib.error) as exc:
+        raise ConfigError(f"it is not base64 gzip text ({type(exc).__name__})") from None
 
 
 #: The data keys kubeiam writes in a backup ConfigMap: ``r000012.json`` (the record's JSON) or
@@ -371,25 +427,14 @@ def _encode_record(record: BackupRecord) -> tuple[str, str]:
     text = json.dumps(record.to_wire(), sort_keys=True)
     if len(text) <= _COMPRESS_ABOVE:
         return f"r{record.revision:06d}.json", text
-    packed = base64.b64encode(gzip.compress(text.encode("utf-8"), mtime=0)).decode("ascii")
-    return f"r{record.revision:06d}.json.gz", packed
+    return f"r{record.revision:06d}.json.gz", _deflate(text)
 
 
 def _decode_value(key: str, value: object) -> str:
     """The JSON text a data value holds (decompressed, bounded, for ``.gz`` keys)."""
     if not isinstance(value, str):
         raise ConfigError(f"the value is a {type(value).__name__}, not text")
-    if not key.endswith(".gz"):
-        return value
-    try:
-        packed = base64.b64decode(value, validate=True)
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        raw = inflater.decompress(packed, MAX_DOCUMENT_BYTES)
-        if inflater.unconsumed_tail or not inflater.eof:
-            raise ConfigError("it is truncated or inflates beyond the size kubeiam reads")
-        return raw.decode("utf-8")
-    except (ValueError, zlib.error) as exc:
-        raise ConfigError(f"it is not base64 gzip text ({type(exc).__name__})") from None
+    return _inflate(value) if key.endswith(".gz") else value
 
 
 def _trim(data: dict[str, Any], old_keys: list[str], name: str) -> None:
@@ -652,16 +697,17 @@ class FileStore:
         notes: list[str] = []
 
         def change(old: str | None) -> str:
-            records: list[BackupRecord] = []
+            items: list[tuple[BackupRecord, Any]] = []
             if old is not None:
                 try:
-                    records = parse_history(old, source=str(self.backup_path))
+                    items = _history_items(old, source=str(self.backup_path))
                 except ConfigError as exc:
                     aside = self._set_aside(record.time)
                     notes.append(
                         f"the backup history {self.backup_path} could not be read "
                         f"({exc.message}); it was kept as {aside} and a new history started"
                     )
+            records = [r for r, _ in items]
             if records and records[-1].state == record.state:
                 return old or ""
             stored = BackupRecord(
@@ -672,8 +718,8 @@ class FileStore:
                 record.store,
                 record.state,
             )
-            keep = [*records, stored][-BACKUP_HISTORY:]
-            return json.dumps([r.to_wire() for r in keep], indent=2) + "\n"
+            keep = [*(item for _, item in items), _packed(stored)][-BACKUP_HISTORY:]
+            return json.dumps(keep, indent=2) + "\n"
 
         try:
             locked_update(self.backup_path, change)

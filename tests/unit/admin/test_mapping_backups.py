@@ -202,3 +202,35 @@ def test_unreadable_compressed_records_are_named_and_kept(value: str, message: s
     assert records == []
     assert message in notes[0]
     assert data == {"r000001.json.gz": value}
+
+
+def test_a_big_file_state_is_stored_compressed_and_restores_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    roles = "".join(
+        f"    - rolearn: arn:aws:iam::{ACCOUNT}:role/R{i}\n      username: r{i}\n"
+        for i in range(2000)
+    )
+    original = f"# mine\nserver:\n  mapRoles:\n{roles}"
+    path.write_text(original)
+    editor = MappingEditor(FileStore(path), now=lambda: NOW)
+    run(editor.edit(lambda d: d.add_account(ACCOUNT)))
+    history = tmp_path / ("config.yaml" + FILE_BACKUP_SUFFIX)
+    (item,) = json.loads(history.read_text())
+    assert "state" not in item
+    assert len(item["stateGzip"]) < len(original) / 4
+    (record,) = run(FileStore(path).backups())
+    assert record.state == original
+    run(editor.restore(record.state))
+    assert path.read_text() == original
+
+
+def test_a_compressed_state_that_does_not_inflate_makes_the_history_unreadable(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.json"
+    path.write_text("{}\n")
+    bad = {**{k: v for k, v in GOOD.items() if k != "state"}, "stateGzip": "!!"}
+    history = tmp_path / ("m.json" + FILE_BACKUP_SUFFIX)
+    history.write_text(json.dumps([bad]))
+    with pytest.raises(ConfigError, match="not base64 gzip"):
+        run(FileStore(path).backups())
