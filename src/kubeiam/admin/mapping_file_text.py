@@ -131,6 +131,8 @@ class ConfigText:
     ) -> None:
         if doc is not None and not isinstance(doc, dict):
             raise NotSplicable("the top level is not a mapping")
+        if text.startswith("\ufeff"):
+            raise NotSplicable("a byte order mark")
         if ("&" in text or "*" in text or "<<" in text or "+" in text) and _ANCHOR_OR_ALIAS.search(
             text
         ):
@@ -171,6 +173,8 @@ class ConfigText:
         if any(key.lower() in SECTION_NAMES for _, key, _ in top):
             raise NotSplicable("mapping sections at the top level")
         if not holders:
+            if any(str(k).lower() == _HOLDER for k in self.doc):
+                raise NotSplicable("server is not where the scan looked")
             layout.insert_at = len(self.lines)
             return layout
         if len(holders) > 1:
@@ -214,6 +218,10 @@ class ConfigText:
                 continue
             child_end = children[n + 1][0] if n + 1 < len(children) else end
             layout.sections[name] = self._section(holder, i, child, rest, child_end)
+        for key in holder:
+            name = SECTION_NAMES.get(str(key).lower())
+            if name is not None and name not in layout.sections:
+                raise NotSplicable(f"{key} is not where the scan looked")
         return layout
 
     def _section(self, holder: dict[Any, Any], at: int, key: str, rest: str, end: int) -> _Section:

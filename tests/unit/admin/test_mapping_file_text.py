@@ -140,8 +140,10 @@ def test_replace_keeps_the_entrys_own_comments_and_keys() -> None:
         f"base: &b {{username: a}}\nserver:\n  mapRoles:\n  - <<: *b\n    rolearn: {ROLE}\n",
         f'server: {{mapRoles: [{{rolearn: "{ROLE}", username: a}}]}}\n',
         f"server:\n  mapRoles:\n  - rolearn: {ROLE}\n    username: a\n  note: |+\n    kept\n\n",
+        f"\ufeffserver:\n  mapRoles:\n  - rolearn: {ROLE}\n    username: a\nclusterID: x\n",
+        f'"ser\\x76er":\n  mapRoles:\n  - rolearn: {ROLE}\n    username: a\nclusterID: x\n',
     ],
-    ids=["flow-list", "anchors", "flow-server", "kept-block-scalar"],
+    ids=["flow-list", "anchors", "flow-server", "kept-block-scalar", "bom", "escaped-key"],
 )
 def test_layouts_the_splicer_does_not_read_fall_back_to_the_round_trip(text: str) -> None:
     doc = FileMappings(text, json_format=False)
