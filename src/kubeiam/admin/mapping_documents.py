@@ -311,7 +311,13 @@ class FileMappings(_ArnUpserts):
                 self._result = LoadResult(MappingSet())  # no file yet: nothing mapped
             elif self._json:
                 self._result = self._load_dynamic()
-            elif self._dirty and self._splicer is not None:
+            elif (
+                self._dirty
+                and self._splicer is not None
+                and len(self._original) > (_FULL_PARSE_BELOW)
+            ):
+                # The document spliced with the text (see mapping_file_text): 10,000 entries
+                # are not parsed again.
                 self._result = load_server_config(
                     self._splicer.doc, name=self._name, cache=self._cache
                 )
@@ -713,6 +719,9 @@ class FileMappings(_ArnUpserts):
 
 #: New lists in a YAML file without one to copy: ``key:\n  - item`` (dash offset 2).
 _DEFAULT_INDENT = (4, 2)
+#: An edited config file smaller than this is validated by parsing the new text again (a few
+#: milliseconds); a bigger one through the document kept in step with the text.
+_FULL_PARSE_BELOW = 256 * 1024
 
 
 def _refused(error: ConfigError) -> LoadResult:
