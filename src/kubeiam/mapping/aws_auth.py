@@ -148,6 +148,10 @@ class Change(enum.Enum):
     REMOVED = "removed"
 
 
+#: An edited section of fewer lines than this is validated by parsing its new text again (a few
+#: milliseconds); a bigger one (10,000 entries are 40,000 lines) through the entries spliced in
+#: step with its lines.
+FULL_PARSE_BELOW_LINES = 4000
 #: A block sequence starts with a dash on its first meaningful line.
 _BLOCK_START = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\r?\n)*[ \t]*- ")
 
@@ -231,17 +235,21 @@ class AwsAuthDocument:
     # -- reading -------------------------------------------------------------------------------
 
     def _section(self, name: str) -> tuple[list[RawEntry], list[LoadIssue]]:
-        """A section's entries and issues: from its edited list, else parsed once per text."""
+        """A section's entries and issues, parsed once per text. An edited section under
+        :data:`FULL_PARSE_BELOW_LINES` is parsed again from its new text; a bigger one from the
+        entries spliced in step with its lines."""
         block = self._lists.get(name)
+        text: object = self._data.get(name)
         if block is not None:
-            return [
-                (item, Location(name, i, start + 1))
-                for i, (item, start) in enumerate(zip(block.items, block.starts, strict=True))
-            ], []
-        text = self._data.get(name)
+            text = block.text() if block.changed else text
+            if block.changed and len(block.lines) > FULL_PARSE_BELOW_LINES:
+                return [
+                    (item, Location(name, i, start + 1))
+                    for i, (item, start) in enumerate(zip(block.items, block.starts, strict=True))
+                ], []
         cached = self._parsed.get(name)
         if cached is None or cached[0] is not text:
-            entries, issues = parse_section(name, text)
+            entries, issues = parse_section(name, text)  # type: ignore[arg-type]
             cached = (text, entries, issues)
             self._parsed[name] = cached
         return cached[1], cached[2]

@@ -244,3 +244,37 @@ def test_spliced_edits_read_back_as_a_fresh_parse_and_as_the_round_trip(
     for op in ops:
         _apply(slow, *op)
     assert entries(load_server_config_text(slow.text(), name="f")) == entries(doc.load())
+
+
+_AWS_AUTH_STARTS = [
+    {},
+    {"mapRoles": "# nodes\n- rolearn: arn:aws:iam::111122223333:role/r0\n  username: r0\n"},
+    {
+        "mapUsers": "  - userarn: arn:aws:iam::111122223333:user/u0\n    username: u0\n"
+        "    groups:\n        - a\n",
+        "mapAccounts": "- '222233334444'\n",
+        "other": "kept\n",
+    },
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(_AWS_AUTH_STARTS), _OPS)
+def test_spliced_aws_auth_entries_read_back_as_a_fresh_parse(
+    start: dict[str, str], ops: list[tuple[str, str, str, list[str]]]
+) -> None:
+    from kubeiam.admin.mapping_documents import AwsAuthMappings
+    from kubeiam.mapping import aws_auth
+    from kubeiam.mapping.aws_auth import read_aws_auth
+
+    doc = AwsAuthMappings(start)
+    for op in ops:
+        _apply(doc, *op)  # type: ignore[arg-type]
+        fresh = read_aws_auth(doc.data)
+        assert fresh.ok, (doc.data, fresh.issues)
+        with patch.object(aws_auth, "FULL_PARSE_BELOW_LINES", 0):
+            doc._doc._result = None
+            kept = doc.load()
+        assert entries(kept) == entries(fresh), doc.data
+        assert [str(i) for i in kept.issues] == [str(i) for i in fresh.issues]
+    assert doc.data.get("other") == start.get("other")
