@@ -202,7 +202,8 @@ def mapping_group() -> None:
 
     Every change reads, edits and writes with the object's resourceVersion (retried on
     conflict), saves the previous state first (`restore` rolls back), keeps what it does not
-    touch, and refuses to remove node entries or the last system:masters without --force.
+    touch, never writes what the server would refuse, and refuses to remove node entries or the
+    last system:masters without --force. Only the add-* commands create a missing --file.
     """
 
 
