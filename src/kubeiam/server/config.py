@@ -528,6 +528,10 @@ def build_config(values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Ser
             "the cluster id is not set",
             hint=f"set clusterID in the config file, pass -i/--cluster-id, or set {CLUSTER_ID_ENV}",
         )
+    # The rule `kubeiam token` signs by, checked before anything is written or bound.
+    from kubeiam.cluster_id import check_cluster_id
+
+    check_cluster_id(str(cluster_id), source="clusterID or -i/--cluster-id")
     config = ServerConfig(**merged)
     validate(config)
     return config
@@ -559,7 +563,3 @@ def validate(config: ServerConfig) -> None:
                 "reservedPrefixConfig names a backend that backendMode does not list",
                 extra={"key": "server.reservedPrefixConfig", "backend": backend},
             )
-    # The rule `kubeiam token` signs by, checked before anything is written or bound.
-    from kubeiam.cluster_id import check_cluster_id
-
-    check_cluster_id(str(cluster_id), source="clusterID or -i/--cluster-id")
