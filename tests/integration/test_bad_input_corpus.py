@@ -215,26 +215,6 @@ FILE_COMMANDS = {
 }
 
 
-_LIST_EXITS_0 = (
-    "mapping list prints the loader's error but exits 0 (issue 8 section 3: a command that "
-    "reports an error exits non-zero; src/kubeiam/cli/mapping.py, not this suite's code)"
-)
-#: Gaps this suite found in code it does not own: strict, so a fix turns them into failures
-#: that remove the entry.
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    (command, case): _LIST_EXITS_0
-    for command in ("mapping-list", "mapping-list-json")
-    for case in (
-        "lone-surrogate-escape",
-        "deep-nesting-100k",
-        "huge-int",
-        "billion-laughs",
-        "duplicate-keys",
-        "wrong-shape",
-    )
-}
-
-
 @pytest.fixture
 def ca_file(tmp_path: Path) -> Path:
     import trustme
@@ -262,9 +242,6 @@ def test_every_file_reader_refuses_bad_input_cleanly(
     request: pytest.FixtureRequest,
 ) -> None:
     spec = FILE_COMMANDS[command]
-    gap = KNOWN_GAPS.get((command, case))
-    if gap is not None:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=gap))
     env = dict(base_env)
     if spec.needs_aws:
         local_aws: LocalAWS = request.getfixturevalue("local_aws")
@@ -275,7 +252,7 @@ def test_every_file_reader_refuses_bad_input_cleanly(
     path = tmp_path / f"input{spec.suffix}"
     with bad_file(path, case):
         before = snapshot(path)
-        done = run(spec.argv(path, tmp_path), env, timeout=5 if gap else TIMEOUT)
+        done = run(spec.argv(path, tmp_path), env, timeout=TIMEOUT)
         after = snapshot(path)
     must_fail = not (case == "empty" and spec.empty_ok)
     if must_fail and spec.reports_findings and done.returncode == 1:
