@@ -556,8 +556,8 @@ class RacedAwsAuthStore(AwsAuthStore):
         self.cluster = cluster
         self.reads = 0
 
-    async def read(self) -> Snapshot:
-        snapshot = await super().read()
+    async def read(self, *, missing_ok: bool = False) -> Snapshot:
+        snapshot = await super().read(missing_ok=missing_ok)
         self.reads += 1
         if self.reads == 1:
             patch = {"data": {"mapAccounts": '- "444455556666"\n'}}
