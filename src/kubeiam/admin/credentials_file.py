@@ -76,12 +76,12 @@ def _parse(path: Path, text: str) -> configparser.RawConfigParser:
 
 def read_profile_key_id(path: Path, profile: str) -> str | None:
     """The ``aws_access_key_id`` of ``profile`` in ``path``, or None (file or profile absent)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    from kubeiam.fileio import read_document_text
+
+    # A regular file only (a FIFO here would block), bounded, UTF-8 checked.
+    text = read_document_text(path, missing_ok=True)
+    if text is None:
         return None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     parser = _parse(path, text)
     if not parser.has_section(profile):
         return None

@@ -20,7 +20,6 @@ import logging
 import os
 from pathlib import Path
 
-import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from kubeiam.errors import ConfigError
@@ -68,17 +67,17 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
 
 
 def read_deny_list_file(path: Path) -> DenyList:
-    """Parse ``path`` (missing: empty), or raise :class:`ConfigError`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    """Parse ``path`` (missing: empty), or raise :class:`ConfigError`.
+
+    Read like every other document (:mod:`kubeiam.documents`): a regular file only, bounded
+    size, depth and alias expansion, duplicate keys refused with both lines."""
+    from kubeiam.documents import parse_yaml
+    from kubeiam.fileio import read_document_text
+
+    text = read_document_text(path, missing_ok=True)
+    if text is None:
         return DenyList()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the deny list file {path}: {exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError(f"{path} is not valid YAML or JSON", hint="fix its syntax") from None
+    doc = parse_yaml(text, source=str(path))
     return parse_deny_list(doc, where=str(path))
 
 

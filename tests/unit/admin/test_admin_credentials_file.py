@@ -166,3 +166,22 @@ def test_write_then_restore_is_byte_exact(
             )
     cf.restore_profile(path, profile, previous)
     assert path.read_text() == original
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "not-utf8"])
+def test_reading_a_key_id_refuses_what_is_not_a_text_file_without_blocking(
+    tmp_path: Path, kind: str
+) -> None:
+    import os
+
+    path = tmp_path / "credentials"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it for reading the usual way would wait for a writer
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"[p]\naws_access_key_id = \xff\xfe\n")
+    with pytest.raises(ConfigError) as err:
+        cf.read_profile_key_id(path, "p")
+    assert str(path) in str(err.value)
+    assert "fix:" in str(err.value)

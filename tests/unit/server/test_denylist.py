@@ -303,3 +303,37 @@ async def test_refusal_logs_the_entry_except_for_scrubbed_accounts(
         assert body["status"]["error"] == "this AWS principal is refused by the webhook's deny list"
         assert caplog.records[-1].review["deny_rule"] == logged  # type: ignore[attr-defined]
         assert caplog.records[-1].review["status"] == 403  # type: ignore[attr-defined]
+
+
+def _laughs(levels: int) -> str:
+    lines = ["a0: &a0 [x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+#: 2**30 nodes from 30 short lines: refused by the expansion bound, not expanded.
+_BILLION_LAUGHS = _laughs(30)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("userARNs: []\nuserARNs: []\n", "lines 1 and 2"),
+        (
+            _BILLION_LAUGHS,
+            "alias",
+        ),
+        ("[" * 200 + "]" * 200, "nest"),
+    ],
+    ids=["duplicate-key", "alias-expansion", "deep-nesting"],
+)
+def test_the_deny_list_file_is_read_by_the_shared_bounded_reader(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    from kubeiam.server.denylist_watch import read_deny_list_file
+
+    path = tmp_path / "deny.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        read_deny_list_file(path)
+    assert expected in str(err.value).lower()
