@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,25 +73,27 @@ def _context_for(kubeconfig: Path | None, cluster: str) -> str:
     """The kubeconfig context whose cluster is EKS cluster ``cluster``: a cluster entry named by
     its ARN (``...:cluster/<cluster>``, as `aws eks update-kubeconfig` and `kubeiam kubeconfig
     update` write it) or by the bare name (`kubeconfig update --server`). A context is named with
-    ``--context``, never ``--cluster`` (docs/cli.md)."""
-    from kubeiam.documents import parse_yaml
-    from kubeiam.fileio import read_document_text
+    ``--context``, never ``--cluster`` (docs/cli.md). The files are kubectl's: ``--kubeconfig``,
+    else every file of ``$KUBECONFIG`` merged by kubectl's rules, else ``~/.kube/config``."""
+    from kubeiam.kube.access import kubeconfig_files
+    from kubeiam.kube.kubeconfig import load_kubeconfigs
 
-    if kubeconfig is None:
-        raise ConfigError("--cluster needs a kubeconfig", hint="pass --kubeconfig")
-    doc = parse_yaml(read_document_text(kubeconfig) or "", source=str(kubeconfig)) or {}
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{kubeconfig} is not a kubeconfig (its top level is not a mapping)")
+    files = kubeconfig_files(kubeconfig, os.environ)
+    if not files:
+        raise ConfigError(
+            "--cluster needs a kubeconfig to find the cluster's context in",
+            hint="pass --kubeconfig or --context, set KUBECONFIG, or run"
+            " `kubeiam kubeconfig update`",
+        )
+    merged = load_kubeconfigs(files)
+    where = ", ".join(str(f) for f in files)
     from kubeiam.suggestions import quote_name
 
-    listed = doc.get("contexts")
-    contexts = [c for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
-    for ctx in contexts:
-        body = ctx.get("context")
-        target = str(body.get("cluster", "")) if isinstance(body, dict) else ""
+    for name, body in merged.contexts.items():
+        target = str(body.get("cluster", "")) if isinstance(body, Mapping) else ""
         if target == cluster or target.endswith(f":cluster/{cluster}"):
-            return str(ctx.get("name"))
-    names = [str(c.get("name")) for c in contexts]
+            return name
+    names = list(merged.contexts)
     if cluster in names:
         raise ConfigError(
             f"--cluster is the EKS cluster name; {quote_name(cluster)} is a kubeconfig context",
@@ -98,7 +102,7 @@ def _context_for(kubeconfig: Path | None, cluster: str) -> str:
     more = f" and {len(names) - 5} more" if len(names) > 5 else ""
     shown = ", ".join(quote_name(n) for n in names[:5]) + more or "none"
     raise ConfigError(
-        f"no context for EKS cluster {quote_name(cluster)} in {kubeconfig} (contexts: {shown})",
+        f"no context for EKS cluster {quote_name(cluster)} in {where} (contexts: {shown})",
         hint=f"run `kubeiam kubeconfig update --cluster {quote_name(cluster)}` or pass --context",
     )
 
@@ -164,7 +168,7 @@ def whoami_command(
     """Show your AWS identity and, with a cluster or store, what it maps to there."""
     from kubeiam.admin.mappings import Explanation, explain
     from kubeiam.arn import PrincipalKind, parse_caller_arn
-    from kubeiam.cli.mapping import default_kubeconfig, open_store, print_explanation
+    from kubeiam.cli.mapping import open_store, print_explanation
 
     me = caller_identity(profile, region)
     principal = parse_caller_arn(me["Arn"])
@@ -177,7 +181,6 @@ def whoami_command(
     elif cluster is not None or context is not None:
         stores = ["aws-auth", "crd"]
     if cluster is not None and context is None:
-        kubeconfig = kubeconfig or default_kubeconfig()
         context = _context_for(kubeconfig, cluster)
     iam_groups: frozenset[str] | None = None
     if stores and principal.kind is PrincipalKind.USER:

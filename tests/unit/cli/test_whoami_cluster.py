@@ -19,9 +19,6 @@ contexts:
   context: {cluster: "arn:aws:eks:eu-west-2:111122223333:cluster/kubedemy", user: u}
 - name: kops
   context: {cluster: kops1, user: u}
-- name: broken
-  context: not-a-mapping
-- just-a-string
 """
 
 FOUND = [
@@ -61,3 +58,41 @@ def test_refused_with_the_fix(
     assert err.value.hint is not None
     assert hint in err.value.hint
     assert "\x1b" not in str(err.value)
+
+
+def test_every_file_of_kubeconfig_is_searched_as_kubectl_merges_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = tmp_path / "first"
+    first.write_text(
+        "apiVersion: v1\nkind: Config\ncontexts:\n- {name: a, context: {cluster: x}}\n"
+    )
+    second = tmp_path / "second"
+    second.write_text(
+        "apiVersion: v1\nkind: Config\ncontexts:\n"
+        '- {name: b, context: {cluster: "arn:aws:eks:eu-west-2:111122223333:cluster/prod"}}\n'
+        # the first file's `a` wins: this one is shadowed, as kubectl shadows it
+        '- {name: a, context: {cluster: "arn:aws:eks:eu-west-2:111122223333:cluster/shadow"}}\n'
+    )
+    monkeypatch.setenv("KUBECONFIG", f"{first}:{tmp_path / 'missing'}:{second}")
+    assert _context_for(None, "prod") == "b"
+    with pytest.raises(ConfigError, match="no context for EKS cluster shadow"):
+        _context_for(None, "shadow")
+
+
+def test_no_kubeconfig_at_all_names_the_ways_to_give_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ConfigError) as err:
+        _context_for(None, "prod")
+    assert err.value.hint is not None
+    assert "--kubeconfig" in err.value.hint
+
+
+def test_a_malformed_kubeconfig_is_refused_by_the_one_kubeconfig_reader(tmp_path: Path) -> None:
+    path = tmp_path / "config"
+    path.write_text(KUBECONFIG + "- name: broken\n  context: not-a-mapping\n")
+    with pytest.raises(ConfigError, match="'broken': context is not a map"):
+        _context_for(path, "kubedemy")
