@@ -5,8 +5,9 @@ once with a documented exit code and ``kubeiam: error:`` on stderr; whatever the
 never holds a ``Traceback``, no command hangs (a FIFO is never opened in a blocking way), and the
 file is left exactly as it was. A new command that reads a file belongs in ``FILE_COMMANDS``.
 
-The unreadable-file case (mode 000) is skipped when the tests run as root: root reads any file
-whatever its mode, so there is nothing to refuse.
+The unreadable-file case (mode 000) runs its command as the unprivileged user ``nobody`` when the
+tests run as root (root reads any file whatever its mode, so only another user can be refused),
+in a directory made for the case that ``nobody`` can reach.
 """
 
 from __future__ import annotations
@@ -82,6 +83,35 @@ def _unreadable(path: Path) -> None:
     path.chmod(0)
 
 
+#: Who runs the mode-000 case when the tests run as root: root's CAP_DAC_OVERRIDE reads any
+#: file, so the refusal is only real for another user (nobody/nogroup, no supplementary groups).
+NOBODY = 65534
+#: util-linux's setpriv switches ids before it runs kubeiam (see :func:`run`).
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+
+
+def _runs_as_nobody(case: str) -> bool:
+    return case == "unreadable-000" and os.geteuid() == 0
+
+
+@contextlib.contextmanager
+def _nobody_workdir(ca_file: Path) -> Iterator[Path]:
+    """A directory under /tmp owned by ``nobody`` holding what the commands read besides the
+    bad file (the CA, HOME): pytest's own tmp_path sits under a 0700 root directory that
+    nobody cannot traverse, which would refuse the path for the wrong reason."""
+    workdir = Path(tempfile.mkdtemp(prefix="kubeiam-000-", dir="/tmp"))
+    try:
+        shutil.copy(ca_file, workdir / "ca.pem")
+        (workdir / "home").mkdir()
+        for path in (workdir, workdir / "ca.pem", workdir / "home"):
+            os.chown(path, NOBODY, NOBODY)
+        workdir.chmod(0o711)
+        (workdir / "ca.pem").chmod(0o644)
+        yield workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def _listening_socket(path: Path) -> Iterator[None]:
     # AF_UNIX paths are limited to ~108 bytes: bind in a short directory, link to it.
@@ -109,8 +139,6 @@ ALL_CASES = [*BAD_CONTENT, *SPECIAL, "socket"]
 @contextlib.contextmanager
 def bad_file(path: Path, case: str) -> Iterator[None]:
     """Put the bad input ``case`` at ``path`` for the duration of the block."""
-    if case == "unreadable-000" and os.geteuid() == 0:
-        pytest.skip("root reads a mode-000 file: nothing to refuse")
     if case in BAD_CONTENT:
         path.write_bytes(BAD_CONTENT[case])
         yield
@@ -132,11 +160,23 @@ def snapshot(path: Path) -> tuple[int, bytes | None]:
 
 
 def run(
-    args: list[str], env: dict[str, str], stdin: bytes | None = None, timeout: float = TIMEOUT
+    args: list[str],
+    env: dict[str, str],
+    stdin: bytes | None = None,
+    timeout: float = TIMEOUT,
+    *,
+    user: int | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
+    """``kubeiam args``; with ``user``, as that uid and gid with no supplementary groups.
+
+    Through setpriv(1), not ``subprocess.run(user=...)``: on this machine the interpreter the
+    venv links to lies under root's 0700 home, and a child that switched ids itself before
+    exec cannot reach it, while one started through setpriv runs (and is still refused
+    everything root alone may read, which the mode-000 case asserts)."""
+    as_user = [] if user is None else [SETPRIV, f"--reuid={user}", f"--regid={user}"]
     try:
         return subprocess.run(
-            [KUBEIAM, *args],
+            [*as_user, *(["--clear-groups"] if as_user else []), KUBEIAM, *args],
             env=env,
             input=stdin,
             capture_output=True,
@@ -249,17 +289,26 @@ def test_every_file_reader_refuses_bad_input_cleanly(
         key_id, secret = local_aws.create_user(name)
         env.update(local_aws.client_env())
         env.update({"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret})
-    path = tmp_path / f"input{spec.suffix}"
-    with bad_file(path, case):
-        before = snapshot(path)
-        done = run(spec.argv(path, tmp_path), env, timeout=TIMEOUT)
-        after = snapshot(path)
+    with contextlib.ExitStack() as stack:
+        workdir, user = tmp_path, None
+        if _runs_as_nobody(case):
+            workdir, user = stack.enter_context(_nobody_workdir(ca_file)), NOBODY
+            env["HOME"] = str(workdir / "home")
+        path = workdir / f"input{spec.suffix}"
+        with bad_file(path, case):
+            before = snapshot(path)
+            done = run(spec.argv(path, workdir), env, timeout=TIMEOUT, user=user)
+            after = snapshot(path)
     must_fail = not (case == "empty" and spec.empty_ok)
     if must_fail and spec.reports_findings and done.returncode == 1:
         assert "Traceback" not in done.stderr.decode()
         assert "error: [" in done.stdout.decode(), done.stdout
     else:
         assert_clean(done, must_fail=must_fail)
+    if case == "unreadable-000":
+        output = (done.stdout + done.stderr).decode("utf-8", "replace").lower()
+        # kubeiam's own readers say "permission denied"; click checks a readable FILE first.
+        assert "permission denied" in output or "is not readable" in output, output
     assert after == before, "the file was changed"
 
 

@@ -95,13 +95,38 @@ def test_a_file_over_the_limit_is_refused(tmp_path: Path) -> None:
         read_regular_file(path, max_bytes=1024)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a mode-000 file: nothing to refuse")
+#: Who reads the mode-000 file when the tests run as root (root reads any file whatever its mode).
+NOBODY = 65534
+
+
 def test_an_unreadable_file_says_permission_denied(tmp_path: Path) -> None:
-    path = tmp_path / "config"
-    path.write_text("a: 1\n")
-    path.chmod(0)
-    with pytest.raises(DocumentError, match="permission denied"):
-        read_document_text(path)
+    """As root, the read runs as nobody (through seteuid, which drops root's capabilities), in a
+    directory nobody can traverse (pytest's tmp_path sits under a 0700 root directory)."""
+    if os.geteuid() != 0:
+        path = tmp_path / "config"
+        path.write_text("a: 1\n")
+        path.chmod(0)
+        with pytest.raises(DocumentError, match="permission denied"):
+            read_document_text(path)
+        return
+    shared = Path(tempfile.mkdtemp(prefix="kubeiam-000-", dir="/tmp"))
+    try:
+        shared.chmod(0o711)
+        path = shared / "config"
+        path.write_text("a: 1\n")
+        path.chmod(0)
+        os.seteuid(NOBODY)
+        try:
+            with pytest.raises(DocumentError) as err:
+                read_document_text(path)
+        finally:
+            os.seteuid(0)
+        assert "permission denied" in str(err.value)
+        assert str(path) in str(err.value)
+        assert "fix:" in str(err.value)
+        assert read_document_text(path) == "a: 1\n"  # root, again: the file was left alone
+    finally:
+        shutil.rmtree(shared)
 
 
 # -- writing ------------------------------------------------------------------------------------
