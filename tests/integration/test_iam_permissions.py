@@ -6,7 +6,9 @@ whole of seed 1 and seed 2 as real ``kubeiam`` processes against the local AWS, 
 enforces IAM policies on every call (:mod:`kubeiam.localaws.moto_server`): onboard-user,
 create-access-role, grant, revoke, delete-access-role, offboard-user, and removals of names
 that do not exist, which name the closest existing ones. Mappings go to a file
-(``--store file --file F``): no kube-apiserver is involved.
+(``--store file --file F``): no kube-apiserver is involved. An observer on moto's policy check
+records what the workflows ask for: nothing beyond the document, and everything in it but the
+few actions moto cannot ask for (``NOT_ASKED_FOR``), so the document is not over-broad either.
 
 Then, for a handful of the documented actions per workflow, the same policy without that one
 action makes the command fail naming it (so each is really needed). The actions the document
@@ -137,9 +139,71 @@ def owner(local_aws: LocalAWS, tmp_path: Path) -> Admin:
     )
 
 
+#: The statements of the documented policy that serve each workflow (the document says an
+#: administrator may drop the statements of workflows they do not run).
+STATEMENTS = {
+    "onboard-user": {"KubeiamOnboardUsers"},
+    "offboard-user": {"KubeiamOffboardUsers", "KubeiamClosestNames"},
+    "create-access-role": {"KubeiamAccessRoles"},
+    "delete-access-role": {"KubeiamAccessRoles", "KubeiamClosestNames"},
+    "grant": {"KubeiamAccessRoleMembers", "KubeiamClosestNames"},
+    "revoke": {"KubeiamAccessRoleMembers", "KubeiamClosestNames"},
+}
+
+
+def test_the_table_and_the_policy_say_the_same() -> None:
+    """Each `kubeiam iam` row of the table lists only actions its own statements allow, and the
+    policy allows nothing that no row lists (whoami's row names iam:ListGroupsForUser)."""
+    text = PERMISSIONS_DOC.read_text()
+    rows = {
+        m.group(1): set(re.findall(r"`(iam:\w+)`", m.group(2)))
+        for m in re.finditer(r"^\| `kubeiam iam ([a-z-]+)` \| (.*) \|$", text, re.M)
+    }
+    assert set(rows) == set(STATEMENTS)
+    statements = {st["Sid"]: set(st["Action"]) for st in documented_admin_policy()["Statement"]}
+    for workflow, sids in STATEMENTS.items():
+        allowed = set().union(*(statements[sid] for sid in sids))
+        assert rows[workflow] <= allowed, (workflow, rows[workflow] - allowed)
+    assert documented_actions() == set().union(*rows.values(), {"iam:ListGroupsForUser"})
+
+
+#: Documented actions the full run below never asks moto for, and why.
+NOT_ASKED_FOR = {
+    # AWS checks it for CreateRole with tags; moto checks CreateRole alone.
+    "iam:TagRole",
+    # Only to roll back a tag repair (test_rollback_actions_matter_only_when_a_run_is_undone).
+    "iam:UntagUser",
+    # offboard-user's DeleteConflict path: moto cannot create service-specific credentials.
+    "iam:ListServiceSpecificCredentials",
+    "iam:DeleteServiceSpecificCredential",
+}
+
+
+@pytest.fixture
+def asked_for(admin: Admin, monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Every action moto checks for ``admin`` while the test runs.
+
+    An observer on moto's policy check (moto serves the local AWS in this process), not a
+    stand-in: the check itself runs unchanged."""
+    from moto.iam.access_control import IAMRequestBase
+
+    seen: set[str] = set()
+    original = IAMRequestBase.check_action_permitted
+
+    def check_action_permitted(self: Any, resource: str) -> None:
+        if str(self._access_key.arn).endswith(f":user/{admin.name}"):
+            seen.add(str(self._action))
+        original(self, resource)
+
+    monkeypatch.setattr(IAMRequestBase, "check_action_permitted", check_action_permitted)
+    return seen
+
+
 def test_the_documented_policy_runs_every_iam_workflow(
-    admin: Admin, local_aws: LocalAWS, tmp_path: Path
+    admin: Admin, local_aws: LocalAWS, tmp_path: Path, asked_for: set[str]
 ) -> None:
+    """Every workflow succeeds with exactly the documented policy, and the policy is not broader
+    than what the workflows ask for (but for NOT_ASKED_FOR)."""
     iam = local_aws.boto3_client("iam")
     mapping = tmp_path / "mapping.json"
     store = ["--store", "file", "--file", str(mapping)]
@@ -235,6 +299,11 @@ def test_the_documented_policy_runs_every_iam_workflow(
     assert user not in [u["UserName"] for u in iam.list_users()["Users"]]
     assert json.loads(mapping.read_text()).get("mapUsers", []) == []
     assert json.loads(mapping.read_text()).get("mapRoles", []) == []
+
+    # Only the documented actions were asked for, and all of them were but NOT_ASKED_FOR.
+    asked = asked_for - {"sts:GetCallerIdentity"}  # allowed without a policy, as in AWS
+    assert asked <= documented_actions()
+    assert documented_actions() - asked == NOT_ASKED_FOR
 
 
 _TRUST_NOBODY = json.dumps(
@@ -444,3 +513,12 @@ def test_rollback_actions_matter_only_when_a_run_is_undone(
     assert "iam:DeleteUser" in failed.stderr, failed.stderr
     assert f"left behind after a failed rollback: IAM user {left}" in failed.stderr
     assert left in [u["UserName"] for u in iam.list_users()["Users"]]
+
+    # A tag this run set on a user that existed before is taken off again (iam:UntagUser).
+    admin.hold(documented_admin_policy())
+    failed = admin.kubeiam(
+        "onboard-user", left, "--cluster", CLUSTER, "--group", "g", "--tag", "new=1", *store
+    )
+    assert failed.returncode != 0, failed.stderr
+    assert "rolled back: tags ['new']" in failed.stderr, failed.stderr
+    assert iam.list_user_tags(UserName=left)["Tags"] == []
