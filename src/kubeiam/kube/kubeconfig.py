@@ -121,28 +121,23 @@ class MergedKubeconfig:
 
 
 def read_file_bytes(path: Path, what: str) -> bytes:
-    """A small regular file's bytes; a special file, a missing or huge one is a ConfigError."""
+    """A small regular file's bytes; a special file, a missing or huge one is a ConfigError.
+
+    Read by :func:`kubeiam.fileio.read_regular_file` (special files refused before they are
+    opened, never blocked on), with this module's smaller bound."""
+    import errno
+
+    from kubeiam.fileio import UnsafeFileError, os_error_problem, read_regular_file
+
     try:
-        with open(path, "rb", opener=_nonblocking_opener) as f:
-            if not _is_regular(f.fileno()):
-                raise ConfigError(f"{what} {path} is not a regular file")
-            data = f.read(MAX_FILE_BYTES + 1)
+        return read_regular_file(path, MAX_FILE_BYTES)
     except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(f"{what} {path} is larger than {MAX_FILE_BYTES} bytes")
-    return data
-
-
-def _nonblocking_opener(path: str, flags: int) -> int:
-    # O_NONBLOCK: a FIFO at a kubeconfig path must not block the open.
-    return os.open(path, flags | os.O_NONBLOCK)
-
-
-def _is_regular(fd: int) -> bool:
-    import stat
-
-    return stat.S_ISREG(os.fstat(fd).st_mode)
+        problem, fix = os_error_problem(exc)
+        if isinstance(exc, UnsafeFileError) and exc.errno == errno.EINVAL:
+            raise ConfigError(f"{what} {path} is not a regular file", hint=fix) from None
+        if isinstance(exc, UnsafeFileError):
+            raise ConfigError(f"{what} {path} {problem}", hint=fix) from None
+        raise ConfigError(f"cannot read {what} {path}: {problem}", hint=fix) from None
 
 
 def parse_kubeconfig(text: bytes, path: Path) -> Mapping[str, Any]:
