@@ -38,18 +38,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def default_kubeconfig(environ: dict[str, str] | None = None) -> Path | None:
-    """``$KUBECONFIG``'s first existing file, else ``~/.kube/config`` if it exists, else None
-    (in-cluster)."""
-    env = os.environ if environ is None else environ
-    for item in env.get("KUBECONFIG", "").split(os.pathsep):
-        if item and Path(item).is_file():
-            return Path(item)
-    home = Path(env.get("HOME") or Path.home())
-    candidate = home / ".kube" / "config"
-    return candidate if candidate.is_file() else None
-
-
 def open_store(
     store: str | None, kubeconfig: Path | None, context: str | None, file: Path | None
 ) -> MappingStore:
