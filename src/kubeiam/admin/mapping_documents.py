@@ -36,7 +36,7 @@ from kubeiam.arn import arn_key, canonicalize_mapping_arn
 from kubeiam.documents import DocumentError, load_document, parse_yaml
 from kubeiam.errors import ConfigError, MappingError
 from kubeiam.keys import get_any_case, key_in, set_any_case
-from kubeiam.mapping.aws_auth import AwsAuthDocument, Change
+from kubeiam.mapping.aws_auth import AwsAuthDocument, Change, entry_names
 from kubeiam.mapping.backends.crd import entries_from_objects
 from kubeiam.mapping.block_list import NotSplicable, Style, load_entry, render_scalar
 from kubeiam.mapping.model import (
@@ -365,7 +365,7 @@ class FileMappings(_ArnUpserts):
         for key, value in holder.items():
             if str(key).lower() in SECTION_NAMES and isinstance(value, list):
                 for item in value:
-                    out += _names_of(item)
+                    out += entry_names(item)
         return out
 
     # -- opening for an edit ---------------------------------------------------------------------
@@ -803,22 +803,6 @@ def _arn_tail(arn: str) -> str:
     """The name part of an ARN (lower-cased): equal for every spelling of one principal, so a
     cheap filter before the canonical comparison."""
     return arn.rsplit("/", 1)[-1].strip().lower()
-
-
-def _names_of(item: Any) -> list[str]:
-    if not isinstance(item, dict):
-        return [str(item).strip()] if isinstance(item, str | int) else []
-    names = []
-    for field in ("rolearn", "userarn", "grouparn"):
-        value = get_any_case(item, field)
-        if isinstance(value, str):
-            names.append(value.strip())
-    sso = get_any_case(item, "sso")
-    if isinstance(sso, dict):
-        value = get_any_case(sso, "permissionsetname")
-        if isinstance(value, str):
-            names.append(value.strip())
-    return names
 
 
 def _plain(value: Any) -> Any:

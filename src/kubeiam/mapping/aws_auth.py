@@ -469,11 +469,13 @@ class AwsAuthDocument:
         out: list[str] = []
         for name in SECTIONS:
             for raw, _ in self._section(name)[0]:
-                out += _names_of(raw)
+                out += entry_names(raw)
         return out
 
 
-def _names_of(raw: object) -> list[str]:
+def entry_names(raw: object) -> list[str]:
+    """What one raw mapping entry names (its ARNs, or an account id, or an SSO permission set):
+    the candidates a "did you mean" answer offers, for aws-auth and the file documents alike."""
     if not isinstance(raw, Mapping):
         return [str(raw).strip()] if isinstance(raw, str | int) else []
     names = []
