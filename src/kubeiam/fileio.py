@@ -67,6 +67,20 @@ def _refuse_special(path: Path, mode: int) -> None:
         raise UnsafeFileError(errno.EINVAL, f"is {kind}, not a regular file", str(path))
 
 
+#: What a poller compares to see that a file changed: modification time, size, inode (an
+#: atomic rename gives a new inode even within the clock's resolution).
+FileSignature = tuple[int, int, int]
+
+
+def file_signature(path: Path) -> FileSignature | None:
+    """``path``'s :data:`FileSignature`; None when it does not exist. Raises other ``OSError``."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 def read_regular_file(path: Path, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:
     """The bytes of the regular file at ``path`` (symbolic links followed).
 

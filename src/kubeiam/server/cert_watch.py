@@ -16,7 +16,6 @@ From ``WARN_BEFORE`` ahead of it, a warning is logged at start-up and then once 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -27,6 +26,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from kubeiam.fileio import FileSignature, file_signature
+from kubeiam.mapping.backends import cancel_task
 from kubeiam.server.tls import KeyPair, check_pem_pair
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,13 @@ class CertificateMetrics:
             self.reloads.labels(result)
 
 
-def _signature(pair: KeyPair) -> tuple[tuple[int, int, int], ...] | None:
+def _signature(pair: KeyPair) -> tuple[FileSignature, FileSignature] | None:
+    """Both files' signatures; None while either is missing or unreadable (mid-renewal)."""
     try:
-        stats = [os.stat(pair.cert_path), os.stat(pair.key_path)]
+        cert, key = file_signature(pair.cert_path), file_signature(pair.key_path)
     except OSError:
         return None
-    return tuple((st.st_mtime_ns, st.st_size, st.st_ino) for st in stats)
+    return None if cert is None or key is None else (cert, key)
 
 
 class CertificateWatcher:
@@ -174,8 +176,5 @@ class CertificateWatcher:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None

@@ -15,15 +15,15 @@ log line (``deny_rule``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from kubeiam.errors import ConfigError
+from kubeiam.fileio import FileSignature, file_signature
 from kubeiam.identity import Identity
+from kubeiam.mapping.backends import cancel_task
 from kubeiam.server.denylist import DenyKind, DenyList, parse_deny_list
 
 log = logging.getLogger(__name__)
@@ -58,14 +58,6 @@ class DenyListMetrics:
         )
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
 def read_deny_list_file(path: Path) -> DenyList:
     """Parse ``path`` (missing: empty), or raise :class:`ConfigError`.
 
@@ -97,7 +89,7 @@ class DenyListGuard:
         self.poll_interval = poll_interval
         self.metrics = DenyListMetrics(registry)
         self._from_file = DenyList()
-        self._signature: tuple[int, int, int] | None = None
+        self._signature: FileSignature | None = None
         self.current = static
         self.metrics.entries.set(len(static))
         self._task: asyncio.Task[None] | None = None
@@ -113,7 +105,7 @@ class DenyListGuard:
         """Read the file now (start-up: a bad file stops the server, with the reason)."""
         if self.path is None:
             return
-        self._signature = _signature(self.path)
+        self._signature = file_signature(self.path)
         self._install(read_deny_list_file(self.path))
 
     def _install(self, from_file: DenyList) -> None:
@@ -125,7 +117,7 @@ class DenyListGuard:
         """Reload when the file changed; True when a new list was installed."""
         if self.path is None:
             return False
-        signature = _signature(self.path)
+        signature = file_signature(self.path)
         if signature == self._signature:
             return False
         try:
@@ -160,8 +152,5 @@ class DenyListGuard:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None

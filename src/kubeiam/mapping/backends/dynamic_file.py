@@ -36,7 +36,7 @@ from kubeiam.documents import (
     decode_text,
     load_json,
 )
-from kubeiam.fileio import os_error_problem, read_regular_file
+from kubeiam.fileio import FileSignature, file_signature, os_error_problem, read_regular_file
 from kubeiam.identity import Identity
 from kubeiam.mapping.backends import (
     DYNAMIC_FILE,
@@ -52,8 +52,6 @@ log = logging.getLogger("kubeiam.mapping")
 
 #: A mapping file larger than this is refused (a runaway writer must not exhaust memory).
 MAX_FILE_BYTES = MAX_DOCUMENT_BYTES
-
-_Signature = tuple[int, int, int]
 
 
 def parse_dynamic_file(content: bytes, *, user_id_strict: bool = False) -> LoadResult:
@@ -97,7 +95,7 @@ class DynamicFile(StoredBackend):
         self.poll_interval = poll_interval
         self._sleep = sleep
         self._store = StoredMappings(self.name, on_failure=on_failure, on_skipped=on_skipped)
-        self._signature: _Signature | None = None
+        self._signature: FileSignature | None = None
         self._present = False
         self._task: asyncio.Task[None] | None = None
 
@@ -120,12 +118,8 @@ class DynamicFile(StoredBackend):
                 log.exception("%s: unexpected error while checking %s", self.name, self.path)
                 self._store.failed(f"checking {self.path} failed unexpectedly")
 
-    def _stat(self) -> _Signature | None:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+    def _stat(self) -> FileSignature | None:
+        return file_signature(self.path)
 
     def _changed(self) -> bool | None:
         """True: load the file; False: nothing to do; None: handled here (gone, unreadable)."""
