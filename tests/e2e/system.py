@@ -103,6 +103,24 @@ class IamUser:
     secret_access_key: str = field(repr=False)
 
 
+def profile_home(home: Path, user: IamUser, profile: str, region: str) -> dict[str, str]:
+    """``aws configure`` in ``home``: a 0600 credentials file holding ``user``'s key as
+    ``profile`` and a config file with its region; returns the environment that points there."""
+    (home / ".aws").mkdir(parents=True, exist_ok=True)
+    credentials = home / ".aws" / "credentials"
+    credentials.write_text(
+        f"[{profile}]\naws_access_key_id = {user.access_key_id}\n"
+        f"aws_secret_access_key = {user.secret_access_key}\n"
+    )
+    credentials.chmod(0o600)
+    (home / ".aws" / "config").write_text(f"[profile {profile}]\nregion = {region}\n")
+    return {
+        "HOME": str(home),
+        "AWS_CONFIG_FILE": str(home / ".aws" / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+    }
+
+
 class KubeiamServer:
     """`kubeiam server` as a real process on a fixed loopback port (so it can come back)."""
 

@@ -35,6 +35,7 @@ from system import (
     IamUser,
     KubeiamServer,
     System,
+    profile_home,
     run_kubeiam,
     wait_for,
 )
@@ -59,19 +60,9 @@ def documented_admin_policy() -> dict[str, Any]:
 def _admin_home(system: System, user: IamUser, name: str) -> tuple[Path, dict[str, str]]:
     """A HOME with an AWS profile holding `user`'s key, and the environment to run in it."""
     home = system.workdir / "homes" / name
-    (home / ".aws").mkdir(parents=True, exist_ok=True)
-    credentials = home / ".aws" / "credentials"
-    credentials.write_text(
-        f"[{PROFILE}]\naws_access_key_id = {user.access_key_id}\n"
-        f"aws_secret_access_key = {user.secret_access_key}\n"
-    )
-    credentials.chmod(0o600)
-    (home / ".aws" / "config").write_text(f"[profile {PROFILE}]\nregion = {system.aws.region}\n")
     env = {
         **system.aws.client_env(),  # IAM and STS calls go to the local AWS
-        "HOME": str(home),
-        "AWS_CONFIG_FILE": str(home / ".aws" / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+        **profile_home(home, user, PROFILE, system.aws.region),
         "AWS_PROFILE": PROFILE,
         "KUBECONFIG": str(home / ".kube" / "config"),
     }

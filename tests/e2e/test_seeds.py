@@ -20,6 +20,7 @@ from system import (
     IamUser,
     System,
     is_unauthorized,
+    profile_home,
     run_kubeiam,
     wait_for,
 )
@@ -38,19 +39,7 @@ def _kubedemy_kubeconfig(system: System, user: IamUser) -> tuple[Path, dict[str,
     """The seed's steps 5 and 6: a credentials profile (`aws configure`), then the kubeconfig
     entry (`kubeiam kubeconfig update`, for a cluster outside EKS: --server and CA)."""
     home = system.workdir / "homes" / "kubedemy"
-    (home / ".aws").mkdir(parents=True, exist_ok=True)
-    credentials = home / ".aws" / "credentials"
-    credentials.write_text(
-        f"[kubedemy]\naws_access_key_id = {user.access_key_id}\n"
-        f"aws_secret_access_key = {user.secret_access_key}\n"
-    )
-    credentials.chmod(0o600)
-    (home / ".aws" / "config").write_text(f"[profile kubedemy]\nregion = {system.aws.region}\n")
-    env = {
-        "HOME": str(home),
-        "AWS_CONFIG_FILE": str(home / ".aws" / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
-    }
+    env = profile_home(home, user, "kubedemy", system.aws.region)
     kubeconfig = home / ".kube" / "config"
     done = run_kubeiam(
         "kubeconfig",
