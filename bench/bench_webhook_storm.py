@@ -61,7 +61,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import yaml
@@ -631,6 +631,31 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+R = TypeVar("R")
+
+
+def columns(
+    results: dict[str, R],
+) -> tuple[
+    Callable[[Callable[[R], str]], dict[str, str]], Callable[[Callable[[R], bool]], dict[str, str]]
+]:
+    """Two row makers over every server's result: ``each`` shows a value, ``judge`` a verdict."""
+
+    def each(fn: Callable[[R], str]) -> dict[str, str]:
+        return {name: fn(r) for name, r in results.items()}
+
+    def judge(fn: Callable[[R], bool]) -> dict[str, str]:
+        return {name: verdict(fn(r)) for name, r in results.items()}
+
+    return each, judge
+
+
+def p99_ratio(quiet: Outcomes, valid: Outcomes) -> float:
+    """Valid reviews' p99 under load over the same client's quiet p99."""
+    base = pct(quiet.latencies, 99)
+    return pct(valid.latencies, 99) / base if base else float("inf")
+
+
 @dataclass
 class FloodResult:
     quiet: Outcomes
@@ -731,15 +756,10 @@ async def flood(
 
 
 def flood_rows(results: dict[str, FloodResult]) -> list[Row]:
-    def each(fn: Callable[[FloodResult], str]) -> dict[str, str]:
-        return {name: fn(r) for name, r in results.items()}
-
-    def judge(fn: Callable[[FloodResult], bool]) -> dict[str, str]:
-        return {name: verdict(fn(r)) for name, r in results.items()}
+    each, judge = columns(results)
 
     def ratio(r: FloodResult) -> float:
-        quiet = pct(r.quiet.latencies, 99)
-        return pct(r.valid.latencies, 99) / quiet if quiet else float("inf")
+        return p99_ratio(r.quiet, r.valid)
 
     def bad(o: Outcomes) -> int:
         return o.failed + o.count(lambda s: s != 200)
@@ -777,6 +797,18 @@ def flood_rows(results: dict[str, FloodResult]) -> list[Row]:
             judge(lambda r: ratio(r) <= GOAL_P99_RATIO),
         ),
         server_ms_row("flood", results),
+        Row(
+            "flood",
+            "  valid p99 ratio by STS host: resolved before / first met (DNS + new STS connection)",
+            each(
+                lambda r: (
+                    f"{p99_ratio(r.quiet, r.valid_known):.2f}x / "
+                    f"{p99_ratio(r.quiet, r.valid_new):.2f}x"
+                )
+            ),
+            "(info)",
+            {},
+        ),
         Row(
             "flood",
             "/metrics size after the flood, bytes",
@@ -912,11 +944,7 @@ async def storm(target: Target, signers: list[bench_reference.Keys], quick: bool
 
 
 def storm_rows(results: dict[str, StormResult]) -> list[Row]:
-    def each(fn: Callable[[StormResult], str]) -> dict[str, str]:
-        return {name: fn(r) for name, r in results.items()}
-
-    def judge(fn: Callable[[StormResult], bool]) -> dict[str, str]:
-        return {name: verdict(fn(r)) for name, r in results.items()}
+    each, judge = columns(results)
 
     def others(r: StormResult) -> int:
         return r.storm.count(lambda s: s not in (200, 429)) + r.storm.failed + r.unsent
@@ -1089,15 +1117,10 @@ async def slow_clients(
 
 
 def slow_rows(results: dict[str, SlowResult]) -> list[Row]:
-    def each(fn: Callable[[SlowResult], str]) -> dict[str, str]:
-        return {name: fn(r) for name, r in results.items()}
-
-    def judge(fn: Callable[[SlowResult], bool]) -> dict[str, str]:
-        return {name: verdict(fn(r)) for name, r in results.items()}
+    each, judge = columns(results)
 
     def ratio(r: SlowResult) -> float:
-        quiet = pct(r.quiet.latencies, 99)
-        return pct(r.valid.latencies, 99) / quiet if quiet else float("inf")
+        return p99_ratio(r.quiet, r.valid)
 
     def in_time(r: SlowResult) -> int:
         limit = (r.header_timeout or 0) + 2.0
