@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubeiam.arn import arn_key
+from kubeiam.case_insensitive import get_any_case, set_any_case
 from kubeiam.documents import DocumentError, MappingDocumentError, parse_yaml
 from kubeiam.errors import MappingError
-from kubeiam.keys import get_any_case, set_any_case
 from kubeiam.mapping.block_list import BlockList, load_entry, render_scalar
 from kubeiam.mapping.model import (
     ACCOUNTS,

@@ -65,9 +65,9 @@ from kubeiam.arn import (
     arn_key,
     canonicalize_mapping_arn,
 )
+from kubeiam.case_insensitive import fold_keys
 from kubeiam.errors import MappingError
 from kubeiam.identity import Identity
-from kubeiam.keys import fold_keys
 from kubeiam.mapping.templates import (
     RESERVED_GROUP_PREFIXES,
     reserved_prefix_of,

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubeiam.case_insensitive import fold_keys
 from kubeiam.errors import ConfigError
-from kubeiam.keys import fold_keys
 from kubeiam.partitions import PARTITIONS
 from kubeiam.server.denylist import DenyList, parse_deny_list
 from kubeiam.server.ec2 import DEFAULT_PROFILE_TTL as DEFAULT_EC2_INSTANCE_PROFILE_TTL

@@ -1,4 +1,4 @@
-"""Keys written in any case (pure).
+"""Keys written in any case: look-up, set and fold of mapping keys like ``roleARN`` (pure).
 
 Inside mapping entries the reference, aws-auth and eksctl accept ``roleARN``, ``rolearn`` and
 ``RoleArn`` alike (protocol.md section 4), and the server config reads its keys the same way. These

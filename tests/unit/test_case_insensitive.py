@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from kubeiam.keys import fold_keys, get_any_case, key_in, set_any_case
+from kubeiam.case_insensitive import fold_keys, get_any_case, key_in, set_any_case
 
 
 @pytest.mark.parametrize(
