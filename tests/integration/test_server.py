@@ -31,10 +31,11 @@ from kubeiam.localaws.environment import LocalAWS
 from kubeiam.mapping.backends.mounted_file import MountedFile
 from kubeiam.mapping.chain import MappingChain
 from kubeiam.partitions import sts_host_for_region
+from kubeiam.server.components import Components
 from kubeiam.server.config import ServerConfig
 from kubeiam.server.identity_cache import IdentityCache
 from kubeiam.server.metrics import ServerMetrics
-from kubeiam.server.run import Components, RunningServer, start_server
+from kubeiam.server.run import RunningServer, start_server
 from kubeiam.token.encoding import encode_token
 from kubeiam.token.presign import presign_get_caller_identity
 from kubeiam.token.sts import STSClient, parse_resolve_specs

@@ -19,10 +19,11 @@ import pytest
 
 from kubeiam.arn import PrincipalKind
 from kubeiam.identity import Identity
+from kubeiam.server.components import Components
 from kubeiam.server.config import ServerConfig
 from kubeiam.server.identity_cache import IdentityCache
 from kubeiam.server.metrics import ServerMetrics
-from kubeiam.server.run import Components, RunningServer, start_server
+from kubeiam.server.run import RunningServer, start_server
 
 IDENTITY = Identity(
     arn="arn:aws:iam::111122223333:user/alice",

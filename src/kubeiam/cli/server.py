@@ -145,7 +145,8 @@ def config_from_options(config_file: Path | None, options: dict[str, Any]) -> Se
 @sts_options(overrides_config=True)
 @report_errors
 def server_command(config_file: Path | None, **options: Any) -> None:
-    from kubeiam.server.run import configure_logging, run
+    from kubeiam.server.logwriter import configure_logging
+    from kubeiam.server.run import run
 
     # Logging first, so that warnings about the config file come out in the chosen format.
     flag_format = options.get("log_format")

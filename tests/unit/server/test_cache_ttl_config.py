@@ -9,6 +9,7 @@ import pytest
 
 from kubeiam.cli.server import config_from_options
 from kubeiam.errors import ConfigError
+from kubeiam.server.components import build_ec2_resolver
 from kubeiam.server.config import (
     DEFAULT_EC2_INSTANCE_PROFILE_TTL,
     DEFAULT_IDENTITY_CACHE_TTL,
@@ -17,7 +18,6 @@ from kubeiam.server.config import (
     read_config_file,
 )
 from kubeiam.server.metrics import ServerMetrics
-from kubeiam.server.run import build_ec2_resolver
 
 
 def _config(tmp_path: Path, server: str, **flags: Any) -> ServerConfig:
@@ -61,7 +61,7 @@ def test_bad_values_name_the_key(tmp_path: Path, text: str, needle: str) -> None
 
 
 async def test_the_ttls_reach_the_identity_cache_and_the_role_check(tmp_path: Path) -> None:
-    from kubeiam.server.run import build_components
+    from kubeiam.server.components import build_components
 
     config = _config(
         tmp_path,
@@ -91,13 +91,14 @@ def test_server_flags_parse_into_the_config(
 ) -> None:
     from click.testing import CliRunner
 
+    import kubeiam.server.logwriter as logwriter_module
     import kubeiam.server.run as run_module
     from kubeiam.cli.app import cli
 
     seen: list[ServerConfig] = []
     monkeypatch.setattr(run_module, "run", seen.append)
     # The command installs its log handler on the root logger: keep pytest's.
-    monkeypatch.setattr(run_module, "configure_logging", lambda *a, **k: None)
+    monkeypatch.setattr(logwriter_module, "configure_logging", lambda *a, **k: None)
     result = CliRunner().invoke(cli, ["server", "-i", "c", flag, value])
     assert result.exit_code == 0, result.output
     assert getattr(seen[0], field) == float(value)

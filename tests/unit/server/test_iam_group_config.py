@@ -9,10 +9,10 @@ import pytest
 from kubeiam.errors import ConfigError
 from kubeiam.mapping.backends.mounted_file import MountedFile
 from kubeiam.server.backends import build_backends
+from kubeiam.server.components import build_group_resolver
 from kubeiam.server.config import DEFAULT_IAM_GROUP_TTL, build_config, read_config_file
 from kubeiam.server.iam_groups import IAMGroupResolver
 from kubeiam.server.metrics import ServerMetrics
-from kubeiam.server.run import build_group_resolver
 
 CONFIG = """\
 clusterID: c

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from kubeiam.server.config import LogFormat
-from kubeiam.server.run import configure_logging
+from kubeiam.server.logwriter import configure_logging
 
 
 class CountingStream(io.StringIO):

@@ -11,7 +11,7 @@ import pytest
 
 from kubeiam.errors import ConfigError
 from kubeiam.server.config import BackendMode, LogFormat
-from kubeiam.server.run import configure_logging
+from kubeiam.server.logwriter import configure_logging
 
 
 @pytest.fixture
