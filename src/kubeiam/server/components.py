@@ -135,7 +135,7 @@ def build_ec2_resolver(config: ServerConfig, metrics: ServerMetrics) -> tuple[An
 
 async def build_components(config: ServerConfig) -> Components:
     """Verifier, mapping chain (backends started), metrics and identity cache for ``config``."""
-    from kubeiam.server.backends import build_chain
+    from kubeiam.server.chain_builder import build_chain
 
     metrics = ServerMetrics()
     verifier, sts = build_verifier(config, metrics)

@@ -151,7 +151,7 @@ async def test_readyz_names_the_backend_and_why_and_the_metric_counts_it(
     from aiohttp.test_utils import TestClient, TestServer
 
     from kubeiam.server.app import create_app
-    from kubeiam.server.backends import build_chain
+    from kubeiam.server.chain_builder import build_chain
     from kubeiam.server.config import build_config, read_config_file
     from kubeiam.server.identity_cache import IdentityCache
     from kubeiam.server.metrics import ServerMetrics

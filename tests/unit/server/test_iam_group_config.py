@@ -8,7 +8,7 @@ import pytest
 
 from kubeiam.errors import ConfigError
 from kubeiam.mapping.backends.mounted_file import MountedFile
-from kubeiam.server.backends import build_backends
+from kubeiam.server.chain_builder import build_backends
 from kubeiam.server.components import build_group_resolver
 from kubeiam.server.config import DEFAULT_IAM_GROUP_TTL, build_config, read_config_file
 from kubeiam.server.iam_groups import IAMGroupResolver
