@@ -33,9 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from bench_mapping import ACCOUNT, build_data
-from kubeiam.admin.mapping_documents import AwsAuthMappings, MappingDocument
-from kubeiam.admin.mapping_stores import BackupRecord, FileStore, Snapshot, StoreKind
-from kubeiam.admin.mappings import MappingEditor
+from kubeiam.admin.editing.aws_auth_document import AwsAuthMappings
+from kubeiam.admin.editing.backups import BackupRecord
+from kubeiam.admin.editing.document import MappingDocument
+from kubeiam.admin.editing.editor import MappingEditor
+from kubeiam.admin.editing.file_store import FileStore
+from kubeiam.admin.editing.store import Snapshot, StoreKind
 from kubeiam.mapping.aws_auth import Change
 from kubeiam.mapping.backends import EKS_CONFIG_MAP
 

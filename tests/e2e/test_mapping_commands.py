@@ -20,8 +20,10 @@ import pytest
 from cluster.control_plane import ControlPlane
 from cluster.kubeconfig import CLUSTER_NAME
 
-from kubeiam.admin.mapping_stores import BACKUP_HISTORY, AwsAuthStore, Snapshot
-from kubeiam.admin.mappings import MappingEditor
+from kubeiam.admin.editing.backups import BACKUP_HISTORY
+from kubeiam.admin.editing.editor import MappingEditor
+from kubeiam.admin.editing.kube_stores import AwsAuthStore
+from kubeiam.admin.editing.store import Snapshot
 from kubeiam.kube.client import make_async_client
 from kubeiam.localaws.environment import LocalAWS
 

@@ -1,6 +1,6 @@
 """`kubeiam mapping ...`: the same commands for aws-auth, IAMIdentityMapping objects and a file.
 
-A thin click layer over :mod:`kubeiam.admin.mappings`. Machine output (lists, diffs, lint
+A thin click layer over :mod:`kubeiam.admin.editing`. Machine output (lists, diffs, lint
 findings, explanations, backups) goes to stdout; what happened goes to stderr.
 """
 
@@ -23,10 +23,10 @@ from kubeiam.cli.options import option_group, split_values
 from kubeiam.errors import ConfigError
 
 if TYPE_CHECKING:
-    from kubeiam.admin.mapping_documents import MappingDocument
-    from kubeiam.admin.mapping_stores import MappingStore
-    from kubeiam.admin.mapping_writer import MappingWriter
-    from kubeiam.admin.mappings import EditResult, MappingEditor
+    from kubeiam.admin.editing.document import MappingDocument
+    from kubeiam.admin.editing.editor import EditResult, MappingEditor
+    from kubeiam.admin.editing.store import MappingStore
+    from kubeiam.admin.editing.writer import MappingWriter
     from kubeiam.mapping.aws_auth import Change
 
 T = TypeVar("T")
@@ -46,12 +46,12 @@ def open_store(
     if kind == "file":
         if file is None:
             raise ConfigError("--store file needs --file PATH", hint="pass --file PATH")
-        from kubeiam.admin.mapping_stores import FileStore
+        from kubeiam.admin.editing.file_store import FileStore
 
         return FileStore(file)
     if file is not None:
         raise ConfigError(f"--file is for --store file, not --store {kind}")
-    from kubeiam.admin.mapping_stores import AwsAuthStore, CrdStore
+    from kubeiam.admin.editing.kube_stores import AwsAuthStore, CrdStore
     from kubeiam.kube.client import make_async_client
 
     # No --kubeconfig: kubectl's defaults ($KUBECONFIG merged, ~/.kube/config, in-cluster).
@@ -63,7 +63,7 @@ def mapping_writer_for(
     store: str, kubeconfig: Path | None, context: str | None, file: Path | None = None
 ) -> MappingWriter:
     """The :class:`MappingWriter` `kubeiam iam` writes through for ``--store``/``--file``."""
-    from kubeiam.admin.mappings import StoreMappingWriter
+    from kubeiam.admin.editing.store_writer import StoreMappingWriter
 
     target = {"aws-auth": "ConfigMap kube-system/aws-auth", "crd": "IAMIdentityMapping objects"}
     where = f" (context {context})" if context else ""
@@ -117,7 +117,7 @@ def _run_with_store(kwargs: dict[str, Any], body: Callable[[MappingStore], Await
 
 
 def _editor(store: MappingStore) -> MappingEditor:
-    from kubeiam.admin.mappings import MappingEditor
+    from kubeiam.admin.editing.editor import MappingEditor
 
     argv = sys.argv[1:]
     return MappingEditor(store, now=_now, by=_who(), command=" ".join(["kubeiam", *argv])[:500])
@@ -345,7 +345,7 @@ def remove_command(
 
 
 def _entry_row(entry: Any) -> dict[str, Any]:
-    from kubeiam.admin.mappings import entry_name
+    from kubeiam.admin.editing.guards import entry_name
     from kubeiam.mapping.model import AccountMapping, GroupMapping, RoleMapping, SSOMapping
 
     row: dict[str, Any] = {"kind": entry.kind.value, "key": entry_name(entry)}
@@ -404,7 +404,7 @@ def list_command(output: str, **kw: Any) -> None:
 
 def _safe(text: str) -> str:
     """Text for the terminal: control and invisible characters escaped."""
-    from kubeiam.admin.mappings import terminal_text
+    from kubeiam.admin.editing.terminal import terminal_text
 
     return terminal_text(text)
 
@@ -426,7 +426,7 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
 def lint_command(output: str, no_nodes: bool, **kw: Any) -> None:
     """Find mistakes: paths, duplicates, shadowing, invalid ARNs, templates, prefixes, admin
     grants, and a missing node-role entry while nodes exist. Exit 1 on errors."""
-    from kubeiam.admin.mappings import Finding, Level, lint
+    from kubeiam.admin.editing.lint import Finding, Level, lint
 
     async def body(store: MappingStore) -> list[Finding]:
         snapshot = await store.read()
@@ -456,7 +456,7 @@ def lint_command(output: str, no_nodes: bool, **kw: Any) -> None:
 @report_errors
 def explain_command(arn: str, session_name: str, output: str, **kw: Any) -> None:
     """Which entry maps ARN and to what username and groups, or why nothing does."""
-    from kubeiam.admin.mappings import Explanation, explain
+    from kubeiam.admin.editing.explain import Explanation, explain
 
     async def body(store: MappingStore) -> tuple[Explanation, bool]:
         snapshot = await store.read()
@@ -505,7 +505,7 @@ def print_explanation(found: Any, output: str) -> None:
 @report_errors
 def backup_command(output_file: Path | None, **kw: Any) -> None:
     """Save the current state in the store's backup history (and to a file with --output-file)."""
-    from kubeiam.admin.mapping_stores import BackupRecord
+    from kubeiam.admin.editing.backups import BackupRecord
 
     async def body(store: MappingStore) -> tuple[BackupRecord, str, list[str]]:
         return await _editor(store).backup(), store.target, store.backup_notes
@@ -537,7 +537,7 @@ def restore_command(
     backup_file: Path | None, latest: bool, revision: int | None, list_only: bool, **kw: Any
 ) -> None:
     """Roll back to a saved state (the current state is saved first)."""
-    from kubeiam.admin.mapping_stores import BackupRecord
+    from kubeiam.admin.editing.backups import BackupRecord
 
     chosen = sum([backup_file is not None, latest, revision is not None, list_only])
     if chosen != 1:

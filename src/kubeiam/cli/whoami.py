@@ -31,7 +31,7 @@ DEFAULT_STS_REGION = "us-east-1"
 
 def caller_identity(profile: str | None, region: str | None) -> dict[str, str]:
     """STS GetCallerIdentity: ``Arn``, ``Account`` and ``UserId``."""
-    from kubeiam.admin.awsclients import AWSClients, translate_errors
+    from kubeiam.aws.clients import AWSClients, translate_errors
 
     with translate_errors("sts:GetCallerIdentity"):
         if region is None:
@@ -52,7 +52,7 @@ def caller_iam_groups(
     profile: str | None, region: str | None, user_name: str
 ) -> frozenset[str] | None:
     """The ARNs of the caller's IAM groups, or None when IAM does not say (no permission)."""
-    from kubeiam.admin.awsclients import AWSClients
+    from kubeiam.aws.clients import AWSClients
 
     try:
         iam = AWSClients(profile=profile, region=region or DEFAULT_STS_REGION).iam
@@ -166,7 +166,7 @@ def whoami_command(
     output: str,
 ) -> None:
     """Show your AWS identity and, with a cluster or store, what it maps to there."""
-    from kubeiam.admin.mappings import Explanation, explain
+    from kubeiam.admin.editing.explain import Explanation, explain
     from kubeiam.arn import PrincipalKind, parse_caller_arn
     from kubeiam.cli.mapping import open_store, print_explanation
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from kubeiam.admin.mapping_stores import FILE_BACKUP_SUFFIX, FileStore
-from kubeiam.admin.mapping_writer import MappingChange
-from kubeiam.admin.mappings import StoreMappingWriter
+from kubeiam.admin.editing.backups import FILE_BACKUP_SUFFIX
+from kubeiam.admin.editing.file_store import FileStore
+from kubeiam.admin.editing.store_writer import StoreMappingWriter
+from kubeiam.admin.editing.writer import MappingChange
 from kubeiam.errors import ConfigError, GuardError, MappingError
 
 USER = "arn:aws:iam::111122223333:user/kubedemy"

@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from kubeiam.admin.mapping_stores import (
+from kubeiam.admin.editing.backups import (
     CONFIGMAP_BACKUP_BUDGET,
     CORRUPT_SUFFIX,
     FILE_BACKUP_SUFFIX,
     BackupRecord,
-    FileStore,
-    _encode_record,
-    _read_backup_data,
-    _records_from_data,
-    _trim,
+    encode_record,
     next_revision,
+    read_backup_data,
+    records_from_data,
+    trim_backups,
 )
-from kubeiam.admin.mappings import MappingEditor
+from kubeiam.admin.editing.editor import MappingEditor
+from kubeiam.admin.editing.file_store import FileStore
 from kubeiam.documents import MAX_DOCUMENT_BYTES
 from kubeiam.errors import ConfigError
 
@@ -136,7 +136,7 @@ def test_configmap_history_keeps_and_names_unreadable_keys() -> None:
         "r000003.json": json.dumps({**good, "revision": 9}),  # key and revision disagree
         "notes.txt": "someone else's key",
     }
-    records, notes = _records_from_data(data)
+    records, notes = records_from_data(data)
     assert [r.revision for r in records] == [1]
     assert len(notes) == 2
     assert "r000002.json" in notes[0]
@@ -160,24 +160,24 @@ def test_big_states_are_stored_compressed_and_the_history_fits_a_configmap() -> 
     ConfigMap limit and with it every edit; compressed and trimmed by size they fit."""
     data: dict[str, str] = {}
     for revision in range(1, 13):
-        records, notes, keys = _read_backup_data(data)
+        records, notes, keys = read_backup_data(data)
         assert notes == []
         record = BackupRecord(
             revision, "t", "me", "c", "aws-auth", _aws_auth_state(10_000, revision)
         )
-        key, value = _encode_record(record)
+        key, value = encode_record(record)
         assert key.endswith(".json.gz")
         data[key] = value
-        _trim(data, [keys[r.revision] for r in records], "aws-auth-kubeiam-backup")
+        trim_backups(data, [keys[r.revision] for r in records], "aws-auth-kubeiam-backup")
     assert sum(len(k) + len(v) for k, v in data.items()) <= CONFIGMAP_BACKUP_BUDGET
-    kept, _ = _records_from_data(data)
+    kept, _ = records_from_data(data)
     assert kept[-1].revision == 12
     assert kept[-1].state == _aws_auth_state(10_000, 12)  # reads back exactly
     assert 1 <= len(kept) <= 10
 
 
 def test_small_states_stay_readable_json() -> None:
-    key, value = _encode_record(BackupRecord(1, "t", "me", "c", "file", "{}\n"))
+    key, value = encode_record(BackupRecord(1, "t", "me", "c", "file", "{}\n"))
     assert key == "r000001.json"
     assert json.loads(value)["state"] == "{}\n"
 
@@ -198,7 +198,7 @@ def test_small_states_stay_readable_json() -> None:
 )
 def test_unreadable_compressed_records_are_named_and_kept(value: str, message: str) -> None:
     data = {"r000001.json.gz": value}
-    records, notes = _records_from_data(data)
+    records, notes = records_from_data(data)
     assert records == []
     assert message in notes[0]
     assert data == {"r000001.json.gz": value}

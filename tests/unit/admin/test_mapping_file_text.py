@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubeiam.admin import mapping_documents
-from kubeiam.admin.mapping_documents import FileMappings, load_server_config_text
+from kubeiam.admin.editing import file_document
+from kubeiam.admin.editing.file_document import FileMappings, load_server_config_text
 from kubeiam.errors import ConfigError
 from kubeiam.mapping.aws_auth import Change
 
@@ -227,7 +227,7 @@ def test_spliced_edits_read_back_as_a_fresh_parse_and_as_the_round_trip(
         fresh = load_server_config_text(text, name="f")
         assert fresh.ok, (text, fresh.issues)
         # The document kept in step with the text, which big files are validated through.
-        with patch.object(mapping_documents, "_FULL_PARSE_BELOW", 0):
+        with patch.object(file_document, "_FULL_PARSE_BELOW", 0):
             doc._result = None
             kept = doc.load()
         assert entries(kept) == entries(fresh), text
@@ -236,7 +236,7 @@ def test_spliced_edits_read_back_as_a_fresh_parse_and_as_the_round_trip(
     # The ruamel round trip, forced, ends with the same mappings.
     slow = FileMappings(start, json_format=False)
     slow._opened = True
-    from kubeiam.admin import roundtrip
+    from kubeiam.admin.kubeconfig import roundtrip
 
     slow._doc, slow._yaml = roundtrip.load(__import__("pathlib").Path("f"), start or "{}\n")
     if slow._doc is None:
@@ -263,7 +263,7 @@ _AWS_AUTH_STARTS = [
 def test_spliced_aws_auth_entries_read_back_as_a_fresh_parse(
     start: dict[str, str], ops: list[tuple[str, str, str, list[str]]]
 ) -> None:
-    from kubeiam.admin.mapping_documents import AwsAuthMappings
+    from kubeiam.admin.editing.aws_auth_document import AwsAuthMappings
     from kubeiam.mapping import aws_auth
     from kubeiam.mapping.aws_auth import read_aws_auth
 

@@ -16,8 +16,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from kubeiam.admin.mapping_stores import AWS_AUTH_BACKUP_NAME, AwsAuthStore
-from kubeiam.admin.mappings import MappingEditor
+from kubeiam.admin.editing.backups import AWS_AUTH_BACKUP_NAME
+from kubeiam.admin.editing.editor import MappingEditor
+from kubeiam.admin.editing.kube_stores import AwsAuthStore
 from kubeiam.kube.resources import config_map
 from kubeiam.mapping.aws_auth import AWS_AUTH_NAME, Change
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from kubeiam.admin.mapping_stores import FileStore
-from kubeiam.admin.mappings import Level, MappingEditor, lint, terminal_text
+from kubeiam.admin.editing.editor import MappingEditor
+from kubeiam.admin.editing.file_store import FileStore
+from kubeiam.admin.editing.lint import Level, lint
+from kubeiam.admin.editing.terminal import terminal_text
 from kubeiam.errors import ConfigError, KubeIAMError, MappingError
 from kubeiam.mapping.aws_auth import Change, read_aws_auth
 from kubeiam.mapping.backends.dynamic_file import parse_dynamic_file
@@ -217,7 +219,7 @@ def test_editor_refuses_session_templates_for_users(tmp_path: Path) -> None:
 def test_aws_auth_of_the_wrong_shape_is_refused_by_an_edit_and_lint(
     data: dict[str, str], message: str
 ) -> None:
-    from kubeiam.admin.mapping_documents import AwsAuthMappings
+    from kubeiam.admin.editing.aws_auth_document import AwsAuthMappings
 
     doc = AwsAuthMappings(data)
     with pytest.raises(MappingError, match=message):

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from kubeiam.admin.mapping_documents import AwsAuthMappings, FileMappings
-from kubeiam.admin.mapping_stores import BACKUP_HISTORY, FileStore, Snapshot
-from kubeiam.admin.mapping_writer import MappingChange
-from kubeiam.admin.mappings import (
-    Level,
-    MappingEditor,
-    StoreMappingWriter,
-    check_guards,
-    explain,
-    lint,
-)
+from kubeiam.admin.editing.aws_auth_document import AwsAuthMappings
+from kubeiam.admin.editing.backups import BACKUP_HISTORY
+from kubeiam.admin.editing.editor import MappingEditor
+from kubeiam.admin.editing.explain import explain
+from kubeiam.admin.editing.file_document import FileMappings
+from kubeiam.admin.editing.file_store import FileStore
+from kubeiam.admin.editing.guards import check_guards
+from kubeiam.admin.editing.lint import Level, lint
+from kubeiam.admin.editing.store import Snapshot
+from kubeiam.admin.editing.store_writer import StoreMappingWriter
+from kubeiam.admin.editing.writer import MappingChange
 from kubeiam.errors import ConflictError, GuardError, MappingError
 from kubeiam.mapping.aws_auth import Change, read_aws_auth
 

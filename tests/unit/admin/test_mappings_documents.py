@@ -9,13 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubeiam.admin.mapping_documents import (
-    AwsAuthMappings,
-    CrdMappings,
-    FileMappings,
-    MappingDocument,
-    crd_object_name,
-)
+from kubeiam.admin.editing.aws_auth_document import AwsAuthMappings
+from kubeiam.admin.editing.crd_document import CrdMappings, crd_object_name
+from kubeiam.admin.editing.document import MappingDocument
+from kubeiam.admin.editing.file_document import FileMappings
 from kubeiam.errors import ConfigError, MappingError
 from kubeiam.mapping.aws_auth import Change
 

@@ -6,13 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
-from kubeiam.admin.mapping_documents import (
-    AwsAuthMappings,
-    CrdMappings,
-    FileMappings,
-    MappingDocument,
-)
-from kubeiam.admin.mappings import entry_key, entry_name, explain
+from kubeiam.admin.editing.aws_auth_document import AwsAuthMappings
+from kubeiam.admin.editing.crd_document import CrdMappings
+from kubeiam.admin.editing.document import MappingDocument
+from kubeiam.admin.editing.explain import explain
+from kubeiam.admin.editing.file_document import FileMappings
+from kubeiam.admin.editing.guards import entry_key, entry_name
 from kubeiam.errors import ConfigError
 from kubeiam.mapping.aws_auth import Change
 from kubeiam.mapping.model import GroupMapping, load_sections

@@ -14,9 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
-from kubeiam.admin.access_roles import AccessRoleResult, DeleteRoleResult, MembershipResult
-from kubeiam.admin.iam_users import OffboardResult, OnboardResult
-from kubeiam.admin.mappings import explain, lint
+from kubeiam.admin.editing.explain import explain
+from kubeiam.admin.editing.lint import lint
+from kubeiam.admin.onboarding.access_roles import (
+    AccessRoleResult,
+    DeleteRoleResult,
+    MembershipResult,
+)
+from kubeiam.admin.onboarding.users import OffboardResult, OnboardResult
 from kubeiam.arn import parse_caller_arn
 from kubeiam.cli.mapping import _entry_row
 from kubeiam.cli.verify import identity_document

@@ -1,43 +1,26 @@
-"""The three mapping stores' contents, opened for editing with one set of operations (pure).
-
-`kubeiam mapping` edits three kinds of store with the same commands; each store's content is a
-:class:`MappingDocument`:
-
-* :class:`AwsAuthMappings`: the aws-auth ConfigMap's ``data`` through
-  :class:`~kubeiam.mapping.aws_auth.AwsAuthDocument`, so every line and key an edit does not touch
-  stays byte for byte;
-* :class:`FileMappings`: a local file the server reads, either a server config YAML
-  (``server.mapRoles`` ..., or the lists at the top level) or a DynamicFile JSON; ruamel.yaml round
-  trip keeps comments and unknown keys;
-* :class:`CrdMappings`: ``IAMIdentityMapping`` objects, one per ARN (the CRD has no form for SSO
-  permission sets, IAM groups or accounts: those operations say so).
-
-Every document loads through the same validation as the server's backend for that store
-(:meth:`MappingDocument.load`), renders as text for a unified diff (:meth:`MappingDocument.text`),
-and converts to and from a JSON-able ``state`` for backups. Operations follow one rule: an identical
-mapping is ``UNCHANGED``, a different one for the same key is refused unless ``replace``.
-"""
+"""A local mapping file (server config YAML or DynamicFile JSON) opened for editing (pure)."""
 
 from __future__ import annotations
 
-import abc
 import contextlib
-import copy
-import hashlib
-import io
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from kubeiam.admin.mapping_file_text import SECTION_NAMES, ConfigText
-from kubeiam.arn import arn_key, canonicalize_mapping_arn
+from kubeiam.admin.editing.document import (
+    ArnUpserts,
+    check_role_or_user,
+    lenient_key,
+    replacing,
+    same_key,
+    validate_entry,
+)
+from kubeiam.admin.editing.file_text import SECTION_NAMES, ConfigText
+from kubeiam.case_insensitive import get_any_case, key_in, set_any_case
 from kubeiam.documents import DocumentError, load_document, parse_yaml
 from kubeiam.errors import ConfigError, MappingError
-from kubeiam.keys import get_any_case, key_in, set_any_case
-from kubeiam.mapping.aws_auth import AwsAuthDocument, Change, entry_names
-from kubeiam.mapping.backends.crd import entries_from_objects
+from kubeiam.mapping.aws_auth import Change, entry_names
 from kubeiam.mapping.block_list import NotSplicable, Style, load_entry, render_scalar
 from kubeiam.mapping.model import (
     ACCOUNTS,
@@ -52,7 +35,6 @@ from kubeiam.mapping.model import (
     MappingSet,
     Severity,
     SSOMapping,
-    load_entries,
     load_sections,
     parse_account_entry,
     parse_new_entry,
@@ -60,212 +42,7 @@ from kubeiam.mapping.model import (
 )
 
 
-class MappingDocument(Protocol):
-    """One store's mappings, opened for editing."""
-
-    def load(self) -> LoadResult:
-        """The entries as the server's backend for this store would load them."""
-        ...
-
-    def text(self) -> str:
-        """The content as text, for diffs."""
-        ...
-
-    def state(self) -> Any:
-        """The content as JSON-able data, for backups (:func:`document_from_state` reverses it)."""
-        ...
-
-    def names(self) -> list[str]:
-        """What the entries map (ARNs, accounts, permission sets), for "did you mean"."""
-        ...
-
-    def upsert_user(
-        self, arn: str, username: str, groups: Sequence[str], *, replace: bool
-    ) -> Change: ...
-
-    def upsert_role(
-        self, arn: str, username: str, groups: Sequence[str], *, replace: bool
-    ) -> Change: ...
-
-    def upsert_sso(
-        self,
-        permission_set: str,
-        account_id: str,
-        username: str,
-        groups: Sequence[str],
-        *,
-        partition: str,
-        replace: bool,
-    ) -> Change: ...
-
-    def upsert_group(
-        self, grouparn: str, username: str, groups: Sequence[str], *, replace: bool
-    ) -> Change: ...
-
-    def add_account(self, account_id: str) -> Change: ...
-
-    def remove(self, arn_or_account: str) -> Change: ...
-
-    def remove_sso(self, permission_set: str, account_id: str, *, partition: str) -> Change: ...
-
-
-def _check_role_or_user(arn: str, kind: str) -> str:
-    """The canonical key of ``arn``; MappingError when it is not an IAM ``kind`` ARN."""
-    mapped = canonicalize_mapping_arn(arn)
-    if mapped.resource_type != kind:
-        other = "add-role" if kind == "user" else "add-user"
-        raise MappingError(f"{arn} is not an IAM {kind} ARN", hint=f"use `{other}` for it")
-    return arn_key(mapped.canonical)
-
-
-def _validate(kind: str, arn: str, username: str, groups: Sequence[str]) -> None:
-    """The entry's username and groups (templates) under the loader's rules."""
-    probe = {f"{kind}arn": arn, "username": username, "groups": list(groups)}
-    parse_new_entry(ROLES if kind == "role" else USERS, probe)
-
-
-def _lenient_key(arn: str) -> str:
-    """The lookup key of an ARN as written: canonical when it parses, else as it stands (so a
-    malformed entry can still be found and removed)."""
-    try:
-        return arn_key(canonicalize_mapping_arn(arn).canonical)
-    except MappingError:
-        return arn_key(arn)
-
-
-def _same_key(written: object, key: str, tail: str | None = None) -> bool:
-    if not isinstance(written, str):
-        return False
-    if tail is not None and written.rsplit("/", 1)[-1].strip().lower() != tail:
-        return False
-    return _lenient_key(written) == key
-
-
-def _replacing(
-    what: str,
-    old_username: object,
-    old_groups: list[Any],
-    username: str,
-    groups: Sequence[str],
-    *,
-    copies: int,
-    replace: bool,
-) -> bool:
-    """An upsert found ``copies`` entries for ``what``, the first saying ``old_*``: False when it
-    is the one entry and says the same (unchanged); True to rewrite it (``replace``); otherwise
-    the change is refused."""
-    if old_username == username and old_groups == list(groups) and copies == 1:
-        return False
-    if not replace:
-        raise MappingError(
-            f"{what} is already mapped to username {old_username!r} with groups {old_groups}",
-            hint="pass --replace to overwrite it, or use the same --username and --group values",
-        )
-    return True
-
-
-# --------------------------------------------------------------------------------------------
-# aws-auth
-
-
-class AwsAuthMappings:
-    """aws-auth ``data`` (a dict of YAML strings), edited line-preservingly.
-
-    Reading (``load``, ``text``, ``state``) works on any content, so `list`, `lint` and `explain`
-    can show what is wrong with a broken aws-auth; the first change checks that the content can be
-    edited safely (:meth:`AwsAuthDocument.check_editable`, naming the line).
-    """
-
-    def __init__(self, data: Mapping[str, str] | None) -> None:
-        self._doc = AwsAuthDocument(data, check=False)
-
-    @property
-    def data(self) -> dict[str, str]:
-        return self._doc.to_data()
-
-    def load(self) -> LoadResult:
-        return self._doc.load()
-
-    def names(self) -> list[str]:
-        return self._doc.names()
-
-    def text(self) -> str:
-        out: list[str] = []
-        for key, value in sorted(self.data.items()):
-            out.append(f"{key}: |\n")
-            out += [f"  {line}\n" if line else "\n" for line in str(value).splitlines()]
-        return "".join(out)
-
-    def state(self) -> Any:
-        return self.data
-
-    def upsert_user(
-        self, arn: str, username: str, groups: Sequence[str], *, replace: bool
-    ) -> Change:
-        _check_role_or_user(arn, "user")
-        return self._doc.upsert_user(arn, username, groups, replace=replace)
-
-    def upsert_role(
-        self, arn: str, username: str, groups: Sequence[str], *, replace: bool
-    ) -> Change:
-        _check_role_or_user(arn, "role")
-        return self._doc.upsert_role(arn, username, groups, replace=replace)
-
-    def upsert_sso(
-        self,
-        permission_set: str,
-        account_id: str,
-        username: str,
-        groups: Sequence[str],
-        *,
-        partition: str,
-        replace: bool,
-    ) -> Change:
-        return self._doc.upsert_sso(
-            permission_set, account_id, username, groups, partition=partition, replace=replace
-        )
-
-    def upsert_group(
-        self, grouparn: str, username: str, groups: Sequence[str], *, replace: bool
-    ) -> Change:
-        return self._doc.upsert_group(grouparn, username, groups, replace=replace)
-
-    def add_account(self, account_id: str) -> Change:
-        return self._doc.add_account(account_id)
-
-    def remove(self, arn_or_account: str) -> Change:
-        return self._doc.remove(arn_or_account)
-
-    def remove_sso(self, permission_set: str, account_id: str, *, partition: str) -> Change:
-        return self._doc.remove_sso(permission_set, account_id, partition=partition)
-
-
-# --------------------------------------------------------------------------------------------
-# Local file
-
-
-class _ArnUpserts(abc.ABC):
-    """``upsert_user``/``upsert_role`` of the documents that handle both kinds in one
-    ``_upsert_arn(kind, ...)`` (kind ``"user"`` or ``"role"``)."""
-
-    @abc.abstractmethod
-    def _upsert_arn(
-        self, kind: str, arn: str, username: str, groups: Sequence[str], replace: bool
-    ) -> Change:
-        """Add or replace the mapping of ``arn``, an IAM ``kind`` ARN."""
-
-    def upsert_user(
-        self, arn: str, username: str, groups: Sequence[str], *, replace: bool
-    ) -> Change:
-        return self._upsert_arn("user", arn, username, groups, replace)
-
-    def upsert_role(
-        self, arn: str, username: str, groups: Sequence[str], *, replace: bool
-    ) -> Change:
-        return self._upsert_arn("role", arn, username, groups, replace)
-
-
-class FileMappings(_ArnUpserts):
+class FileMappings(ArnUpserts):
     """A server config YAML or a DynamicFile JSON, as the server reads it and as edits change it.
 
     :meth:`load` is the server's own reading of the file (:func:`load_server_config` for YAML,
@@ -275,7 +52,7 @@ class FileMappings(_ArnUpserts):
     show why. An edit refuses such a file, and a section of the wrong shape, with nothing
     written (:class:`ConfigError`).
 
-    YAML edits splice the text (:class:`~kubeiam.admin.mapping_file_text.ConfigText`): untouched
+    YAML edits splice the text (:class:`~kubeiam.admin.editing.file_text.ConfigText`): untouched
     lines stay byte for byte and 10,000 entries edit in well under a second. A file the splicer
     does not recognise falls back to the ruamel round trip (comments and unknown keys kept too,
     but seconds on a big file). JSON is re-written with ``json.dumps`` (two-space indent).
@@ -316,7 +93,7 @@ class FileMappings(_ArnUpserts):
                 and self._splicer is not None
                 and len(self._original) > (_FULL_PARSE_BELOW)
             ):
-                # The document spliced with the text (see mapping_file_text): 10,000 entries
+                # The document spliced with the text (see editing.file_text): 10,000 entries
                 # are not parsed again.
                 self._result = load_server_config(
                     self._splicer.doc, name=self._name, cache=self._cache
@@ -349,7 +126,7 @@ class FileMappings(_ArnUpserts):
             return self._json_text
         if self._splicer is not None:
             return self._splicer.text()
-        from kubeiam.admin import roundtrip
+        from kubeiam.admin.kubeconfig import roundtrip
 
         return roundtrip.dump(self._doc, self._yaml)
 
@@ -398,7 +175,7 @@ class FileMappings(_ArnUpserts):
             self._doc = doc if doc is not None else {}
             self._check_sections(self._doc, prefix="")
         else:
-            from kubeiam.admin import roundtrip
+            from kubeiam.admin.kubeconfig import roundtrip
 
             default = roundtrip.guess_sequence_indent(self._original, _DEFAULT_INDENT)
             style = Style(0, default[1])
@@ -578,7 +355,7 @@ class FileMappings(_ArnUpserts):
         first = items[found[0]]
         old_user = get_any_case(first, "username")
         old_groups = list(get_any_case(first, "groups") or [])
-        if not _replacing(
+        if not replacing(
             what, old_user, old_groups, username, groups, copies=len(found), replace=replace
         ):
             return Change.UNCHANGED
@@ -589,10 +366,10 @@ class FileMappings(_ArnUpserts):
     def _upsert_arn(
         self, kind: str, arn: str, username: str, groups: Sequence[str], replace: bool
     ) -> Change:
-        key = _check_role_or_user(arn, kind)
+        key = check_role_or_user(arn, kind)
         field = f"{kind}arn"
         section = ROLES if kind == "role" else USERS
-        _validate(kind, arn, username, groups)
+        validate_entry(kind, arn, username, groups)
         items = self._items(section, create=False)
         entry = self._new_map()
         entry[self._arn_key_name(items, field)] = arn
@@ -601,7 +378,7 @@ class FileMappings(_ArnUpserts):
         tail = _arn_tail(arn)
         return self._upsert(
             section,
-            lambda e: _same_key(get_any_case(e, field), key, tail),
+            lambda e: same_key(get_any_case(e, field), key, tail),
             entry,
             arn,
             username,
@@ -667,7 +444,7 @@ class FileMappings(_ArnUpserts):
         tail = _arn_tail(grouparn)
         return self._upsert(
             GROUPS,
-            lambda e: _same_key(get_any_case(e, "grouparn"), parsed.key, tail),
+            lambda e: same_key(get_any_case(e, "grouparn"), parsed.key, tail),
             entry,
             grouparn,
             username,
@@ -697,13 +474,13 @@ class FileMappings(_ArnUpserts):
     def remove(self, arn_or_account: str) -> Change:
         removed = False
         if arn_or_account.startswith("arn:"):
-            key = _lenient_key(arn_or_account)
+            key = lenient_key(arn_or_account)
             tail = _arn_tail(arn_or_account)
             for section, field in ((ROLES, "rolearn"), (USERS, "userarn"), (GROUPS, "grouparn")):
                 removed |= self._remove_where(
                     section,
                     lambda e, f=field: (
-                        isinstance(e, dict) and _same_key(get_any_case(e, f), key, tail)
+                        isinstance(e, dict) and same_key(get_any_case(e, f), key, tail)
                     ),
                 )
         else:
@@ -828,124 +605,3 @@ def _sso_key(entry: Any) -> tuple[str, str, str] | None:
 
 # --------------------------------------------------------------------------------------------
 # IAMIdentityMapping objects
-
-#: Object names kubeiam gives new IAMIdentityMapping objects: DNS-1123 subdomain characters only.
-_NAME_UNSAFE = re.compile(r"[^a-z0-9-]+")
-_NAME_MAX_STEM = 40
-
-
-def crd_object_name(arn: str) -> str:
-    """A stable object name for ``arn``: readable stem and a hash of the canonical ARN."""
-    canonical = canonicalize_mapping_arn(arn)
-    resource = canonical.canonical.split(":", 5)[5]
-    stem = _NAME_UNSAFE.sub("-", resource.lower()).strip("-")[:_NAME_MAX_STEM].strip("-")
-    digest = hashlib.sha256(arn_key(canonical.canonical).encode()).hexdigest()[:10]
-    return f"{stem}-{canonical.account_id}-{digest}"
-
-
-class CrdMappings(_ArnUpserts):
-    """IAMIdentityMapping objects by name (cluster-scoped); one object maps one ARN."""
-
-    def __init__(self, objects: Mapping[str, Mapping[str, Any]]) -> None:
-        self.objects: dict[str, dict[str, Any]] = {
-            name: copy.deepcopy(dict(obj)) for name, obj in objects.items()
-        }
-
-    def specs(self) -> dict[str, Any]:
-        return {name: self.objects[name].get("spec") for name in sorted(self.objects)}
-
-    def load(self) -> LoadResult:
-        roles, users = entries_from_objects(self.objects)
-        return load_entries(roles, users)
-
-    def text(self) -> str:
-        import yaml
-
-        buf = io.StringIO()
-        for name, spec in self.specs().items():
-            buf.write(yaml.safe_dump({name: spec}, sort_keys=False, default_flow_style=False))
-        return buf.getvalue()
-
-    def state(self) -> Any:
-        return copy.deepcopy(self.specs())
-
-    def names(self) -> list[str]:
-        specs = self.specs().values()
-        return [str(spec["arn"]) for spec in specs if isinstance(spec, dict) and "arn" in spec]
-
-    def _find(self, key: str) -> list[str]:
-        return [
-            name
-            for name in sorted(self.objects)
-            if _same_key((self.objects[name].get("spec") or {}).get("arn"), key)
-        ]
-
-    def _upsert_arn(
-        self, kind: str, arn: str, username: str, groups: Sequence[str], replace: bool
-    ) -> Change:
-        key = _check_role_or_user(arn, kind)
-        _validate(kind, arn, username, groups)
-        found = self._find(key)
-        spec = {"arn": arn, "username": username, "groups": list(groups)}
-        if not found:
-            name = crd_object_name(arn)
-            self.objects[name] = {
-                "apiVersion": "iamauthenticator.k8s.aws/v1alpha1",
-                "kind": "IAMIdentityMapping",
-                "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "kubeiam"}},
-                "spec": spec,
-            }
-            return Change.ADDED
-        first = self.objects[found[0]].setdefault("spec", {})
-        old_user, old_groups = first.get("username"), list(first.get("groups") or [])
-        if not _replacing(
-            arn, old_user, old_groups, username, groups, copies=len(found), replace=replace
-        ):
-            return Change.UNCHANGED
-        for name in found[1:]:
-            del self.objects[name]
-        first["username"] = username
-        first["groups"] = list(groups)
-        return Change.REPLACED
-
-    def upsert_sso(
-        self,
-        permission_set: str,
-        account_id: str,
-        username: str,
-        groups: Sequence[str],
-        *,
-        partition: str,
-        replace: bool,
-    ) -> Change:
-        raise ConfigError(
-            "IAMIdentityMapping objects map one ARN each; they have no form for SSO permission "
-            "sets",
-            hint="map the permission set in aws-auth or a mapping file (--store aws-auth|file)",
-        )
-
-    def upsert_group(
-        self, grouparn: str, username: str, groups: Sequence[str], *, replace: bool
-    ) -> Change:
-        raise ConfigError(
-            "IAMIdentityMapping objects map one user or role ARN each; they have no form for "
-            "IAM groups",
-            hint="map the IAM group in aws-auth or a mapping file (--store aws-auth|file)",
-        )
-
-    def add_account(self, account_id: str) -> Change:
-        raise ConfigError(
-            "IAMIdentityMapping objects map one ARN each; they have no form for whole accounts",
-            hint="map the account in aws-auth or a mapping file (--store aws-auth|file)",
-        )
-
-    def remove(self, arn_or_account: str) -> Change:
-        if not arn_or_account.startswith("arn:"):
-            return Change.UNCHANGED
-        found = self._find(_lenient_key(arn_or_account))
-        for name in found:
-            del self.objects[name]
-        return Change.REMOVED if found else Change.UNCHANGED
-
-    def remove_sso(self, permission_set: str, account_id: str, *, partition: str) -> Change:
-        return Change.UNCHANGED

@@ -3,8 +3,8 @@
 `kubeiam iam onboard-user` and `create-access-role` end with "map this ARN to these Kubernetes
 groups"; where that mapping lives (the aws-auth ConfigMap, ``IAMIdentityMapping`` objects, or a
 local file the server reads) is not their business. They call a :class:`MappingWriter`; the one
-implementation is :class:`kubeiam.admin.mappings.StoreMappingWriter`, `kubeiam mapping`'s guarded,
-backed-up editor over any of the three stores.
+implementation is :class:`kubeiam.admin.editing.store_writer.StoreMappingWriter`, `kubeiam
+mapping`'s guarded, backed-up editor over any of the three stores.
 """
 
 from __future__ import annotations

@@ -1,0 +1,227 @@
+"""`kubeiam mapping lint`: every problem of a loaded mapping, with a code per kind (pure)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from kubeiam.admin.editing.guards import (
+    MASTERS,
+    entry_name,
+    is_node_entry,
+)
+from kubeiam.mapping.chain import DEFAULT_RESERVED_PREFIX_CONFIG
+from kubeiam.mapping.model import (
+    AccountMapping,
+    GroupMapping,
+    LoadResult,
+    MappingEntry,
+    RoleMapping,
+    Severity,
+    SSOMapping,
+    UserMapping,
+    reserved_group_problems,
+)
+from kubeiam.mapping.templates import DEFAULT_RESERVED_PREFIXES, reserved_prefix_of
+
+
+class Level(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One lint finding."""
+
+    level: Level
+    code: str
+    location: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "level": self.level.value,
+            "code": self.code,
+            "location": self.location,
+            "message": self.message,
+        }
+
+
+#: Model issue messages -> lint codes (first match wins).
+_ISSUE_CODES: tuple[tuple[str, str], ...] = (
+    ("only role sessions do", "session-template"),
+    ("puts a placeholder in the reserved prefix", "reserved-group"),
+    ("control or invisible character", "invalid-name"),
+    ("characters long; at most", "invalid-name"),
+    ("groups lists", "invalid-name"),
+    ("appears twice", "duplicate-key"),
+    ("is given twice", "duplicate-key"),
+    ("unknown key in server config", "unknown-key"),
+    ("is not read by kubeiam server", "not-read"),
+    ("has an IAM path", "role-path"),
+    ("conflicts with", "conflict"),
+    ("duplicates", "duplicate"),
+    ("takes precedence over", "shadowed"),
+    ("unknown template", "unknown-template"),
+    ("malformed template", "unknown-template"),
+    ("unknown key", "unknown-key"),
+    ("not an ARN", "invalid-arn"),
+    ("is not an IAM ARN", "invalid-arn"),
+    ("does not name an IAM role or user", "invalid-arn"),
+    ("not 12 digits", "invalid-arn"),
+    ("characters IAM does not allow", "invalid-arn"),
+    ("names an IAM user", "invalid-arn"),
+    ("names an IAM role", "invalid-arn"),
+    ("12-digit account id", "invalid-account"),
+)
+
+
+def _issue_code(message: str) -> str:
+    for needle, code in _ISSUE_CODES:
+        if needle in message:
+            return code
+    return "invalid-entry"
+
+
+def lint(
+    result: LoadResult,
+    *,
+    backend: str,
+    node_count: int | None = None,
+) -> list[Finding]:
+    """Every problem of a loaded mapping: the loader's issues and kubeiam's own checks."""
+    findings: list[Finding] = []
+    for issue in result.issues:
+        code = _issue_code(issue.message)
+        level = Level.WARNING if issue.severity is Severity.WARNING else Level.ERROR
+        if code in _ERRORS_FOR_LINT:
+            level = Level.ERROR
+        findings.append(Finding(level, code, str(issue.location), issue.message))
+    reserved = DEFAULT_RESERVED_PREFIX_CONFIG.get(backend, ())
+    entries = result.mappings.entries
+    accounts = {e.account_id for e in entries if isinstance(e, AccountMapping)}
+    for entry in entries:
+        where = str(entry.location) if entry.location is not None else entry_name(entry)
+        if isinstance(entry, AccountMapping):
+            findings.append(
+                Finding(
+                    Level.WARNING,
+                    "account-wide",
+                    where,
+                    f"every IAM principal of account {entry.account_id} is accepted (username = "
+                    "its ARN); prefer mapping the roles and users that need access",
+                )
+            )
+            continue
+        if isinstance(entry, GroupMapping):
+            findings.append(
+                Finding(
+                    Level.WARNING,
+                    "iam-group",
+                    where,
+                    f"{entry_name(entry)} is matched only by kubeiam server with "
+                    "server.iamGroupMapping on (EKS's own authenticator ignores mapGroups), "
+                    "for IAM users only; removal from the group applies after iamGroupCacheTTL",
+                )
+            )
+        findings += _session_groups(entry, where)
+        prefix = reserved_prefix_of(entry.username, reserved)
+        if prefix is not None:
+            findings.append(
+                Finding(
+                    Level.ERROR,
+                    "reserved-prefix",
+                    where,
+                    f"username {entry.username!r} starts with {prefix!r}, which backend "
+                    f"{backend} reserves: the server denies this entry",
+                )
+            )
+        elif not is_node_entry(entry) and reserved_prefix_of(
+            entry.username, DEFAULT_RESERVED_PREFIXES
+        ):
+            findings.append(
+                Finding(
+                    Level.WARNING,
+                    "reserved-prefix",
+                    where,
+                    f"username {entry.username!r} uses a prefix Kubernetes and EKS reserve for "
+                    "their own components; pick a name of your own",
+                )
+            )
+        if MASTERS in entry.groups:
+            findings.append(
+                Finding(
+                    Level.WARNING,
+                    "system-masters",
+                    where,
+                    f"{entry_name(entry)} is granted system:masters: full cluster-admin that no "
+                    "RBAC rule can restrict; prefer a group bound to a ClusterRole",
+                )
+            )
+        account = _account_of(entry)
+        if account in accounts:
+            findings.append(
+                Finding(
+                    Level.WARNING,
+                    "shadowed",
+                    where,
+                    f"account {account} is also mapped as a whole; this entry takes precedence "
+                    "for its principal",
+                )
+            )
+    if node_count and not any(is_node_entry(e) for e in entries):
+        level = Level.ERROR if backend != "CRD" else Level.WARNING
+        findings.append(
+            Finding(
+                level,
+                "missing-node-role",
+                "",
+                f"{node_count} node(s) exist but no entry maps nodes (username "
+                "system:node:{{EC2PrivateDNSName}}, groups system:bootstrappers and "
+                "system:nodes): nodes using IAM authentication cannot join"
+                + ("" if level is Level.ERROR else " unless another backend maps them"),
+            )
+        )
+    return findings
+
+
+#: Loader warnings lint reports as errors: the server loads the entry, but it can never apply as
+#: written (every caller is denied or gets an empty name).
+_ERRORS_FOR_LINT = frozenset({"session-template", "reserved-group"})
+#: Placeholders whose value the caller chooses: anyone allowed to assume the role names the
+#: session (``aws sts assume-role --role-session-name``).
+_CALLER_CHOSEN = ("SessionName", "SessionNameRaw")
+
+
+def _session_groups(
+    entry: RoleMapping | UserMapping | SSOMapping | GroupMapping, where: str
+) -> list[Finding]:
+    """Groups the caller's session name decides (issue 9): whoever may assume the role picks
+    the group by naming the session (a warning). Where a placeholder sits inside a reserved
+    prefix the loader already says the entry only denies (``reserved-group``, an error); where
+    the session could form a reserved prefix (``{{SessionName}}:masters``) the server refuses
+    those renderings (:func:`~kubeiam.mapping.templates.check_rendered_group`)."""
+    out = []
+    for group in entry.groups:
+        if not any("{{" + name + "}}" in group for name in _CALLER_CHOSEN):
+            continue
+        if reserved_group_problems([group]):
+            continue  # reported by the loader
+        out.append(
+            Finding(
+                Level.WARNING,
+                "session-group",
+                where,
+                f"group {group!r} is chosen by the caller: whoever may assume the role names "
+                "the session, and with it this group; prefer fixed groups",
+            )
+        )
+    return out
+
+
+def _account_of(entry: MappingEntry) -> str:
+    if isinstance(entry, AccountMapping | SSOMapping | GroupMapping):
+        return entry.account_id
+    arn = entry.canonical_arn
+    return arn.split(":")[4] if arn.count(":") >= 5 else ""
