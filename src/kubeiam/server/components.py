@@ -85,17 +85,17 @@ def build_group_resolver(config: ServerConfig, metrics: ServerMetrics) -> Any:
     ``iamGroupMapping`` (boto3 is loaded on the first lookup)."""
     if not config.iam_group_mapping:
         return None
-    from kubeiam.server.ec2 import make_iam_client, make_session_factory
+    from kubeiam.aws.sessions import client_factory, session_factory
     from kubeiam.server.iam_groups import IAMGroupResolver
 
-    session = make_session_factory(
+    session = session_factory(
         region=_aws_region(config),
         role_arn=config.iam_group_role_arn,
         source_arn=config.source_arn,
         session_name="kubeiam-iam-groups",
     )
     return IAMGroupResolver(
-        make_iam_client(session),
+        client_factory(session, "iam"),
         ttl=config.iam_group_ttl,
         qps=config.iam_group_qps,
         burst=config.iam_group_burst,
@@ -107,26 +107,22 @@ def build_group_resolver(config: ServerConfig, metrics: ServerMetrics) -> Any:
 def build_ec2_resolver(config: ServerConfig, metrics: ServerMetrics) -> tuple[Any, Any]:
     """The ``{{EC2PrivateDNSName}}`` resolver and, with ``ec2InstanceRoleCheck``, the
     instance-role check (boto3 is loaded on the first lookup)."""
-    from kubeiam.server.ec2 import (
-        EC2PrivateDNSResolver,
-        InstanceRoleChecker,
-        make_ec2_client,
-        make_iam_client,
-        make_session_factory,
-    )
+    from kubeiam.aws.sessions import client_factory, session_factory
+    from kubeiam.server.ec2 import EC2PrivateDNSResolver, InstanceRoleChecker
 
-    region = _aws_region(config)
-    session = make_session_factory(
-        region=region, role_arn=config.ec2_role_arn, source_arn=config.source_arn
+    session = session_factory(
+        region=_aws_region(config), role_arn=config.ec2_role_arn, source_arn=config.source_arn
     )
     resolver = EC2PrivateDNSResolver(
-        make_ec2_client(region=region, session=session),
+        client_factory(session, "ec2"),
         qps=config.ec2_qps,
         burst=config.ec2_burst,
         on_call=metrics.ec2_describe_instances_calls.inc,
     )
     checker = (
-        InstanceRoleChecker(resolver, make_iam_client(session), ttl=config.ec2_instance_profile_ttl)
+        InstanceRoleChecker(
+            resolver, client_factory(session, "iam"), ttl=config.ec2_instance_profile_ttl
+        )
         if config.ec2_instance_role_check
         else None
     )

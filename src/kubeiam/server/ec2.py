@@ -25,21 +25,19 @@ whole batch of nodes.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from kubeiam.arn import canonicalize_mapping_arn
+from kubeiam.aws.calls import AWSCallPool, TokenBucket, call_failed
 from kubeiam.errors import KubeIAMError, MappingDeniedError, MappingError
 from kubeiam.expiring_cache import ExpiringCache
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 #: Instance ids: ``i-`` and 8 (old) or 17 hex digits.
 INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
@@ -54,35 +52,6 @@ DEFAULT_INSTANCE_TTL = 12 * 3600.0
 #: (``ec2InstanceProfileTTL``): long enough to spare EC2 and IAM, short enough that a detached
 #: or changed profile takes effect within minutes.
 DEFAULT_PROFILE_TTL = 300.0
-#: Threads for boto3 calls. DescribeInstances is batched and rate-limited (15/s by default), so a
-#: few threads keep up; a bound keeps a stuck AWS endpoint from taking more than these.
-DEFAULT_AWS_WORKERS = 4
-
-
-class AWSCallPool:
-    """A small thread pool of its own for blocking boto3 calls, created on first use.
-
-    Not the event loop's default executor: that one runs other blocking work (and, in aiohttp,
-    DNS lookups), so one stuck caller there would delay every other.
-    """
-
-    def __init__(self, *, workers: int = DEFAULT_AWS_WORKERS, name: str = "kubeiam-aws") -> None:
-        if workers < 1:
-            raise ValueError("workers must be >= 1")
-        self._workers = workers
-        self._name = name
-        self._executor: Executor | None = None
-
-    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix=self._name)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def shutdown(self) -> None:
-        """Let running calls finish in the background; no new ones start."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
 
 
 class EC2Client(Protocol):
@@ -107,40 +76,6 @@ class EC2Instance:
     private_dns_name: str
     #: ``arn:aws:iam::ACCOUNT:instance-profile/[path/]NAME``, or None without a profile.
     instance_profile_arn: str | None
-
-
-class TokenBucket:
-    """A token bucket: ``rate`` tokens per second, at most ``burst`` saved up. Clock injected."""
-
-    def __init__(
-        self,
-        rate: float,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be > 0 and burst >= 1")
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._stamp = clock()
-
-    def reserve(self) -> float:
-        """Take one token; the seconds the caller must wait before using it (0 if available)."""
-        now = self._clock()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-        self._tokens -= 1.0
-        if self._tokens >= 0:
-            return 0.0
-        return -self._tokens / self.rate
-
-    async def acquire(self) -> None:
-        wait = self.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)
 
 
 class EC2PrivateDNSResolver:
@@ -270,7 +205,7 @@ class EC2PrivateDNSResolver:
             try:
                 page = client.describe_instances(**kwargs)
             except Exception as exc:
-                raise _call_failed(
+                raise call_failed(
                     "ec2:DescribeInstances",
                     exc,
                     hint="check the server's EC2 permissions (ec2:DescribeInstances) and "
@@ -305,13 +240,6 @@ class EC2PrivateDNSResolver:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self.pool.shutdown()
-
-
-def _call_failed(action: str, exc: Exception, *, hint: str) -> KubeIAMError:
-    """An AWS call's failure, named by its error code (never its message, which may echo
-    request details) or, without one, by the exception's type."""
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-    return KubeIAMError(f"{action} failed: {code or type(exc).__name__}", hint=hint)
 
 
 class InstanceRoleChecker:
@@ -363,7 +291,7 @@ class InstanceRoleChecker:
         try:
             answer = self._iam().get_instance_profile(InstanceProfileName=profile_name)
         except Exception as exc:
-            raise _call_failed(
+            raise call_failed(
                 "iam:GetInstanceProfile",
                 exc,
                 hint="ec2InstanceRoleCheck needs iam:GetInstanceProfile besides "
@@ -379,103 +307,3 @@ class InstanceRoleChecker:
             except MappingError:
                 continue
         return frozenset(arns)
-
-
-def make_session_factory(
-    *,
-    region: str,
-    role_arn: str | None = None,
-    source_arn: str | None = None,
-    session_name: str = "kubeiam-ec2",
-) -> Callable[[], Any]:
-    """A factory of one boto3 Session, built on first use (in a worker thread); with
-    ``role_arn``, its credentials come from an auto-refreshed AssumeRole.
-
-    boto3 is imported here, not at module import, so a server that never resolves a node name
-    never loads it.
-    """
-    state: dict[str, Any] = {}
-
-    def factory() -> Any:
-        if "session" in state:
-            return state["session"]
-        import boto3
-        from botocore.credentials import RefreshableCredentials
-        from botocore.session import get_session
-
-        if role_arn is None:
-            session = boto3.Session(region_name=region)
-        else:
-            sts = boto3.client("sts", region_name=region)
-            if source_arn:
-                account = source_arn.split(":")[4] if source_arn.count(":") >= 5 else ""
-
-                def add_headers(request: Any, **_: Any) -> None:
-                    request.headers["x-amz-source-arn"] = source_arn
-                    if account:
-                        request.headers["x-amz-source-account"] = account
-
-                sts.meta.events.register("before-sign.sts.AssumeRole", add_headers)
-
-            def refresh() -> dict[str, str]:
-                creds = sts.assume_role(
-                    RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=3600
-                )["Credentials"]
-                expiry = creds["Expiration"]
-                if isinstance(expiry, dt.datetime):
-                    expiry_text = expiry.astimezone(dt.UTC).isoformat()
-                else:
-                    expiry_text = str(expiry)
-                return {
-                    "access_key": creds["AccessKeyId"],
-                    "secret_key": creds["SecretAccessKey"],
-                    "token": creds["SessionToken"],
-                    "expiry_time": expiry_text,
-                }
-
-            credentials = RefreshableCredentials.create_from_metadata(
-                metadata=refresh(), refresh_using=refresh, method="sts-assume-role"
-            )
-            botocore_session = get_session()
-            # botocore has no public setter for refreshable credentials; this is the usual seam.
-            botocore_session._credentials = credentials  # type: ignore[attr-defined]
-            session = boto3.Session(botocore_session=botocore_session, region_name=region)
-        state["session"] = session
-        return session
-
-    return factory
-
-
-def make_ec2_client(
-    *,
-    region: str,
-    role_arn: str | None = None,
-    source_arn: str | None = None,
-    endpoint_url: str | None = None,
-    session: Callable[[], Any] | None = None,
-) -> Callable[[], EC2Client]:
-    """A factory of one boto3 EC2 client (see :func:`make_session_factory`)."""
-    sessions = session or make_session_factory(
-        region=region, role_arn=role_arn, source_arn=source_arn
-    )
-    state: dict[str, EC2Client] = {}
-
-    def factory() -> EC2Client:
-        if "client" not in state:
-            state["client"] = sessions().client("ec2", endpoint_url=endpoint_url)
-        return state["client"]
-
-    return factory
-
-
-def make_iam_client(session: Callable[[], Any]) -> Callable[[], IAMClient]:
-    """A factory of one boto3 IAM client from ``session`` (the EC2 client's, or the IAM group
-    resolver's own)."""
-    state: dict[str, IAMClient] = {}
-
-    def factory() -> IAMClient:
-        if "client" not in state:
-            state["client"] = session().client("iam")
-        return state["client"]
-
-    return factory

@@ -1,8 +1,8 @@
 """``mapGroups``: an IAM user -> the ARNs of its IAM groups (iam:ListGroupsForUser).
 
 The resolver the mapping chain asks when a ``mapGroups`` entry could decide a review
-(:mod:`kubeiam.mapping.chain`). Like the ``{{EC2PrivateDNSName}}`` resolver (:mod:`.ec2`), whose
-helpers it shares, it:
+(:mod:`kubeiam.mapping.chain`). Like the ``{{EC2PrivateDNSName}}`` resolver (:mod:`.ec2`), with
+the same AWS call helpers (:mod:`kubeiam.aws.calls`), it:
 
 * answers only for IAM users (roles, federated users and the root have no IAM groups);
 * caches each user's groups for ``ttl`` seconds (``iamGroupCacheTTL``, default 60), in the one
@@ -31,10 +31,11 @@ from collections.abc import Callable
 from typing import Any
 
 from kubeiam.arn import PrincipalKind, arn_key
+from kubeiam.aws.calls import AWSCallPool, TokenBucket, call_failed
 from kubeiam.errors import KubeIAMError
 from kubeiam.expiring_cache import ExpiringCache
 from kubeiam.identity import Identity
-from kubeiam.server.ec2 import AWSCallPool, IAMClient, TokenBucket, _call_failed
+from kubeiam.server.ec2 import IAMClient
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class IAMGroupResolver:
             try:
                 page = client.list_groups_for_user(**kwargs)
             except Exception as exc:
-                raise _call_failed(
+                raise call_failed(
                     "iam:ListGroupsForUser",
                     exc,
                     hint="grant the server iam:ListGroupsForUser (or set iamGroupRoleARN to a "

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from kubeiam.aws.calls import TokenBucket
+from kubeiam.aws.sessions import client_factory, session_factory
 from kubeiam.errors import KubeIAMError, MappingDeniedError
 from kubeiam.localaws.environment import LocalAWS
-from kubeiam.server.ec2 import EC2PrivateDNSResolver, TokenBucket, make_ec2_client
+from kubeiam.server.ec2 import EC2PrivateDNSResolver
 
 
 class CountingClient:
@@ -154,12 +156,12 @@ async def test_calls_ec2_through_an_assumed_role(
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", local_aws.moto_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", local_aws.admin.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", local_aws.admin.secret_access_key)
-    factory = make_ec2_client(
+    session = session_factory(
         region=local_aws.region,
         role_arn=role_arn,
         source_arn=f"arn:aws:eks:us-east-1:{local_aws.account_id}:cluster/demo",
-        endpoint_url=local_aws.moto_url,
     )
+    factory = client_factory(session, "ec2", endpoint_url=local_aws.moto_url)
     client = factory()
     assert factory() is client  # built once, credentials refreshed by botocore
     creds = client._request_signer._credentials  # type: ignore[attr-defined]
