@@ -1,8 +1,28 @@
 """Effective access: who can get into the cluster, as whom, and do what (issue 13).
 
-Design of the join (phase 1 built the three pure sides; phase 2 joins them and renders):
+Design of the join (phase 1 built the three sides; phase 2 joins them, finds and renders):
 
 * :mod:`kubeiam.access.policy` (pure) evaluates one request as AWS does and returns a
   :class:`~kubeiam.access.policy.Verdict`: allowed / denied / conditional (conditions carried as
-  text, never decided) / unknown (depends on what cannot be read from this account).
+  text, never decided) / unknown (depends on what cannot be read from this account). Verdicts
+  compose: ``a.then(b)`` is a role chain's hops.
+* :mod:`kubeiam.access.iam_reader` (I/O) reads the account in bulk with
+  GetAccountAuthorizationDetails (paged by Marker, bounded retries on throttling);
+  :mod:`kubeiam.access.iam_graph` (pure) joins the pages into an ``AccountIAM`` and answers
+  ``who_can_become(account, arn) -> Path[]``: each Path has an entry kind (user, role, account,
+  sso, service, federated, anyone), a start, the roles assumed (``via``), the granting IAM
+  groups, a verdict, and what could not be read.
+
+Phase 2 (the report) joins per mapped principal::
+
+    mapping sources (the stores the server reads, in its order; access entries per the
+    cluster's authentication mode)  ->  rows: principal ARN (or account / SSO matcher),
+        rendered username + groups (templates kept as templates), source store name
+    for each row's ARN: who_can_become(account, arn)   -> principals[].via / kind / conditions
+    for each row's username + groups: rbac rights    -> principals[].rights / clusterAdmin
+    findings over the joined rows (cluster-admin reach, account-wide or "*" trust, dangling ARN
+    = find() is None, recreated role = principal id differs, dead group = no binding, ...)
+
+Row ARNs are matched with ``iam_graph.principal_key`` (role paths dropped, case-insensitive),
+the same way mappings match STS callers.
 """

@@ -591,3 +591,59 @@ def _cross_account_allow(
     identity policies (within its boundary) must both allow."""
     trusted = resource.allow.or_(resource.allow_account)
     return trusted.and_(identity.allow).and_(boundary.allow)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustEntry:
+    """One principal a resource-based policy lets in for an action, as written (``Service``,
+    ``Federated``, ``AWS`` account or ARN, ``*``), with the statement's conditions and any deny
+    that names it too."""
+
+    kind: str
+    value: str
+    action: str
+    verdict: Verdict
+
+
+def trusted_principals(policy: Policy, actions: Sequence[str]) -> tuple[TrustEntry, ...]:
+    """Every principal that an Allow statement of ``policy`` names for one of ``actions``.
+
+    Used for the entries that are not IAM principals of this account (services, identity
+    providers, other accounts, everyone), which cannot be evaluated as a :class:`Subject`.
+    """
+    entries: dict[tuple[str, str, str], Verdict] = {}
+    for action in actions:
+        for statement in policy.statements:
+            if statement.effect is not Effect.ALLOW or statement.not_principal:
+                continue
+            if statement.principals is None or not _matches_actions(statement, action):
+                continue
+            clause = Clause.when(statement.conditions)
+            for kind, value in statement.principals:
+                key = (kind, value, action)
+                deny = _denies_named(policy, kind, value, action)
+                old = entries.get(key)
+                entries[key] = Verdict(
+                    clause if old is None else old.allow.or_(clause),
+                    deny,
+                    (policy.source,),
+                    (policy.source,) if not deny.is_never else (),
+                )
+    return tuple(TrustEntry(k, v, a, verdict) for (k, v, a), verdict in entries.items())
+
+
+def _denies_named(policy: Policy, kind: str, value: str, action: str) -> Clause:
+    """Deny statements of ``policy`` that name exactly this principal, or everyone."""
+    deny = Clause.never()
+    for statement in policy.statements:
+        if statement.effect is not Effect.DENY or statement.principals is None:
+            continue
+        if statement.not_principal or not _matches_actions(statement, action):
+            continue
+        named = any(
+            (k, v) == (kind, value) or k == "*" or (k == "AWS" and v == "*")
+            for k, v in statement.principals
+        )
+        if named:
+            deny = deny.or_(Clause.when(statement.conditions))
+    return deny

@@ -1,0 +1,350 @@
+"""Who can become a principal: the pure join over GetAccountAuthorizationDetails pages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from kubeiam.access.iam_graph import (
+    AccountIAM,
+    EntryKind,
+    Path,
+    account_from_details,
+    principal_key,
+    who_can_become,
+)
+from kubeiam.access.policy import Decision
+
+ACCOUNT = "111122223333"
+OTHER = "444455556666"
+ROOT = f"arn:aws:iam::{ACCOUNT}:root"
+SAML = f"arn:aws:iam::{ACCOUNT}:saml-provider/AWSSSO_1234_DO_NOT_DELETE"
+OIDC = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+MFA = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+
+
+def arn(kind: str, name: str, path: str = "/") -> str:
+    return f"arn:aws:iam::{ACCOUNT}:{kind}{path}{name}"
+
+
+def doc(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def assume(resource: str = "*", effect: str = "Allow", **extra: Any) -> dict[str, Any]:
+    return {"Effect": effect, "Action": "sts:AssumeRole", "Resource": resource, **extra}
+
+
+def trust(principal: Any, action: str = "sts:AssumeRole", **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", "Principal": principal, "Action": action, **extra}
+
+
+def user(
+    name: str,
+    *groups: str,
+    policies: Sequence[dict[str, Any]] = (),
+    managed: Sequence[str] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "UserName": name,
+        "UserId": f"AIDA{name.upper()}",
+        "Arn": arn("user", name),
+        "GroupList": list(groups),
+        "UserPolicyList": [
+            {"PolicyName": f"p{i}", "PolicyDocument": doc(s)} for i, s in enumerate(policies)
+        ],
+        "AttachedManagedPolicies": [{"PolicyName": m, "PolicyArn": m} for m in managed],
+        **extra,
+    }
+
+
+def group(name: str, *statements: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "GroupName": name,
+        "Arn": arn("group", name),
+        "GroupPolicyList": [{"PolicyName": "assume", "PolicyDocument": doc(*statements)}]
+        if statements
+        else [],
+        "AttachedManagedPolicies": [],
+    }
+
+
+def role(
+    name: str,
+    *trusts: dict[str, Any],
+    path: str = "/",
+    policies: Sequence[dict[str, Any]] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "RoleName": name,
+        "RoleId": f"AROA{name.upper()}",
+        "Arn": arn("role", name, path),
+        "AssumeRolePolicyDocument": doc(*trusts),
+        "RolePolicyList": [
+            {"PolicyName": f"p{i}", "PolicyDocument": doc(s)} for i, s in enumerate(policies)
+        ],
+        "AttachedManagedPolicies": [],
+        **extra,
+    }
+
+
+def managed(policy_arn: str, *statements: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Arn": policy_arn,
+        "PolicyVersionList": [
+            {"Document": doc(assume(effect="Deny")), "VersionId": "v1", "IsDefaultVersion": False},
+            {"Document": doc(*statements), "VersionId": "v2", "IsDefaultVersion": True},
+        ],
+    }
+
+
+def account(*records: dict[str, Any], policies: Sequence[dict[str, Any]] = ()) -> AccountIAM:
+    page: dict[str, Any] = {
+        "UserDetailList": [],
+        "GroupDetailList": [],
+        "RoleDetailList": [],
+        "Policies": list(policies),
+    }
+    for record in records:
+        key = (
+            "UserDetailList"
+            if "UserName" in record
+            else "GroupDetailList"
+            if "GroupName" in record
+            else "RoleDetailList"
+        )
+        page[key].append(record)
+    return account_from_details([page])
+
+
+def ways(paths: tuple[Path, ...]) -> dict[tuple[str, str, tuple[str, ...]], Decision]:
+    """Paths as {(kind, start, via names): decision}, names short for reading."""
+    return {
+        (
+            p.kind.value,
+            p.start.rsplit("/", 1)[-1],
+            tuple(v.rsplit("/", 1)[-1] for v in p.via),
+        ): p.decision
+        for p in paths
+    }
+
+
+A, D, C, U = Decision.ALLOWED, Decision.DENIED, Decision.CONDITIONAL, Decision.UNKNOWN
+
+SCENARIOS: dict[str, tuple[AccountIAM, str, dict[tuple[str, str, tuple[str, ...]], Decision]]] = {
+    "user-is-reached-by-itself": (
+        account(user("alice")),
+        arn("user", "alice"),
+        {("user", "alice", ()): A},
+    ),
+    "trust-names-user": (
+        account(user("alice"), user("bob"), role("admin", trust({"AWS": arn("user", "alice")}))),
+        arn("role", "admin"),
+        {("user", "alice", ("admin",)): A},
+    ),
+    "trust-names-account-members-need-identity-allow": (
+        account(
+            user("alice", "devs"),
+            user("bob"),
+            group("devs", assume(arn("role", "admin"))),
+            role("admin", trust({"AWS": ROOT})),
+        ),
+        arn("role", "admin"),
+        {("user", "alice", ("admin",)): A, ("account", ACCOUNT, ("admin",)): A},
+    ),
+    "group-deny-stops-member": (
+        account(
+            user("alice", "devs", policies=[assume()]),
+            group("devs", assume(effect="Deny")),
+            role("admin", trust({"AWS": ROOT})),
+        ),
+        arn("role", "admin"),
+        {("account", ACCOUNT, ("admin",)): A},
+    ),
+    "mfa-condition-carried": (
+        account(user("alice"), role("admin", trust({"AWS": arn("user", "alice")}, Condition=MFA))),
+        arn("role", "admin"),
+        {("user", "alice", ("admin",)): C},
+    ),
+    "role-chain": (
+        account(
+            user("alice"),
+            role("hop", trust({"AWS": arn("user", "alice")})),
+            role("admin", trust({"AWS": arn("role", "hop")})),
+        ),
+        arn("role", "admin"),
+        {("role", "hop", ("admin",)): A, ("user", "alice", ("hop", "admin")): A},
+    ),
+    "chain-carries-conditions-of-each-hop": (
+        account(
+            user("alice"),
+            role("hop", trust({"AWS": arn("user", "alice")}, Condition=MFA)),
+            role("admin", trust({"AWS": arn("role", "hop")})),
+        ),
+        arn("role", "admin"),
+        {("role", "hop", ("admin",)): A, ("user", "alice", ("hop", "admin")): C},
+    ),
+    "cycle-terminates": (
+        account(
+            user("alice"),
+            role("a", trust({"AWS": arn("role", "b")}), trust({"AWS": arn("user", "alice")})),
+            role("b", trust({"AWS": arn("role", "a")})),
+        ),
+        arn("role", "b"),
+        {("role", "a", ("b",)): A, ("user", "alice", ("a", "b")): A},
+    ),
+    "sso-permission-set": (
+        account(
+            role(
+                "AWSReservedSSO_PlatformAdmin_0123456789abcdef",
+                trust(
+                    {"Federated": SAML},
+                    action="sts:AssumeRoleWithSAML",
+                ),
+                path="/aws-reserved/sso.amazonaws.com/",
+            )
+        ),
+        arn("role", "AWSReservedSSO_PlatformAdmin_0123456789abcdef"),
+        {("sso", "PlatformAdmin", ("AWSReservedSSO_PlatformAdmin_0123456789abcdef",)): U},
+    ),
+    "oidc-provider": (
+        account(
+            role(
+                "ci",
+                trust(
+                    {"Federated": OIDC},
+                    action="sts:AssumeRoleWithWebIdentity",
+                ),
+            )
+        ),
+        arn("role", "ci"),
+        {("federated", "token.actions.githubusercontent.com", ("ci",)): U},
+    ),
+    "other-account-is-unknown": (
+        account(role("vendor", trust({"AWS": f"arn:aws:iam::{OTHER}:root"}))),
+        arn("role", "vendor"),
+        {("account", OTHER, ("vendor",)): U},
+    ),
+    "other-account-role-is-unknown": (
+        account(role("vendor", trust({"AWS": f"arn:aws:iam::{OTHER}:role/ci"}))),
+        arn("role", "vendor"),
+        {("role", "ci", ("vendor",)): U},
+    ),
+    "service-principal": (
+        account(role("node", trust({"Service": "ec2.amazonaws.com"}))),
+        arn("role", "node"),
+        {("service", "ec2.amazonaws.com", ("node",)): A},
+    ),
+    "everyone": (
+        account(user("alice"), role("open", trust({"AWS": "*"}))),
+        arn("role", "open"),
+        {("anyone", "*", ("open",)): A, ("user", "alice", ("open",)): A},
+    ),
+    "everyone-denied-by-explicit-deny": (
+        account(
+            role(
+                "open", trust("*"), {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole"}
+            )
+        ),
+        arn("role", "open"),
+        {},
+    ),
+    "missing-managed-policy-makes-member-unknown": (
+        account(
+            user("alice", managed=[f"arn:aws:iam::{ACCOUNT}:policy/gone"]),
+            role("admin", trust({"AWS": ROOT})),
+        ),
+        arn("role", "admin"),
+        {("user", "alice", ("admin",)): U, ("account", ACCOUNT, ("admin",)): A},
+    ),
+    "managed-policy-default-version-used": (
+        account(
+            user("alice", managed=[f"arn:aws:iam::{ACCOUNT}:policy/assume"]),
+            role("admin", trust({"AWS": ROOT})),
+            policies=[managed(f"arn:aws:iam::{ACCOUNT}:policy/assume", assume())],
+        ),
+        arn("role", "admin"),
+        {("user", "alice", ("admin",)): A, ("account", ACCOUNT, ("admin",)): A},
+    ),
+    "boundary-limits-member": (
+        account(
+            user(
+                "alice",
+                policies=[assume()],
+                PermissionsBoundary={
+                    "PermissionsBoundaryArn": f"arn:aws:iam::{ACCOUNT}:policy/s3only"
+                },
+            ),
+            role("admin", trust({"AWS": ROOT})),
+            policies=[
+                managed(
+                    f"arn:aws:iam::{ACCOUNT}:policy/s3only",
+                    {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                )
+            ],
+        ),
+        arn("role", "admin"),
+        {("account", ACCOUNT, ("admin",)): A},
+    ),
+    "unreadable-trust-is-unknown": (
+        account(role("broken", AssumeRolePolicyDocument="{not json")),
+        arn("role", "broken"),
+        {("role", "broken", ("broken",)): U},
+    ),
+    "deleted-principal-id-lets-nobody-in": (
+        account(user("alice"), role("admin", trust({"AWS": "AIDAOLDALICE000000"}))),
+        arn("role", "admin"),
+        {},
+    ),
+    "unknown-arn-has-no-ways": (account(user("alice")), arn("role", "nothere"), {}),
+}
+
+
+@pytest.mark.parametrize(("iam", "target", "expected"), SCENARIOS.values(), ids=SCENARIOS.keys())
+def test_who_can_become(
+    iam: AccountIAM, target: str, expected: dict[tuple[str, str, tuple[str, ...]], Decision]
+) -> None:
+    assert ways(who_can_become(iam, target)) == expected
+
+
+def test_group_members_are_reached_through_their_group() -> None:
+    iam = account(
+        user("alice", "devs"), group("devs", assume()), role("admin", trust({"AWS": ROOT}))
+    )
+    (member,) = [p for p in who_can_become(iam, arn("role", "admin")) if p.kind is EntryKind.USER]
+    assert member.groups == (arn("group", "devs"),)
+
+
+def test_chain_depth_is_bounded() -> None:
+    roles = [role("r0", trust({"AWS": arn("user", "alice")}))]
+    roles += [role(f"r{i}", trust({"AWS": arn("role", f"r{i - 1}")})) for i in range(1, 6)]
+    iam = account(user("alice"), *roles)
+    longest = max(len(p.via) for p in who_can_become(iam, arn("role", "r5"), max_chain=3))
+    assert longest == 3
+    assert any(
+        p.start == arn("user", "alice") for p in who_can_become(iam, arn("role", "r5"), max_chain=6)
+    )
+    assert not any(
+        p.start == arn("user", "alice") for p in who_can_become(iam, arn("role", "r5"), max_chain=3)
+    )
+
+
+def test_role_found_without_its_path_and_case_insensitively() -> None:
+    iam = account(role("Admin", trust({"Service": "ec2.amazonaws.com"}), path="/team/"))
+    assert iam.find(f"arn:aws:iam::{ACCOUNT}:role/admin") is not None
+    assert principal_key(arn("role", "Admin", "/team/")) == principal_key(arn("role", "admin"))
+    assert principal_key(arn("user", "a", "/x/")) != principal_key(arn("user", "a"))
+
+
+def test_sso_path_says_what_is_unknown() -> None:
+    (path,) = who_can_become(*SCENARIOS["sso-permission-set"][:2])
+    assert "permission set PlatformAdmin" in path.verdict.describe()
+
+
+def test_account_id_and_partition_come_from_the_arns() -> None:
+    iam = account(user("alice"))
+    assert (iam.account_id, iam.partition) == (ACCOUNT, "aws")
