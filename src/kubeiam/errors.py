@@ -39,6 +39,10 @@ class KubeIAMError(Exception):
 
     exit_code: int = 1
     http_status: int = 500
+    #: The webhook's ``result`` metric label when this error refuses a review (with
+    #: ``http_status`` and the message as the answer); None: an internal failure, answered 503
+    #: with a generic reason (kubeiam.server.app).
+    review_result: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -73,6 +77,7 @@ class TokenError(KubeIAMError):
     """The token does not authenticate anyone. Safe to show to the client (no secrets inside)."""
 
     http_status = 403
+    review_result = "invalid_token"
 
 
 class TokenFormatError(TokenError):
@@ -86,6 +91,8 @@ class TokenExpiredError(TokenFormatError):
 class STSError(TokenError):
     """STS refused the presigned request or answered something kubeiam cannot use."""
 
+    review_result = "sts_error"
+
 
 class STSUnavailableError(STSError):
     """STS could not be reached: connection refused, timeout, TLS failure, or a redirect."""
@@ -95,6 +102,7 @@ class STSThrottledError(STSError):
     """STS throttled the request. The webhook answers 429 so that the API server retries."""
 
     http_status = 429
+    review_result = "sts_throttling"
 
 
 class MappingError(KubeIAMError):
@@ -109,12 +117,14 @@ class MappingDeniedError(MappingError):
     prefix reserved for that backend. The review is denied; the reason is safe to show."""
 
     http_status = 403
+    review_result = "uknown_user"  # the reference's spelling, which dashboards query
 
 
 class ReviewRequestError(KubeIAMError):
     """The body POSTed to the webhook is not a TokenReview kubeiam can read."""
 
     http_status = 400
+    review_result = "malformed_request"
 
 
 class KubeAPIError(KubeIAMError):

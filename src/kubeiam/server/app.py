@@ -46,13 +46,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_protocol import RequestPayloadError
 
-from kubeiam.errors import (
-    KubeIAMError,
-    ReviewRequestError,
-    STSError,
-    STSThrottledError,
-    TokenError,
-)
+from kubeiam.errors import KubeIAMError, ReviewRequestError
 from kubeiam.identity import Identity
 from kubeiam.server import tokenreview
 from kubeiam.server.connections import GuardedRequestHandler
@@ -253,6 +247,21 @@ class _Handlers:
         except Exception as exc:  # the one place an unforeseen failure becomes an answer
             return self.unexpected(review, exc)
 
+    def _refuse(self, review: _Review, exc: KubeIAMError) -> web.Response:
+        """The answer to an error kubeiam raised on purpose. An error class that carries a
+        ``review_result`` (a bad body, a refused token, STS's refusal or throttling, a mapping
+        that cannot apply) is answered with its own status and message, both safe to show.
+        Anything else (EC2 unreachable, a bug) gets a generic reason, a log line and a 503,
+        which kube-apiserver retries; its result is ``sts_error`` before the identity is known
+        and ``uknown_user`` after."""
+        if exc.review_result is not None:
+            return self._deny(review, exc.http_status, Result(exc.review_result), exc.message)
+        if review.identity is None:
+            log.error("token verification failed", extra={"error": exc.message})
+            return self._deny(review, 503, Result.STS_ERROR, "internal error verifying the token")
+        log.error("identity mapping failed", extra={"error": exc.message})
+        return self._deny(review, 503, Result.UNKNOWN_USER, "internal error mapping the user")
+
     def unexpected(self, review: _Review, exc: BaseException) -> web.Response:
         """503 for a failure no step foresaw (kube-apiserver retries it). The log names the
         exception's type and where it was raised, never its message (it may quote the body)."""
@@ -327,7 +336,7 @@ class _Handlers:
         try:
             parsed = tokenreview.parse_review(body)
         except ReviewRequestError as exc:
-            return self._deny(review, exc.http_status, Result.MALFORMED, exc.message)
+            return self._refuse(review, exc)
         review.api_version = parsed.api_version
 
         audiences = tokenreview.granted_audiences(parsed.audiences, self.settings.audiences)
@@ -340,15 +349,8 @@ class _Handlers:
             identity, review.cache = await self.cache.get_or_verify(
                 parsed.token, self._verify_counted
             )
-        except STSThrottledError as exc:
-            return self._deny(review, 429, Result.STS_THROTTLING, exc.message)
-        except STSError as exc:
-            return self._deny(review, exc.http_status, Result.STS_ERROR, exc.message)
-        except TokenError as exc:
-            return self._deny(review, exc.http_status, Result.INVALID, exc.message)
         except KubeIAMError as exc:
-            log.error("token verification failed", extra={"error": exc.message})
-            return self._deny(review, 503, Result.STS_ERROR, "internal error verifying the token")
+            return self._refuse(review, exc)
         review.identity = identity
         self._count_cache(review.cache)
 
@@ -359,13 +361,7 @@ class _Handlers:
         try:
             user = await self.mapper.map(identity)
         except KubeIAMError as exc:
-            # MappingDeniedError (403) and friends carry a reason safe to show; anything that
-            # maps to 5xx (EC2 unreachable, a bug) gets a generic one, a log line and a 503,
-            # which kube-apiserver retries.
-            if exc.http_status < 500:
-                return self._deny(review, exc.http_status, Result.UNKNOWN_USER, exc.message)
-            log.error("identity mapping failed", extra={"error": exc.message})
-            return self._deny(review, 503, Result.UNKNOWN_USER, "internal error mapping the user")
+            return self._refuse(review, exc)
         if user is None:
             if not self.mapper.ready:
                 # Not a denial: a backend that has not loaded yet may hold the mapping.
