@@ -13,6 +13,20 @@ from kubeiam.cli.options import sts_options
 from kubeiam.cluster_id import CLUSTER_ID_ENV as KUBEIAM_CLUSTER_ID_ENV
 from kubeiam.server.config import (
     CLUSTER_ID_ENV,
+    DEFAULT_ADDRESS,
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_EC2_BURST,
+    DEFAULT_EC2_INSTANCE_PROFILE_TTL,
+    DEFAULT_EC2_QPS,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDENTITY_CACHE_TTL,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_PORT,
+    MAX_CONNECTIONS_LIMIT,
+    MAX_IDENTITY_CACHE_TTL,
+    MAX_RATE,
+    MAX_SECONDS,
     ServerConfig,
     build_config,
     parse_backend_modes,
@@ -61,8 +75,12 @@ def config_from_options(config_file: Path | None, options: dict[str, Any]) -> Se
     envvar=[KUBEIAM_CLUSTER_ID_ENV, CLUSTER_ID_ENV],
     help=f"The cluster id (env {KUBEIAM_CLUSTER_ID_ENV}, or the reference's {CLUSTER_ID_ENV}).",
 )
-@click.option("--address", help="IP address to listen on [default: 127.0.0.1].")
-@click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on [default: 21362].")
+@click.option("--address", help=f"IP address to listen on [default: {DEFAULT_ADDRESS}].")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help=f"Port to listen on [default: {DEFAULT_PORT}].",
+)
 @click.option("--hostname", help="Name kube-apiserver uses for the webhook (certificate SAN).")
 @click.option(
     "--state-dir",
@@ -92,48 +110,51 @@ def config_from_options(config_file: Path | None, options: dict[str, Any]) -> Se
 @click.option(
     "--ec2-describeInstances-qps",
     "ec2_qps",
-    type=click.IntRange(1, 10_000),
-    help="ec2:DescribeInstances calls per second [default: 15].",
+    type=click.IntRange(1, MAX_RATE),
+    help=f"ec2:DescribeInstances calls per second [default: {DEFAULT_EC2_QPS}].",
 )
 @click.option(
     "--ec2-describeInstances-burst",
     "ec2_burst",
-    type=click.IntRange(1, 10_000),
-    help="ec2:DescribeInstances burst [default: 5].",
+    type=click.IntRange(1, MAX_RATE),
+    help=f"ec2:DescribeInstances burst [default: {DEFAULT_EC2_BURST}].",
 )
 @click.option(
     "--ec2-instance-profile-ttl",
     "ec2_instance_profile_ttl",
-    type=click.FloatRange(0, 3600, min_open=True),
+    type=click.FloatRange(0, MAX_SECONDS, min_open=True),
     help="Seconds ec2InstanceRoleCheck trusts an instance's instance profile and its roles "
-    "[default: 300].",
+    f"[default: {DEFAULT_EC2_INSTANCE_PROFILE_TTL:g}].",
 )
 @click.option(
     "--identity-cache-ttl",
     "identity_cache_ttl",
-    type=click.FloatRange(0, 900, min_open=True),
+    type=click.FloatRange(0, int(MAX_IDENTITY_CACHE_TTL), min_open=True),
     help="Seconds a verified token's identity is reused without asking STS; never past the "
-    "token's expiry [default: 60].",
+    f"token's expiry [default: {DEFAULT_IDENTITY_CACHE_TTL:g}].",
 )
 @click.option(
     "--header-timeout",
-    type=click.FloatRange(0, 3600, min_open=True),
-    help="Seconds a request header may take from its first byte [default: 10].",
+    type=click.FloatRange(0, MAX_SECONDS, min_open=True),
+    help=f"Seconds a request header may take from its first byte [default: "
+    f"{DEFAULT_HEADER_TIMEOUT:g}].",
 )
 @click.option(
     "--body-timeout",
-    type=click.FloatRange(0, 3600, min_open=True),
-    help="Seconds a request body may take once the header arrived [default: 10].",
+    type=click.FloatRange(0, MAX_SECONDS, min_open=True),
+    help=f"Seconds a request body may take once the header arrived [default: "
+    f"{DEFAULT_BODY_TIMEOUT:g}].",
 )
 @click.option(
     "--idle-timeout",
-    type=click.FloatRange(0, 3600, min_open=True),
-    help="Seconds an idle keep-alive connection is kept open [default: 120].",
+    type=click.FloatRange(0, MAX_SECONDS, min_open=True),
+    help=f"Seconds an idle keep-alive connection is kept open [default: {DEFAULT_IDLE_TIMEOUT:g}].",
 )
 @click.option(
     "--max-connections",
-    type=click.IntRange(1, 1_000_000),
-    help="Open connections served; beyond, reviews are answered 429 [default: 1024].",
+    type=click.IntRange(1, MAX_CONNECTIONS_LIMIT),
+    help="Open connections served; beyond, reviews are answered 429 [default: "
+    f"{DEFAULT_MAX_CONNECTIONS}].",
 )
 @click.option(
     "--deny-list-file",

@@ -37,6 +37,7 @@ from kubeiam.partitions import PARTITIONS
 from kubeiam.server.denylist import DenyList, parse_deny_list
 from kubeiam.server.ec2 import DEFAULT_PROFILE_TTL as DEFAULT_EC2_INSTANCE_PROFILE_TTL
 from kubeiam.server.identity_cache import DEFAULT_TTL as DEFAULT_IDENTITY_CACHE_TTL
+from kubeiam.server.identity_cache import MAX_TTL as MAX_IDENTITY_CACHE_TTL
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,13 @@ DEFAULT_IDLE_TIMEOUT = 120.0
 #: reviews of a restart storm (issue 9, section 7), and bounds memory (~60 KiB of TLS and parser
 #: buffers each, about 60 MiB at the limit).
 DEFAULT_MAX_CONNECTIONS = 1024
+#: The longest a timeout or TTL setting may be (identityCacheTTL has its own, shorter, bound): an
+#: hour; a larger value is a slip of units (minutes or milliseconds written as seconds).
+MAX_SECONDS = 3600
+#: Upper bound of the QPS and burst settings: far above what AWS lets one caller make.
+MAX_RATE = 10_000
+#: Upper bound of maxConnections (each costs ~60 KiB): a larger value is a typo.
+MAX_CONNECTIONS_LIMIT = 1_000_000
 #: The reference's environment variable for the cluster id.
 CLUSTER_ID_ENV = "KUBERNETES_AWS_AUTHENTICATOR_CLUSTER_ID"
 
@@ -402,19 +410,19 @@ def _convert(key: str, name: str, value: Any) -> Any:
     if name in ("dynamic_file_user_id_strict", "ec2_instance_role_check", "iam_group_mapping"):
         return _bool(key, value)
     if name in ("ec2_qps", "ec2_burst", "iam_group_qps", "iam_group_burst"):
-        return _int(key, value, low=1, high=10_000)
+        return _int(key, value, low=1, high=MAX_RATE)
     if name == "identity_cache_size":
         return _int(key, value, low=0, high=10_000_000)
     if name == "max_body_bytes":
         return _int(key, value, low=4096, high=16 * 1024 * 1024)
     if name == "max_connections":
-        return _int(key, value, low=1, high=1_000_000)
+        return _int(key, value, low=1, high=MAX_CONNECTIONS_LIMIT)
     if name == "deny_list":
         return parse_deny_list(value, where=key)
     if name == "identity_cache_ttl":
-        return _seconds(key, value, high=900)  # a token never lives longer
+        return _seconds(key, value, high=MAX_IDENTITY_CACHE_TTL)  # a token never lives longer
     if name == "ec2_instance_profile_ttl":
-        return _seconds(key, value, high=3600)
+        return _seconds(key, value, high=MAX_SECONDS)
     if name in (
         "shutdown_timeout",
         "sts_timeout",
@@ -427,8 +435,8 @@ def _convert(key: str, name: str, value: Any) -> Any:
             seconds = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key} must be a number of seconds, not {value!r}") from None
-        if not 0 < seconds <= 3600:
-            raise ConfigError(f"{key} must be between 0 and 3600 seconds, not {seconds}")
+        if not 0 < seconds <= MAX_SECONDS:
+            raise ConfigError(f"{key} must be between 0 and {MAX_SECONDS} seconds, not {seconds}")
         return seconds
     if name in ("sts_resolve", "audiences", "sts_allowed_hosts"):
         return _str_list(key, value)

@@ -186,3 +186,30 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 )
 def test_backend_modes(value: object, expected: tuple[BackendMode, ...]) -> None:
     assert parse_backend_modes("backendMode", value) == expected
+
+
+def test_server_help_shows_the_configs_defaults() -> None:
+    """The defaults ``kubeiam server --help`` names are the config's, whatever they become."""
+    from click.testing import CliRunner
+
+    from kubeiam.cli.app import cli
+    from kubeiam.server import config
+
+    result = CliRunner().invoke(cli, ["server", "--help"], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    shown = {
+        "--address": config.DEFAULT_ADDRESS,
+        "--port": config.DEFAULT_PORT,
+        "--ec2-describeInstances-qps": config.DEFAULT_EC2_QPS,
+        "--ec2-describeInstances-burst": config.DEFAULT_EC2_BURST,
+        "--ec2-instance-profile-ttl": f"{config.DEFAULT_EC2_INSTANCE_PROFILE_TTL:g}",
+        "--identity-cache-ttl": f"{config.DEFAULT_IDENTITY_CACHE_TTL:g}",
+        "--header-timeout": f"{config.DEFAULT_HEADER_TIMEOUT:g}",
+        "--body-timeout": f"{config.DEFAULT_BODY_TIMEOUT:g}",
+        "--idle-timeout": f"{config.DEFAULT_IDLE_TIMEOUT:g}",
+        "--max-connections": config.DEFAULT_MAX_CONNECTIONS,
+    }
+    for flag, default in shown.items():
+        after = text.split(f" {flag} ", 1)[1].split(" --", 1)[0]
+        assert f"[default: {default}]" in after, (flag, after)
