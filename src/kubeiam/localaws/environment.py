@@ -20,13 +20,16 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubeiam.errors import ConfigError
 from kubeiam.localaws.certificates import issue_sts_certificates
 from kubeiam.localaws.moto_server import DEFAULT_ACCOUNT_ID, AdminCredentials, MotoServer
 from kubeiam.localaws.sts_front import DEFAULT_HANG_LIMIT, StsFault, StsFront
 from kubeiam.partitions import partition_for_region, sts_host_for_region
+
+if TYPE_CHECKING:
+    from kubeiam.localaws.eks_api import EntryRecord
 
 #: Services whose botocore endpoint variables point at moto.
 MOTO_SERVICES = ("STS", "IAM", "EKS", "EC2")
@@ -183,6 +186,16 @@ class LocalAWS:
                 PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow]}),
             )
         return arn
+
+    def eks_access_entries(
+        self, cluster: str, *, region: str | None = None
+    ) -> tuple[str, list[EntryRecord]]:
+        """A cluster's authentication mode and access entries as the local EKS stores them,
+        with the principal ids its API never shows (:func:`kubeiam.localaws.eks_api.entry_records`).
+        """
+        from kubeiam.localaws.eks_api import entry_records
+
+        return entry_records(self.account_id, region or self.region, cluster)
 
     # -- the STS front -----------------------------------------------------------------------
 

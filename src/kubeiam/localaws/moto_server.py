@@ -32,6 +32,11 @@ IAM auth enforcement (``enforce_iam_auth=True``)
     policy and an access key in each of ``aws``, ``aws-cn`` and ``aws-us-gov`` (IAM, like in
     AWS, is per partition), then sets the count to 0 (enforcement on) or leaves it infinite
     (off). :meth:`MotoServer.stop` restores the saved values and resets moto's backends.
+
+EKS access entries
+    moto's EKS backend has clusters but no access entries, access policies or authentication
+    mode. :meth:`MotoServer.start` adds them (:mod:`kubeiam.localaws.eks_api`, rules in
+    :mod:`kubeiam.localaws.eks_access`) before the first request and removes them on stop.
 """
 
 from __future__ import annotations
@@ -87,6 +92,8 @@ class MotoServer:
         self._saved_auth: tuple[float, int] | None = None
         self._holds_lock = False
         self._unpatch: Callable[[], None] | None = None
+        #: Undoes the EKS access-entry routes (:mod:`kubeiam.localaws.eks_api`).
+        self._uninstall_eks: Callable[[], None] | None = None
         self.admin: AdminCredentials | None = None
         #: partition name -> its admin identity
         self.admins: dict[str, AdminCredentials] = {}
@@ -132,6 +139,10 @@ class MotoServer:
             def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
                 return None
 
+        from kubeiam.localaws.eks_api import install as install_eks_access_entries
+
+        # moto has EKS clusters but no access entries: add them before the EKS app is built.
+        self._uninstall_eks = install_eks_access_entries()
         app = DomainDispatcherApplication(create_backend_app)
         self._server = make_server(
             "127.0.0.1", self._requested_port, app, threaded=True, request_handler=QuietHandler
@@ -185,6 +196,9 @@ class MotoServer:
         if self._unpatch is not None:
             self._unpatch()
             self._unpatch = None
+        if self._uninstall_eks is not None:
+            self._uninstall_eks()
+            self._uninstall_eks = None
         if self._saved_auth is not None:
             from moto import settings
             from moto.core.authorization import ActionAuthenticatorMixin
