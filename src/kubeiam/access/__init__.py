@@ -12,6 +12,10 @@ Design of the join (phase 1 built the three sides; phase 2 joins them, finds and
   ``who_can_become(account, arn) -> Path[]``: each Path has an entry kind (user, role, account,
   sso, service, federated, anyone), a start, the roles assumed (``via``), the granting IAM
   groups, a verdict, and what could not be read.
+* :mod:`kubeiam.access.rbac` (pure) indexes ClusterRoles/Roles/bindings as the API returns them:
+  ``RBAC.rights(username, groups) -> Rights`` (``cluster_admin``, ``unrestricted`` for
+  system:masters, ``summary()``, ``can(verb, resource, namespace)``), ``RBAC.who_can(...)`` and
+  ``bound_groups()`` (for dead mapping groups).
 
 Phase 2 (the report) joins per mapped principal::
 
