@@ -35,15 +35,18 @@ from kubeiam.case_insensitive import fold_keys
 from kubeiam.errors import ConfigError
 from kubeiam.partitions import PARTITIONS
 from kubeiam.server.denylist import DenyList, parse_deny_list
-from kubeiam.server.ec2 import DEFAULT_PROFILE_TTL as DEFAULT_EC2_INSTANCE_PROFILE_TTL
-from kubeiam.server.identity_cache import DEFAULT_TTL as DEFAULT_IDENTITY_CACHE_TTL
-from kubeiam.server.identity_cache import MAX_TTL as MAX_IDENTITY_CACHE_TTL
+from kubeiam.server.ec2 import DEFAULT_PROFILE_TTL
+from kubeiam.server.identity_cache import DEFAULT_TTL, MAX_TTL
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ADDRESS = "127.0.0.1"
 DEFAULT_PORT = 21362
 DEFAULT_STATE_DIR = Path("/var/aws-iam-authenticator")
+#: The parts' own defaults and bounds, under the config's names (the flags' help shows them).
+DEFAULT_EC2_INSTANCE_PROFILE_TTL = DEFAULT_PROFILE_TTL
+DEFAULT_IDENTITY_CACHE_TTL = DEFAULT_TTL
+MAX_IDENTITY_CACHE_TTL = MAX_TTL
 #: The reference's defaults for its ec2:DescribeInstances token bucket.
 DEFAULT_EC2_QPS = 15
 DEFAULT_EC2_BURST = 5
