@@ -156,6 +156,12 @@ def canonicalize_mapping_arn(arn: str) -> MappingArn:
     return MappingArn(arn, canonical, had_path, rtype, account, partition)
 
 
+def arn_account(arn: str) -> str:
+    """The account field of ``arn``, or "" when it has none (an empty or malformed ARN)."""
+    parts = arn.split(":", 5)
+    return parts[4] if len(parts) == 6 else ""
+
+
 def arn_key(arn: str) -> str:
     """The key ARNs are compared by: case-insensitive (the reference lower-cases too)."""
     return arn.lower()

@@ -345,10 +345,9 @@ def remove_command(
 
 
 def _entry_row(entry: Any) -> dict[str, Any]:
-    from kubeiam.admin.editing.guards import entry_name
     from kubeiam.mapping.model import AccountMapping, GroupMapping, RoleMapping, SSOMapping
 
-    row: dict[str, Any] = {"kind": entry.kind.value, "key": entry_name(entry)}
+    row: dict[str, Any] = {"kind": entry.kind.value, "key": entry.display_name}
     if isinstance(entry, RoleMapping):
         row["canonicalArn"] = entry.canonical_arn
     if isinstance(entry, SSOMapping):

@@ -62,6 +62,7 @@ from kubeiam.arn import (
     ACCOUNT_ID,
     PARTITION_NAME,
     PrincipalKind,
+    arn_account,
     arn_key,
     canonicalize_mapping_arn,
 )
@@ -109,6 +110,12 @@ MAX_GROUPS_PER_ENTRY = 100
 #: user have none (STS reports no session), so in ``mapUsers`` and ``mapGroups`` they would render
 #: empty (or, ``{{EC2PrivateDNSName}}``, deny) for every caller.
 SESSION_TEMPLATES = frozenset({"SessionName", "SessionNameRaw", "EC2PrivateDNSName"})
+
+#: The group Kubernetes grants full cluster-admin, which no RBAC rule can restrict.
+MASTERS = "system:masters"
+#: Groups and username prefix that mark a node entry: removing it locks nodes out.
+NODE_GROUPS = frozenset({"system:nodes", "system:bootstrappers"})
+NODE_USERNAME_PREFIX = "system:node:"
 
 _ROLE_KEYS = frozenset({"rolearn", "username", "groups", "sso", "userid"})
 _USER_KEYS = frozenset({"userarn", "username", "groups", "userid"})
@@ -175,8 +182,28 @@ def _describe_arn(location: Location | None, key: str, arn: str, userid: str) ->
     return f"{_where(location)}{key} {arn or '(none)'}" + (f" userid {userid}" if userid else "")
 
 
+class _Grants:
+    """What every entry with a username and groups tells about them (all but accounts)."""
+
+    __slots__ = ()
+    username: str
+    groups: tuple[str, ...]
+
+    @property
+    def is_node(self) -> bool:
+        """True for entries that let nodes join (``system:node:*`` usernames or node groups)."""
+        return self.username.startswith(NODE_USERNAME_PREFIX) or bool(
+            set(self.groups) & NODE_GROUPS
+        )
+
+    @property
+    def grants_masters(self) -> bool:
+        """True for entries granting :data:`MASTERS` (cluster-admin)."""
+        return MASTERS in self.groups
+
+
 @dataclass(frozen=True, slots=True)
-class RoleMapping:
+class RoleMapping(_Grants):
     """A ``mapRoles`` entry for one IAM role."""
 
     kind: ClassVar[EntryKind] = EntryKind.ROLE
@@ -190,12 +217,26 @@ class RoleMapping:
     userid: str = ""
     location: Location | None = field(default=None, compare=False)
 
+    @property
+    def entry_key(self) -> tuple[str, ...]:
+        """What identifies the entry across versions of a document."""
+        return ("role", arn_key(self.canonical_arn) or self.userid)
+
+    @property
+    def display_name(self) -> str:
+        """What the entry maps, for messages."""
+        return self.rolearn
+
+    @property
+    def account_id(self) -> str:
+        return arn_account(self.canonical_arn)
+
     def describe(self) -> str:
         return _describe_arn(self.location, "rolearn", self.rolearn, self.userid)
 
 
 @dataclass(frozen=True, slots=True)
-class UserMapping:
+class UserMapping(_Grants):
     """A ``mapUsers`` entry for one IAM user (or the account root, or a federated user)."""
 
     kind: ClassVar[EntryKind] = EntryKind.USER
@@ -206,12 +247,24 @@ class UserMapping:
     userid: str = ""
     location: Location | None = field(default=None, compare=False)
 
+    @property
+    def entry_key(self) -> tuple[str, ...]:
+        return ("user", arn_key(self.canonical_arn) or self.userid)
+
+    @property
+    def display_name(self) -> str:
+        return self.userarn
+
+    @property
+    def account_id(self) -> str:
+        return arn_account(self.canonical_arn)
+
     def describe(self) -> str:
         return _describe_arn(self.location, "userarn", self.userarn, self.userid)
 
 
 @dataclass(frozen=True, slots=True)
-class SSOMapping:
+class SSOMapping(_Grants):
     """A ``mapRoles`` entry with ``sso:``: every role of one Identity Center permission set."""
 
     kind: ClassVar[EntryKind] = EntryKind.SSO
@@ -225,6 +278,14 @@ class SSOMapping:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.partition, self.account_id, self.permission_set_name.lower())
+
+    @property
+    def entry_key(self) -> tuple[str, ...]:
+        return ("sso", *self.key)
+
+    @property
+    def display_name(self) -> str:
+        return f"permission set {self.permission_set_name} in account {self.account_id}"
 
     def describe(self) -> str:
         return (
@@ -241,12 +302,28 @@ class AccountMapping:
     account_id: str
     location: Location | None = field(default=None, compare=False)
 
+    @property
+    def entry_key(self) -> tuple[str, ...]:
+        return ("account", self.account_id)
+
+    @property
+    def display_name(self) -> str:
+        return f"account {self.account_id}"
+
+    @property
+    def is_node(self) -> bool:
+        return False
+
+    @property
+    def grants_masters(self) -> bool:
+        return False
+
     def describe(self) -> str:
         return f"{_where(self.location)}account {self.account_id}"
 
 
 @dataclass(frozen=True, slots=True)
-class GroupMapping:
+class GroupMapping(_Grants):
     """A ``mapGroups`` entry: every IAM user who is a member of one IAM group."""
 
     kind: ClassVar[EntryKind] = EntryKind.GROUP
@@ -261,6 +338,14 @@ class GroupMapping:
     def key(self) -> str:
         """The lower-cased ARN entries are matched on (IAM group names are case-insensitive)."""
         return arn_key(self.grouparn)
+
+    @property
+    def entry_key(self) -> tuple[str, ...]:
+        return ("group", self.key)
+
+    @property
+    def display_name(self) -> str:
+        return f"IAM group {self.grouparn}"
 
     def describe(self) -> str:
         return f"{_where(self.location)}grouparn {self.grouparn}"

@@ -11,7 +11,6 @@ from kubeiam.admin.editing.crd_document import CrdMappings
 from kubeiam.admin.editing.document import MappingDocument
 from kubeiam.admin.editing.explain import explain
 from kubeiam.admin.editing.file_document import FileMappings
-from kubeiam.admin.editing.guards import entry_key, entry_name
 from kubeiam.errors import ConfigError
 from kubeiam.mapping.aws_auth import Change
 from kubeiam.mapping.model import GroupMapping, load_sections
@@ -49,8 +48,8 @@ def test_crd_refuses_groups() -> None:
 
 def test_entry_key_and_name() -> None:
     entry = load_sections({"mapGroups": [{"grouparn": DEVS, "username": "d"}]}).mappings.entries[0]
-    assert entry_key(entry) == ("group", DEVS.lower())
-    assert entry_name(entry) == f"IAM group {DEVS}"
+    assert entry.entry_key == ("group", DEVS.lower())
+    assert entry.display_name == f"IAM group {DEVS}"
 
 
 def test_explain_with_known_groups_matches_and_without_says_would() -> None:

@@ -6,9 +6,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeiam.admin.editing.guards import (
-    entry_name,
-)
 from kubeiam.arn import PrincipalKind, arn_key, canonicalize_mapping_arn, parse_caller_arn
 from kubeiam.errors import KubeIAMError, MappingError
 from kubeiam.identity import Identity
@@ -157,7 +154,7 @@ def explain(
             f"the entry is written with an IAM path ({entry.rolearn}); it matches through path "
             "stripping (aws-iam-authenticator never matched such entries)"
         )
-    written = entry_name(entry)
+    written = entry.display_name
     if (
         isinstance(entry, RoleMapping | UserMapping)
         and written.startswith("arn:")

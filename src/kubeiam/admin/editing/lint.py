@@ -5,17 +5,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from kubeiam.admin.editing.guards import (
-    MASTERS,
-    entry_name,
-    is_node_entry,
-)
 from kubeiam.mapping.chain import DEFAULT_RESERVED_PREFIX_CONFIG
 from kubeiam.mapping.model import (
     AccountMapping,
     GroupMapping,
     LoadResult,
-    MappingEntry,
     RoleMapping,
     Severity,
     SSOMapping,
@@ -102,7 +96,7 @@ def lint(
     entries = result.mappings.entries
     accounts = {e.account_id for e in entries if isinstance(e, AccountMapping)}
     for entry in entries:
-        where = str(entry.location) if entry.location is not None else entry_name(entry)
+        where = str(entry.location) if entry.location is not None else entry.display_name
         if isinstance(entry, AccountMapping):
             findings.append(
                 Finding(
@@ -120,7 +114,7 @@ def lint(
                     Level.WARNING,
                     "iam-group",
                     where,
-                    f"{entry_name(entry)} is matched only by kubeiam server with "
+                    f"{entry.display_name} is matched only by kubeiam server with "
                     "server.iamGroupMapping on (EKS's own authenticator ignores mapGroups), "
                     "for IAM users only; removal from the group applies after iamGroupCacheTTL",
                 )
@@ -137,9 +131,7 @@ def lint(
                     f"{backend} reserves: the server denies this entry",
                 )
             )
-        elif not is_node_entry(entry) and reserved_prefix_of(
-            entry.username, DEFAULT_RESERVED_PREFIXES
-        ):
+        elif not entry.is_node and reserved_prefix_of(entry.username, DEFAULT_RESERVED_PREFIXES):
             findings.append(
                 Finding(
                     Level.WARNING,
@@ -149,17 +141,17 @@ def lint(
                     "their own components; pick a name of your own",
                 )
             )
-        if MASTERS in entry.groups:
+        if entry.grants_masters:
             findings.append(
                 Finding(
                     Level.WARNING,
                     "system-masters",
                     where,
-                    f"{entry_name(entry)} is granted system:masters: full cluster-admin that no "
+                    f"{entry.display_name} is granted system:masters: full cluster-admin that no "
                     "RBAC rule can restrict; prefer a group bound to a ClusterRole",
                 )
             )
-        account = _account_of(entry)
+        account = entry.account_id
         if account in accounts:
             findings.append(
                 Finding(
@@ -170,7 +162,7 @@ def lint(
                     "for its principal",
                 )
             )
-    if node_count and not any(is_node_entry(e) for e in entries):
+    if node_count and not any(e.is_node for e in entries):
         level = Level.ERROR if backend != "CRD" else Level.WARNING
         findings.append(
             Finding(
@@ -218,10 +210,3 @@ def _session_groups(
             )
         )
     return out
-
-
-def _account_of(entry: MappingEntry) -> str:
-    if isinstance(entry, AccountMapping | SSOMapping | GroupMapping):
-        return entry.account_id
-    arn = entry.canonical_arn
-    return arn.split(":")[4] if arn.count(":") >= 5 else ""

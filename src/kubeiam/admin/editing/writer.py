@@ -13,10 +13,6 @@ import enum
 from collections.abc import Sequence
 from typing import Protocol
 
-#: Groups and username prefix that mark a node entry: removing it locks nodes out.
-NODE_GROUPS = frozenset({"system:nodes", "system:bootstrappers"})
-NODE_USERNAME_PREFIX = "system:node:"
-
 
 class MappingChange(enum.Enum):
     """What a :class:`MappingWriter` call did."""
