@@ -1,9 +1,11 @@
 """AWS partitions, their STS domains, and which STS host names are valid (pure).
 
-Used on both sides of the protocol: the token client picks the host it signs for
-(:func:`sts_host_for_region`), the verifier decides whether a host in a token is an STS host of
-the configured partition (:func:`sts_host_region`). See protocol.md section 2, "Partitions and STS
-domains".
+The one home of the endpoint rules, used on both sides of the protocol: the token client picks the
+host it signs for (:func:`sts_endpoint`: regional, global/legacy, FIPS, dual-stack, China and the
+other partitions), the verifier decides whether a host in a token is an STS host of the configured
+partition (:func:`sts_host_region`), and the server's resolver which hosts belong to published
+regions (:func:`published_sts_host`). See protocol.md sections 1 and 2, "STS host the client signs
+for" and "Partitions and STS domains".
 """
 
 from __future__ import annotations
@@ -80,6 +82,10 @@ DEFAULT_PARTITION = "aws"
 #: The one global STS endpoint; it exists only in the ``aws`` partition and signs as us-east-1.
 GLOBAL_STS_HOST = "sts.amazonaws.com"
 GLOBAL_STS_REGION = "us-east-1"
+#: The first label of an STS host name: the service, plain or FIPS.
+STS_SERVICE_LABELS = ("sts", "sts-fips")
+#: The longest region name a client may sign for (a loose bound: the server checks the shape).
+MAX_CLIENT_REGION_LENGTH = 64
 
 #: A region label as it may appear in an STS host name (protocol.md section 2, rule 4). The
 #: compiled ``REGION_LABEL`` is built on first use (module ``__getattr__`` below): importing ``re``
@@ -228,7 +234,7 @@ def partition_for_region(region: str) -> Partition:
 def sts_host_for_region(region: str, *, fips: bool = False, dualstack: bool = False) -> str:
     """The regional STS host a client signs for in ``region`` (protocol.md section 1 table)."""
     part = partition_for_region(region)
-    service = "sts-fips" if fips else "sts"
+    service = STS_SERVICE_LABELS[1] if fips else STS_SERVICE_LABELS[0]
     if dualstack:
         if part.dualstack_domain is None:
             raise ValueError(f"partition {part.name} has no dual-stack STS endpoint")
@@ -251,7 +257,7 @@ def sts_host_region(host: str, partition: str) -> str | None:
     if host == GLOBAL_STS_HOST:
         return GLOBAL_STS_REGION if part.name == DEFAULT_PARTITION else None
     service, sep, rest = host.partition(".")
-    if not sep or service not in ("sts", "sts-fips"):
+    if not sep or service not in STS_SERVICE_LABELS:
         return None
     region, sep, domain = rest.partition(".")
     if not sep or not is_region_shape(region, part.name):
@@ -259,3 +265,73 @@ def sts_host_region(host: str, partition: str) -> str | None:
     if domain != part.domain and domain != part.dualstack_domain:
         return None
     return region
+
+
+# -- the host a client signs for ---------------------------------------------------------------
+
+
+#: Regions that botocore still sends to the global endpoint when ``sts_regional_endpoints`` is
+#: ``legacy`` (botocore.args.LEGACY_GLOBAL_STS_REGIONS, checked by a test). Opt-in regions never
+#: had a global endpoint, so they stay regional even then.
+LEGACY_GLOBAL_REGIONS = frozenset(
+    {
+        "ap-northeast-1",
+        "ap-south-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "aws-global",
+        "ca-central-1",
+        "eu-central-1",
+        "eu-north-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "sa-east-1",
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+    }
+)
+
+
+def sts_endpoint(
+    region: str | None, *, legacy: bool = False, fips: bool = False, dualstack: bool = False
+) -> tuple[str, str]:
+    """``(host, signing_region)`` of the STS endpoint a token for ``region`` is signed for.
+
+    Matches botocore's endpoint rules for STS: regional hosts by default; the global
+    ``sts.amazonaws.com`` (signed as us-east-1) when no region is known, or with ``legacy`` for
+    the regions that had it; GovCloud's plain host when FIPS is asked for without dual-stack
+    (its regular endpoints are FIPS endpoints). One deliberate difference: with FIPS or
+    dual-stack and no region, botocore builds ``sts-fips.aws-global...``, a host that does not
+    exist; kubeiam signs for us-east-1 instead. Raises ``ValueError`` for a partition without a
+    dual-stack endpoint.
+    """
+    if region is None or region == "aws-global":
+        if not (fips or dualstack):
+            return GLOBAL_STS_HOST, GLOBAL_STS_REGION
+        region = GLOBAL_STS_REGION
+    if fips or dualstack:
+        if fips and not dualstack and partition_for_region(region).name == "aws-us-gov":
+            return sts_host_for_region(region), region
+        return sts_host_for_region(region, fips=fips, dualstack=dualstack), region
+    if legacy and region in LEGACY_GLOBAL_REGIONS:
+        return GLOBAL_STS_HOST, GLOBAL_STS_REGION
+    return sts_host_for_region(region), region
+
+
+def is_client_region(region: str) -> bool:
+    """Can ``region`` go into an STS host name a client signs for (a DNS label of at most
+    :data:`MAX_CLIENT_REGION_LENGTH` characters)? Whether the server accepts it is its own check."""
+    return len(region) <= MAX_CLIENT_REGION_LENGTH and is_region_label(region)
+
+
+def published_sts_host(host: str) -> bool:
+    """``sts[-fips].<published region>.<anything>`` or the global endpoint: a bounded set of
+    names (the verifier's host check already limited the domains), which the server's resolver
+    gives a lane of its own (:mod:`kubeiam.token.resolver`)."""
+    if host == GLOBAL_STS_HOST:
+        return True
+    service, _, rest = host.partition(".")
+    return service in STS_SERVICE_LABELS and rest.partition(".")[0] in KNOWN_REGIONS

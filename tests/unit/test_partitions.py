@@ -8,6 +8,7 @@ from kubeiam.partitions import (
     GLOBAL_STS_HOST,
     PARTITIONS,
     get_partition,
+    is_client_region,
     partition_for_region,
     sts_host_for_region,
     sts_host_region,
@@ -190,3 +191,35 @@ def test_region_shape_refusals(region: str, partition: str) -> None:
     from kubeiam.partitions import is_region_shape
 
     assert not is_region_shape(region, partition)
+
+
+@pytest.mark.parametrize(
+    ("region", "ok"),
+    [
+        ("us-west-2", True),
+        ("cn-north-1", True),
+        ("a" * 64, True),
+        ("a" * 65, False),
+        ("", False),
+        ("-us-west-2", False),
+        ("us-west-2-", False),
+        ("US-WEST-2", False),
+        ("us_west_2", False),
+        ("us-west-2.evil", False),
+    ],
+    ids=[
+        "plain",
+        "china",
+        "64-chars",
+        "65-chars",
+        "empty",
+        "leading-dash",
+        "trailing-dash",
+        "upper-case",
+        "underscore",
+        "dot",
+    ],
+)
+def test_client_region_is_one_dns_label(region: str, ok: bool) -> None:
+    """What ``kubeiam token`` accepts from --region / AWS_REGION before building a host name."""
+    assert is_client_region(region) is ok

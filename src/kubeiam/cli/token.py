@@ -20,7 +20,7 @@ import os
 import sys
 
 from kubeiam.cluster_id import CLUSTER_ID_ENV
-from kubeiam.errors import CacheError, ConfigError, CredentialsError, KubeIAMError
+from kubeiam.errors import ConfigError, KubeIAMError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,13 +29,10 @@ if TYPE_CHECKING:
 
     import click
 
-    from kubeiam.token.cache import FileCache
     from kubeiam.token.credentials import TokenRequest
 
 #: Option kinds.
 VALUE, FLAG, SWITCH = "value", "flag", "switch"
-#: A token is valid for 15 minutes after signing; kubectl is told 14 (one minute of cushion).
-TOKEN_LIFETIME = 14 * 60
 
 
 class Option:
@@ -201,12 +198,25 @@ def run(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Produce the credential for parsed option ``values``; the exit status."""
+    """Produce the credential for parsed option ``values`` and print it; the exit status."""
+    from kubeiam.token.produce import produce
+
     env = os.environ if environ is None else environ
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
+
+    def warn(text: str) -> None:
+        err.write(f"kubeiam: warning: {text}\n")
+
     try:
-        text = produce(values, env, err)
+        text = produce(
+            token_request(values, env),
+            region_flag=_str(values, "region"),
+            token_only=bool(values.get("token_only")),
+            use_cache=bool(values.get("cache", True)),
+            environ=env,
+            warn=warn,
+        )
     except KubeIAMError as exc:
         err.write(f"kubeiam: error: {exc}\n")
         return exc.exit_code
@@ -220,30 +230,9 @@ def _str(values: Mapping[str, object], dest: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _valid_region(region: str) -> bool:
-    allowed = "abcdefghijklmnopqrstuvwxyz0123456789-"
-    return (
-        0 < len(region) <= 64
-        and region[0] != "-"
-        and region[-1] != "-"
-        and all(ch in allowed for ch in region)
-    )
-
-
-def produce(values: Mapping[str, object], environ: Mapping[str, str], stderr: TextIO) -> str:
-    """The text for stdout: an ExecCredential (or the bare token) from the cache or minted."""
-    from kubeiam.token import cache as token_cache
-    from kubeiam.token.credentials import (
-        TokenRequest,
-        check_request,
-        endpoint_settings,
-        env_credentials,
-        parse_duration,
-        profile_from,
-        source_descriptor,
-        utc_now,
-    )
-    from kubeiam.token.exec_credential import api_version_from_exec_info
+def token_request(values: Mapping[str, object], environ: Mapping[str, str]) -> TokenRequest:
+    """The request the option ``values`` make (the cluster id may come from the environment)."""
+    from kubeiam.token.credentials import TokenRequest, parse_duration
 
     cluster_id = _str(values, "cluster_id") or environ.get(CLUSTER_ID_ENV)
     if not cluster_id:
@@ -252,7 +241,7 @@ def produce(values: Mapping[str, object], environ: Mapping[str, str], stderr: Te
             hint=f"pass -i/--cluster-id <cluster name or id>, or set {CLUSTER_ID_ENV}",
         )
     duration_text = _str(values, "duration")
-    request = TokenRequest(
+    return TokenRequest(
         cluster_id,
         role=_str(values, "role"),
         external_id=_str(values, "external_id"),
@@ -261,111 +250,6 @@ def produce(values: Mapping[str, object], environ: Mapping[str, str], stderr: Te
         profile=_str(values, "profile"),
         duration=parse_duration(duration_text) if duration_text else None,
     )
-    check_request(request)
-    profile = profile_from(request.profile, environ)
-    region, legacy, fips, dualstack = endpoint_settings(_str(values, "region"), profile, environ)
-    if region is not None and not _valid_region(region):
-        raise ConfigError(
-            f"region {region!r} is not a region name",
-            hint="pass --region like us-west-2 (or fix AWS_REGION / AWS_DEFAULT_REGION)",
-        )
-    api_version, warning = api_version_from_exec_info(environ.get("KUBERNETES_EXEC_INFO"))
-    if warning:
-        stderr.write(f"kubeiam: warning: {warning}\n")
-    token_only = bool(values.get("token_only"))
-
-    cache = None
-    if values.get("cache", True):
-        cache = token_cache.FileCache(token_cache.default_cache_dir(environ))
-    now = utc_now()
-    if cache is None:
-        token, expires_at = mint(request, region, (legacy, fips, dualstack), environ, None, now)
-        return _render(token, expires_at, api_version, token_only)
-
-    env_creds = None if profile else env_credentials(environ)
-    key = token_cache.cache_key(
-        {
-            "kind": "token",
-            "clusterId": cluster_id,
-            # The partition is a function of the region and these three switches.
-            "region": region,
-            "endpoint": f"legacy={legacy},fips={fips},dualstack={dualstack}",
-            "role": request.role,
-            "externalId": request.external_id,
-            "sessionName": request.session_name,
-            "forward": "1" if request.forward_session_name else None,
-            "duration": str(request.duration) if request.duration else None,
-            "profile": profile,
-            "source": source_descriptor(env_creds, profile, environ),
-        }
-    )
-    hit = token_cache.load_token(cache, key, now)
-    if hit is None:
-        with cache.lock(token_cache.TOKEN, key) as locked:
-            if locked:
-                hit = token_cache.load_token(cache, key, utc_now())
-            if hit is None:
-                hit = mint(request, region, (legacy, fips, dualstack), environ, cache, now)
-                if locked:
-                    try:
-                        token_cache.store_token(cache, key, *hit)
-                    except CacheError as exc:  # the token is good; only caching failed
-                        stderr.write(f"kubeiam: warning: {exc}\n")
-    return _render(hit[0], hit[1], api_version, token_only)
-
-
-def mint(
-    request: TokenRequest,
-    region: str | None,
-    switches: tuple[bool, bool, bool],
-    environ: Mapping[str, str],
-    cache: FileCache | None,
-    now: float,
-) -> tuple[str, float]:
-    """A new token and its expirationTimestamp (unix time), signed with fresh credentials."""
-    from kubeiam.token.cache import TOKEN_MIN_REMAINING
-    from kubeiam.token.credentials import signing_credentials, utc_now
-    from kubeiam.token.encoding import encode_token
-    from kubeiam.token.presign import presign_get_caller_identity, sts_endpoint
-
-    legacy, fips, dualstack = switches
-    try:
-        host, signing_region = sts_endpoint(region, legacy=legacy, fips=fips, dualstack=dualstack)
-    except ValueError as exc:
-        raise ConfigError(
-            str(exc), hint="unset AWS_USE_DUALSTACK_ENDPOINT / use_dualstack_endpoint"
-        ) from None
-    creds = signing_credentials(request, region=region, environ=environ, cache=cache, now=now)
-    # Read the clock again: obtaining credentials may have taken a while (an MFA prompt).
-    signed_at = int(utc_now())
-    expires_at = signed_at + TOKEN_LIFETIME
-    if creds.expires_at is not None:
-        left = creds.expires_at - signed_at
-        if left < TOKEN_MIN_REMAINING:
-            raise CredentialsError(
-                f"the credentials from {creds.source} expire in {max(int(left), 0)} s, too soon "
-                "to sign a token",
-                hint="refresh them (a new session token, `aws sso login`) and run kubectl again",
-            )
-        expires_at = min(expires_at, int(creds.expires_at))
-    url = presign_get_caller_identity(
-        access_key_id=creds.access_key_id,
-        secret_access_key=creds.secret_access_key,
-        session_token=creds.session_token,
-        region=signing_region,
-        host=host,
-        cluster_id=request.cluster_id,
-        now=signed_at,
-    )
-    return encode_token(url), float(expires_at)
-
-
-def _render(token: str, expires_at: float, api_version: str, token_only: bool) -> str:
-    if token_only:
-        return token + "\n"
-    from kubeiam.token.exec_credential import build_exec_credential, render_exec_credential
-
-    return render_exec_credential(build_exec_credential(token, expires_at, api_version)) + "\n"
 
 
 # -- the click command, built from the same table on first use -----------------------------------

@@ -31,11 +31,15 @@ import time
 
 from kubeiam.errors import CacheError
 from kubeiam.token.exec_credential import dumps, loads
+from kubeiam.token.protocol import EXPIRY_CUSHION_SECONDS, TOKEN_PREFIX
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from hashlib import sha256
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
 else:
     try:  # CPython 3.11's builtin SHA-256: hashlib would load OpenSSL (~4 ms) for one digest
         from _sha256 import sha256
@@ -47,7 +51,7 @@ CACHE_VERSION = 1
 #: Environment variable that moves the cache (tests, benchmarks, read-only homes).
 CACHE_DIR_ENV = "KUBEIAM_CACHE_DIR"
 #: Never hand out a token with less than a minute left (protocol.md section 1).
-TOKEN_MIN_REMAINING = 60
+TOKEN_MIN_REMAINING = EXPIRY_CUSHION_SECONDS
 #: Re-obtain cached temporary credentials when less than this is left: a token signed with them
 #: dies with them, and botocore refreshes assumed roles at the same mark.
 CREDENTIALS_MIN_REMAINING = 10 * 60
@@ -61,9 +65,6 @@ MAX_TOKEN_LIFETIME = 3600
 #: 9999-12-31T23:59:59Z, the last instant RFC 3339 (and ``time.gmtime``) can write: a
 #: credential_process may hand out long-lived credentials, but not beyond that.
 MAX_TIMESTAMP = 253_402_300_799
-#: What every token kubeiam mints starts with (an entry holding anything else is a miss).
-_TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - a prefix, not a secret
-
 TOKEN = "token"  # noqa: S105 - an entry kind, not a secret
 CREDENTIALS = "credentials"
 
@@ -303,6 +304,44 @@ def _text(value: object) -> str | None:
     return None
 
 
+# -- the one way an entry is filled -------------------------------------------------------------
+
+
+def load_or_obtain(
+    cache: FileCache,
+    kind: str,
+    key: str,
+    *,
+    load: Callable[[], _T | None],
+    obtain: Callable[[], _T],
+    store: Callable[[_T], None],
+    warn: Callable[[str], None],
+) -> _T:
+    """The cached value of an entry, or a fresh one obtained once however many processes race.
+
+    A hit is served without a lock. On a miss the entry's lock is taken, the entry read again
+    (another process may have filled it while this one waited), and only then is the value
+    obtained (minted, assumed, an MFA prompt...) and stored. If the lock cannot be had in
+    :data:`LOCK_TIMEOUT`, the value is obtained anyway and not stored. ``store`` decides what is
+    worth keeping; a failure to store is only a warning, since the value itself is good.
+    """
+    hit = load()
+    if hit is not None:
+        return hit
+    with cache.lock(kind, key) as locked:
+        if locked:
+            hit = load()
+            if hit is not None:
+                return hit
+        fresh = obtain()
+        if locked:
+            try:
+                store(fresh)
+            except CacheError as exc:  # the value is good; only caching failed
+                warn(str(exc))
+        return fresh
+
+
 # -- the two kinds of entry ----------------------------------------------------------------------
 
 
@@ -313,7 +352,7 @@ def load_token(cache: FileCache, key: str, now: float) -> tuple[str, float] | No
         return None
     token = _text(entry.get("token"))
     expires_at = _expiry(entry.get("expiresAt"), now + MAX_TOKEN_LIFETIME)
-    if token is None or not token.startswith(_TOKEN_PREFIX) or expires_at is None:
+    if token is None or not token.startswith(TOKEN_PREFIX) or expires_at is None:
         return None
     if expires_at - now < TOKEN_MIN_REMAINING:
         return None

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from kubeiam.cluster_id import check_cluster_id
-from kubeiam.errors import CacheError, ConfigError, CredentialsError
+from kubeiam.errors import ConfigError, CredentialsError
 from kubeiam.token import cache as token_cache
 
 TYPE_CHECKING = False
@@ -570,42 +569,52 @@ def signing_credentials(
     env_creds = None if profile else env_credentials(environ)
     if request.role is None and env_creds is not None:
         return env_creds
-    key = None
-    if cache is not None:
-        key = token_cache.cache_key(
-            {
-                "kind": "credentials",
-                "source": source_descriptor(env_creds, profile, environ),
-                "role": request.role,
-                "externalId": request.external_id,
-                "sessionName": request.session_name,
-                "forward": "1" if request.forward_session_name else None,
-                "duration": str(request.duration) if request.duration else None,
-            }
-        )
-        cached = token_cache.load_credentials(cache, key, now)
-        if cached is not None:
-            return Credentials(*cached, source="cache")
-        with cache.lock(token_cache.CREDENTIALS, key) as locked:
-            if locked:
-                cached = token_cache.load_credentials(cache, key, now)
-                if cached is not None:
-                    return Credentials(*cached, source="cache")
-            fresh = _obtain(request, env_creds, profile, region, now)
-            if locked and fresh.expires_at is not None and fresh.session_token is not None:
-                try:
-                    token_cache.store_credentials(
-                        cache,
-                        key,
-                        access_key_id=fresh.access_key_id,
-                        secret_access_key=fresh.secret_access_key,
-                        session_token=fresh.session_token,
-                        expires_at=fresh.expires_at,
-                    )
-                except CacheError as exc:  # the credentials are good; only caching failed
-                    sys.stderr.write(f"kubeiam: warning: {exc}\n")
-            return fresh
-    return _obtain(request, env_creds, profile, region, now)
+    if cache is None:
+        return _obtain(request, env_creds, profile, region, now)
+    key = token_cache.cache_key(
+        {
+            "kind": "credentials",
+            "source": source_descriptor(env_creds, profile, environ),
+            "role": request.role,
+            "externalId": request.external_id,
+            "sessionName": request.session_name,
+            "forward": "1" if request.forward_session_name else None,
+            "duration": str(request.duration) if request.duration else None,
+        }
+    )
+    return token_cache.load_or_obtain(
+        cache,
+        token_cache.CREDENTIALS,
+        key,
+        load=lambda: _load_cached(cache, key, now),
+        obtain=lambda: _obtain(request, env_creds, profile, region, now),
+        store=lambda fresh: _store_temporary(cache, key, fresh),
+        warn=_warn,
+    )
+
+
+def _warn(text: str) -> None:
+    sys.stderr.write(f"kubeiam: warning: {text}\n")
+
+
+def _load_cached(cache: token_cache.FileCache, key: str, now: float) -> Credentials | None:
+    cached = token_cache.load_credentials(cache, key, now)
+    return None if cached is None else Credentials(*cached, source="cache")
+
+
+def _store_temporary(cache: token_cache.FileCache, key: str, fresh: Credentials) -> None:
+    """Cache ``fresh`` if it is temporary (an expiry and a session token); long-lived keys are
+    never written to the cache."""
+    if fresh.expires_at is None or fresh.session_token is None:
+        return
+    token_cache.store_credentials(
+        cache,
+        key,
+        access_key_id=fresh.access_key_id,
+        secret_access_key=fresh.secret_access_key,
+        session_token=fresh.session_token,
+        expires_at=fresh.expires_at,
+    )
 
 
 def _obtain(
@@ -632,8 +641,3 @@ def _obtain(
         duration=request.duration,
         region=region,
     )
-
-
-def utc_now() -> float:
-    """The wall clock, the one place the token path reads it."""
-    return time.time()

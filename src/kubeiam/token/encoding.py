@@ -10,10 +10,7 @@ from __future__ import annotations
 import binascii
 
 from kubeiam.errors import TokenFormatError
-
-TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 (a format marker, not a secret)
-#: Servers refuse longer tokens; a long session token can push a real one past 3,400 bytes.
-MAX_TOKEN_BYTES = 4096
+from kubeiam.token.protocol import MAX_TOKEN_BYTES, TOKEN_PREFIX
 
 #: Compiled by ``re``'s own cache on first use: ``kubeiam token`` only encodes, and importing
 #: ``re`` (and ``base64``, which imports it) would cost it ~6 ms of start-up per kubectl run.

@@ -21,8 +21,9 @@ within 10 s". :class:`BoundedResolver` replaces it:
   and at most ``max_pending`` of them may wait or run at once; beyond that a lookup fails at once
   (``EAI_AGAIN``) and only that token's review fails (as "STS unavailable"), nobody else's. At
   least one thread is always free for known hosts: those that resolved before, and the STS hosts
-  of the regions AWS has published (:func:`published_sts_host`, a few hundred names at most), so
-  a user from a real region is never queued behind a flood of made-up ones, even on first use;
+  of the regions AWS has published (:func:`kubeiam.partitions.published_sts_host`, a few hundred
+  names at most), so a user from a real region is never queued behind a flood of made-up ones,
+  even on first use;
 * ``--sts-resolve`` entries (``static``) are answered from the table, with no lookup at all.
 
 Failures are raised as :class:`socket.gaierror` (an ``OSError``), which aiohttp turns into a
@@ -42,7 +43,7 @@ from typing import Any
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from kubeiam.expiring_cache import ExpiringCache
-from kubeiam.partitions import GLOBAL_STS_HOST, KNOWN_REGIONS
+from kubeiam.partitions import published_sts_host
 
 #: Threads doing ``getaddrinfo``. STS names resolve in milliseconds and are cached, so a few are
 #: plenty; the bound is what keeps a flood of slow names from taking more.
@@ -66,15 +67,6 @@ _NUMERIC_FLAGS = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
 #: ``getaddrinfo``'s signature, injectable so that tests never send a DNS query.
 GetAddrInfo = Callable[..., list[tuple[Any, ...]]]
 _Key = tuple[str, int, int]
-
-
-def published_sts_host(host: str) -> bool:
-    """``sts[-fips].<published region>.<anything>`` or the global endpoint: a bounded set of
-    names (the host check already limited the domains) that may use the known hosts' lane."""
-    if host == GLOBAL_STS_HOST:
-        return True
-    service, _, rest = host.partition(".")
-    return service in ("sts", "sts-fips") and rest.partition(".")[0] in KNOWN_REGIONS
 
 
 class ResolverOverloaded(socket.gaierror):

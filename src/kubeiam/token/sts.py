@@ -41,8 +41,9 @@ from kubeiam.errors import (
     STSUnavailableError,
 )
 from kubeiam.partitions import sts_host_region
+from kubeiam.token.protocol import CLUSTER_ID_HEADER
 from kubeiam.token.resolver import BoundedResolver
-from kubeiam.token.validation import CLUSTER_ID_HEADER, PresignedRequest
+from kubeiam.token.validation import PresignedRequest
 
 if TYPE_CHECKING:
     from types import TracebackType

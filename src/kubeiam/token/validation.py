@@ -21,43 +21,41 @@ from types import MappingProxyType
 from kubeiam.errors import ConfigError, TokenExpiredError, TokenFormatError
 from kubeiam.partitions import PARTITIONS, is_region_shape, sts_host_region
 from kubeiam.token.encoding import decode_token
+from kubeiam.token.presign import uri_encode
+from kubeiam.token.protocol import (
+    ACTION,
+    ACTION_KEY,
+    ALGORITHM,
+    ALGORITHM_KEY,
+    AMZ_DATE_FORMAT,
+    API_VERSION,
+    CLUSTER_ID_HEADER,
+    CREDENTIAL_KEY,
+    DATE_KEY,
+    EXPIRES_KEY,
+    MAX_EXPIRES_SECONDS,
+    QUERY_KEYS,
+    SCOPE_TERMINATOR,
+    SECURITY_TOKEN_KEY,
+    SERVICE,
+    SIGNATURE_KEY,
+    SIGNED_HEADERS_KEY,
+    TOKEN_LIFETIME_SECONDS,
+    VERSION_KEY,
+)
 
 #: STS honours a presigned GetCallerIdentity for this long after X-Amz-Date, whatever
 #: X-Amz-Expires says (protocol.md section 1).
-TOKEN_LIFETIME = timedelta(minutes=15)
+TOKEN_LIFETIME = timedelta(seconds=TOKEN_LIFETIME_SECONDS)
 #: How far in the future X-Amz-Date may be: clocks drift, but a token signed "later" than now by
 #: more than this was minted on a broken clock or to outlive the window (stricter than the
 #: reference, which has no such bound).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
-#: X-Amz-Expires bound kept by the reference: 0..15 minutes.
-MAX_EXPIRES_SECONDS = 900
-
-ACTION = "GetCallerIdentity"
-API_VERSION = "2011-06-15"
-ALGORITHM = "AWS4-HMAC-SHA256"
-#: The signed header that binds a token to one cluster.
-CLUSTER_ID_HEADER = "x-k8s-aws-id"
-DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 
 #: The only query keys a token may carry, by their lower-cased name -> canonical spelling.
-ALLOWED_KEYS: Mapping[str, str] = MappingProxyType(
-    {
-        k.lower(): k
-        for k in (
-            "Action",
-            "Version",
-            "X-Amz-Algorithm",
-            "X-Amz-Credential",
-            "X-Amz-Date",
-            "X-Amz-Expires",
-            "X-Amz-Security-Token",
-            "X-Amz-Signature",
-            "X-Amz-SignedHeaders",
-        )
-    }
-)
+ALLOWED_KEYS: Mapping[str, str] = MappingProxyType({k.lower(): k for k in QUERY_KEYS})
 #: Keys every token must carry (only the session token is optional: static keys have none).
-REQUIRED_KEYS = frozenset(ALLOWED_KEYS) - {"x-amz-security-token"}
+REQUIRED_KEYS = frozenset(ALLOWED_KEYS) - {SECURITY_TOKEN_KEY.lower()}
 
 #: Characters RFC 3986 allows anywhere in a URI. Anything else (spaces, control characters,
 #: backslashes, non-ASCII) is refused before parsing: URL parsers disagree about them.
@@ -74,9 +72,6 @@ MAX_HOST_LENGTH = 253
 #: as an allowed key that STS itself does not recognise.
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _HEX_PAIR = re.compile(r"[0-9A-Fa-f]{2}")
-#: SigV4's unreserved characters, and every byte's encoded spelling (itself, or ``%XX``).
-_UNRESERVED_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
-_ENCODED_BYTES = tuple(chr(b) if b in _UNRESERVED_BYTES else f"%{b:02X}" for b in range(256))
 #: A decoded query value: printable ASCII without spaces (session tokens are base64).
 _VALUE_CHARS = re.compile(r"[\x21-\x7e]*")
 _DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
@@ -276,18 +271,6 @@ def percent_decode(text: str) -> str:
         raise TokenFormatError("the token's query decodes to invalid UTF-8") from None
 
 
-def percent_encode(text: str) -> str:
-    """SigV4's encoding: everything but ``A-Za-z0-9-_.~`` as upper-case ``%XX`` of UTF-8.
-
-    An all-unreserved value is returned as is, others are mapped through a table in C: both
-    several times faster than formatting byte by byte, which was most of a review's validation.
-    """
-    raw = text.encode("utf-8")
-    if not raw.rstrip(_UNRESERVED_BYTES):
-        return text
-    return "".join(map(_ENCODED_BYTES.__getitem__, raw))
-
-
 def split_query(query: str) -> list[tuple[str, str]]:
     """``key=value`` pairs split on ``&`` only, strictly decoded; ``;`` and empty parts refused."""
     if ";" in query:
@@ -393,9 +376,9 @@ def check_expires(expires: str) -> None:
 def parse_signing_date(date: str) -> datetime:
     """X-Amz-Date as ``yyyymmddTHHMMSSZ`` (UTC)."""
     if not _DATE.fullmatch(date):
-        raise TokenFormatError(f"the token's X-Amz-Date is not of the form {DATE_FORMAT}")
+        raise TokenFormatError(f"the token's X-Amz-Date is not of the form {AMZ_DATE_FORMAT}")
     try:
-        return datetime.strptime(date, DATE_FORMAT).replace(tzinfo=UTC)
+        return datetime.strptime(date, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         raise TokenFormatError("the token's X-Amz-Date is not a valid date and time") from None
 
@@ -434,7 +417,7 @@ def parse_credential(credential: str, date: str, host_region_: str) -> str:
     akid, day, region, service, terminator = parts
     if not _ACCESS_KEY_ID.fullmatch(akid):
         raise TokenFormatError("the token's X-Amz-Credential does not start with an access key id")
-    if service != "sts" or terminator != "aws4_request":
+    if service != SERVICE or terminator != SCOPE_TERMINATOR:
         raise TokenFormatError(
             f"the token's credential (access key {akid}) is not scoped to sts/aws4_request"
         )
@@ -458,7 +441,7 @@ def parse_credential(credential: str, date: str, host_region_: str) -> str:
 
 def serialise_url(host: str, pairs: list[tuple[str, str]]) -> str:
     """The URL STS receives, rebuilt from the checked parts in their original order."""
-    query = "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in pairs)
+    query = "&".join(f"{uri_encode(k)}={uri_encode(v)}" for k, v in pairs)
     return f"https://{host}/?{query}"
 
 
@@ -483,15 +466,15 @@ def validate_token(
     params = check_query_keys(pairs)
 
     def value(key: str) -> str:
-        return params[key][1]
+        return params[key.lower()][1]
 
-    check_action(value("action"), value("version"), value("x-amz-algorithm"))  # rule 6
-    check_signed_headers(value("x-amz-signedheaders"))  # rule 7
-    check_signature_form(value("x-amz-signature"))
-    check_expires(value("x-amz-expires"))  # rule 8
-    date = value("x-amz-date")
+    check_action(value(ACTION_KEY), value(VERSION_KEY), value(ALGORITHM_KEY))  # rule 6
+    check_signed_headers(value(SIGNED_HEADERS_KEY))  # rule 7
+    check_signature_form(value(SIGNATURE_KEY))
+    check_expires(value(EXPIRES_KEY))  # rule 8
+    date = value(DATE_KEY)
     signed_at = parse_signing_date(date)  # rule 9
-    access_key_id = parse_credential(value("x-amz-credential"), date, region)  # rule 10
+    access_key_id = parse_credential(value(CREDENTIAL_KEY), date, region)  # rule 10
     check_time_window(signed_at, now)
     return PresignedRequest(
         url=serialise_url(parsed.host, pairs),

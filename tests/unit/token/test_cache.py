@@ -21,6 +21,7 @@ from kubeiam.token.cache import (
     cache_key,
     default_cache_dir,
     load_credentials,
+    load_or_obtain,
     load_token,
     store_credentials,
     store_token,
@@ -179,22 +180,27 @@ def test_existing_parent_keeps_its_mode(tmp_path: Path) -> None:
 _RACER = textwrap.dedent(
     """
     import os, sys, time
-    from kubeiam.token.cache import FileCache, TOKEN, load_token, store_token
+    from kubeiam.token.cache import FileCache, TOKEN, load_or_obtain, load_token, store_token
     directory, key, mints, start = sys.argv[1:5]
     while time.time() < float(start):
         time.sleep(0.001)
     cache = FileCache(directory)
-    hit = load_token(cache, key, time.time())
-    if hit is None:
-        with cache.lock(TOKEN, key) as locked:
-            assert locked
-            hit = load_token(cache, key, time.time())
-            if hit is None:
-                with open(mints, "a") as log:
-                    log.write(f"{os.getpid()}\\n")
-                time.sleep(0.05)  # a slow mint widens the window a lock must close
-                hit = (f"k8s-aws-v1.{os.getpid()}", time.time() + 600)
-                store_token(cache, key, *hit)
+
+    def mint():
+        with open(mints, "a") as log:
+            log.write(f"{os.getpid()}\\n")
+        time.sleep(0.05)  # a slow mint widens the window a lock must close
+        return (f"k8s-aws-v1.{os.getpid()}", time.time() + 600)
+
+    hit = load_or_obtain(
+        cache,
+        TOKEN,
+        key,
+        load=lambda: load_token(cache, key, time.time()),
+        obtain=mint,
+        store=lambda minted: store_token(cache, key, *minted),
+        warn=sys.exit,
+    )
     print(hit[0])
     """
 )
@@ -219,6 +225,51 @@ def test_racing_processes_mint_once_and_agree(cache: FileCache, tmp_path: Path) 
     assert len(set(outputs)) == 1
     leftovers = sorted(p.name for p in Path(cache.directory).iterdir())
     assert leftovers == [f"token-{KEY}.json", f"token-{KEY}.json.lock"]
+
+
+def _fill(
+    cache: FileCache, obtained: list[str], warnings: list[str], store_in: FileCache | None = None
+) -> tuple[str, float]:
+    def obtain() -> tuple[str, float]:
+        obtained.append("minted")
+        return f"k8s-aws-v1.minted-{len(obtained)}", NOW + 600
+
+    return load_or_obtain(
+        cache,
+        TOKEN,
+        KEY,
+        load=lambda: load_token(cache, KEY, NOW),
+        obtain=obtain,
+        store=lambda minted: store_token(store_in or cache, KEY, *minted),
+        warn=warnings.append,
+    )
+
+
+def test_load_or_obtain_stores_once_then_serves_the_entry(cache: FileCache) -> None:
+    obtained: list[str] = []
+    warnings: list[str] = []
+    first = _fill(cache, obtained, warnings)
+    assert _fill(cache, obtained, warnings) == first
+    assert obtained == ["minted"]
+    assert warnings == []
+    assert load_token(cache, KEY, NOW) == first
+
+
+def test_load_or_obtain_keeps_the_value_when_storing_fails(
+    cache: FileCache, tmp_path: Path
+) -> None:
+    # The store goes to a cache whose directory is a regular file: creating it fails for real.
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    obtained: list[str] = []
+    warnings: list[str] = []
+    token, _ = _fill(cache, obtained, warnings, store_in=FileCache(str(blocked)))
+    assert token == "k8s-aws-v1.minted-1"
+    assert obtained == ["minted"]
+    assert len(warnings) == 1
+    assert "cannot create the token cache directory" in warnings[0]
+    assert token not in warnings[0]
+    assert load_token(cache, KEY, NOW) is None  # the value went nowhere else
 
 
 @pytest.mark.parametrize(

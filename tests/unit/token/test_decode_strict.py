@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubeiam.errors import TokenFormatError
-from kubeiam.token.encoding import MAX_TOKEN_BYTES, TOKEN_PREFIX, decode_token, encode_token
+from kubeiam.token.encoding import decode_token, encode_token
+from kubeiam.token.protocol import MAX_TOKEN_BYTES, TOKEN_PREFIX
 
 ALPHABET = string.ascii_letters + string.digits + "-_"
 alphabet_text = st.text(alphabet=ALPHABET, max_size=200)

@@ -21,15 +21,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kubeiam.partitions import PARTITIONS, REGION_LABEL, is_region_label, sts_host_region
-from kubeiam.token.encoding import decode_token, encode_token
-from kubeiam.token.presign import (
+from kubeiam.partitions import (
     LEGACY_GLOBAL_REGIONS,
-    hmac_sha256,
-    presign_get_caller_identity,
+    PARTITIONS,
+    REGION_LABEL,
+    is_region_label,
     sts_endpoint,
-    uri_encode,
+    sts_host_region,
 )
+from kubeiam.token.encoding import decode_token, encode_token
+from kubeiam.token.presign import hmac_sha256, presign_get_caller_identity, uri_encode
 
 
 def _session(sts_regional_endpoints: str) -> botocore.session.Session:

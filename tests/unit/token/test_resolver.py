@@ -248,6 +248,6 @@ async def test_published_regions_skip_the_queue_of_made_up_ones_even_on_first_us
     ids=["global", "regional", "fips-gov", "dual-stack", "made-up", "not-sts", "vpce"],
 )
 def test_published_sts_hosts(host: str, published: bool) -> None:
-    from kubeiam.token.resolver import published_sts_host
+    from kubeiam.partitions import published_sts_host
 
     assert published_sts_host(host) is published

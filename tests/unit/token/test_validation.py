@@ -23,7 +23,8 @@ from token_factory import (
 )
 
 from kubeiam.errors import ConfigError, TokenExpiredError, TokenFormatError
-from kubeiam.token.encoding import MAX_TOKEN_BYTES, TOKEN_PREFIX, encode_token
+from kubeiam.token.encoding import encode_token
+from kubeiam.token.protocol import MAX_TOKEN_BYTES, TOKEN_PREFIX
 from kubeiam.token.validation import (
     PresignedRequest,
     parse_allowed_hosts,

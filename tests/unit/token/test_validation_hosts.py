@@ -9,7 +9,7 @@ import pytest
 from token_factory import NOW, SIGNATURE, build_token, query_pairs
 
 from kubeiam.errors import ConfigError, TokenFormatError
-from kubeiam.token.encoding import TOKEN_PREFIX
+from kubeiam.token.protocol import TOKEN_PREFIX
 from kubeiam.token.validation import (
     MAX_LABEL_LENGTH,
     check_query_keys,
