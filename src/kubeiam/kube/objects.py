@@ -6,7 +6,8 @@ the API answer 409, raised as :class:`ConflictError` so callers re-read and retr
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from kubeiam.errors import ConflictError, KubeAPIError
@@ -29,6 +30,24 @@ def _api_error(action: str, exc: Any) -> KubeAPIError:
     if code == CONFLICT:
         return ConflictError(f"{action}: the object changed since it was read ({message})")
     return KubeAPIError(f"{action} failed ({code}): {message}")
+
+
+@contextlib.contextmanager
+def api_errors(translate: Callable[[int | None, Exception], KubeAPIError | None]) -> Iterator[None]:
+    """Run client calls whose errors the caller words itself: a lightkube ``ApiError`` or an
+    httpx2 error raised inside the block becomes ``translate(status, error)`` (the status is None
+    when the API never answered); a None from ``translate`` means the error is fine (a 404 on a
+    delete) and the block ends quietly. The only place outside this package that needs to know
+    the client's exception types."""
+    from httpx2 import HTTPError
+    from lightkube import ApiError
+
+    try:
+        yield
+    except (ApiError, HTTPError) as exc:
+        error = translate(status_code(exc), exc)
+        if error is not None:
+            raise error from None
 
 
 async def _send(

@@ -25,7 +25,7 @@ from kubeiam.admin.editing.document import (
 )
 from kubeiam.admin.editing.store import Snapshot, StoreKind
 from kubeiam.errors import ConfigError, ConflictError, KubeAPIError
-from kubeiam.kube.objects import NOT_FOUND, status_code
+from kubeiam.kube.objects import NOT_FOUND, api_errors
 from kubeiam.mapping.aws_auth import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
 from kubeiam.mapping.backends import CRD, EKS_CONFIG_MAP
 
@@ -56,18 +56,19 @@ class _KubeStore:
             await close()
 
     async def count_nodes(self) -> int | None:
-        from httpx2 import HTTPError
-        from lightkube import ApiError
         from lightkube.resources.core_v1 import Node
 
-        try:
-            return len([n async for n in self.client.list(Node)])
-        except (ApiError, HTTPError) as exc:
-            raise KubeAPIError(
-                f"cannot list nodes ({status_code(exc)}): {str(exc).splitlines()[0]}",
+        def refused(code: int | None, exc: Exception) -> KubeAPIError:
+            return KubeAPIError(
+                f"cannot list nodes ({code}): {str(exc).splitlines()[0]}",
                 hint="lint lists nodes to check the node-role entry: use a kubeconfig that may "
                 "list nodes, or pass --no-nodes",
-            ) from None
+            )
+
+        nodes: list[Any] = []
+        with api_errors(refused):
+            nodes = [n async for n in self.client.list(Node)]
+        return len(nodes)
 
     async def _backup_map(self) -> Mapping[str, Any] | None:
         from kubeiam.kube.objects import get_object
@@ -216,20 +217,19 @@ class CrdStore(_KubeStore):
         )
 
     async def read(self, *, missing_ok: bool = False) -> Snapshot:
-        from httpx2 import HTTPError
-        from lightkube import ApiError
-
         from kubeiam.kube.resources import iam_identity_mapping
 
-        try:
-            items = [o.to_dict() async for o in self.client.list(iam_identity_mapping())]
-        except (ApiError, HTTPError) as exc:
-            if status_code(exc) == NOT_FOUND:
-                raise KubeAPIError(
+        def refused(code: int | None, exc: Exception) -> KubeAPIError:
+            if code == NOT_FOUND:
+                return KubeAPIError(
                     "the IAMIdentityMapping CRD is not installed in this cluster",
                     hint="kubectl apply -f deploy/crd.yaml",
-                ) from None
-            raise KubeAPIError(f"cannot list IAMIdentityMapping objects: {exc}") from None
+                )
+            return KubeAPIError(f"cannot list IAMIdentityMapping objects: {exc}")
+
+        items: list[dict[str, Any]] = []
+        with api_errors(refused):
+            items = [o.to_dict() async for o in self.client.list(iam_identity_mapping())]
         objects = {o["metadata"]["name"]: o for o in items}
         return Snapshot(CrdMappings(objects), objects, True)
 
@@ -260,13 +260,12 @@ class CrdStore(_KubeStore):
     async def _delete(self, name: str, obj: Mapping[str, Any]) -> None:
         """Delete ``name``. Each object maps one ARN and only the removed ARN's objects are
         deleted, so another writer's objects are never touched; already gone is fine."""
-        from httpx2 import HTTPError
-        from lightkube import ApiError
-
         from kubeiam.kube.resources import iam_identity_mapping
 
-        try:
+        def refused(code: int | None, exc: Exception) -> KubeAPIError | None:
+            if code == NOT_FOUND:
+                return None  # already gone
+            return KubeAPIError(f"delete IAMIdentityMapping {name} failed: {exc}")
+
+        with api_errors(refused):
             await self.client.delete(iam_identity_mapping(), name)
-        except (ApiError, HTTPError) as exc:
-            if status_code(exc) != NOT_FOUND:
-                raise KubeAPIError(f"delete IAMIdentityMapping {name} failed: {exc}") from None
