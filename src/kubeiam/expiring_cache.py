@@ -26,7 +26,7 @@ import asyncio
 import enum
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -40,14 +40,6 @@ class Outcome(enum.Enum):
     HIT = "hit"  #: from the cache
     SHARED = "shared"  #: waited on another caller's load of the same key
     MISS = "miss"  #: ran the load itself
-
-
-@dataclass(frozen=True, slots=True)
-class CacheStats:
-    hits: int
-    misses: int
-    shared: int
-    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,26 +59,10 @@ class ExpiringCache(Generic[K, V]):
         self._clock = clock
         self._entries: OrderedDict[K, _Entry[V]] = OrderedDict()
         self._inflight: dict[K, asyncio.Future[V]] = {}
-        self.hits = 0
-        self.misses = 0
-        #: Callers that waited on another caller's load instead of loading themselves.
-        self.shared = 0
 
     def __len__(self) -> int:
+        """Entries held, expired ones included until a lookup drops them."""
         return len(self._entries)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._entries
-
-    def __iter__(self) -> Iterator[K]:
-        return iter(list(self._entries))
-
-    def now(self) -> float:
-        """The injected clock's reading."""
-        return self._clock()
-
-    def stats(self) -> CacheStats:
-        return CacheStats(self.hits, self.misses, self.shared, len(self._entries))
 
     # --- plain access -----------------------------------------------------------------------
 
@@ -114,25 +90,7 @@ class ExpiringCache(Generic[K, V]):
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
-    def discard(self, key: K) -> None:
-        self._entries.pop(key, None)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    def purge_expired(self) -> int:
-        """Drop expired entries; returns how many. Lookups do this lazily anyway."""
-        now = self._clock()
-        dead = [k for k, e in self._entries.items() if now >= e.deadline]
-        for k in dead:
-            del self._entries[k]
-        return len(dead)
-
     # --- single flight ----------------------------------------------------------------------
-
-    def loading(self, key: K) -> bool:
-        """True while a load of ``key`` is in flight."""
-        return key in self._inflight
 
     async def get_or_load(
         self,
@@ -149,13 +107,10 @@ class ExpiringCache(Generic[K, V]):
         """
         value = self.get(key, max_age=max_age)
         if value is not None:
-            self.hits += 1
             return value, Outcome.HIT
         pending = self._inflight.get(key)
         if pending is not None:
-            self.shared += 1
             return await asyncio.shield(pending), Outcome.SHARED
-        self.misses += 1
         return await asyncio.shield(self.start_load(key, load, ttl=ttl)), Outcome.MISS
 
     def start_load(

@@ -111,8 +111,6 @@ class EC2PrivateDNSResolver:
         self._queue: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        #: DescribeInstances calls made (also counted by ``on_call``).
-        self.calls = 0
 
     async def __call__(self, instance_id: str) -> str:
         return await self.resolve(instance_id)
@@ -169,7 +167,6 @@ class EC2PrivateDNSResolver:
     async def _describe(self, ids: list[str]) -> None:
         try:
             await self._bucket.acquire()
-            self.calls += 1
             if self._on_call is not None:
                 self._on_call()
             found = await self.pool.run(self._call, ids)

@@ -75,9 +75,6 @@ class IAMGroupResolver:
         self._on_call = on_call
         self._on_failure = on_failure
         self._logged: set[str] = set()
-        #: ListGroupsForUser calls made, and lookups that failed.
-        self.calls = 0
-        self.failures = 0
 
     async def __call__(self, identity: Identity) -> frozenset[str]:
         """The caller's group ARNs; empty for non-users and on any failure (fail closed)."""
@@ -99,7 +96,6 @@ class IAMGroupResolver:
 
     async def _fetch(self, user_name: str) -> frozenset[str]:
         await self._bucket.acquire()
-        self.calls += 1
         if self._on_call is not None:
             self._on_call()
         try:
@@ -135,7 +131,6 @@ class IAMGroupResolver:
         return frozenset(arns)
 
     def _failed(self, reason: str) -> None:
-        self.failures += 1
         if self._on_failure is not None:
             self._on_failure()
         if reason not in self._logged and len(self._logged) < _MAX_LOGGED_REASONS:
@@ -144,10 +139,6 @@ class IAMGroupResolver:
                 "IAM group lookup failed; mapGroups entries do not match until it succeeds",
                 extra={"error": reason},
             )
-
-    def forget(self) -> None:
-        """Drop every cached answer (tests, and operators' reload paths)."""
-        self._cache.clear()
 
     async def close(self) -> None:
         """Wait for calls in flight, then stop the thread pool."""

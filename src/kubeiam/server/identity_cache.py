@@ -25,11 +25,11 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 
-from kubeiam.expiring_cache import CacheStats, ExpiringCache
+from kubeiam.expiring_cache import ExpiringCache
 from kubeiam.expiring_cache import Outcome as CacheOutcome
 from kubeiam.identity import Identity
 
-__all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_TTL", "CacheOutcome", "CacheStats", "IdentityCache"]
+__all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_TTL", "CacheOutcome", "IdentityCache"]
 
 #: Enough for every token of a large cluster's active users within their 15-minute life.
 DEFAULT_MAX_ENTRIES = 10_000
@@ -69,37 +69,9 @@ class IdentityCache:
     def __len__(self) -> int:
         return len(self._cache)
 
-    @property
-    def hits(self) -> int:
-        return self._cache.hits
-
-    @property
-    def misses(self) -> int:
-        return self._cache.misses
-
-    @property
-    def shared(self) -> int:
-        """Reviews that waited on another review's STS call instead of making their own."""
-        return self._cache.shared
-
-    def stats(self) -> CacheStats:
-        return self._cache.stats()
-
-    def keys(self) -> list[bytes]:
-        """The cached keys (SHA-256 digests), oldest first."""
-        return list(self._cache)
-
-    def get(self, token: str) -> Identity | None:
-        """The cached identity for ``token`` if it is still fresh (counts nothing)."""
-        return self._cache.get(token_key(token))
-
     def lifetime(self, identity: Identity) -> float:
         """Seconds ``identity`` may stay: ``ttl``, cut at the token's own expiry."""
         return min(self.ttl, identity.expires_at - self._clock())
-
-    def purge_expired(self) -> int:
-        """Drop expired entries; returns how many. Lookups do this lazily anyway."""
-        return self._cache.purge_expired()
 
     async def get_or_verify(
         self, token: str, verify: Callable[[str], Awaitable[Identity]]
