@@ -181,7 +181,7 @@ class Client:
     def __init__(self, server: RunningServer) -> None:
         ctx = ssl.create_default_context(cafile=str(server.keypair.cert_path))
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=100))
-        self.base = server.base_url
+        self.base = server.url.removesuffix("/authenticate")
         self.server = server
 
     async def review(

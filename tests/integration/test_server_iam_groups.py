@@ -45,7 +45,7 @@ class Client:
     def __init__(self, server: RunningServer) -> None:
         ctx = ssl.create_default_context(cafile=str(server.keypair.cert_path))
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx))
-        self.base = server.base_url
+        self.base = server.url.removesuffix("/authenticate")
 
     async def review(self, token: str) -> tuple[int, dict[str, Any]]:
         body = {

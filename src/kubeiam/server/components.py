@@ -2,7 +2,7 @@
 verifier and its STS client, the EC2 and IAM-group resolvers, the mapping chain (started), the
 metrics and the identity cache, held as :class:`Components` and closed in reverse order.
 
-:mod:`kubeiam.server.run` starts the listener around them; tests and the benchmark may build
+:mod:`kubeiam.server.run` starts the listener around them; tests may build
 their own :class:`Components` and hand them to :func:`kubeiam.server.run.start_server`.
 """
 

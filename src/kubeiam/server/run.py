@@ -1,8 +1,8 @@
 """Lifecycle of ``kubeiam server``: TLS, the HTTPS listener, signals and graceful shutdown.
 
 :func:`start_server` builds (unless given) the :class:`~kubeiam.server.components.Components`,
-ensures the TLS pair and listens, returning a :class:`RunningServer` (tests and the benchmark use
-it in-process, on port 0); :func:`serve` runs until SIGTERM or SIGINT, then stops accepting
+ensures the TLS pair and listens, returning a :class:`RunningServer` (tests use it in-process, on
+port 0); :func:`serve` runs until SIGTERM or SIGINT, then stops accepting
 connections, lets in-flight reviews finish (up to ``shutdown_timeout``), and stops the
 components; :func:`run` is the command: logging (:mod:`kubeiam.server.logwriter`), then serve.
 """
@@ -75,17 +75,12 @@ class RunningServer:
     keypair: KeyPair
     port: int
     listener: asyncio.Server
-    tracker: ConnectionTracker
     certificate: CertificateWatcher
     deny_list: DenyListGuard
 
     @property
     def url(self) -> str:
         return webhook_url(self.config.address, self.port)
-
-    @property
-    def base_url(self) -> str:
-        return self.url.removesuffix("/authenticate")
 
     async def stop(self) -> None:
         """Stop accepting, finish in-flight requests (bounded), then stop the components."""
@@ -162,7 +157,7 @@ async def start_server(
     certificate.start()
     deny_list.start()
     running = RunningServer(
-        config, runner, components, keypair, port, listener, tracker, certificate, deny_list
+        config, runner, components, keypair, port, listener, certificate, deny_list
     )
     if config.generate_kubeconfig is not None:
         host = config.hostname or config.address
