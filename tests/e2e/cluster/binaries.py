@@ -91,7 +91,29 @@ REFERENCE = Recipe(
     ldflags=f"-s -w -X sigs.k8s.io/aws-iam-authenticator/pkg.Version={REFERENCE_VERSION}",
     in_harness=False,
 )
-RECIPES: tuple[Recipe, ...] = (KUBERNETES, ETCD, REFERENCE)
+#: The node the kubeiam pod runs on (test_node.py): kubelet, and for the chart's DaemonSet the
+#: scheduler and controller-manager. Same module and version as kube-apiserver, built apart so a
+#: run that only needs the control plane never pays for them and each build time is measured.
+KUBELET = Recipe(
+    name="kubelet",
+    version=KUBERNETES_VERSION,
+    executables=("kubelet",),
+    packages=("k8s.io/kubernetes/cmd/kubelet",),
+    ldflags=KUBERNETES.ldflags,
+    in_harness=True,
+)
+CONTROLLERS = Recipe(
+    name="kube-controllers",
+    version=KUBERNETES_VERSION,
+    executables=("kube-scheduler", "kube-controller-manager"),
+    packages=(
+        "k8s.io/kubernetes/cmd/kube-scheduler",
+        "k8s.io/kubernetes/cmd/kube-controller-manager",
+    ),
+    ldflags=KUBERNETES.ldflags,
+    in_harness=True,
+)
+RECIPES: tuple[Recipe, ...] = (KUBERNETES, ETCD, REFERENCE, KUBELET, CONTROLLERS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,630 @@
+"""A real node on this machine: containerd + crun/runc + kubelet, registered to a ControlPlane.
+
+containerd runs with its own root, state and socket under the node's work directory (nothing in
+/var/lib/containerd or /run/containerd), and the kubelet with its own root directory, the
+cgroupfs driver and a static-pod directory. Pods use host networking: containerd's CNI
+configuration names only the loopback plugin, enough for it to report the network ready, and no
+CNI plugin ever runs (hostNetwork pods get no network namespace).
+
+Registries are unreachable, so the sandbox (pause) image is built here from `pause.c` (gcc
+-static) and wrapped as an OCI image with umoci; it is cached beside the other binaries.
+`kube-scheduler` and `kube-controller-manager` (`Controllers`) are only needed for workloads
+such as a DaemonSet; a static pod needs none. Needs root (cgroups, mounts, containerd).
+
+`stop` kills every container the node started, unmounts what the kubelet and containerd mounted
+under the work directory and removes the pod cgroups, so a test run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .binaries import (
+    CONTROLLERS,
+    KUBELET,
+    BuildError,
+)
+from .control_plane import (
+    LOOPBACK,
+    ControlPlane,
+    ControlPlaneError,
+    ManagedProcess,
+    free_port,
+)
+
+#: The sandbox image's name inside containerd; `.test` is reserved, so nothing resolves it,
+#: and the image is always present before the first pod (nothing is ever pulled).
+PAUSE_IMAGE = "kubeiam.test/pause:3.10"
+PAUSE_SOURCE = Path(__file__).resolve().parent / "pause.c"
+#: Bump when pause.c changes: the cached image is keyed by it.
+PAUSE_VERSION = "1"
+NODE_NAME = "kubeiam-e2e-node"
+#: The containerd namespace the CRI plugin (and so the kubelet) uses.
+CRI_NAMESPACE = "k8s.io"
+#: Every cgroup the kubelet creates lives under this one (kubelet `cgroupRoot`), so `stop`
+#: removes exactly what the node made.
+CGROUP_ROOT = "kubeiam-e2e"
+CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
+#: linux/capability.h
+CAP_SYS_RESOURCE = 24
+CONTAINERD_READY_SECONDS = 30.0
+NODE_READY_SECONDS = 120.0
+_POLL_SECONDS = 0.5
+
+
+class NodeError(RuntimeError):
+    """The node could not start or a node operation failed; the message says what and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeTools:
+    """The executables a node needs, found on PATH or in the cache (absolute paths)."""
+
+    kubelet: Path
+    containerd: Path
+    containerd_shim: Path
+    ctr: Path
+    #: runc, else crun: the OCI runtime containerd's runc shim drives (crun 1.8 refuses this
+    #: machine's hybrid cgroup layout: "cgroups in hybrid mode not supported").
+    oci_runtime: Path
+    pause_image: Path
+
+
+def _which(name: str) -> Path | None:
+    found = shutil.which(name)
+    return None if found is None else Path(found)
+
+
+def missing_node_prerequisite() -> str | None:
+    """One line naming what stops a node from running here, or None."""
+    if os.geteuid() != 0:
+        return "the node (containerd, kubelet) needs root: cgroups, mounts, containerd"
+    absent = [
+        n for n in ("containerd", "containerd-shim-runc-v2", "ctr", "gcc", "umoci") if not _which(n)
+    ]
+    if not (_which("crun") or _which("runc")):
+        absent.append("crun or runc")
+    if absent:
+        return (
+            f"not on PATH: {', '.join(absent)}"
+            " (Debian: apt-get install containerd crun umoci gcc libc6-dev)"
+        )
+    if (
+        not (CGROUP_V1_ROOT / "memory").is_dir()
+        and not (CGROUP_V1_ROOT / "cgroup.controllers").is_file()
+    ):
+        return f"no cgroup hierarchy under {CGROUP_V1_ROOT}"
+    return None
+
+
+def node_tools(cache: Path) -> NodeTools:
+    """The node's executables and the (built or cached) pause image; NodeError when absent."""
+    problem = missing_node_prerequisite()
+    if problem is not None:
+        raise NodeError(problem)
+    kubelet = KUBELET.directory(cache) / "kubelet"
+    if not os.access(kubelet, os.X_OK):
+        raise NodeError(f"kubelet is not built in {kubelet.parent}")
+    runtime = _which("runc") or _which("crun")
+    assert runtime is not None
+    return NodeTools(
+        kubelet=kubelet,
+        containerd=_require("containerd"),
+        containerd_shim=_require("containerd-shim-runc-v2"),
+        ctr=_require("ctr"),
+        oci_runtime=runtime,
+        pause_image=ensure_pause_image(cache),
+    )
+
+
+def _require(name: str) -> Path:
+    path = _which(name)
+    if path is None:
+        raise NodeError(f"{name} is not on PATH")
+    return path
+
+
+def ensure_pause_image(cache: Path) -> Path:
+    """Build the pause image once (a static C binary as uid 65535 in a one-layer OCI image)."""
+    directory = cache / f"pause-{PAUSE_VERSION}"
+    archive = directory / "pause.oci.tar"
+    if archive.is_file():
+        return archive
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if archive.is_file():
+            return archive
+        staging = Path(tempfile.mkdtemp(prefix=".pause-", dir=cache))
+        try:
+            started = time.monotonic()
+            binary = staging / "pause"
+            layout = staging / "layout"
+            bundle = staging / "bundle"
+            ref = f"{layout}:3.10"
+            steps = [
+                [
+                    "gcc",
+                    "-static",
+                    "-Os",
+                    "-s",
+                    "-Wall",
+                    "-Werror",
+                    "-o",
+                    str(binary),
+                    str(PAUSE_SOURCE),
+                ],
+                ["umoci", "init", "--layout", str(layout)],
+                ["umoci", "new", "--image", ref],
+                ["umoci", "unpack", "--image", ref, str(bundle)],
+                ["install", "-m", "0755", str(binary), str(bundle / "rootfs" / "pause")],
+                ["umoci", "repack", "--image", ref, str(bundle)],
+                [
+                    "umoci",
+                    "config",
+                    "--image",
+                    ref,
+                    "--config.entrypoint",
+                    "/pause",
+                    "--config.user",
+                    "65535:65535",
+                    "--os",
+                    "linux",
+                    "--architecture",
+                    "amd64",
+                ],
+                ["umoci", "gc", "--layout", str(layout)],
+                ["tar", "-C", str(layout), "-cf", str(staging / "pause.oci.tar"), "."],
+            ]
+            for step in steps:
+                done = subprocess.run(step, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise BuildError(
+                        f"building the pause image failed: $ {' '.join(step)}\n"
+                        f"{done.stdout}{done.stderr}"
+                    )
+            shutil.rmtree(bundle)
+            shutil.rmtree(layout)
+            info = {
+                "component": "pause",
+                "version": PAUSE_VERSION,
+                "seconds": round(time.monotonic() - started, 1),
+            }
+            (staging / "build.json").write_text(json.dumps(info, indent=2) + "\n")
+            staging.chmod(0o755)
+            staging.rename(directory)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+    return archive
+
+
+def node_address() -> str:
+    """The machine's first global IPv4 address: the node's InternalIP.
+
+    The kubelet refuses a loopback node IP, and without one it would look the node name up in
+    DNS; naming an address of this machine avoids both (nothing is sent to it from outside).
+    """
+    done = subprocess.run(
+        ["ip", "-j", "-4", "addr", "show", "scope", "global"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode == 0:
+        for link in json.loads(done.stdout or "[]"):
+            for info in link.get("addr_info", []):
+                if info.get("local"):
+                    return str(info["local"])
+    raise NodeError(
+        "no global IPv4 address on this machine: the kubelet needs a non-loopback node IP"
+    )
+
+
+def _can_lower_oom_score() -> bool:
+    """Whether this process may set a negative oom_score_adj (needs CAP_SYS_RESOURCE)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) & (1 << CAP_SYS_RESOURCE))
+    return False
+
+
+def _cgroup_hierarchies() -> list[Path]:
+    """Mount points of the cgroup v1 hierarchies (or the v2 root) the kubelet writes into."""
+    if (CGROUP_V1_ROOT / "cgroup.controllers").is_file():
+        return [CGROUP_V1_ROOT]
+    found = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == "cgroup":
+            found.append(Path(fields[1]))
+    return found
+
+
+def _remove_cgroup_tree(top: Path) -> None:
+    """Remove `top` and the cgroups below it, deepest first (each must be empty of tasks)."""
+    if not top.is_dir():
+        return
+    nested = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+    for path in [*nested, top]:
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
+def _unmount_under(directory: Path) -> None:
+    """Unmount (lazily) every mount point under `directory`, deepest first."""
+    prefix = str(directory.resolve()) + os.sep
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point.startswith(prefix):
+            points.append(point)
+    for point in sorted(set(points), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
+@dataclass(slots=True)
+class Node:
+    """containerd and a kubelet registered to `plane` as `NODE_NAME` (see the module doc)."""
+
+    tools: NodeTools
+    plane: ControlPlane
+    workdir: Path
+    name: str = NODE_NAME
+    address: str = ""
+    containerd: ManagedProcess | None = None
+    kubelet: ManagedProcess | None = None
+    extra_processes: list[ManagedProcess] = field(default_factory=list)
+
+    # -- paths -----------------------------------------------------------------------
+    @property
+    def socket(self) -> Path:
+        return self.workdir / "containerd" / "containerd.sock"
+
+    @property
+    def static_pod_dir(self) -> Path:
+        return self.workdir / "manifests"
+
+    @property
+    def pod_logs_dir(self) -> Path:
+        return self.workdir / "pod-logs"
+
+    @property
+    def kubelet_root(self) -> Path:
+        return self.workdir / "kubelet"
+
+    # -- containerd ------------------------------------------------------------------
+    def _write_containerd_config(self) -> Path:
+        base = self.workdir / "containerd"
+        cni_conf = base / "cni-conf"
+        cni_bin = base / "cni-bin"
+        cni_conf.mkdir(parents=True, exist_ok=True)
+        cni_bin.mkdir(exist_ok=True)
+        # Only for the CRI plugin's NetworkReady status; hostNetwork pods never call CNI.
+        (cni_conf / "10-kubeiam-e2e.conflist").write_text(
+            json.dumps(
+                {"cniVersion": "1.0.0", "name": "kubeiam-e2e", "plugins": [{"type": "loopback"}]}
+            )
+        )
+        cri = 'plugins."io.containerd.grpc.v1.cri"'
+        runtime = f"{cri}.containerd.runtimes.e2e"
+        config = f"""version = 2
+root = "{base / "root"}"
+state = "{base / "state"}"
+[grpc]
+  address = "{self.socket}"
+[ttrpc]
+  address = "{self.socket}.ttrpc"
+[debug]
+  address = "{base / "debug.sock"}"
+[metrics]
+  address = ""
+[{cri}]
+  sandbox_image = "{PAUSE_IMAGE}"
+  stream_server_address = "{LOOPBACK}"
+  # This machine withholds CAP_SYS_RESOURCE even from root, so no process may lower its
+  # oom_score_adj below 0; the kubelet asks -998 for sandboxes ("write to
+  # /proc/self/oom_score_adj: Permission denied"). Clamp to containerd's own score instead.
+  restrict_oom_score_adj = {str(not _can_lower_oom_score()).lower()}
+  [{cri}.containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "e2e"
+    [{runtime}]
+      runtime_type = "io.containerd.runc.v2"
+      [{runtime}.options]
+        BinaryName = "{self.tools.oci_runtime}"
+        SystemdCgroup = false
+  [{cri}.cni]
+    bin_dir = "{cni_bin}"
+    conf_dir = "{cni_conf}"
+"""
+        path = base / "config.toml"
+        path.write_text(config)
+        return path
+
+    def _start_containerd(self) -> None:
+        config = self._write_containerd_config()
+        self.containerd = ManagedProcess(
+            "containerd",
+            [str(self.tools.containerd), f"--config={config}", "--log-level=info"],
+            self.workdir / "containerd.log",
+        )
+        self.containerd.start()
+        deadline = time.monotonic() + CONTAINERD_READY_SECONDS
+        while time.monotonic() < deadline:
+            if not self.containerd.running:
+                raise NodeError(str(self.containerd.fail("exited during start-up")))
+            if self.ctr("version", check=False).returncode == 0:
+                return
+            time.sleep(_POLL_SECONDS)
+        raise NodeError(
+            str(self.containerd.fail(f"not ready after {CONTAINERD_READY_SECONDS:.0f} s"))
+        )
+
+    def ctr(
+        self, *args: str, check: bool = True, timeout: float = 120.0
+    ) -> subprocess.CompletedProcess[str]:
+        """`ctr` against this node's containerd, in the CRI namespace."""
+        argv = [
+            str(self.tools.ctr),
+            "--address",
+            str(self.socket),
+            "--namespace",
+            CRI_NAMESPACE,
+            *args,
+        ]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        if check and done.returncode != 0:
+            raise NodeError(
+                f"ctr {' '.join(args)} failed (exit {done.returncode}): {done.stderr.strip()}"
+            )
+        return done
+
+    def import_image(self, archive: Path, reference: str) -> None:
+        """Import an OCI archive as `reference` (unpacked for the CRI plugin's snapshotter).
+
+        The archive's index names its manifest with a tag (`org.opencontainers.image.ref.name`);
+        `--base-name` joins that tag to the repository part of `reference`.
+        """
+        repository, _, tag = reference.rpartition(":")
+        self.ctr("images", "import", "--base-name", repository, str(archive))
+        listed = self.ctr("images", "ls", "-q").stdout.split()
+        if reference not in listed:
+            raise NodeError(f"importing {archive} gave {listed}, not {reference} (tag {tag!r})")
+
+    # -- kubelet ---------------------------------------------------------------------
+    def _write_kubelet_config(self, port: int, healthz_port: int) -> Path:
+        config = {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "address": self.address,
+            "port": port,
+            "readOnlyPort": 0,
+            "healthzBindAddress": LOOPBACK,
+            "healthzPort": healthz_port,
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": str(self.plane.ca_file)},
+            },
+            "authorization": {"mode": "Webhook"},
+            "containerRuntimeEndpoint": f"unix://{self.socket}",
+            "cgroupDriver": "cgroupfs",
+            "cgroupRoot": f"/{CGROUP_ROOT}",
+            # Kubernetes 1.34 still runs on cgroup v1 (maintenance mode); this machine has it.
+            "failCgroupV1": False,
+            "failSwapOn": False,
+            "staticPodPath": str(self.static_pod_dir),
+            # Static pods are noticed within a second instead of 20 s.
+            "fileCheckFrequency": "1s",
+            "syncFrequency": "10s",
+            "podLogsDirectory": str(self.pod_logs_dir),
+            "resolvConf": "",
+            # A shared 2-core test machine: never evict or garbage-collect the imported images.
+            "evictionHard": {
+                "memory.available": "1Mi",
+                "nodefs.available": "1%",
+                "imagefs.available": "1%",
+                "nodefs.inodesFree": "1%",
+            },
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "serializeImagePulls": False,
+        }
+        path = self.workdir / "kubelet.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def _start_kubelet(self) -> None:
+        now = datetime.datetime.now(datetime.UTC)
+        (self.workdir / "node-credentials").mkdir(parents=True, exist_ok=True)
+        kubeconfig = self.plane.client_cert_kubeconfig(
+            self.workdir / "node-credentials" / "kubelet.kubeconfig",
+            user=f"system:node:{self.name}",
+            groups=("system:nodes",),
+            now=now,
+        )
+        for directory in (self.static_pod_dir, self.pod_logs_dir, self.kubelet_root):
+            directory.mkdir(parents=True, exist_ok=True)
+        for hierarchy in _cgroup_hierarchies():
+            (hierarchy / CGROUP_ROOT).mkdir(exist_ok=True)
+        config = self._write_kubelet_config(free_port(), free_port())
+        self.kubelet = ManagedProcess(
+            "kubelet",
+            [
+                str(self.tools.kubelet),
+                f"--config={config}",
+                f"--kubeconfig={kubeconfig}",
+                f"--root-dir={self.kubelet_root}",
+                f"--cert-dir={self.kubelet_root / 'pki'}",
+                f"--hostname-override={self.name}",
+                f"--node-ip={self.address}",
+                "--v=2",
+            ],
+            self.workdir / "kubelet.log",
+        )
+        self.kubelet.start()
+
+    def wait_ready(self, seconds: float = NODE_READY_SECONDS) -> float:
+        """Wait until the Node object reports Ready; returns the seconds it took."""
+        started = time.monotonic()
+        deadline = started + seconds
+        last = ""
+        while time.monotonic() < deadline:
+            if self.kubelet is None or not self.kubelet.running:
+                raise NodeError(str(self.kubelet.fail("exited") if self.kubelet else "no kubelet"))
+            done = self.plane.kubectl(
+                "get",
+                "node",
+                self.name,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+                " {.status.conditions[?(@.type=='Ready')].message}",
+                check=False,
+            )
+            last = (done.stdout or done.stderr).strip()
+            if done.returncode == 0 and last.startswith("True"):
+                return time.monotonic() - started
+            time.sleep(_POLL_SECONDS)
+        tail = self.kubelet.tail() if self.kubelet else ""
+        raise NodeError(
+            f"node {self.name} not Ready after {seconds:.0f} s ({last}); kubelet log:\n{tail}"
+        )
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.address = self.address or node_address()
+        self._start_containerd()
+        self.import_image(self.tools.pause_image, PAUSE_IMAGE)
+        self._start_kubelet()
+        self.wait_ready()
+
+    # -- inspection ------------------------------------------------------------------
+    def container_pid(self, container_id: str) -> int:
+        """The host PID of a running container's first process (CRI container id)."""
+        done = self.ctr("tasks", "ls")
+        for line in done.stdout.splitlines()[1:]:
+            fields = line.split()
+            if fields and fields[0] == container_id:
+                return int(fields[1])
+        raise NodeError(f"no running task {container_id} in containerd")
+
+    def log_tails(self, lines: int = 60) -> dict[str, str]:
+        processes = [self.containerd, self.kubelet, *self.extra_processes]
+        return {p.name: p.tail(lines) for p in processes if p is not None}
+
+    # -- teardown --------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop the kubelet, kill every container, stop containerd, undo mounts and cgroups."""
+        for process in reversed(self.extra_processes):
+            process.stop()
+        if self.kubelet is not None:
+            self.kubelet.stop()
+        if self.containerd is not None and self.containerd.running:
+            tasks = self.ctr("tasks", "ls", "-q", check=False).stdout.split()
+            for task in tasks:
+                self.ctr("tasks", "kill", "--signal", "SIGKILL", task, check=False, timeout=30)
+            deadline = time.monotonic() + 15
+            for task in tasks:
+                while time.monotonic() < deadline:
+                    if self.ctr("tasks", "delete", task, check=False, timeout=30).returncode == 0:
+                        break
+                    time.sleep(_POLL_SECONDS)
+            for container in self.ctr("containers", "ls", "-q", check=False).stdout.split():
+                self.ctr("containers", "delete", container, check=False, timeout=30)
+            self.containerd.stop()
+        _unmount_under(self.workdir)
+        for hierarchy in _cgroup_hierarchies():
+            _remove_cgroup_tree(hierarchy / CGROUP_ROOT)
+
+
+def start_node(tools: NodeTools, plane: ControlPlane, workdir: Path) -> Node:
+    """Start containerd and a kubelet registered to `plane`; the caller must `stop` it."""
+    node = Node(tools=tools, plane=plane, workdir=workdir)
+    try:
+        node.start()
+    except BaseException:
+        node.stop()
+        raise
+    return node
+
+
+@dataclass(slots=True)
+class Controllers:
+    """kube-scheduler and kube-controller-manager for `plane` (what a DaemonSet needs)."""
+
+    plane: ControlPlane
+    scheduler: ManagedProcess
+    controller_manager: ManagedProcess
+
+    def stop(self) -> None:
+        self.controller_manager.stop()
+        self.scheduler.stop()
+
+
+#: Only the controllers a DaemonSet on one node needs: pods from the DaemonSet, the node's
+#: not-ready taint lifted, service accounts and the root CA ConfigMap that token volumes
+#: project, and garbage collection of the pods a deleted DaemonSet owned.
+CONTROLLER_NAMES: Sequence[str] = (
+    "daemonset-controller",
+    "node-lifecycle-controller",
+    "serviceaccount-controller",
+    "root-ca-certificate-publisher-controller",
+    "garbage-collector-controller",
+)
+
+
+def start_controllers(cache: Path, plane: ControlPlane) -> Controllers:
+    """Start kube-scheduler and kube-controller-manager as admin on loopback (no serving port)."""
+    directory = CONTROLLERS.directory(cache)
+    kubeconfig = str(plane.admin_kubeconfig)
+    scheduler = ManagedProcess(
+        "kube-scheduler",
+        [
+            str(directory / "kube-scheduler"),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            f"--bind-address={LOOPBACK}",
+            f"--secure-port={free_port()}",
+            "--leader-elect=false",
+        ],
+        plane.workdir / "kube-scheduler.log",
+    )
+    controller_manager = ManagedProcess(
+        "kube-controller-manager",
+        [
+            str(directory / "kube-controller-manager"),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            f"--bind-address={LOOPBACK}",
+            f"--secure-port={free_port()}",
+            "--leader-elect=false",
+            f"--root-ca-file={plane.ca_file}",
+            f"--controllers={','.join(CONTROLLER_NAMES)}",
+            # One node that is the whole cluster: never evict its pods when a probe is slow.
+            "--node-monitor-grace-period=120s",
+        ],
+        plane.workdir / "kube-controller-manager.log",
+    )
+    scheduler.start()
+    controller_manager.start()
+    for process in (scheduler, controller_manager):
+        time.sleep(0.5)
+        if not process.running:
+            raise ControlPlaneError(str(process.fail("exited during start-up")))
+    return Controllers(plane=plane, scheduler=scheduler, controller_manager=controller_manager)
