@@ -30,6 +30,7 @@ from kubeiam.access.policy import (
     Caller,
     Clause,
     Decision,
+    Effect,
     Policy,
     PolicyDocumentError,
     PrincipalType,
@@ -38,6 +39,7 @@ from kubeiam.access.policy import (
     Unseen,
     Verdict,
     evaluate,
+    narrow,
     parse_policy,
     trusted_principals,
 )
@@ -304,28 +306,53 @@ class Path:
 def who_can_become(
     account: AccountIAM, arn: str, *, max_chain: int = MAX_ROLE_CHAIN
 ) -> tuple[Path, ...]:
-    """Every way into the principal ``arn`` names; empty when it does not exist in ``account``."""
-    target = account.find(arn)
-    if isinstance(target, IAMUser):
-        return (
-            Path(EntryKind.USER, target.arn, (), Verdict(Clause.always()), unseen=target.unseen),
-        )
-    if not isinstance(target, IAMRole):
-        return ()
-    return _Graph(account).paths_into(target, max_chain, frozenset())
+    """Every way into the principal ``arn`` names; empty when it does not exist in ``account``.
+
+    For many principals of one account, build one :class:`IAMGraph` and ask it: its answers
+    are memoised across targets."""
+    return IAMGraph(account, max_chain=max_chain).who_can_become(arn)
 
 
-class _Graph:
-    """Memoised one-hop answers over one account; chains are built from them."""
+class IAMGraph:
+    """Memoised answers over one account: one-hop ways into each role, and chains of them."""
 
-    def __init__(self, account: AccountIAM) -> None:
+    def __init__(self, account: AccountIAM, *, max_chain: int = MAX_ROLE_CHAIN) -> None:
         self.account = account
+        self.max_chain = max_chain
         self._groups = {g.arn: g for g in account.groups}
         self._hops: dict[str, tuple[Path, ...]] = {}
+        #: id(policy) -> (policy kept alive so the id stays its own, narrowed policy)
+        self._narrow_cache: dict[int, tuple[Policy, Policy]] = {}
+        self._chains: dict[tuple[str, int], tuple[Path, ...]] = {}
         self._subjects = {
             **{u.arn: self._user_subject(u) for u in account.users},
             **{r.arn: self._role_subject(r) for r in account.roles},
         }
+        self._principals: dict[str, IAMUser | IAMRole] = {
+            **{u.arn: u for u in account.users},
+            **{r.arn: r for r in account.roles},
+        }
+        #: Principals whose policies are the same objects (one evaluation serves them all).
+        self._alike: dict[tuple[object, ...], list[str]] = {}
+        for arn, subject in self._subjects.items():
+            key = (subject.kind, *map(id, subject.identity_policies), id(subject.boundary))
+            self._alike.setdefault(key, []).append(arn)
+        #: Principals by every name a trust policy may use for them: ARN and unique id.
+        self._named = {
+            **{u.arn: u.arn for u in account.users},
+            **{r.arn: r.arn for r in account.roles},
+            **{u.unique_id: u.arn for u in account.users if u.unique_id},
+            **{r.unique_id: r.arn for r in account.roles if r.unique_id},
+        }
+
+    def who_can_become(self, arn: str) -> tuple[Path, ...]:
+        target = self.account.find(arn)
+        if isinstance(target, IAMUser):
+            always = Verdict(Clause.always())
+            return (Path(EntryKind.USER, target.arn, (), always, unseen=target.unseen),)
+        if not isinstance(target, IAMRole):
+            return ()
+        return self._paths_into(target, self.max_chain)
 
     def _user_subject(self, user: IAMUser) -> Subject:
         policies = list(user.policies)
@@ -333,24 +360,43 @@ class _Graph:
             if group in self._groups:
                 policies += self._groups[group].policies
         caller = Caller(user.arn, self.account.account_id, user.unique_id)
-        return Subject(caller, PrincipalType.USER, tuple(policies), user.boundary)
+        return Subject(caller, PrincipalType.USER, *self._narrowed(policies, user.boundary))
 
     def _role_subject(self, role: IAMRole) -> Subject:
         caller = Caller(role.arn, self.account.account_id, role.unique_id)
-        return Subject(caller, PrincipalType.ROLE, role.policies, role.boundary)
+        return Subject(caller, PrincipalType.ROLE, *self._narrowed(role.policies, role.boundary))
 
-    def paths_into(self, role: IAMRole, depth: int, seen: frozenset[str]) -> tuple[Path, ...]:
+    def _narrowed(
+        self, policies: Iterable[Policy], boundary: Policy | None
+    ) -> tuple[tuple[Policy, ...], Policy | None]:
+        """Only the statements about sts:AssumeRole: every question here asks that action.
+        Each policy is narrowed once, so principals sharing policies share the objects."""
+        kept = tuple(p for p in map(self._narrow, policies) if p.statements)
+        return kept, None if boundary is None else self._narrow(boundary)
+
+    def _narrow(self, policy: Policy) -> Policy:
+        if id(policy) not in self._narrow_cache:
+            self._narrow_cache[id(policy)] = (policy, narrow(policy, (ASSUME_ROLE,)))
+        return self._narrow_cache[id(policy)][1]
+
+    def _paths_into(self, role: IAMRole, depth: int) -> tuple[Path, ...]:
+        """One-hop ways in, then each role among them extended by the ways into it; memoised
+        per (role, depth), cycles dropped when a chain would visit a role twice."""
+        key = (role.arn, depth)
+        if key in self._chains:
+            return self._chains[key]
         paths: list[Path] = []
         for hop in self.one_hop(role):
             paths.append(hop)
-            if hop.kind is not EntryKind.ROLE or depth <= 1 or hop.start in seen | {role.arn}:
+            if hop.kind is not EntryKind.ROLE or depth <= 1:
                 continue
             caller = self.account.find(hop.start)
-            if not isinstance(caller, IAMRole):
+            if not isinstance(caller, IAMRole) or caller.arn == role.arn:
                 continue
-            for earlier in self.paths_into(caller, depth - 1, seen | {role.arn}):
-                if role.arn in earlier.via or earlier.start == role.arn:
-                    continue  # a cycle back through the target
+            for earlier in self._paths_into(caller, depth - 1):
+                visited = (earlier.start, *earlier.via, *hop.via)
+                if len(set(visited)) < len(visited):
+                    continue  # a cycle: some role would be assumed twice
                 chained = Path(
                     earlier.kind,
                     earlier.start,
@@ -361,7 +407,8 @@ class _Graph:
                 )
                 if chained.decision is not Decision.DENIED:
                     paths.append(chained)
-        return tuple(paths)
+        self._chains[key] = tuple(paths)
+        return self._chains[key]
 
     def one_hop(self, role: IAMRole) -> tuple[Path, ...]:
         """The ways in that are one ``AssumeRole`` away from ``role``."""
@@ -387,23 +434,59 @@ class _Graph:
             role.trust,
             resource_policy_required=True,
         )
-        paths = [
-            self._member_path(role, request, arn, subject)
-            for arn, subject in self._subjects.items()
+        named = self._named_in(role.trust)
+        paths: list[Path | None] = [
+            self._member_path(role, arn, evaluate(request, self._subjects[arn]))
+            for arn in named
             if arn != role.arn
         ]
+        if self._delegates(role.trust):
+            # Not named by the trust policy: only a principal's policies matter, so principals
+            # with the same policies (a group's members) share one evaluation.
+            for alike in self._alike.values():
+                members = [a for a in alike if a != role.arn and a not in named]
+                if not members:
+                    continue
+                verdict = evaluate(request, self._subjects[members[0]])
+                if verdict.decision is Decision.DENIED and not self._any_unseen(members):
+                    continue
+                paths += (self._member_path(role, arn, verdict) for arn in members)
         paths += self._entries(role)
         return tuple(p for p in paths if p is not None)
 
-    def _member_path(
-        self, role: IAMRole, request: Request, arn: str, subject: Subject
-    ) -> Path | None:
-        verdict = evaluate(request, subject)
-        principal = self.account.find(arn)
-        unseen = principal.unseen if isinstance(principal, (IAMUser, IAMRole)) else ()
+    def _delegates(self, trust: Policy) -> bool:
+        """Whether the trust policy may let in principals it does not name: it names the
+        account, everyone, or uses NotPrincipal."""
+        own = self.account.account_id
+        for statement in trust.statements:
+            if statement.effect is not Effect.ALLOW or statement.principals is None:
+                continue
+            if statement.not_principal:
+                return True
+            for kind, value in statement.principals:
+                root = ACCOUNT_ROOT.fullmatch(value)
+                if kind == "*" or value == "*" or value == own or (root and root.group(1) == own):
+                    return True
+        return False
+
+    def _any_unseen(self, members: Sequence[str]) -> bool:
+        return any(self._principals[a].unseen for a in members)
+
+    def _named_in(self, trust: Policy) -> frozenset[str]:
+        """The account's principals some statement names (by ARN or unique id)."""
+        return frozenset(
+            self._named[value]
+            for statement in trust.statements
+            for kind, value in statement.principals or ()
+            if kind == "AWS" and value in self._named
+        )
+
+    def _member_path(self, role: IAMRole, arn: str, verdict: Verdict) -> Path | None:
+        principal = self._principals[arn]
+        unseen = principal.unseen
         if verdict.decision is Decision.DENIED and not unseen:
             return None
-        kind = EntryKind.USER if subject.kind is PrincipalType.USER else EntryKind.ROLE
+        kind = EntryKind.USER if isinstance(principal, IAMUser) else EntryKind.ROLE
         groups: tuple[str, ...] = ()
         if isinstance(principal, IAMUser):
             granted = set(verdict.granted_by)

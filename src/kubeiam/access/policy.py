@@ -139,9 +139,17 @@ class Clause:
         return not self.alternatives
 
     def or_(self, other: Clause) -> Clause:
+        if other.is_never or self.is_always:
+            return self
+        if self.is_never or other.is_always:
+            return other
         return _absorb(self.alternatives | other.alternatives)
 
     def and_(self, other: Clause) -> Clause:
+        if self.is_never or other.is_always:
+            return self
+        if other.is_never or self.is_always:
+            return other
         return _absorb(frozenset(a | b for a in self.alternatives for b in other.alternatives))
 
     def describe(self) -> list[str]:
@@ -430,6 +438,13 @@ def match_policies(
                 allow = allow.or_(clause)
             granted.append(policy.source)
     return PolicyMatch(allow, allow_account, deny, _unique(granted), _unique(denied))
+
+
+def narrow(policy: Policy, actions: Sequence[str]) -> Policy:
+    """``policy`` with only the statements that can apply to one of ``actions``: the same
+    verdicts for those actions, cheaper to evaluate many times."""
+    kept = tuple(s for s in policy.statements if any(_matches_actions(s, a) for a in actions))
+    return policy if len(kept) == len(policy.statements) else Policy(policy.source, kept)
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import pytest
 from kubeiam.access.iam_graph import (
     AccountIAM,
     EntryKind,
+    IAMGraph,
     Path,
     account_from_details,
     principal_key,
@@ -155,6 +156,24 @@ SCENARIOS: dict[str, tuple[AccountIAM, str, dict[tuple[str, str, tuple[str, ...]
         ),
         arn("role", "admin"),
         {("user", "alice", ("admin",)): A, ("account", ACCOUNT, ("admin",)): A},
+    ),
+    "trust-deny-names-one-of-two-alike-members": (
+        account(
+            user("alice", "devs"),
+            user("bob", "devs"),
+            group("devs", assume()),
+            role(
+                "admin",
+                trust({"AWS": ROOT}),
+                {
+                    "Effect": "Deny",
+                    "Principal": {"AWS": arn("user", "alice")},
+                    "Action": "sts:AssumeRole",
+                },
+            ),
+        ),
+        arn("role", "admin"),
+        {("user", "bob", ("admin",)): A, ("account", ACCOUNT, ("admin",)): A},
     ),
     "group-deny-stops-member": (
         account(
@@ -348,3 +367,12 @@ def test_sso_path_says_what_is_unknown() -> None:
 def test_account_id_and_partition_come_from_the_arns() -> None:
     iam = account(user("alice"))
     assert (iam.account_id, iam.partition) == (ACCOUNT, "aws")
+
+
+def test_one_graph_answers_like_fresh_ones() -> None:
+    """The memoised graph (shared hops and chains across targets) changes no answer."""
+    for iam, target, _ in SCENARIOS.values():
+        graph = IAMGraph(iam)
+        for other in (*iam.roles, *iam.users):
+            graph.who_can_become(other.arn)
+        assert ways(graph.who_can_become(target)) == ways(who_can_become(iam, target))
