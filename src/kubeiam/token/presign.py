@@ -32,6 +32,7 @@ from kubeiam.token.protocol import (
     DATE_KEY,
     DEFAULT_EXPIRES_SECONDS,
     EXPIRES_KEY,
+    HOST_HEADER,
     SCOPE_TERMINATOR,
     SECURITY_TOKEN_KEY,
     SERVICE,
@@ -157,7 +158,7 @@ def presign_get_caller_identity(
     header_value = " ".join(cluster_id.split())
     canonical_request = (
         f"GET\n/\n{canonical_query}\n"
-        f"host:{host}\n{CLUSTER_ID_HEADER}:{header_value}\n\n"
+        f"{HOST_HEADER}:{host}\n{CLUSTER_ID_HEADER}:{header_value}\n\n"
         f"{SIGNED_HEADERS}\n{_EMPTY_SHA256}"
     )
     string_to_sign = (

@@ -31,8 +31,10 @@ AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 #: The signed header that binds a token to one cluster: the server sends its own cluster id in it,
 #: so a token minted for another cluster fails STS's signature check.
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
+#: The other signed header: the STS host the token was presigned for.
+HOST_HEADER = "host"
 #: X-Amz-SignedHeaders as every client signs it.
-SIGNED_HEADERS = "host;" + CLUSTER_ID_HEADER
+SIGNED_HEADERS = f"{HOST_HEADER};{CLUSTER_ID_HEADER}"
 
 #: STS honours a presigned GetCallerIdentity for this long after X-Amz-Date, whatever
 #: X-Amz-Expires says (protocol.md section 1).

@@ -33,6 +33,7 @@ from kubeiam.token.protocol import (
     CREDENTIAL_KEY,
     DATE_KEY,
     EXPIRES_KEY,
+    HOST_HEADER,
     MAX_EXPIRES_SECONDS,
     QUERY_KEYS,
     SCOPE_TERMINATOR,
@@ -355,7 +356,7 @@ def check_signed_headers(signed_headers: str) -> None:
             "cluster",
             hint="mint tokens with `kubeiam token -i <cluster id>` or another EKS token client",
         )
-    if "host" not in names:
+    if HOST_HEADER not in names:
         raise TokenFormatError("the token does not sign the host header")
 
 
