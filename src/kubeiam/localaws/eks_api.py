@@ -8,8 +8,9 @@ signature and IAM policy checks (``eks:CreateAccessEntry`` ...), its request par
 response serializer, both driven by botocore's EKS service model, so every answer has the
 model's shape.
 
-The rules live in :mod:`kubeiam.localaws.eks_access`; this module only translates: request
-parameters in, :class:`~kubeiam.localaws.eks_access.EksApiError` out as moto's EKS exceptions
+The rules live in :mod:`kubeiam.localaws.eks_rules` and the state in
+:mod:`kubeiam.localaws.eks_access`; this module only translates: request
+parameters in, :class:`~kubeiam.localaws.eks_rules.EksApiError` out as moto's EKS exceptions
 (botocore ``ClientError`` codes on the client side).
 
 State: one :class:`~kubeiam.localaws.eks_access.ClusterAccess` per moto ``Cluster`` object, held
@@ -30,16 +31,8 @@ from moto.eks import urls as moto_eks_urls
 from moto.eks.models import eks_backends
 from moto.eks.responses import EKSResponse
 
-from kubeiam.localaws.eks_access import (
-    AccessEntry,
-    ClusterAccess,
-    EksApiError,
-    ErrorCode,
-    Principal,
-    access_policy_list,
-    check_mode_known,
-    page,
-)
+from kubeiam.localaws.eks_access import AccessEntry, ClusterAccess, access_policy_list
+from kubeiam.localaws.eks_rules import EksApiError, ErrorCode, Principal, check_mode_known, page
 
 _ACCESS_STATE: weakref.WeakKeyDictionary[Any, ClusterAccess] = weakref.WeakKeyDictionary()
 _ENTRY = "{0}/clusters/(?P<name>[^/]+)/access-entries/(?P<principalArn>arn:.+?)"

@@ -36,7 +36,7 @@ IAM auth enforcement (``enforce_iam_auth=True``)
 EKS access entries
     moto's EKS backend has clusters but no access entries, access policies or authentication
     mode. :meth:`MotoServer.start` adds them (:mod:`kubeiam.localaws.eks_api`, rules in
-    :mod:`kubeiam.localaws.eks_access`) before the first request and removes them on stop.
+    :mod:`kubeiam.localaws.eks_rules`) before the first request and removes them on stop.
 """
 
 from __future__ import annotations

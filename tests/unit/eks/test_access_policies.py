@@ -15,7 +15,7 @@ from kubeiam.eks.access_policies import (
     policy_arn,
     policy_name_from_arn,
 )
-from kubeiam.localaws import eks_access
+from kubeiam.localaws import eks_rules
 
 READ = {"get", "list", "watch"}
 #: Cluster-scoped resources that appear in the documented tables.
@@ -50,7 +50,7 @@ def test_documented_policies_have_rules_and_prose_ones_none() -> None:
 
 def test_the_emulator_and_kubeiam_list_the_same_policies() -> None:
     """Two transcriptions of the same AWS page, kept apart on purpose, must agree."""
-    assert sorted(ACCESS_POLICIES) == sorted(eks_access.ACCESS_POLICY_NAMES)
+    assert sorted(ACCESS_POLICIES) == sorted(eks_rules.ACCESS_POLICY_NAMES)
 
 
 @pytest.mark.parametrize(
