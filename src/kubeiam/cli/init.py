@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
 from pathlib import Path
+from typing import Any
 
 import click
 
+from kubeiam import __version__
 from kubeiam.cli.app import report_errors
 from kubeiam.cluster_id import CLUSTER_ID_ENV, REFERENCE_CLUSTER_ID_ENV, check_cluster_id
 from kubeiam.errors import ConfigError
+from kubeiam.fileio import write_atomically
 from kubeiam.server.config import DEFAULT_ADDRESS, DEFAULT_PORT
 from kubeiam.server.tls import (
+    CERT_FILE,
     CERT_LIFETIME,
+    KEY_FILE,
     NEXT_CERT_FILE,
+    PREVIOUS_CERT_FILE,
     activate_renewal,
     ensure_keypair,
     stage_renewal,
@@ -22,6 +30,25 @@ from kubeiam.server.webhook_kubeconfig import webhook_url, write_webhook_kubecon
 
 #: The file name the reference's ``init`` writes in the current directory.
 DEFAULT_KUBECONFIG_NAME = "aws-iam-authenticator.kubeconfig"
+#: The kubeconfig name the reference's manifests pass to ``server --generate-kubeconfig``.
+MANIFEST_KUBECONFIG_NAME = "kubeconfig.yaml"
+#: The files kubeiam (and the reference) keep in a state or kubeconfig directory: the ones
+#: --prepare-dir gives to --owner. Nothing else is touched, and nothing recursively.
+PREPARED_FILES = (
+    CERT_FILE,
+    KEY_FILE,
+    NEXT_CERT_FILE,
+    PREVIOUS_CERT_FILE,
+    DEFAULT_KUBECONFIG_NAME,
+    MANIFEST_KUBECONFIG_NAME,
+)
+#: The UID/GID the reference's manifests run the server as; kubeiam's image and chart use it
+#: too, so state directories an aws-iam-authenticator install left keep working.
+SERVER_UID = SERVER_GID = 10000
+#: Where a kubeadm node keeps the server's config file for the static pod.
+STATIC_POD_CONFIG = Path("/etc/kubeiam/config.yaml")
+#: The image `make image` builds (dist/kubeiam-<version>.oci.tar), as containerd names it.
+DEFAULT_IMAGE = f"kubeiam:{__version__}"
 
 
 @click.command(
@@ -40,10 +67,9 @@ DEFAULT_KUBECONFIG_NAME = "aws-iam-authenticator.kubeconfig"
 @click.option(
     "-i",
     "--cluster-id",
-    required=True,
     envvar=[CLUSTER_ID_ENV, REFERENCE_CLUSTER_ID_ENV],
     show_envvar=True,
-    help="The cluster id clients pass to `kubeiam token -i`.",
+    help="The cluster id clients pass to `kubeiam token -i` (required but with --prepare-dir).",
 )
 @click.option(
     "--hostname",
@@ -88,9 +114,44 @@ DEFAULT_KUBECONFIG_NAME = "aws-iam-authenticator.kubeconfig"
     show_default=True,
     help="Lifetime of a new or renewed certificate, in days.",
 )
+@click.option(
+    "--static-pod",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a static-pod manifest running `kubeiam server` with this state directory "
+    "(kubeadm: /etc/kubernetes/manifests/kubeiam.yaml; docs/deploy.md).",
+)
+@click.option(
+    "--image",
+    default=DEFAULT_IMAGE,
+    show_default=True,
+    help="The image the static pod runs.",
+)
+@click.option(
+    "--server-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=STATIC_POD_CONFIG,
+    show_default=True,
+    help="The server config file on the node, mounted into the static pod.",
+)
+@click.option(
+    "--prepare-dir",
+    "prepare_dirs",
+    multiple=True,
+    # Not readable=True: a 0700 directory the server owns already is not, to CAP_CHOWN alone.
+    type=click.Path(file_okay=False, readable=False, path_type=Path),
+    help="Only give this directory and the kubeiam files in it (cert.pem, key.pem, the "
+    "kubeconfig) to --owner, creating it if missing, then exit: what the chart's and the static "
+    "pod's init container runs as root with CAP_CHOWN alone. Repeatable.",
+)
+@click.option(
+    "--owner",
+    default=f"{SERVER_UID}:{SERVER_GID}",
+    show_default=True,
+    help="UID:GID that --prepare-dir gives the directories to (the server's user).",
+)
 @report_errors
 def init_command(
-    cluster_id: str,
+    cluster_id: str | None,
     hostname: str | None,
     address: str,
     port: int,
@@ -100,7 +161,33 @@ def init_command(
     renew: bool,
     activate: bool,
     valid_days: int,
+    static_pod: Path | None,
+    image: str,
+    server_config: Path,
+    prepare_dirs: tuple[Path, ...],
+    owner: str,
 ) -> None:
+    if prepare_dirs:
+        if renew or activate or force or static_pod is not None:
+            raise ConfigError(
+                "--prepare-dir is a step of its own",
+                hint="run it alone (the init container does), then init or the server",
+            )
+        uid, gid = parse_owner(owner)
+        for directory in prepare_dirs:
+            changed = prepare_dir(directory, uid, gid)
+            if changed is None:
+                click.echo(f"{directory} is {uid}:{gid}'s already", err=True)
+                continue
+            names = ", ".join(changed) if changed else "no kubeiam files yet"
+            click.echo(f"gave {directory} to {uid}:{gid} ({names})", err=True)
+        return
+    if not cluster_id:
+        raise ConfigError(
+            "missing --cluster-id",
+            hint="give -i CLUSTER_ID (or set KUBEIAM_CLUSTER_ID): the id clients pass to "
+            "`kubeiam token -i`",
+        )
     check_cluster_id(cluster_id)
     if renew + activate + force > 1:
         raise ConfigError(
@@ -137,6 +224,18 @@ def init_command(
         state_dir, hostname=hostname, address=address, now=now, force=force, lifetime=lifetime
     )
     write_webhook_kubeconfig(out, url, pair.cert_pem())
+    if static_pod is not None:
+        manifest = static_pod_manifest(
+            image=image,
+            cluster_id=cluster_id,
+            state_dir=state_dir.absolute(),
+            server_config=server_config,
+            address=address,
+            port=port,
+            hostname=hostname,
+        )
+        write_static_pod(static_pod, manifest)
+        click.echo(f"wrote static pod {static_pod} (image {image})", err=True)
     verb = "wrote" if pair.created else "reused"
     click.echo(f"{verb} certificate {pair.cert_path} and key {pair.key_path}", err=True)
     click.echo(f"wrote webhook kubeconfig {out} (server {url})", err=True)
@@ -146,3 +245,186 @@ def init_command(
         f"--port {port}`",
         err=True,
     )
+
+
+def parse_owner(text: str) -> tuple[int, int]:
+    """``UID:GID`` (numbers: an init container has no user database to look names up in)."""
+    uid, sep, gid = text.partition(":")
+    if not sep or not uid.isdigit() or not gid.isdigit():
+        raise ConfigError(
+            f"--owner {text!r} is not UID:GID", hint="give numbers, e.g. --owner 10000:10000"
+        )
+    return int(uid), int(gid)
+
+
+def prepare_dir(directory: Path, uid: int, gid: int) -> list[str] | None:
+    """Create ``directory`` if missing and give the kubeiam files directly in it, then the
+    directory itself, to ``uid:gid``; return the names of the files given, or None when the
+    directory was ``uid:gid``'s already (the server made what is in it; root without
+    CAP_DAC_READ_SEARCH could not even look inside a 0700 one). Needs CAP_CHOWN only: the files
+    go first, while root still owns (and so may search) the directory. Symlinks and anything
+    but regular files are left alone (never followed: a hostPath directory may hold a link
+    planted to make root chown something else)."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(directory)
+        if not stat.S_ISDIR(st.st_mode):
+            raise ConfigError(
+                f"--prepare-dir {directory} is not a directory", hint="give a directory"
+            )
+        if (st.st_uid, st.st_gid) == (uid, gid):
+            return None
+        changed: list[str] = []
+        for name in PREPARED_FILES:
+            path = directory / name
+            try:
+                file_st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(file_st.st_mode):
+                os.chown(path, uid, gid, follow_symlinks=False)
+                changed.append(name)
+        os.chown(directory, uid, gid, follow_symlinks=False)
+        return changed
+    except PermissionError as exc:
+        raise ConfigError(
+            f"cannot give {directory} to {uid}:{gid}: {exc.strerror}",
+            hint="run it as root with CAP_CHOWN (the chart's init container does)",
+        ) from None
+
+
+def _security_context(uid: int, gid: int) -> dict[str, Any]:
+    """The server container's security: the chart's kubeiam.serverSecurityContext, the same."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": gid,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def static_pod_manifest(
+    *,
+    image: str,
+    cluster_id: str,
+    state_dir: Path,
+    server_config: Path,
+    address: str,
+    port: int,
+    hostname: str | None,
+) -> dict[str, Any]:
+    """A kube-system Pod for a kubeadm control plane's /etc/kubernetes/manifests: the chart's
+    DaemonSet pod without the API objects a static pod cannot use (service account, ConfigMap):
+    the server config and the state directory are host paths, the kubeconfig for kube-apiserver
+    is the one `kubeiam init` wrote (the server writes none)."""
+    # A wildcard listener is probed on loopback.
+    probe_host = "127.0.0.1" if address in ("0.0.0.0", "::") else address  # noqa: S104
+    probe = {"host": probe_host, "port": port, "scheme": "HTTPS"}
+    args = [
+        "server",
+        f"--config={server_config}",
+        f"--cluster-id={cluster_id}",
+        f"--state-dir={state_dir}",
+        f"--address={address}",
+        f"--port={port}",
+    ]
+    if hostname:
+        args.append(f"--hostname={hostname}")
+    state_mount = {"name": "state", "mountPath": str(state_dir)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "kubeiam",
+            "namespace": "kube-system",
+            "labels": {
+                "app.kubernetes.io/name": "kubeiam",
+                "component": "kubeiam",
+                "tier": "control-plane",
+            },
+        },
+        "spec": {
+            "hostNetwork": True,
+            "priorityClassName": "system-node-critical",
+            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+            "initContainers": [
+                {
+                    "name": "prepare-host-paths",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "args": [
+                        "init",
+                        f"--prepare-dir={state_dir}",
+                        f"--owner={SERVER_UID}:{SERVER_GID}",
+                    ],
+                    "securityContext": {
+                        "runAsNonRoot": False,
+                        "runAsUser": 0,
+                        "runAsGroup": 0,
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]},
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "volumeMounts": [state_mount],
+                }
+            ],
+            "containers": [
+                {
+                    "name": "kubeiam",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "args": args,
+                    "ports": [
+                        {
+                            "name": "webhook",
+                            "containerPort": port,
+                            "hostPort": port,
+                            "protocol": "TCP",
+                        }
+                    ],
+                    "livenessProbe": {
+                        "httpGet": {**probe, "path": "/healthz"},
+                        "initialDelaySeconds": 5,
+                        "periodSeconds": 10,
+                    },
+                    "readinessProbe": {"httpGet": {**probe, "path": "/readyz"}, "periodSeconds": 5},
+                    "resources": {
+                        "requests": {"cpu": "10m", "memory": "64Mi"},
+                        "limits": {"memory": "256Mi"},
+                    },
+                    "securityContext": _security_context(SERVER_UID, SERVER_GID),
+                    "volumeMounts": [
+                        {"name": "config", "mountPath": str(server_config), "readOnly": True},
+                        state_mount,
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "config", "hostPath": {"path": str(server_config), "type": "File"}},
+                {
+                    "name": "state",
+                    "hostPath": {"path": str(state_dir), "type": "DirectoryOrCreate"},
+                },
+            ],
+        },
+    }
+
+
+def write_static_pod(path: Path, manifest: dict[str, Any]) -> None:
+    import yaml
+
+    header = "# Written by `kubeiam init --static-pod` (docs/deploy.md). kubelet runs it as is.\n"
+    text = header + yaml.safe_dump(manifest, sort_keys=False, default_flow_style=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # 0600 like kubeadm's own manifests: kubelet reads them as root.
+        write_atomically(path, text.encode("utf-8"), 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the static pod {path}: {exc.strerror}",
+            hint="choose a writable path with --static-pod",
+        ) from None

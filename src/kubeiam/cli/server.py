@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import click
 from kubeiam.cli.app import report_errors
 from kubeiam.cli.options import sts_options
 from kubeiam.cluster_id import CLUSTER_ID_ENV as KUBEIAM_CLUSTER_ID_ENV
+from kubeiam.errors import ConfigError
 from kubeiam.server.config import (
     CLUSTER_ID_ENV,
     DEFAULT_ADDRESS,
@@ -34,6 +36,24 @@ from kubeiam.server.config import (
     read_config_file,
 )
 from kubeiam.token.sts import RESOLVE_ENV, resolve_specs_from_env
+
+#: The reference's environment variable for --log-verbosity.
+LOG_VERBOSITY_ENV = "AWS_IAM_AUTHENTICATOR_LOG_VERBOSITY"
+#: The reference's log levels (logrus names) as logging levels: panic and fatal are critical,
+#: trace is debug.
+LOG_LEVELS = {
+    "panic": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": logging.DEBUG,
+}
+#: The gates aws-iam-authenticator v0.7 knows (`server --help`); kubeiam accepts exactly these.
+REFERENCE_FEATURE_GATES = frozenset(
+    {"AllAlpha", "AllBeta", "ConfiguredInitDirectories", "IAMIdentityMappingCRD", "SSORoleMatch"}
+)
 
 
 def config_from_options(config_file: Path | None, options: dict[str, Any]) -> ServerConfig:
@@ -163,14 +183,66 @@ def config_from_options(config_file: Path | None, options: dict[str, Any]) -> Se
     help="Watched YAML/JSON file of principals to refuse (docs/server.md, incidents).",
 )
 @click.option("-l", "--log-format", type=click.Choice(["text", "json"]), help="Log format.")
+@click.option(
+    "--kubeconfig-pregenerated",
+    "kubeconfig_pregenerated",
+    type=click.BOOL,
+    is_flag=False,
+    flag_value="true",
+    help="The reference's flag: true means `init` wrote the webhook kubeconfig already, so "
+    "--generate-kubeconfig is not written.",
+)
+@click.option(
+    "--feature-gates",
+    help="The reference's gates (KEY=true|false,...: "
+    f"{', '.join(sorted(REFERENCE_FEATURE_GATES))}): checked and accepted; kubeiam has each "
+    "feature on (CRD through --backend-mode, SSO role matching always).",
+)
+@click.option(
+    "-v",
+    "--log-verbosity",
+    envvar=LOG_VERBOSITY_ENV,
+    type=click.Choice(sorted(LOG_LEVELS)),
+    help=f"Lowest level logged (the reference's levels; env {LOG_VERBOSITY_ENV}) [default: info].",
+)
+@click.option(
+    "--master",
+    help="The reference's API server URL override: not supported; put the URL in --kubeconfig.",
+)
 @sts_options(overrides_config=True)
 @report_errors
 def server_command(config_file: Path | None, **options: Any) -> None:
     from kubeiam.server.logwriter import configure_logging
     from kubeiam.server.run import run
 
+    pregenerated = options.pop("kubeconfig_pregenerated")
+    check_feature_gates(options.pop("feature_gates"))
+    level = LOG_LEVELS[options.pop("log_verbosity") or "info"]
+    if options.pop("master") is not None:
+        raise ConfigError(
+            "kubeiam server does not take --master",
+            hint="put the API server URL in the kubeconfig given with --kubeconfig",
+        )
     # Logging first, so that warnings about the config file come out in the chosen format.
     flag_format = options.get("log_format")
-    configure_logging(parse_log_format("--log-format", flag_format or "text"))
+    configure_logging(parse_log_format("--log-format", flag_format or "text"), level=level)
     config = config_from_options(config_file, options)
+    if pregenerated:
+        config = config.replace(generate_kubeconfig=None)
     run(config)
+
+
+def check_feature_gates(text: str | None) -> None:
+    """``KEY=true|false,...`` with the reference's keys, as its --feature-gates parses it."""
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or value.strip().lower() not in ("true", "false"):
+            raise ConfigError(
+                f"--feature-gates: {item!r} is not KEY=true or KEY=false",
+                hint="e.g. --feature-gates=IAMIdentityMappingCRD=true",
+            )
+        if key.strip() not in REFERENCE_FEATURE_GATES:
+            raise ConfigError(
+                f"--feature-gates: unknown gate {key.strip()!r}",
+                hint=f"known gates: {', '.join(sorted(REFERENCE_FEATURE_GATES))}",
+            )
