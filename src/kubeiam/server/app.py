@@ -124,13 +124,6 @@ class _Review:
     deny_rule: str | None = None
 
 
-#: aiohttp application keys (typed).
-VERIFIER_KEY = web.AppKey("verifier", TokenVerifier)
-MAPPER_KEY = web.AppKey("mapper", UserMapper)
-METRICS_KEY = web.AppKey("metrics", ServerMetrics)
-CACHE_KEY = web.AppKey("identity_cache", IdentityCache)
-
-
 def _connection(request: web.BaseRequest) -> GuardedRequestHandler | None:
     """The connection's watchdog (None under a listener other than connections.listen)."""
     protocol = request.protocol
@@ -426,6 +419,7 @@ class _Handlers:
         return response
 
 
+#: Where protocol_error_answer finds the handlers (typed aiohttp application key).
 HANDLERS_KEY = web.AppKey("handlers", _Handlers)
 
 
@@ -488,10 +482,6 @@ def create_app(
     # client_max_size bounds what request.read() accepts, also for chunked bodies.
     app = web.Application(client_max_size=max_body_bytes, middlewares=[_review_guard(handlers)])
     app[HANDLERS_KEY] = handlers
-    app[VERIFIER_KEY] = verifier
-    app[MAPPER_KEY] = chain
-    app[METRICS_KEY] = metrics
-    app[CACHE_KEY] = identity_cache
     app.router.add_route(
         "*", "/authenticate", handlers.authenticate, expect_handler=_expect_continue
     )
