@@ -4,7 +4,9 @@ One parametrized table per class of rule (principals, entry types, usernames, gr
 and scopes, authentication modes, missing things), plus a test that walks botocore's EKS model:
 every response the emulator gave in a session of all operations is checked against the
 operation's output shape, key by key on the raw JSON, and every error code against the
-operation's modeled errors.
+operation's modeled errors. (moto's serializer writes only the model's members, so an unknown key
+cannot get out; what the walk catches is a wrong type, an enum value the model does not list, a
+missing required member, or an error code the operation cannot return.)
 """
 
 from __future__ import annotations
