@@ -78,6 +78,13 @@ demo: install
 bench: install
 	$(BIN)/python bench/run.py
 
+# Opt-in: one access entry with a policy on a real, disposable EKS cluster, compared with the
+# local emulator (docs/access-entries.md, "Testing against the real service"). Never run by CI or
+# `make test`; it refuses to start (exit 2) without real credentials and KUBEIAM_SMOKE_CLUSTER.
+.PHONY: smoke-aws
+smoke-aws: install
+	$(BIN)/pytest -p no:cacheprovider tests/smoke/smoke_eks_access.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
