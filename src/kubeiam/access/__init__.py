@@ -17,7 +17,15 @@ Design of the join (phase 1 built the three sides; phase 2 joins them, finds and
   system:masters, ``summary()``, ``can(verb, resource, namespace)``), ``RBAC.who_can(...)`` and
   ``bound_groups()`` (for dead mapping groups).
 
-Phase 2 (the report) joins per mapped principal::
+* :mod:`kubeiam.access.report` (pure) is that join, already written: ``build_report(cluster,
+  rows, IAMGraph, RBAC, now=..., access_keys=...) -> Report`` over :class:`MappingRow` values
+  (store name, kind role/user/group/account/sso, principal, username, groups, principal id,
+  access-policy associations), with the findings below and ``report_json`` (schemaVersion 1).
+  What is left for phase 2: turning each store's entries into rows (the stores the server reads,
+  in its order), reading RBAC objects and access keys, the CLI, the table/html renderers,
+  who-can over IAM (``RBAC.who_can`` x rows), the e2e proof and the bench.
+
+The join, per mapped principal::
 
     mapping sources (the stores the server reads, in its order; access entries per the
     cluster's authentication mode)  ->  rows: principal ARN (or account / SSO matcher),
