@@ -1,4 +1,4 @@
-"""`kubeiam iam ...`: thin click layer over :mod:`kubeiam.admin.iam`.
+"""`kubeiam iam ...`: thin click layer over :mod:`kubeiam.admin.onboarding.iam_admin`.
 
 Progress goes to stderr, machine output (a table, or JSON with ``--output json``) to stdout.
 The only command that ever prints a secret is ``onboard-user --print-credentials``, once, on
@@ -20,13 +20,13 @@ from kubeiam.cli.options import option_group, split_values
 from kubeiam.errors import ConfigError
 
 if TYPE_CHECKING:
-    from kubeiam.admin.iam import IAMAdmin
-    from kubeiam.admin.mapping_writer import MappingWriter
+    from kubeiam.admin.editing.writer import MappingWriter
+    from kubeiam.admin.onboarding.iam_admin import IAMAdmin
 
 
 def _admin(profile: str | None, region: str | None) -> IAMAdmin:
-    from kubeiam.admin.awsclients import AWSClients
-    from kubeiam.admin.iam import IAMAdmin
+    from kubeiam.admin.onboarding.iam_admin import IAMAdmin
+    from kubeiam.aws.clients import AWSClients
 
     return IAMAdmin(AWSClients(profile=profile, region=region), progress=say)
 
@@ -210,7 +210,7 @@ def onboard_user_command(
     eks:DescribeCluster on CLUSTER, an access key (written once to a 0600 credentials profile) and
     the mapping, and prints the kubeconfig command the user runs next.
     """
-    from kubeiam.admin.credentials_file import default_credentials_file
+    from kubeiam.admin.onboarding.credentials_file import default_credentials_file
 
     creds = (
         None
@@ -286,7 +286,7 @@ def offboard_user_command(
 
     A user that does not exist (and has no mapping left) is an error (exit 1) naming the
     closest user names, unless --ignore-not-found."""
-    from kubeiam.admin.credentials_file import default_credentials_file
+    from kubeiam.admin.onboarding.credentials_file import default_credentials_file
 
     result = _admin(profile, region).offboard_user(
         name,

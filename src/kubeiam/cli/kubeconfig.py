@@ -1,4 +1,4 @@
-"""`kubeiam kubeconfig update`: thin click layer over :mod:`kubeiam.admin.kubeconfig`."""
+"""`kubeiam kubeconfig update`: thin click layer over :mod:`kubeiam.admin.kubeconfig.update`."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def update_command(
     Comments, unknown fields and a context's namespace are kept; the file is written with a lock
     and an atomic rename, mode 0600.
     """
-    from kubeiam.admin import kubeconfig as kc
+    from kubeiam.admin.kubeconfig import update as kc
 
     if (server is None) != (certificate_authority is None):
         raise ConfigError(
@@ -98,7 +98,7 @@ def update_command(
     if server is not None and certificate_authority is not None:
         endpoint = kc.endpoint_from_files(cluster, server, certificate_authority, region=region)
     else:
-        from kubeiam.admin.awsclients import AWSClients
+        from kubeiam.aws.clients import AWSClients
 
         clients = AWSClients(profile=profile, region=region)
         endpoint = kc.describe_eks_cluster(clients.eks, cluster)

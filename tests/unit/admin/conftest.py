@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from kubeiam.admin.awsclients import AWSClients
-from kubeiam.admin.iam import IAMAdmin
+from kubeiam.admin.onboarding.iam_admin import IAMAdmin
+from kubeiam.aws.clients import AWSClients
 from kubeiam.localaws.environment import LocalAWS
 
 

@@ -13,7 +13,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from kubeiam.admin.awsclients import AWSClients, quiet_botocore, translate_errors
+from kubeiam.aws.clients import AWSClients, quiet_botocore, translate_errors
 from kubeiam.errors import AWSAdminError, ConfigError, CredentialsError, KubeIAMError
 
 

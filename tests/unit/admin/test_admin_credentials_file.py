@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeiam.admin import credentials_file as cf
+from kubeiam.admin.onboarding import credentials_file as cf
 from kubeiam.errors import ConfigError
 
 KEY = cf.AccessKey("AKIANEWKEY0000000000", "new/secret+value0000000000000000000000000")

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from kubeiam.admin.awsclients import AWSClients
-from kubeiam.admin.iam import IAMAdmin, describe_policy_name
-from kubeiam.admin.mapping_stores import FileStore
-from kubeiam.admin.mappings import StoreMappingWriter
+from kubeiam.admin.editing.file_store import FileStore
+from kubeiam.admin.editing.store_writer import StoreMappingWriter
+from kubeiam.admin.onboarding.iam_admin import IAMAdmin, describe_policy_name
+from kubeiam.aws.clients import AWSClients
 from kubeiam.errors import (
     AWSAdminError,
     ConfigError,

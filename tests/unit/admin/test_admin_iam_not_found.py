@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kubeiam.admin.mapping_stores import FileStore
-from kubeiam.admin.mappings import StoreMappingWriter
+from kubeiam.admin.editing.file_store import FileStore
+from kubeiam.admin.editing.store_writer import StoreMappingWriter
 from kubeiam.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -219,8 +219,8 @@ def test_without_list_permission_the_message_has_no_names(
     key = env.iam.create_access_key(UserName=limited)["AccessKey"]
     import boto3
 
-    from kubeiam.admin.awsclients import AWSClients
-    from kubeiam.admin.iam import IAMAdmin
+    from kubeiam.admin.onboarding.iam_admin import IAMAdmin
+    from kubeiam.aws.clients import AWSClients
 
     session = boto3.session.Session(
         aws_access_key_id=key["AccessKeyId"],

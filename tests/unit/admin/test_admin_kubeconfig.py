@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubeiam.admin import kubeconfig as kc
+from kubeiam.admin.kubeconfig import update as kc
 from kubeiam.errors import AWSAdminError, ConfigError
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "admin"
@@ -389,7 +389,7 @@ def test_list_with_a_broken_member_is_refused(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 from pathlib import Path
-from kubeiam.admin import kubeconfig as kc
+from kubeiam.admin.kubeconfig import update as kc
 path, prefix, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 for i in range(n):
     name = f"{prefix}{i}"

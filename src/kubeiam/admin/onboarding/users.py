@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubeiam.admin import credentials_file as credfile
-from kubeiam.admin.credentials_file import AccessKey
-from kubeiam.admin.iam_api import tag_list
-from kubeiam.admin.iam_steps import IAMSteps, PolicyHolder
-from kubeiam.admin.mapping_writer import MappingChange, MappingWriter
-from kubeiam.admin.rollback import Rollback, transaction
+from kubeiam.admin.editing.writer import MappingChange, MappingWriter
+from kubeiam.admin.onboarding import credentials_file as credfile
+from kubeiam.admin.onboarding.credentials_file import AccessKey
+from kubeiam.admin.onboarding.iam_api import tag_list
+from kubeiam.admin.onboarding.rollback import Rollback, transaction
+from kubeiam.admin.onboarding.steps import IAMSteps, PolicyHolder
 from kubeiam.errors import AWSAdminError, ConfigError
 
 #: IAM allows two access keys per user.
@@ -127,7 +127,7 @@ class OffboardResult:
 
 
 class UserWorkflows(IAMSteps):
-    """Seed 1. Mixed into :class:`kubeiam.admin.iam.IAMAdmin`."""
+    """Seed 1. Mixed into :class:`kubeiam.admin.onboarding.iam_admin.IAMAdmin`."""
 
     def onboard_user(
         self,

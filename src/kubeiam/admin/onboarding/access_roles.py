@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubeiam.admin.iam_api import policy_equal, tag_list
-from kubeiam.admin.iam_steps import NOT_FOUND_HINT, IAMSteps, PolicyHolder
-from kubeiam.admin.iam_users import POLICY_VERSION, kubeconfig_command, mapping_note
-from kubeiam.admin.mapping_writer import MappingWriter
-from kubeiam.admin.rollback import Rollback, transaction
+from kubeiam.admin.editing.writer import MappingWriter
+from kubeiam.admin.onboarding.iam_api import policy_equal, tag_list
+from kubeiam.admin.onboarding.rollback import Rollback, transaction
+from kubeiam.admin.onboarding.steps import NOT_FOUND_HINT, IAMSteps, PolicyHolder
+from kubeiam.admin.onboarding.users import POLICY_VERSION, kubeconfig_command, mapping_note
 from kubeiam.errors import AWSAdminError, ConfigError, NotFoundError
 from kubeiam.suggestions import closest_names, quote_name
 
@@ -122,7 +122,7 @@ class DeleteRoleResult:
 
 
 class AccessRoleWorkflows(IAMSteps):
-    """Seed 2. Mixed into :class:`kubeiam.admin.iam.IAMAdmin`."""
+    """Seed 2. Mixed into :class:`kubeiam.admin.onboarding.iam_admin.IAMAdmin`."""
 
     def _managed_tags(self, role: str) -> dict[str, str] | None:
         """The role's tags if kubeiam created it, else None."""
@@ -343,7 +343,7 @@ class AccessRoleWorkflows(IAMSteps):
         ignore_not_found: bool = False,
     ) -> DeleteRoleResult:
         """Undo :meth:`create_access_role` (roll forward: rerun after a failure); ``force`` as
-        for :meth:`~kubeiam.admin.iam_users.UserWorkflows.offboard_user`.
+        for :meth:`~kubeiam.admin.onboarding.users.UserWorkflows.offboard_user`.
 
         When the role does not exist, only what shows it was there is removed: its mapping and
         its group's ``AssumeRole-NAME`` policy (with the group, if nothing else is in it). With

@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubeiam.admin import roundtrip
 from kubeiam.admin.files import KUBECTL_LOCK_WAIT_SECONDS, FileUpdate, locked_update
+from kubeiam.admin.kubeconfig import roundtrip
 from kubeiam.cluster_id import check_cluster_id
 from kubeiam.errors import AWSAdminError, ConfigError
 
@@ -288,7 +288,7 @@ def endpoint_from_eks(description: Mapping[str, Any], *, name: str) -> ClusterEn
 
 def describe_eks_cluster(eks: EKSClient, name: str) -> ClusterEndpoint:
     """DescribeCluster through ``eks`` (endpoint from AWS_ENDPOINT_URL_EKS if set)."""
-    from kubeiam.admin.awsclients import translate_errors
+    from kubeiam.aws.clients import translate_errors
 
     with translate_errors("eks:DescribeCluster", resource=name):
         description = eks.describe_cluster(name=name)["cluster"]

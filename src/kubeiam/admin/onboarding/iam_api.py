@@ -1,6 +1,6 @@
 """The IAM/STS calls the seed workflows make, each through :func:`translate_errors`.
 
-A thin adapter over :class:`~kubeiam.admin.awsclients.AWSClients`: ``call`` runs one API
+A thin adapter over :class:`~kubeiam.aws.clients.AWSClients`: ``call`` runs one API
 operation by name, ``missing`` turns IAM's NoSuchEntity into ``None`` (every workflow looks
 before it changes anything), ``items`` walks a paginated list. Policy documents are compared
 with :func:`policy_equal`, because IAM hands back a normalised form of what it was given.
@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from kubeiam.admin.awsclients import AWSClients, translate_errors
+from kubeiam.aws.clients import AWSClients, translate_errors
 from kubeiam.errors import AWSAdminError, ConfigError
 
 _NOT_FOUND = frozenset({"NoSuchEntity", "NoSuchEntityException"})

@@ -1,5 +1,6 @@
-"""The steps seed 1 (:mod:`kubeiam.admin.iam_users`) and seed 2 (:mod:`kubeiam.admin.access_roles`)
-both take: put an inline policy on a user or a group, map an ARN, remove that mapping."""
+"""The steps seed 1 (:mod:`kubeiam.admin.onboarding.users`) and seed 2
+(:mod:`kubeiam.admin.onboarding.access_roles`) both take: put an inline policy on a user or a
+group, map an ARN, remove that mapping."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from kubeiam.admin.iam_api import IAMApi, policy_equal
-from kubeiam.admin.mapping_writer import MappingChange, MappingWriter
-from kubeiam.admin.rollback import Rollback, Steps
+from kubeiam.admin.editing.writer import MappingChange, MappingWriter
+from kubeiam.admin.onboarding.iam_api import IAMApi, policy_equal
+from kubeiam.admin.onboarding.rollback import Rollback, Steps
 from kubeiam.errors import NotFoundError
 from kubeiam.suggestions import closest_names, not_found_message
 
