@@ -157,6 +157,26 @@ def build_report(
     return Report(cluster, tuple(principals), tuple(ordered), CAVEATS)
 
 
+def who_can(
+    rows: Sequence[MappingRow],
+    graph: IAMGraph,
+    rbac: RBAC,
+    verb: str,
+    resource: str,
+    namespace: str | None = None,
+) -> tuple[PrincipalEntry, ...]:
+    """``who-can VERB RESOURCE [-n NAMESPACE]``: every way in, from IAM through a mapping row,
+    whose Kubernetes identity may do the request (``resource`` as kubectl writes it:
+    ``secrets``, ``deployments.apps``, ``pods/exec``)."""
+    found: list[PrincipalEntry] = []
+    for row in rows:
+        rights = _rights(row, rbac)
+        if rights.can(verb, resource, namespace):
+            paths, _ = _paths(row, graph)
+            found += (_entry(row, p, rights) for p in paths)
+    return tuple(found)
+
+
 def _rights(row: MappingRow, rbac: RBAC) -> Rights:
     base = rbac.rights(row.username, row.groups)
     extra = tuple(g for a in row.access_policies for g in _policy_grants(row, a))

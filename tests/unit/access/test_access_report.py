@@ -24,6 +24,7 @@ from kubeiam.access.report import (
     Severity,
     build_report,
     report_json,
+    who_can,
 )
 from kubeiam.eks.access_policies import ScopeType
 
@@ -274,3 +275,28 @@ def test_json_document() -> None:
     }
     assert {f["severity"] for f in again["findings"]} <= {"low", "medium", "high", "critical"}
     assert again["caveats"]
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "namespace", "expected"),
+    [
+        # The role trusts the account: the delegation itself is listed beside the member.
+        (
+            "get",
+            "pods",
+            "prod",
+            {("root-person", ()), ("member", ("viewer",)), (ACCOUNT, ("viewer",))},
+        ),
+        ("delete", "pods", "prod", {("root-person", ())}),
+        ("get", "secrets", None, {("root-person", ())}),
+    ],
+    ids=["view-reaches-members", "only-masters-delete", "cluster-scope"],
+)
+def test_who_can(
+    verb: str, resource: str, namespace: str | None, expected: set[tuple[str, tuple[str, ...]]]
+) -> None:
+    entries = who_can(ROWS, IAMGraph(IAM), RBAC_OBJECTS, verb, resource, namespace)
+    short = {
+        (e.arn.rsplit("/", 1)[-1], tuple(v.rsplit("/", 1)[-1] for v in e.via)) for e in entries
+    }
+    assert short == expected
