@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from kubeiam.access.iam_graph import EntryKind, who_can_become
-from kubeiam.access.iam_reader import read_account
+from kubeiam.access.iam_reader import read_access_key_ages, read_account
 from kubeiam.access.policy import Decision
 from kubeiam.errors import AWSAdminError
 from kubeiam.localaws.environment import LocalAWS
@@ -88,3 +89,11 @@ def test_a_caller_without_read_access_gets_a_fix_line(local_aws: LocalAWS) -> No
         read_account(iam)
     assert caught.value.code == "AccessDenied"
     assert "iam:GetAccountAuthorizationDetails" in str(caught.value)
+
+
+def test_access_key_ages_from_the_credential_report(local_aws: LocalAWS) -> None:
+    name = f"keys-{uuid.uuid4().hex[:8]}"
+    local_aws.create_user(name)
+    ages = read_access_key_ages(local_aws.boto3_client("iam"), sleep=lambda _: None)
+    (created,) = ages[local_aws.user_arn(name)]
+    assert abs((datetime.now(UTC) - created).total_seconds()) < 600

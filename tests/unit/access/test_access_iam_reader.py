@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from kubeiam.access.iam_reader import MAX_ATTEMPTS, MAX_DELAY, read_account
+from kubeiam.access.iam_reader import MAX_ATTEMPTS, MAX_DELAY, read_access_key_ages, read_account
 from kubeiam.errors import AWSAdminError
 
 ACCOUNT = "111122223333"
@@ -84,3 +84,19 @@ def test_connection_failure_is_translated() -> None:
     with pytest.raises(AWSAdminError) as caught:
         read_account(Unreachable())
     assert "GetAccountAuthorizationDetails" in str(caught.value)
+
+
+def test_credential_report_polls_are_bounded() -> None:
+    class NeverReady:
+        calls = 0
+
+        def generate_credential_report(self) -> dict[str, Any]:
+            NeverReady.calls += 1
+            return {"State": "INPROGRESS"}
+
+    slept: list[float] = []
+    with pytest.raises(AWSAdminError) as caught:
+        read_access_key_ages(NeverReady(), polls=3, sleep=slept.append)
+    assert NeverReady.calls == 3
+    assert len(slept) == 3
+    assert "run again in a minute" in str(caught.value)
