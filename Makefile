@@ -15,7 +15,7 @@ LOCK_VENV := .venv-lock
 UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command 'make lock'
 
-.PHONY: install lock check test e2e demo bench clean
+.PHONY: install lock check test e2e demo bench clean image helm
 
 install: $(STAMP)
 
@@ -54,18 +54,19 @@ lock:
 	@$(MAKE) --no-print-directory install
 
 check: install
-	$(BIN)/ruff check src tests bench demo
-	$(BIN)/ruff format --check src tests bench demo
+	$(BIN)/ruff check src tests bench demo packaging
+	$(BIN)/ruff format --check src tests bench demo packaging
 	$(BIN)/mypy
 	$(BIN)/mypy demo/run.py
 	$(BIN)/lint-imports
+	@$(MAKE) --no-print-directory helm-check
 
 test: install
 	$(BIN)/pytest tests/unit tests/integration
 
 # Builds kube-apiserver, kubectl, etcd and the reference once per version (tests/e2e/README.md),
 # then runs the suite: pytest's summary (-ra: every test not passed, with why) and the slowest.
-e2e: install
+e2e: install image-tools
 	$(BIN)/python -m tests.e2e.cluster.binaries --skip-without-go
 	$(BIN)/pytest tests/e2e --durations=8
 
@@ -84,6 +85,35 @@ bench: install
 .PHONY: smoke-aws
 smoke-aws: install
 	$(BIN)/pytest -p no:cacheprovider tests/smoke/smoke_eks_access.py
+
+# The OCI image, from Debian packages (mmdebstrap, this machine's apt sources) and the hashed
+# runtime lock: dist/kubeiam-<version>.oci.tar and .packages.txt (packaging/image/build.py,
+# docs/deploy.md). Needs root. The Debian root is cached under ~/.cache/kubeiam/image/.
+image: install image-tools
+	$(BIN)/python packaging/image/build.py
+
+# mmdebstrap builds the image's Debian root; umoci is the e2e test's independent OCI reader.
+.PHONY: image-tools
+image-tools:
+	@command -v mmdebstrap >/dev/null && command -v umoci >/dev/null || { \
+		echo "image-tools: installing mmdebstrap and umoci (apt-get)"; apt-get update -q >/dev/null && \
+		apt-get install -y -q --no-install-recommends mmdebstrap umoci >/dev/null; }
+
+# helm, built once from the Go module proxy into the e2e binary cache (packaging/helm.sh).
+helm:
+	@packaging/helm.sh
+
+# The chart lints clean and renders with its defaults and with every optional part switched on.
+HELM_CHART := deploy/helm/kubeiam
+.PHONY: helm-check
+helm-check:
+	@set -e; helm=$$(packaging/helm.sh); out=$$(mktemp); trap 'rm -f $$out' EXIT; \
+	for values in "--set clusterID=check" "-f $(HELM_CHART)/ci/all-values.yaml"; do \
+		for step in "lint --strict $(HELM_CHART)" "template kubeiam $(HELM_CHART) -n kube-system"; do \
+			$$helm $$step $$values >$$out 2>&1 || { cat $$out; echo "helm-check: helm $$step $$values failed"; exit 1; }; \
+		done; \
+	done; \
+	echo "helm-check: $(HELM_CHART) lints clean and renders (defaults, ci/all-values.yaml)"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

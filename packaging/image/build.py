@@ -123,6 +123,13 @@ def source_date_epoch() -> int:
     return int(run(["git", "-C", REPO, "log", "-1", "--format=%ct"]).stdout.strip())
 
 
+def lock_epoch() -> int:
+    """The deps layer's timestamp: the last commit that changed the lock, so the layer (and its
+    digest) stays the same across commits that leave the dependencies alone."""
+    out = run(["git", "-C", REPO, "log", "-1", "--format=%ct", "--", "requirements/lock.txt"])
+    return int(out.stdout.strip() or 0)
+
+
 def revision() -> str:
     return run(["git", "-C", REPO, "rev-parse", "HEAD"]).stdout.strip()
 
@@ -476,7 +483,7 @@ def python_layers(
             deps,
             _walk(deps),
             blobs,
-            epoch=epoch,
+            epoch=lock_epoch(),
             created_by="pip install --require-hashes -r requirements/lock.txt "
             "(kubeiam's runtime closure)",
         )
