@@ -516,10 +516,10 @@ def backup_command(output_file: Path | None, **kw: Any) -> None:
     if output_file is not None and str(output_file) == "-":
         click.echo(text, nl=False)
     elif output_file is not None:
-        from kubeiam.admin.files import atomic_write, ensure_private_dir
+        from kubeiam.fileio import ensure_private_dir, write_private_file
 
         ensure_private_dir(output_file.parent)
-        atomic_write(output_file, text)
+        write_private_file(output_file, text)
         say(f"wrote {output_file}")
     say(f"backup revision {record.revision} of {target} saved")
 

@@ -25,10 +25,9 @@ from kubeiam.admin.editing.file_document import (
     FileMappings,
 )
 from kubeiam.admin.editing.store import Snapshot, StoreKind
-from kubeiam.admin.files import locked_update
 from kubeiam.documents import DocumentError
 from kubeiam.errors import ConfigError, ConflictError
-from kubeiam.fileio import read_document_text
+from kubeiam.fileio import locked_update, read_document_text
 from kubeiam.mapping.backends import DYNAMIC_FILE, MOUNTED_FILE
 
 

@@ -15,7 +15,7 @@ What `aws eks update-kubeconfig` gets wrong, and what this module does instead (
   ("duplicate name"): kubeiam refuses to write it too, naming the entries and their lines;
 * it always switches ``current-context``: here switching is the default (like aws) and
   ``--no-switch`` leaves it alone;
-* it writes in place without a lock and keeps a 0644 mode: here :mod:`kubeiam.admin.files` locks,
+* it writes in place without a lock and keeps a 0644 mode: here :mod:`kubeiam.fileio` locks,
   writes a synced temporary file, renames it, and the file is 0600;
 * ``AWS_PROFILE`` in the entry's ``env`` loses to access keys exported in the shell
   (aws-cli#7794): here the profile is an argument, ``kubeiam token --profile P``, which wins.
@@ -50,10 +50,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubeiam.admin.files import KUBECTL_LOCK_WAIT_SECONDS, FileUpdate, locked_update
 from kubeiam.admin.kubeconfig import roundtrip
 from kubeiam.cluster_id import check_cluster_id
 from kubeiam.errors import AWSAdminError, ConfigError
+from kubeiam.fileio import KUBECTL_LOCK_WAIT_SECONDS, FileUpdate, locked_update
 
 if TYPE_CHECKING:
     from mypy_boto3_eks import EKSClient

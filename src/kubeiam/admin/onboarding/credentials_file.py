@@ -6,7 +6,7 @@ The file holds other people's (and the admin's own) secrets, is edited by hand a
 * only the lines of the one ``[profile]`` section change (an edit of the text, not a re-dump by
   configparser, which would drop every comment); the result is parsed with configparser before it
   is written, and every other section must come out identical;
-* the write is locked and atomic (:func:`kubeiam.admin.files.locked_update`) and the file 0600;
+* the write is locked and atomic (:func:`kubeiam.fileio.locked_update`) and the file 0600;
 * a secret never appears in an exception message or a log line: callers get key *ids* back.
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubeiam.admin.files import locked_update
 from kubeiam.errors import ConfigError
+from kubeiam.fileio import locked_update
 
 _HEADER = re.compile(r"^\s*\[\s*(?P<name>[^\]]+?)\s*\]\s*(?:[#;].*)?$")
 #: Keys kubeiam owns inside a profile it writes; a stale session token would break new keys.

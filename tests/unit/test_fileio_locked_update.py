@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kubeiam.admin.files import lock_path_for, locked_update
 from kubeiam.errors import ConfigError
+from kubeiam.fileio import lock_path_for, locked_update
 
 
 def append(line: str):  # type: ignore[no-untyped-def]
