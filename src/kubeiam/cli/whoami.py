@@ -14,6 +14,7 @@ call is not allowed, explain lists the group entries that would match for a memb
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 from collections.abc import Mapping
@@ -56,14 +57,10 @@ def caller_iam_groups(
 
     try:
         iam = AWSClients(profile=profile, region=region or DEFAULT_STS_REGION).iam
+        pages = iam.get_paginator("list_groups_for_user").paginate(UserName=user_name)
         arns: set[str] = set()
-        kwargs: dict[str, Any] = {"UserName": user_name}
-        for _ in range(20):  # bounded: IAM allows at most 10 groups per user
-            page = iam.list_groups_for_user(**kwargs)
+        for page in itertools.islice(pages, 20):  # bounded: IAM allows at most 10 groups per user
             arns.update(str(g["Arn"]) for g in page.get("Groups", []))
-            if not page.get("IsTruncated") or not page.get("Marker"):
-                break
-            kwargs["Marker"] = page["Marker"]
     except Exception:  # any refusal (AccessDenied, no network): explain without memberships
         return None
     return frozenset(arns)
