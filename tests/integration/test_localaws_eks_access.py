@@ -508,6 +508,41 @@ def test_list_access_entries_pages(env: Env) -> None:
         assert code == "InvalidParameterException"
 
 
+# -- request shapes ---------------------------------------------------------------------------
+
+MALFORMED: list[tuple[str, Callable[[Any, str, str], Any]]] = [
+    ("create-without-principal", lambda eks, c, p: eks.create_access_entry(clusterName=c)),
+    (
+        "username-not-a-string",
+        lambda eks, c, p: eks.create_access_entry(clusterName=c, principalArn=p, username=7),
+    ),
+    (
+        "associate-without-scope",
+        lambda eks, c, p: eks.associate_access_policy(
+            clusterName=c, principalArn=p, policyArn=VIEW
+        ),
+    ),
+    ("policies-page-of-0", lambda eks, c, p: eks.list_access_policies(maxResults=0)),
+    (
+        "associated-page-of-101",
+        lambda eks, c, p: eks.list_associated_access_policies(
+            clusterName=c, principalArn=p, maxResults=101
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("call", [c[1] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+def test_requests_outside_the_models_input_shape(
+    env: Env, call: Callable[[Any, str, str], Any]
+) -> None:
+    """What botocore's client-side checks stop is refused by the emulator too (checks off)."""
+    arn = env.user()
+    env.eks.create_access_entry(clusterName=env.cluster, principalArn=arn)
+    code, message = error_of(lambda: call(unvalidated_client(env.aws), env.cluster, arn))
+    assert code == "InvalidParameterException", message
+
+
 # -- authentication modes ---------------------------------------------------------------------
 
 MODES = [

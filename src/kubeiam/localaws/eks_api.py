@@ -19,6 +19,7 @@ in a weak dictionary, so deleting a cluster (or moto's reset) drops its entries 
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -204,9 +205,43 @@ def entry_records(account: str, region: str, cluster_name: str) -> tuple[str, li
 
 
 class EksAccessResponse(EKSResponse):
-    """moto's EKS responses plus the access-entry operations and the clusters' accessConfig."""
+    """moto's EKS responses plus the access-entry operations and the clusters' accessConfig.
+
+    Requests are parsed by botocore's EKS model (moto's automated parsing, which moto's own EKS
+    responses leave off), and those of the operations added here are validated against the
+    operation's input shape: what botocore's client-side checks would stop (a missing required
+    member, a wrong type, ``maxResults`` out of 1..100) is an InvalidParameterException when a
+    client without those checks sends it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automated_parameter_parsing = True
+
+    def _validate_request(self) -> None:
+        from botocore.validate import ParamValidator
+        from moto.core.utils import get_service_model
+
+        operation = get_service_model("eks").operation_model(self._get_action())
+        params = dict(self.params)
+        # The model's parser coerces (a string where a list belongs becomes a list of
+        # characters), so the JSON body's members are checked as the client sent them.
+        try:
+            body = json.loads(self.body) if self.body else {}
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise moto_eks_errors.InvalidParameterException("The request body is not a JSON object")
+        params.update(body)
+        report = ParamValidator().validate(params, operation.input_shape)
+        if report.has_errors():
+            raise moto_eks_errors.InvalidParameterException(
+                report.generate_report().replace("\n", " "),
+                clusterName=self._get_param("clusterName") or self._get_param("name"),
+            )
 
     def _access(self) -> ClusterAccess:
+        self._validate_request()
         name = self._get_param("name") or self._get_param("clusterName")
         return cluster_access(self.current_account, self.region, str(name))
 
@@ -360,6 +395,7 @@ class EksAccessResponse(EKSResponse):
         )
 
     def list_access_policies(self) -> ActionResult:
+        self._validate_request()
         partition = eks_backends[self.current_account][self.region].partition
         items, token = self._page(access_policy_list(str(partition)))
         return ActionResult({"accessPolicies": items, "nextToken": token})
