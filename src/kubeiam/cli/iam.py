@@ -142,6 +142,25 @@ mapping_location_options = option_group(
 )
 
 
+#: --cluster and --group, for the commands that create a mapping.
+cluster_options = option_group(
+    click.option("--cluster", required=True, help="EKS cluster name (or kubeiam cluster id)."),
+    click.option(
+        "--group",
+        "groups",
+        multiple=True,
+        required=True,
+        help="Kubernetes group (repeatable, or a,b).",
+    ),
+)
+
+#: --credentials-file, for the commands that write or clean a local credentials profile.
+credentials_file_option = click.option(
+    "--credentials-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Credentials file (default: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials).",
+)
+
 #: --force, for the commands that remove a mapping.
 force_option = click.option(
     "--force",
@@ -168,18 +187,11 @@ def iam_group() -> None:
 
 @iam_group.command("onboard-user")
 @click.argument("name")
-@click.option("--cluster", required=True, help="EKS cluster name (or kubeiam cluster id).")
-@click.option(
-    "--group", "groups", multiple=True, required=True, help="Kubernetes group (repeatable, or a,b)."
-)
+@cluster_options
 @click.option("--username", help="Kubernetes username (default: NAME).")
 @click.option("--tag", "tags", multiple=True, help="IAM tag KEY=VALUE (repeatable).")
 @click.option("--credentials-profile", help="Profile to store the key in (default: NAME).")
-@click.option(
-    "--credentials-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Credentials file (default: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials).",
-)
+@credentials_file_option
 @click.option(
     "--print-credentials",
     is_flag=True,
@@ -259,11 +271,7 @@ def onboard_user_command(
 @iam_group.command("offboard-user")
 @click.argument("name")
 @click.option("--credentials-profile", help="Local profile to remove if it holds NAME's key.")
-@click.option(
-    "--credentials-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Credentials file (default: $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials).",
-)
+@credentials_file_option
 @mapping_location_options
 @force_option
 @ignore_not_found_option
@@ -305,10 +313,7 @@ def offboard_user_command(
 
 @iam_group.command("create-access-role")
 @click.argument("name")
-@click.option("--cluster", required=True, help="EKS cluster name (or kubeiam cluster id).")
-@click.option(
-    "--group", "groups", multiple=True, required=True, help="Kubernetes group (repeatable, or a,b)."
-)
+@cluster_options
 @click.option("--iam-group", help="IAM group whose members may assume the role (default: NAME).")
 @click.option("--username", help="Kubernetes username (default: NAME:{{SessionName}}).")
 @mapping_location_options
