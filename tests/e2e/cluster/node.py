@@ -20,15 +20,20 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
+import functools
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -394,16 +399,17 @@ state = "{base / "state"}"
         return done
 
     def import_image(self, archive: Path, reference: str) -> None:
-        """Import an OCI archive as `reference` (unpacked for the CRI plugin's snapshotter).
+        """Import an OCI archive so that `reference` names it (unpacked for the CRI plugin).
 
-        The archive's index names its manifest with a tag (`org.opencontainers.image.ref.name`);
-        `--base-name` joins that tag to the repository part of `reference`.
+        An index entry with `io.containerd.image.name` (what `make image` writes) is imported
+        under that name; one with only a tag (`org.opencontainers.image.ref.name`, the pause
+        image) gets the repository part of `reference` through `--base-name`.
         """
-        repository, _, tag = reference.rpartition(":")
+        repository = reference.rpartition(":")[0]
         self.ctr("images", "import", "--base-name", repository, str(archive))
         listed = self.ctr("images", "ls", "-q").stdout.split()
         if reference not in listed:
-            raise NodeError(f"importing {archive} gave {listed}, not {reference} (tag {tag!r})")
+            raise NodeError(f"importing {archive} gave {listed}, not {reference}")
 
     # -- kubelet ---------------------------------------------------------------------
     def _write_kubelet_config(self, port: int, healthz_port: int) -> Path:
@@ -522,6 +528,13 @@ state = "{base / "state"}"
                 return int(fields[1])
         raise NodeError(f"no running task {container_id} in containerd")
 
+    def container_log(self, container: str, lines: int = 40) -> str:
+        """The last lines of every log the kubelet kept for containers named `container`."""
+        logs = sorted(self.pod_logs_dir.glob(f"*/{container}/*.log"))
+        return "\n".join(
+            "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) for log in logs
+        )
+
     def log_tails(self, lines: int = 60) -> dict[str, str]:
         processes = [self.containerd, self.kubelet, *self.extra_processes]
         return {p.name: p.tail(lines) for p in processes if p is not None}
@@ -628,3 +641,180 @@ def start_controllers(cache: Path, plane: ControlPlane) -> Controllers:
         if not process.running:
             raise ControlPlaneError(str(process.fail("exited during start-up")))
     return Controllers(plane=plane, scheduler=scheduler, controller_manager=controller_manager)
+
+
+# -- the kubeiam image, pods and what the kernel says about them -------------------------
+REPO_ROOT = Path(__file__).resolve().parents[3]
+KUBEIAM_VERSION = version("kubeiam")
+#: The name `kubeiam:<version>` (the chart's and `kubeiam init --static-pod`'s default)
+#: normalises to inside containerd.
+IMAGE_REFERENCE = f"docker.io/library/kubeiam:{KUBEIAM_VERSION}"
+IMAGE_ARCHIVE = REPO_ROOT / "dist" / f"kubeiam-{KUBEIAM_VERSION}.oci.tar"
+#: The image's build on 2 shared cores: a cold Debian root takes minutes.
+IMAGE_BUILD_SECONDS = 1800
+#: The server's UID and GID in the image and the chart (the reference's manifests' 10000).
+SERVER_UID = 10000
+POD_READY_SECONDS = 120.0
+_POD_POLL_SECONDS = 0.25
+
+
+@functools.cache
+def ensure_image() -> Path:
+    """`make image`'s archive, built from this tree once per test run.
+
+    Always rebuilt, never taken as found: an archive left by an older commit would test old
+    code. The build is reproducible and caches its Debian root, so a warm rebuild only
+    repackages the kubeiam layers (about a minute on 2 shared cores).
+    """
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "packaging" / "image" / "build.py")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=IMAGE_BUILD_SECONDS,
+        check=False,
+    )
+    if done.returncode != 0 or not IMAGE_ARCHIVE.is_file():
+        raise NodeError(f"building the image failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return IMAGE_ARCHIVE
+
+
+def pod_json(plane: ControlPlane, namespace: str, name: str) -> dict[str, Any] | None:
+    done = plane.kubectl("get", "pod", name, "-n", namespace, "-o", "json", check=False)
+    if done.returncode != 0:
+        return None
+    pod: dict[str, Any] = json.loads(done.stdout)
+    return pod
+
+
+def is_ready(pod: dict[str, Any] | None) -> bool:
+    if pod is None or pod.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def wait_pod(
+    plane: ControlPlane,
+    namespace: str,
+    find: Callable[[], dict[str, Any] | None],
+    *,
+    what: str,
+    node: Node,
+    timeout: float = POD_READY_SECONDS,
+) -> dict[str, Any]:
+    """Poll until `find()` returns a Ready pod; on timeout say what the pod and kubelet said."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        last = find()
+        if is_ready(last):
+            assert last is not None
+            return last
+        if last is not None and (crashing := _crash_looping(last)):
+            raise NodeError(
+                f"{what}: {crashing} crash-loops; its log:\n{node.container_log(crashing)}"
+            )
+        time.sleep(_POD_POLL_SECONDS)
+    status = json.dumps((last or {}).get("status", {}), indent=1)[-3000:]
+    kubelet = node.log_tails(40).get("kubelet", "")
+    raise NodeError(
+        f"{what} not Ready after {timeout:.0f} s; status: {status}\nkubelet:\n{kubelet}"
+    )
+
+
+def _crash_looping(pod: dict[str, Any]) -> str | None:
+    """The name of a container the kubelet backs off restarting, if any."""
+    status = pod.get("status", {})
+    for container in [
+        *status.get("initContainerStatuses", []),
+        *status.get("containerStatuses", []),
+    ]:
+        if container.get("state", {}).get("waiting", {}).get("reason") == "CrashLoopBackOff":
+            name: str = container["name"]
+            return name
+    return None
+
+
+def container_id(pod: dict[str, Any], name: str) -> str:
+    for status in pod["status"]["containerStatuses"]:
+        if status["name"] == name:
+            value: str = status["containerID"]
+            return value.split("://", 1)[1]
+    raise AssertionError(f"no container {name} in {pod['metadata']['name']}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessFacts:
+    """What the kernel says about a container's main process."""
+
+    uid: int
+    gid: int
+    root_read_only: bool
+    no_new_privs: bool
+    effective_capabilities: int
+
+
+def process_facts(pid: int) -> ProcessFacts:
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    # The container's root: mount point "/" in its own mount namespace.
+    root_options = ""
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        parts = line.split()
+        if parts[4] == "/":
+            root_options = parts[5]
+    return ProcessFacts(
+        uid=int(fields["Uid"].split()[1]),
+        gid=int(fields["Gid"].split()[1]),
+        root_read_only="ro" in root_options.split(","),
+        no_new_privs=fields.get("NoNewPrivs", "0").strip() == "1",
+        effective_capabilities=int(fields["CapEff"].strip(), 16),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """A container's memory from its cgroup (v1 files; what the kubelet reports as working set)."""
+
+    usage_bytes: int
+    working_set_bytes: int
+    rss_bytes: int
+
+    def describe(self) -> str:
+        mib = 1024 * 1024
+        return (
+            f"working set {self.working_set_bytes / mib:.1f} MiB, rss {self.rss_bytes / mib:.1f}"
+            f" MiB, usage {self.usage_bytes / mib:.1f} MiB"
+        )
+
+
+def container_memory(pid: int) -> Memory:
+    """Memory of the cgroup holding `pid` (cgroup v1 memory controller, or v2's unified file)."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            group = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+            stat = _stat(group / "memory.stat")
+            usage = int((group / "memory.usage_in_bytes").read_text())
+            inactive = stat.get("total_inactive_file", 0)
+            return Memory(usage, max(usage - inactive, 0), stat.get("total_rss", 0))
+        if controllers == "" and Path("/sys/fs/cgroup/cgroup.controllers").is_file():
+            group = Path("/sys/fs/cgroup") / path.lstrip("/")
+            stat = _stat(group / "memory.stat")
+            usage = int((group / "memory.current").read_text())
+            inactive = stat.get("inactive_file", 0)
+            return Memory(usage, max(usage - inactive, 0), stat.get("anon", 0))
+    raise AssertionError(f"no memory cgroup for pid {pid}")
+
+
+def _stat(path: Path) -> dict[str, int]:
+    return {k: int(v) for k, v in (line.split() for line in path.read_text().splitlines())}
+
+
+def webhook_server(kubeconfig: Path) -> str:
+    """The `server` URL of kube-apiserver's webhook kubeconfig."""
+    text = kubeconfig.read_text()
+    match = re.search(r"server:\s*(\S+)", text)
+    assert match, text
+    return match.group(1)
