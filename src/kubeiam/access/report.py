@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from kubeiam.access.iam_graph import SSO_ROLE, EntryKind, IAMGraph, IAMGroup, Path
 from kubeiam.access.policy import Clause, Decision, Unseen, Verdict
-from kubeiam.access.rbac import MASTERS_GROUP, RBAC, Grant, Level, Rights, Rule
+from kubeiam.access.rbac import RBAC, Grant, Level, Rights, Rule
 from kubeiam.eks.access_policies import ScopeType, access_policy
 
 SCHEMA_VERSION = 1
@@ -313,7 +313,7 @@ def _row_findings(
                 Finding(
                     Severity.CRITICAL,
                     "trusted-by-anyone",
-                    f"{target} trusts every AWS principal ('*') and maps to {row.username}",
+                    f"{target} trusts every AWS principal ('*') and is mapped into the cluster",
                     (target,),
                 )
             )
@@ -325,7 +325,7 @@ def _row_findings(
                     "trusted-by-account",
                     f"{target} trusts the whole account {path.start}"
                     + (" (another account)" if other else "")
-                    + f" and maps to {row.username}",
+                    + " and is mapped into the cluster",
                     (target,),
                 )
             )
@@ -374,16 +374,19 @@ def _key_findings(
 def _group_findings(rows: Sequence[MappingRow], rbac: RBAC) -> list[Finding]:
     bound = rbac.bound_groups()
     produced = {g for r in rows for g in r.groups}
+    dead: dict[str, list[str]] = {}
+    for r in rows:
+        for g in r.groups:
+            if g not in bound and not g.startswith(SYSTEM_GROUP_PREFIX):
+                dead.setdefault(g, []).append(r.principal)
     findings = [
         Finding(
             Severity.LOW,
             "dead-mapping-group",
-            f"{r.source}: {r.principal} maps to group {g}, which no RBAC binding names",
-            (r.principal,),
+            f"group {g} is given by {len(principals)} mapping(s) but no RBAC binding names it",
+            tuple(dict.fromkeys(principals)),
         )
-        for r in rows
-        for g in r.groups
-        if g not in bound and g != MASTERS_GROUP and not g.startswith(SYSTEM_GROUP_PREFIX)
+        for g, principals in sorted(dead.items())
     ]
     findings += [
         Finding(

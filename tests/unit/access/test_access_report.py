@@ -300,3 +300,18 @@ def test_who_can(
         (e.arn.rsplit("/", 1)[-1], tuple(v.rsplit("/", 1)[-1] for v in e.via)) for e in entries
     }
     assert short == expected
+
+
+def test_one_finding_per_dead_group_and_per_trusting_role() -> None:
+    rows = [
+        MappingRow("aws-auth", RowKind.ROLE, arn("role", "viewer"), "a", ("dead-group",)),
+        MappingRow("file", RowKind.ROLE, arn("role", "viewer"), "b", ("dead-group",)),
+        MappingRow(
+            "crd", RowKind.USER, arn("user", "outsider"), "c", ("dead-group", "system:nodes")
+        ),
+    ]
+    report = _report(rows)
+    (dead,) = [f for f in report.findings if f.code == "dead-mapping-group"]
+    assert dead.arns == (arn("role", "viewer"), arn("user", "outsider"))
+    assert "given by 3 mapping(s)" in dead.message
+    assert len([f for f in report.findings if f.code == "trusted-by-account"]) == 1
