@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from kubeiam.admin.editing.writer import MappingWriter
 from kubeiam.admin.onboarding.iam_api import policy_equal, tag_list
 from kubeiam.admin.onboarding.rollback import Rollback, transaction
-from kubeiam.admin.onboarding.steps import NOT_FOUND_HINT, IAMSteps, PolicyHolder
+from kubeiam.admin.onboarding.steps import NOT_FOUND_HINT, IAMSteps, PolicyHolder, RemovalResult
 from kubeiam.admin.onboarding.users import POLICY_VERSION, kubeconfig_command, mapping_note
 from kubeiam.errors import AWSAdminError, ConfigError, NotFoundError
 from kubeiam.suggestions import closest_names, quote_name
@@ -107,18 +107,11 @@ class MembershipResult:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class DeleteRoleResult:
-    role_name: str
-    removed: tuple[str, ...]
-    notes: tuple[str, ...]
+class DeleteRoleResult(RemovalResult):
+    """What `delete-access-role` removed."""
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "roleName": self.role_name,
-            "removed": list(self.removed),
-            "notes": list(self.notes),
-        }
+    __slots__ = ()
+    NAME_KEY: ClassVar[str] = "roleName"
 
 
 class AccessRoleWorkflows(IAMSteps):

@@ -7,7 +7,8 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from kubeiam.admin.editing.writer import MappingChange, MappingWriter
 from kubeiam.admin.onboarding.iam_api import IAMApi, policy_equal
@@ -17,6 +18,21 @@ from kubeiam.suggestions import closest_names, not_found_message
 
 #: The hint of every "not found" a removal raises.
 NOT_FOUND_HINT = "check the name; pass --ignore-not-found if it may already be gone"
+
+
+@dataclass(frozen=True, slots=True)
+class RemovalResult:
+    """What a roll-forward removal (`offboard-user`, `delete-access-role`) removed, and its notes.
+    Each removal names its subject under its own JSON key (:attr:`NAME_KEY`)."""
+
+    NAME_KEY: ClassVar[str] = "name"
+
+    name: str
+    removed: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    def summary(self) -> dict[str, Any]:
+        return {self.NAME_KEY: self.name, "removed": list(self.removed), "notes": list(self.notes)}
 
 
 class PolicyHolder(enum.Enum):

@@ -21,14 +21,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from kubeiam.admin.editing.writer import MappingChange, MappingWriter
 from kubeiam.admin.onboarding import credentials_file as credfile
 from kubeiam.admin.onboarding.credentials_file import AccessKey
 from kubeiam.admin.onboarding.iam_api import tag_list
 from kubeiam.admin.onboarding.rollback import Rollback, transaction
-from kubeiam.admin.onboarding.steps import IAMSteps, PolicyHolder
+from kubeiam.admin.onboarding.steps import IAMSteps, PolicyHolder, RemovalResult
 from kubeiam.errors import AWSAdminError, ConfigError
 
 #: IAM allows two access keys per user.
@@ -112,18 +112,11 @@ class OnboardResult:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class OffboardResult:
-    user_name: str
-    removed: tuple[str, ...]
-    notes: tuple[str, ...]
+class OffboardResult(RemovalResult):
+    """What `offboard-user` removed."""
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "userName": self.user_name,
-            "removed": list(self.removed),
-            "notes": list(self.notes),
-        }
+    __slots__ = ()
+    NAME_KEY: ClassVar[str] = "userName"
 
 
 class UserWorkflows(IAMSteps):
