@@ -57,10 +57,15 @@ LEFT_OUT = frozenset(
     {"openssl", "debconf", "debconf-2.0", "cdebconf", "dpkg", "install-info", "perl-base", "perl"}
 )
 #: Bump when the way the cached root is made changes (mmdebstrap options, compile step).
-ROOT_RECIPE = "1"
+ROOT_RECIPE = "2"
 #: Paths of the kept packages that python never reads: documentation (copyright notices stay),
-#: manual pages, lintian overrides, locales.
-DROPPED = re.compile(r"^usr/share/(doc/(?!.*/copyright$)|man/|info/|lintian/|locale/|bug/)")
+#: manual pages, lintian overrides, locales, admin programs.
+DROPPED = re.compile(
+    r"^usr/share/(doc/(?!.*/copyright$)|man/|info/|lintian/|locale/|bug/)"
+    # Admin tools of the kept packages (update-ca-certificates, a shell script): nothing runs
+    # them in the image, and there is no shell to run them with.
+    r"|^usr/sbin/"
+)
 DPKG_EXCLUDES = ("/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*")
 #: Files of left-out packages python needs: the CA bundle ca-certificates' postinst generated,
 #: and openssl's links through which OpenSSL's default paths (Python's ssl.create_default_context)
