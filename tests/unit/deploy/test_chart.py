@@ -204,3 +204,18 @@ def test_resources_priority_and_scheduling_follow_values(render: Render) -> None
     assert pod["containers"][0]["resources"]["limits"]["memory"] == "512Mi"
     assert pod["nodeSelector"]["role"] == "auth"
     assert "tolerations" not in pod
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        pytest.param("stateDir=/", id="state-root"),
+        pytest.param("stateDir=/var/lib", id="state-var-lib"),
+        pytest.param("generateKubeconfig.hostPath=/etc/kubernetes", id="kubeconfig-etc-kubernetes"),
+        pytest.param("generateKubeconfig.hostPath=/etc/kubernetes/", id="trailing-slash"),
+        pytest.param("generateKubeconfig.hostPath=/etc", id="kubeconfig-etc"),
+    ],
+)
+def test_system_directories_are_never_given_away(helm: Path, setting: str) -> None:
+    """The init container chowns these host paths: a typo must not hand over /etc/kubernetes."""
+    assert "is a system directory" in template_error(helm, "clusterID=c1", setting)

@@ -31,3 +31,16 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/*
+  The init container gives these directories to runAsUser: refuse the system directories a
+  typo would hand over (kubeadm's /etc/kubernetes holds the cluster's CA key).
+*/}}
+{{- define "kubeiam.checkHostPaths" -}}
+{{- $system := list "/" "/etc" "/etc/kubernetes" "/etc/kubernetes/pki" "/var" "/var/lib" "/srv" "/srv/kubernetes" "/usr" "/root" "/home" "/tmp" -}}
+{{- range $path := list .Values.stateDir .Values.generateKubeconfig.hostPath -}}
+{{- if and $path (has (trimSuffix "/" $path | default "/") $system) -}}
+{{- fail (printf "%s is a system directory: give kubeiam a directory of its own (the init container gives it to UID %v)" $path $.Values.runAsUser) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
