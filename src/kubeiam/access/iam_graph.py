@@ -51,6 +51,10 @@ MAX_ROLE_CHAIN = 4
 ASSUME_ROLE = "sts:AssumeRole"
 #: The actions an identity provider uses to become a role (SAML, OIDC).
 FEDERATED_ACTIONS = ("sts:AssumeRoleWithSAML", "sts:AssumeRoleWithWebIdentity")
+#: Session tags passed by an identity provider need this action allowed by the trust policy.
+TAG_SESSION = "sts:TagSession"
+#: Which way in to keep when several actions let one principal in.
+_RANK = {Decision.ALLOWED: 0, Decision.CONDITIONAL: 1, Decision.UNKNOWN: 2, Decision.DENIED: 3}
 #: Roles IAM Identity Center creates for a permission set: ``AWSReservedSSO_<set>_<hex id>``.
 SSO_ROLE = re.compile(r"^AWSReservedSSO_(?P<set>.+)_[0-9a-f]{16}$")
 #: An IAM ARN: partition, account, resource type, path and name.
@@ -500,12 +504,24 @@ class IAMGraph:
     def _entries(self, role: IAMRole) -> list[Path]:
         """Trust entries that are not principals of this account."""
         assert role.trust is not None
-        out: list[Path] = []
+        tagging = {(e.kind, e.value) for e in trusted_principals(role.trust, (TAG_SESSION,))}
+        best: dict[tuple[str, str], Path] = {}
         for entry in trusted_principals(role.trust, (ASSUME_ROLE, *FEDERATED_ACTIONS)):
-            path = self._entry_path(role, entry.kind, entry.value, entry.verdict)
-            if path is not None and path.decision is not Decision.DENIED:
-                out.append(path)
-        return out
+            verdict = entry.verdict
+            if entry.kind == "Federated" and (entry.kind, entry.value) not in tagging:
+                unseen = Unseen(
+                    f"whether {entry.value} passes session tags"
+                    " (the trust policy does not allow sts:TagSession)"
+                )
+                verdict = _needs(verdict, unseen)
+            path = self._entry_path(role, entry.kind, entry.value, verdict)
+            if path is None or path.decision is Decision.DENIED:
+                continue
+            # One way in per principal: the action that lets it in most plainly wins.
+            key = (entry.kind, entry.value)
+            if key not in best or _RANK[path.decision] < _RANK[best[key].decision]:
+                best[key] = path
+        return list(best.values())
 
     def _entry_path(self, role: IAMRole, kind: str, value: str, verdict: Verdict) -> Path | None:
         via = (role.arn,)

@@ -285,3 +285,26 @@ def test_one_graph_answers_like_fresh_ones() -> None:
         for other in (*iam.roles, *iam.users):
             graph.who_can_become(other.arn)
         assert ways(graph.who_can_become(target)) == ways(who_can_become(iam, target))
+
+
+def _sso(*actions: str) -> AccountIAM:
+    name = "AWSReservedSSO_Ops_0123456789abcdef"
+    return account(role(name, trust({"Federated": SAML}, action=list(actions))))
+
+
+def test_sso_trust_allowing_tag_session_says_nothing_about_tags() -> None:
+    iam = _sso("sts:AssumeRoleWithSAML", "sts:TagSession")
+    (path,) = who_can_become(iam, arn("role", "AWSReservedSSO_Ops_0123456789abcdef"))
+    assert "session tags" not in path.verdict.describe()
+
+
+def test_federated_trust_without_tag_session_says_tags_would_fail() -> None:
+    (path,) = who_can_become(
+        _sso("sts:AssumeRoleWithSAML"), arn("role", "AWSReservedSSO_Ops_0123456789abcdef")
+    )
+    assert "does not allow sts:TagSession" in path.verdict.describe()
+
+
+def test_one_way_in_per_principal_whatever_the_actions() -> None:
+    (path,) = who_can_become(_sso("sts:*"), arn("role", "AWSReservedSSO_Ops_0123456789abcdef"))
+    assert path.kind is EntryKind.SSO
