@@ -1,40 +1,44 @@
 """Effective access: who can get into the cluster, as whom, and do what (issue 13).
 
-Design of the join (phase 1 built the three sides; phase 2 joins them, finds and renders):
+The pieces, all pure except the IAM reader (docs/access-report.md has the rules and the JSON):
 
-* :mod:`kubeiam.access.policy` (pure) evaluates one request as AWS does and returns a
-  :class:`~kubeiam.access.policy.Verdict`: allowed / denied / conditional (conditions carried as
-  text, never decided) / unknown (depends on what cannot be read from this account). Verdicts
-  compose: ``a.then(b)`` is a role chain's hops.
-* :mod:`kubeiam.access.iam_reader` (I/O) reads the account in bulk with
-  GetAccountAuthorizationDetails (paged by Marker, bounded retries on throttling);
-  :mod:`kubeiam.access.iam_graph` (pure) joins the pages into an ``AccountIAM`` and answers
-  ``who_can_become(account, arn) -> Path[]``: each Path has an entry kind (user, role, account,
-  sso, service, federated, anyone), a start, the roles assumed (``via``), the granting IAM
-  groups, a verdict, and what could not be read.
-* :mod:`kubeiam.access.rbac` (pure) indexes ClusterRoles/Roles/bindings as the API returns them:
-  ``RBAC.rights(username, groups) -> Rights`` (``cluster_admin``, ``unrestricted`` for
-  system:masters, ``summary()``, ``can(verb, resource, namespace)``), ``RBAC.who_can(...)`` and
-  ``bound_groups()`` (for dead mapping groups).
+* :mod:`~kubeiam.access.policy` evaluates one request as AWS does and returns a ``Verdict``:
+  allowed / denied / conditional (conditions carried as text, never decided) / unknown (depends
+  on what cannot be read from this account). Verdicts compose: ``a.then(b)`` is a role chain.
+* :mod:`~kubeiam.access.iam_reader` (I/O) reads the account in bulk: GetAccountAuthorizationDetails
+  paged by Marker with bounded retries on throttling, and access-key ages from one credential
+  report (:mod:`~kubeiam.access.credential_report` parses it).
+* :mod:`~kubeiam.access.iam_graph` joins the pages into an ``AccountIAM``; ``IAMGraph(account)
+  .who_can_become(arn) -> Path[]`` (memoised across targets): each Path has an entry kind (user,
+  role, account, sso, service, federated, anyone), a start, the roles assumed (``via``), the IAM
+  groups whose policies granted it, a verdict, and what could not be read.
+* :mod:`~kubeiam.access.rbac` indexes ClusterRoles/Roles/bindings as the API returns them:
+  ``RBAC.rights(username, groups)`` (``cluster_admin``, ``unrestricted`` for system:masters,
+  ``summary()``, ``can(verb, resource, namespace)``), ``RBAC.who_can``, ``bound_groups()``.
+* :mod:`~kubeiam.access.rows` turns mapping-model entries of any store into ``MappingRow``
+  values; access entries build rows directly (principal id, access-policy associations).
+* :mod:`~kubeiam.access.report` is the join: ``build_report(cluster, rows, graph, rbac, now=...,
+  access_keys=...) -> Report`` (principals, findings worst first, ``fails(severity)`` for
+  ``--fail-on``), ``who_can(rows, graph, rbac, verb, resource, namespace)``, ``report_json``
+  (schemaVersion 1). :mod:`~kubeiam.access.render_table` and :mod:`~kubeiam.access.render_html`
+  (self-contained, nothing fetched) render a ``Report``.
 
-* :mod:`kubeiam.access.report` (pure) is that join, already written: ``build_report(cluster,
-  rows, IAMGraph, RBAC, now=..., access_keys=...) -> Report`` over :class:`MappingRow` values
-  (store name, kind role/user/group/account/sso, principal, username, groups, principal id,
-  access-policy associations), with the findings below and ``report_json`` (schemaVersion 1).
-  What is left for phase 2: turning each store's entries into rows (the stores the server reads,
-  in its order), reading RBAC objects and access keys, the CLI, the table/html renderers,
-  who-can over IAM (``RBAC.who_can`` x rows), the e2e proof and the bench.
+The join, per mapping row::
 
-The join, per mapped principal::
+    the stores the server reads, in its order (access entries per the authentication mode)
+        -> rows: principal (ARN, group ARN, account, SSO set), username + groups as written,
+           store name
+    row principal -> IAMGraph.who_can_become         -> principals[].arn / kind / via / conditions
+    row username + groups (+ access policies) -> RBAC -> principals[].rights / clusterAdmin
+    findings: cluster-admin reach, trust by '*' or a whole account, dangling principal
+    (find() is None), recreated principal (id differs), old access keys reaching admin,
+    dead mapping groups, bindings no mapping feeds
 
-    mapping sources (the stores the server reads, in its order; access entries per the
-    cluster's authentication mode)  ->  rows: principal ARN (or account / SSO matcher),
-        rendered username + groups (templates kept as templates), source store name
-    for each row's ARN: who_can_become(account, arn)   -> principals[].via / kind / conditions
-    for each row's username + groups: rbac rights    -> principals[].rights / clusterAdmin
-    findings over the joined rows (cluster-admin reach, account-wide or "*" trust, dangling ARN
-    = find() is None, recreated role = principal id differs, dead group = no binding, ...)
+Row ARNs are matched with ``iam_graph.principal_key`` (role paths dropped, case-insensitive), the
+way mappings match STS callers.
 
-Row ARNs are matched with ``iam_graph.principal_key`` (role paths dropped, case-insensitive),
-the same way mappings match STS callers.
+Left for the commands (phase 2): reading each store into rows (from ``--server-config`` or the
+stores that exist), listing RBAC objects and access entries from the cluster, the CLI
+(``kubeiam access report`` / ``who-can``), the browser test of the HTML, the e2e proof and the
+bench in ``make bench``.
 """
