@@ -53,6 +53,9 @@ _IAM_NAME = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
 #: Session names: 2-64 of ``\w+=,.@-`` per IAM, but STS also reports federated names this way.
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
 
+#: The lint code of a mapping ARN that is not a valid IAM role or user ARN.
+INVALID_ARN = "invalid-arn"
+
 # Sentinels: ARN prefixes refused outright (protocol.md section 2 "anything else").
 _AWS_SERVICE_ROLE_PREFIX = "aws:"
 
@@ -127,16 +130,19 @@ def canonicalize_mapping_arn(arn: str) -> MappingArn:
         raise MappingError(
             f"{arn!r} is not an ARN",
             hint="write it as arn:aws:iam::<12-digit account>:role/<name> or .../user/<name>",
+            code=INVALID_ARN,
         ) from None
     if service != "iam" or region or not PARTITION_NAME.fullmatch(partition):
         raise MappingError(
             f"{arn!r} is not an IAM ARN",
             hint="mappings take IAM role or user ARNs (arn:<partition>:iam::<account>:...)",
+            code=INVALID_ARN,
         )
     if not ACCOUNT_ID.fullmatch(account):
         raise MappingError(
             f"{arn!r} has account {account!r}, which is not 12 digits",
             hint="copy the ARN from the IAM console or `aws iam get-role`",
+            code=INVALID_ARN,
         )
     rtype, _, rest = resource.partition("/")
     segments = rest.split("/") if rest else []
@@ -144,9 +150,12 @@ def canonicalize_mapping_arn(arn: str) -> MappingArn:
         raise MappingError(
             f"{arn!r} does not name an IAM role or user",
             hint="the resource must be role/<name> or user/<name> (an optional /path/ is allowed)",
+            code=INVALID_ARN,
         )
     if not all(_IAM_NAME.fullmatch(s) for s in segments):
-        raise MappingError(f"{arn!r} contains characters IAM does not allow in names")
+        raise MappingError(
+            f"{arn!r} contains characters IAM does not allow in names", code=INVALID_ARN
+        )
     if rtype == "role":
         canonical = f"arn:{partition}:iam::{account}:role/{segments[-1]}"
         had_path = len(segments) > 1

@@ -29,7 +29,7 @@ import re
 import sys
 from typing import Any
 
-from kubeiam.errors import ConfigError, MappingError
+from kubeiam.errors import DUPLICATE_KEY, ConfigError, MappingError
 
 #: Kubeconfigs and mapping files are kilobytes; 10,000 mapping entries are about 1 MB. A bigger
 #: file is a mistake (a log, an image, a runaway writer), and parsing it would cost memory.
@@ -69,11 +69,12 @@ class DocumentError(ConfigError):
         line: int | None = None,
         column: int | None = None,
         hint: str | None = DEFAULT_HINT,
+        code: str | None = None,
     ) -> None:
         where = ""
         if line is not None:
             where = f" line {line}" + (f", column {column}" if column is not None else "")
-        super().__init__(f"{source}{where}: {problem}", hint=hint)
+        super().__init__(f"{source}{where}: {problem}", hint=hint, code=code)
         self.source = source
         self.problem = problem
         self.line = line
@@ -254,12 +255,13 @@ def _json_duplicate(
     try:
         parse_yaml(text, source=source, typed=False, error=error)
     except DocumentError as found:
-        if "appears twice" in found.problem:
+        if found.code == DUPLICATE_KEY:
             return found
     return error(
         source,
         f"`{key}` appears twice in the same object",
         hint="remove one of them (a reader would silently keep only one)",
+        code=DUPLICATE_KEY,
     )
 
 
@@ -577,6 +579,7 @@ def _duplicate_key(
         f"`{key}` appears twice in the same mapping: {where}",
         line=second.line + 1,
         hint="remove one of them (other readers silently keep only the last)",
+        code=DUPLICATE_KEY,
     )
 
 

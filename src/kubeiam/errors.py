@@ -33,6 +33,9 @@ signature or a secret key: callers pass only safe fragments (host names, key ids
 
 from __future__ import annotations
 
+#: The :attr:`KubeIAMError.code` of a key given twice in one mapping (a reader would keep one).
+DUPLICATE_KEY = "duplicate-key"
+
 
 class KubeIAMError(Exception):
     """Base of every error kubeiam raises on purpose."""
@@ -43,11 +46,16 @@ class KubeIAMError(Exception):
     #: ``http_status`` and the message as the answer); None: an internal failure, answered 503
     #: with a generic reason (kubeiam.server.app).
     review_result: str | None = None
+    #: What kind of problem this is, named where it is found (``kubeiam mapping lint`` reports
+    #: it as the finding's code); None when no one set it.
+    code: str | None = None
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        if code is not None:
+            self.code = code
 
     def __str__(self) -> str:
         if self.hint:

@@ -32,6 +32,7 @@ from kubeiam.mapping.block_list import BlockList, load_entry, render_scalar
 from kubeiam.mapping.model import (
     ACCOUNTS,
     GROUPS,
+    INVALID_ENTRY,
     ROLES,
     USERS,
     EntryCache,
@@ -81,7 +82,8 @@ def parse_section(name: str, text: str | None) -> tuple[list[RawEntry], list[Loa
         value = _parse_yaml(text)
     except DocumentError as exc:
         problem = exc.problem.replace("is not valid YAML: ", "invalid YAML: ")
-        return [], [LoadIssue(Severity.ERROR, Location(name, line=exc.line), problem)]
+        location = Location(name, line=exc.line)
+        return [], [LoadIssue(Severity.ERROR, location, problem, exc.code or INVALID_ENTRY)]
     if value is None:
         return [], []
     if not isinstance(value, list):

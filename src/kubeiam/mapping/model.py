@@ -60,6 +60,7 @@ from typing import ClassVar, TypeAlias, TypeVar
 
 from kubeiam.arn import (
     ACCOUNT_ID,
+    INVALID_ARN,
     PARTITION_NAME,
     PrincipalKind,
     arn_account,
@@ -67,7 +68,7 @@ from kubeiam.arn import (
     canonicalize_mapping_arn,
 )
 from kubeiam.case_insensitive import fold_keys
-from kubeiam.errors import MappingError
+from kubeiam.errors import DUPLICATE_KEY, MappingError
 from kubeiam.identity import Identity
 from kubeiam.mapping.templates import (
     RESERVED_GROUP_PREFIXES,
@@ -168,9 +169,47 @@ class LoadIssue:
     severity: Severity
     location: Location
     message: str
+    #: What kind of problem, named where it was found (the lint code; see the constants below).
+    code: str = "invalid-entry"
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}"
+
+
+# The codes of load issues (``kubeiam mapping lint`` shows them; a script may match on them).
+#: An entry the loader cannot read (a wrong type, a missing key ...): the catch-all.
+INVALID_ENTRY = "invalid-entry"
+#: A username or group the loader refuses (control characters, too long, too many groups).
+INVALID_NAME = "invalid-name"
+# INVALID_ARN (a role or user ARN that is not one) comes from kubeiam.arn, UNKNOWN_TEMPLATE (a
+# placeholder kubeiam does not know, or stray braces) from kubeiam.mapping.templates.
+#: An account id that is not 12 digits.
+INVALID_ACCOUNT = "invalid-account"
+#: A key the loader ignores (a typo loses what it meant).
+UNKNOWN_KEY = "unknown-key"
+#: A role ARN written with an IAM path, which STS never reports.
+ROLE_PATH = "role-path"
+#: A session placeholder in a user or IAM group entry: it never renders for those callers.
+SESSION_TEMPLATE = "session-template"
+#: A placeholder inside a reserved group prefix: every rendering is refused, the entry only denies.
+RESERVED_GROUP = "reserved-group"
+#: An identical entry for the same key (the first is kept).
+DUPLICATE = "duplicate"
+#: A different entry for the same key (the version is refused).
+CONFLICT = "conflict"
+#: A role entry that wins over a permission-set entry for the same role.
+SHADOWED = "shadowed"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A warning found while parsing one entry: its code and what to say."""
+
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def _where(location: Location | None) -> str:
@@ -525,7 +564,10 @@ def _lower_keys(raw: object, what: str) -> dict[str, object]:
     if not isinstance(raw, Mapping):
         raise MappingError(f"{what} entry must be a mapping, not {type(raw).__name__}")
     return fold_keys(
-        raw, lambda k: MappingError(f"key {k!r} is given twice (keys are case-insensitive)")
+        raw,
+        lambda k: MappingError(
+            f"key {k!r} is given twice (keys are case-insensitive)", code=DUPLICATE_KEY
+        ),
     )
 
 
@@ -545,13 +587,15 @@ def check_name(text: str, what: str) -> None:
     characters, and only the known templates, spelled exactly. Raises :class:`MappingError`."""
     if len(text) > MAX_NAME_LENGTH:
         raise MappingError(
-            f"{what} is {len(text)} characters long; at most {MAX_NAME_LENGTH} are allowed"
+            f"{what} is {len(text)} characters long; at most {MAX_NAME_LENGTH} are allowed",
+            code=INVALID_NAME,
         )
     if not text.isprintable():
         bad = next(c for c in text if not c.isprintable())
         raise MappingError(
             f"{what} {text!r} contains the control or invisible character U+{ord(bad):04X}",
             hint="usernames and groups are printable text: no newline, tab or control character",
+            code=INVALID_NAME,
         )
     validate_template(text)
 
@@ -563,7 +607,8 @@ def _groups(value: object) -> tuple[str, ...]:
         raise MappingError("groups must be a list of strings")
     if len(value) > MAX_GROUPS_PER_ENTRY:
         raise MappingError(
-            f"groups lists {len(value)} groups; at most {MAX_GROUPS_PER_ENTRY} are allowed"
+            f"groups lists {len(value)} groups; at most {MAX_GROUPS_PER_ENTRY} are allowed",
+            code=INVALID_NAME,
         )
     out: list[str] = []
     for g in value:
@@ -621,9 +666,15 @@ def reserved_group_problems(groups: Sequence[str]) -> list[str]:
     return problems
 
 
-def template_problems(kind: EntryKind, username: str, groups: Sequence[str]) -> list[str]:
+def template_problems(kind: EntryKind, username: str, groups: Sequence[str]) -> list[Problem]:
     """Every reason an entry's templates can never apply as written (see the two rules)."""
-    return session_template_problems(kind, username, groups) + reserved_group_problems(groups)
+    return [
+        Problem(SESSION_TEMPLATE, m) for m in session_template_problems(kind, username, groups)
+    ] + [Problem(RESERVED_GROUP, m) for m in reserved_group_problems(groups)]
+
+
+def _unknown_key_warnings(d: Mapping[str, object], allowed: frozenset[str]) -> list[Problem]:
+    return [Problem(UNKNOWN_KEY, f"unknown key {k!r} ignored") for k in _unknown_keys(d, allowed)]
 
 
 def _user_arn(arn: str) -> tuple[str, str]:
@@ -642,13 +693,13 @@ def _unknown_keys(keys: Iterable[str], allowed: frozenset[str]) -> list[str]:
 
 def parse_role_entry(
     raw: object, location: Location | None = None, *, need_user_id: bool = False
-) -> tuple[RoleMapping | SSOMapping, list[str]]:
+) -> tuple[RoleMapping | SSOMapping, list[Problem]]:
     """One ``mapRoles`` entry and its warnings; :class:`MappingError` when it is invalid."""
     d = _lower_keys(raw, ROLES)
-    warnings = [f"unknown key {k!r} ignored" for k in _unknown_keys(d, _ROLE_KEYS)]
+    warnings = _unknown_key_warnings(d, _ROLE_KEYS)
     username = _username(d.get("username"))
     groups = _groups(d.get("groups"))
-    warnings += reserved_group_problems(groups)
+    warnings += [Problem(RESERVED_GROUP, m) for m in reserved_group_problems(groups)]
     rolearn = _string(d.get("rolearn"), "rolearn", required=False)
     userid = _string(d.get("userid"), "userid", required=need_user_id)
     sso = d.get("sso")
@@ -664,11 +715,17 @@ def parse_role_entry(
         return RoleMapping("", username, groups, "", False, userid, location), warnings
     mapped = canonicalize_mapping_arn(rolearn)
     if mapped.resource_type != "role":
-        raise MappingError(f"rolearn {rolearn} names an IAM user: move it to mapUsers as userarn")
+        raise MappingError(
+            f"rolearn {rolearn} names an IAM user: move it to mapUsers as userarn",
+            code=INVALID_ARN,
+        )
     if mapped.had_path:
         warnings.append(
-            f"rolearn {rolearn} has an IAM path; it matches {mapped.canonical}, the ARN STS "
-            "reports (drop the path to silence this warning)"
+            Problem(
+                ROLE_PATH,
+                f"rolearn {rolearn} has an IAM path; it matches {mapped.canonical}, the ARN STS "
+                "reports (drop the path to silence this warning)",
+            )
         )
     entry = RoleMapping(
         rolearn, username, groups, mapped.canonical, mapped.had_path, userid, location
@@ -682,7 +739,7 @@ def _parse_sso(
     d = _lower_keys(raw, "sso")
     unknown = _unknown_keys(d, _SSO_KEYS)
     if unknown:
-        raise MappingError(f"sso has unknown key {unknown[0]!r}")
+        raise MappingError(f"sso has unknown key {unknown[0]!r}", code=UNKNOWN_KEY)
     name = _string(d.get("permissionsetname"), "sso.permissionSetName", required=True)
     account = d.get("accountid")
     account_s = str(account).strip() if isinstance(account, str | int) else ""
@@ -690,7 +747,10 @@ def _parse_sso(
     if not _PERMISSION_SET_NAME.fullmatch(name):
         raise MappingError(f"sso.permissionSetName {name!r} is not a valid permission set name")
     if not ACCOUNT_ID.fullmatch(account_s):
-        raise MappingError(f"sso.accountID {account!r} is not a 12-digit account id (quote it)")
+        raise MappingError(
+            f"sso.accountID {account!r} is not a 12-digit account id (quote it)",
+            code=INVALID_ACCOUNT,
+        )
     if not PARTITION_NAME.fullmatch(partition) or partition not in PARTITIONS:
         raise MappingError(f"sso.partition {partition!r} is not an AWS partition")
     return SSOMapping(name, account_s, username, groups, partition, location)
@@ -698,10 +758,10 @@ def _parse_sso(
 
 def parse_user_entry(
     raw: object, location: Location | None = None, *, need_user_id: bool = False
-) -> tuple[UserMapping, list[str]]:
+) -> tuple[UserMapping, list[Problem]]:
     """One ``mapUsers`` entry and its warnings; :class:`MappingError` when it is invalid."""
     d = _lower_keys(raw, USERS)
-    warnings = [f"unknown key {k!r} ignored" for k in _unknown_keys(d, _USER_KEYS)]
+    warnings = _unknown_key_warnings(d, _USER_KEYS)
     username = _username(d.get("username"))
     groups = _groups(d.get("groups"))
     userid = _string(d.get("userid"), "userid", required=need_user_id)
@@ -711,20 +771,23 @@ def parse_user_entry(
         return UserMapping("", username, groups, "", userid, location), warnings
     canonical, rtype = _user_arn(userarn)
     if rtype != "user":
-        raise MappingError(f"userarn {userarn} names an IAM role: move it to mapRoles as rolearn")
+        raise MappingError(
+            f"userarn {userarn} names an IAM role: move it to mapRoles as rolearn",
+            code=INVALID_ARN,
+        )
     return UserMapping(userarn, username, groups, canonical, userid, location), warnings
 
 
 def parse_group_entry(
     raw: object, location: Location | None = None
-) -> tuple[GroupMapping, list[str]]:
+) -> tuple[GroupMapping, list[Problem]]:
     """One ``mapGroups`` entry and its warnings; :class:`MappingError` when it is invalid.
 
     ``username`` is required: IAM users have no session name, so write e.g.
     ``{{AccountID}}:alice``-style names or a fixed name per group.
     """
     d = _lower_keys(raw, GROUPS)
-    warnings = [f"unknown key {k!r} ignored" for k in _unknown_keys(d, _GROUP_KEYS)]
+    warnings = _unknown_key_warnings(d, _GROUP_KEYS)
     username = _username(d.get("username"))
     groups = _groups(d.get("groups"))
     warnings += template_problems(EntryKind.GROUP, username, groups)
@@ -759,7 +822,8 @@ def parse_new_entry(section: str, raw: object) -> MappingEntry:
     problems = template_problems(entry.kind, entry.username, entry.groups)
     if problems:
         raise MappingError(
-            problems[0],
+            problems[0].message,
+            code=problems[0].code,
             hint="write reserved groups literally (system:masters ...); keep placeholders out of "
             "system:, eks:, aws:, iam: and amazon: groups, and session templates out of user "
             "and IAM group entries",
@@ -770,12 +834,13 @@ def parse_new_entry(section: str, raw: object) -> MappingEntry:
 def parse_account_entry(raw: object, location: Location | None = None) -> AccountMapping:
     """One ``mapAccounts`` entry: a 12-digit account id (a string, or a number JSON gave us)."""
     if isinstance(raw, bool) or not isinstance(raw, str | int):
-        raise MappingError(f"account {raw!r} must be a 12-digit account id")
+        raise MappingError(f"account {raw!r} must be a 12-digit account id", code=INVALID_ACCOUNT)
     account = str(raw).strip()
     if not ACCOUNT_ID.fullmatch(account):
         raise MappingError(
             f"account {account!r} is not a 12-digit account id",
             hint="quote account ids so YAML and JSON keep their leading zeros",
+            code=INVALID_ACCOUNT,
         )
     return AccountMapping(account, location)
 
@@ -803,8 +868,8 @@ class _Builder:
         self.iam_groups: dict[str, GroupMapping] = {}
         self.entries: list[MappingEntry] = []
 
-    def issue(self, severity: Severity, location: Location, message: str) -> None:
-        self.issues.append(LoadIssue(severity, location, message))
+    def issue(self, severity: Severity, location: Location, message: str, code: str) -> None:
+        self.issues.append(LoadIssue(severity, location, message, code))
 
     def _same(self, a: MappingEntry, b: MappingEntry) -> bool:
         return a == b or (
@@ -825,12 +890,13 @@ class _Builder:
             return True
         where = str(first.location) if first.location is not None else "an earlier entry"
         if self._same(first, entry):
-            self.issue(Severity.WARNING, location, f"{what} duplicates {where}")
+            self.issue(Severity.WARNING, location, f"{what} duplicates {where}", DUPLICATE)
         else:
             self.issue(
                 Severity.ERROR,
                 location,
                 f"{what} conflicts with {where} ({_difference(first, entry)}); remove one of them",
+                CONFLICT,
             )
         return False
 
@@ -870,6 +936,7 @@ class _Builder:
                     Severity.WARNING,
                     role.location,
                     f"rolearn {role.rolearn} takes precedence over {shadowed.describe()}",
+                    SHADOWED,
                 )
 
     def result(self) -> LoadResult:
@@ -899,8 +966,8 @@ def _difference(a: MappingEntry, b: MappingEntry) -> str:
 
 #: Parsed entries an editor keeps between loading a document before and after an edit, keyed
 #: by section and the entry as written (``repr``): an entry the edit did not touch is not
-#: validated twice. Holds the parse result without its location, or the refusal's message.
-EntryCache: TypeAlias = dict[tuple[str, bool, str], tuple[object, tuple[str, ...]]]
+#: validated twice. Holds the parse result without its location, or the refusal.
+EntryCache: TypeAlias = dict[tuple[str, bool, str], tuple[object, tuple[Problem, ...]]]
 
 
 def _parse_one(
@@ -909,21 +976,21 @@ def _parse_one(
     location: Location,
     match_by_user_id: bool,
     cache: EntryCache | None,
-) -> tuple[MappingEntry, Sequence[str]] | str:
+) -> tuple[MappingEntry, Sequence[Problem]] | Problem:
     """One entry and its warnings, or why it is skipped; through ``cache`` when given."""
     key = (section, match_by_user_id, repr(raw)) if cache is not None else None
     if key is not None and cache is not None:
         hit = cache.get(key)
         if hit is not None:
             found, warnings = hit
-            if isinstance(found, str):
+            if isinstance(found, Problem):
                 return found
             if getattr(found, "location", None) != location:  # moved by the edit
                 found = copy.copy(found)
                 object.__setattr__(found, "location", location)
             return found, warnings  # type: ignore[return-value]
     entry: MappingEntry
-    warned: list[str]
+    warned: list[Problem]
     try:
         if section == ROLES:
             entry, warned = parse_role_entry(raw, location, need_user_id=match_by_user_id)
@@ -934,9 +1001,10 @@ def _parse_one(
         else:
             entry, warned = parse_account_entry(raw, location), []
     except MappingError as exc:
+        refusal = Problem(exc.code or INVALID_ENTRY, exc.message)
         if key is not None and cache is not None:
-            cache[key] = (exc.message, ())
-        return exc.message
+            cache[key] = (refusal, ())
+        return refusal
     if key is not None and cache is not None:
         cache[key] = (entry, tuple(warned))
     return entry, warned
@@ -962,12 +1030,13 @@ def load_entries(
     for section, raws in ((ROLES, roles), (USERS, users), (ACCOUNTS, accounts), (GROUPS, groups)):
         for raw, location in raws:
             parsed = _parse_one(section, raw, location, match_by_user_id, cache)
-            if isinstance(parsed, str):
-                builder.issue(Severity.SKIPPED, location, f"entry skipped: {parsed}")
+            if isinstance(parsed, Problem):
+                message = f"entry skipped: {parsed.message}"
+                builder.issue(Severity.SKIPPED, location, message, parsed.code)
                 continue
             entry, warnings = parsed
             for w in warnings:
-                builder.issue(Severity.WARNING, location, w)
+                builder.issue(Severity.WARNING, location, w.message, w.code)
             builder.add(entry, location)
     return builder.result()
 
@@ -997,7 +1066,8 @@ def load_sections(
                 f"is given twice, as {spelled[canonical]!r} and {name!r} (keys are "
                 "case-insensitive): keep one"
             )
-            issues.append(LoadIssue(Severity.ERROR, Location(prefix + canonical), message))
+            location = Location(prefix + canonical)
+            issues.append(LoadIssue(Severity.ERROR, location, message, DUPLICATE_KEY))
             continue
         spelled[canonical] = str(name)
         if value is None:

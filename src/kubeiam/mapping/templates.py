@@ -44,6 +44,8 @@ EC2_PRIVATE_DNS_NAME = "EC2PrivateDNSName"
 _PLACEHOLDER = re.compile(r"\{\{([A-Za-z0-9]+)\}\}")
 #: Any brace left after removing valid placeholders means a misspelt template.
 _STRAY_BRACES = re.compile(r"[{}]")
+#: The lint code of a template kubeiam refuses (an unknown placeholder, or stray braces).
+UNKNOWN_TEMPLATE = "unknown-template"
 
 #: EC2 instance ids: ``i-`` and 8 (old) or 17 (current) lower-case hex digits. The reference
 #: accepted any ``\w``; hex only is what EC2 issues.
@@ -78,11 +80,13 @@ def template_names(text: str) -> frozenset[str]:
         raise MappingError(
             f"unknown template {{{{{unknown[0]}}}}} in {text!r}",
             hint=f"templates are case-sensitive; the known ones are {known}",
+            code=UNKNOWN_TEMPLATE,
         )
     if _STRAY_BRACES.search(_PLACEHOLDER.sub("", text)):
         raise MappingError(
             f"malformed template in {text!r}",
             hint="write placeholders exactly as {{SessionName}}, with no spaces inside the braces",
+            code=UNKNOWN_TEMPLATE,
         )
     return names
 

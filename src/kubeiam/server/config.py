@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from kubeiam.case_insensitive import fold_keys
-from kubeiam.errors import ConfigError
+from kubeiam.errors import DUPLICATE_KEY, ConfigError
 from kubeiam.partitions import PARTITIONS
 from kubeiam.server.denylist import DenyList, parse_deny_list
 from kubeiam.server.ec2 import DEFAULT_PROFILE_TTL
@@ -256,6 +256,7 @@ def _lower_keys(where: str, doc: Mapping[Any, Any]) -> dict[str, Any]:
         lambda key: ConfigError(
             f"{where}: key {key!r} appears twice (keys are case-insensitive)",
             hint="keep one spelling of the key",
+            code=DUPLICATE_KEY,
         ),
         fold=fold,
     )

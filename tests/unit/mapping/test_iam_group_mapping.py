@@ -81,7 +81,7 @@ def test_invalid_group_entries_are_refused(raw: dict[str, Any], message: str) ->
 
 def test_unknown_key_is_a_warning() -> None:
     _, warnings = parse_group_entry({**_group(DEV, "x"), "colour": "blue"})
-    assert warnings == ["unknown key 'colour' ignored"]
+    assert [w.message for w in warnings] == ["unknown key 'colour' ignored"]
 
 
 def test_aws_auth_section_has_line_numbers_and_reports_conflicts() -> None:

@@ -85,7 +85,7 @@ def test_role_path_is_stripped_with_a_warning() -> None:
     assert entry.canonical_arn == ROLE
     assert entry.had_path
     assert len(warnings) == 1
-    assert "IAM path" in warnings[0]
+    assert "IAM path" in warnings[0].message
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,7 @@ def test_session_templates_only_fit_role_entries(
 ) -> None:
     parse, base = PARSERS[kind]
     _, warnings = parse({**base, "username": username, "groups": groups})
-    assert any("only role sessions do" in w for w in warnings) is warned
+    assert any("only role sessions do" in w.message for w in warnings) is warned
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,7 @@ def test_a_placeholder_inside_a_reserved_group_prefix_can_never_apply(
     groups: list[str], warned: bool
 ) -> None:
     _, warnings = parse_role_entry({"rolearn": ROLE, "username": "a", "groups": groups})
-    assert any("puts a placeholder in the reserved prefix" in w for w in warnings) is warned
+    assert any("puts a placeholder in the reserved prefix" in w.message for w in warnings) is warned
     if warned:
         with pytest.raises(MappingError, match="reserved prefix"):
             parse_new_entry("mapRoles", {"rolearn": ROLE, "username": "a", "groups": groups})

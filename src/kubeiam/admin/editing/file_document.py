@@ -25,7 +25,9 @@ from kubeiam.mapping.block_list import NotSplicable, Style, load_entry, render_s
 from kubeiam.mapping.model import (
     ACCOUNTS,
     GROUPS,
+    INVALID_ENTRY,
     ROLES,
+    UNKNOWN_KEY,
     USERS,
     EntryCache,
     GroupMapping,
@@ -33,6 +35,7 @@ from kubeiam.mapping.model import (
     LoadResult,
     Location,
     MappingSet,
+    Problem,
     Severity,
     SSOMapping,
     load_sections,
@@ -501,8 +504,16 @@ _DEFAULT_INDENT = (4, 2)
 _FULL_PARSE_BELOW = 256 * 1024
 
 
+#: The code of what kubeiam server logs about a config it still reads, by the log call's fixed
+#: message (its format string, never text from the file): keys it ignores.
+_LOGGED_CODES = {"unknown key in server config": UNKNOWN_KEY}
+#: The code of top-level mapping sections MountedFile does not read.
+NOT_READ = "not-read"
+
+
 def _refused(error: ConfigError) -> LoadResult:
-    return LoadResult(MappingSet(), (LoadIssue(Severity.ERROR, Location("file"), error.message),))
+    issue = LoadIssue(Severity.ERROR, Location("file"), error.message, error.code or INVALID_ENTRY)
+    return LoadResult(MappingSet(), (issue,))
 
 
 def load_server_config_text(text: str, *, name: str) -> LoadResult:
@@ -542,12 +553,17 @@ def load_server_config(doc: Any, *, name: str, cache: EntryCache | None = None) 
     )
     flat = [k for k in doc if str(k).lower() in SECTION_NAMES] if isinstance(doc, dict) else []
     warnings += [
-        f"`{k}` at the top level is not read by kubeiam server (MountedFile reads "
-        f"server.{SECTION_NAMES[str(k).lower()]}): these entries map nobody"
+        Problem(
+            NOT_READ,
+            f"`{k}` at the top level is not read by kubeiam server (MountedFile reads "
+            f"server.{SECTION_NAMES[str(k).lower()]}): these entries map nobody",
+        )
         for k in flat
     ]
-    issues = tuple(LoadIssue(Severity.WARNING, Location("file"), w) for w in warnings) + tuple(
-        LoadIssue(Severity.ERROR, i.location, i.message + " (MountedFile refuses the file)")
+    issues = tuple(
+        LoadIssue(Severity.WARNING, Location("file"), w.message, w.code) for w in warnings
+    ) + tuple(
+        LoadIssue(Severity.ERROR, i.location, i.message + " (MountedFile refuses the file)", i.code)
         if i.severity is Severity.SKIPPED
         else i
         for i in result.issues
@@ -556,16 +572,17 @@ def load_server_config(doc: Any, *, name: str, cache: EntryCache | None = None) 
 
 
 @contextlib.contextmanager
-def _server_log_warnings() -> Iterator[list[str]]:
-    """What the server config parser logs at WARNING and above, as text."""
+def _server_log_warnings() -> Iterator[list[Problem]]:
+    """What the server config parser logs at WARNING and above, as text with its code."""
     import logging
 
-    collected: list[str] = []
+    collected: list[Problem] = []
 
     class _Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             key = getattr(record, "key", None)
-            collected.append(record.getMessage() + (f": {key}" if key else ""))
+            code = _LOGGED_CODES.get(str(record.msg), INVALID_ENTRY)
+            collected.append(Problem(code, record.getMessage() + (f": {key}" if key else "")))
 
     logger = logging.getLogger("kubeiam.server.config")
     handler = _Collect(logging.WARNING)

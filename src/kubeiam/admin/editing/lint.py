@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from kubeiam.mapping.chain import DEFAULT_RESERVED_PREFIX_CONFIG
 from kubeiam.mapping.model import (
+    RESERVED_GROUP,
+    SESSION_TEMPLATE,
     AccountMapping,
     GroupMapping,
     LoadResult,
@@ -42,42 +44,6 @@ class Finding:
         }
 
 
-#: Model issue messages -> lint codes (first match wins).
-_ISSUE_CODES: tuple[tuple[str, str], ...] = (
-    ("only role sessions do", "session-template"),
-    ("puts a placeholder in the reserved prefix", "reserved-group"),
-    ("control or invisible character", "invalid-name"),
-    ("characters long; at most", "invalid-name"),
-    ("groups lists", "invalid-name"),
-    ("appears twice", "duplicate-key"),
-    ("is given twice", "duplicate-key"),
-    ("unknown key in server config", "unknown-key"),
-    ("is not read by kubeiam server", "not-read"),
-    ("has an IAM path", "role-path"),
-    ("conflicts with", "conflict"),
-    ("duplicates", "duplicate"),
-    ("takes precedence over", "shadowed"),
-    ("unknown template", "unknown-template"),
-    ("malformed template", "unknown-template"),
-    ("unknown key", "unknown-key"),
-    ("not an ARN", "invalid-arn"),
-    ("is not an IAM ARN", "invalid-arn"),
-    ("does not name an IAM role or user", "invalid-arn"),
-    ("not 12 digits", "invalid-arn"),
-    ("characters IAM does not allow", "invalid-arn"),
-    ("names an IAM user", "invalid-arn"),
-    ("names an IAM role", "invalid-arn"),
-    ("12-digit account id", "invalid-account"),
-)
-
-
-def _issue_code(message: str) -> str:
-    for needle, code in _ISSUE_CODES:
-        if needle in message:
-            return code
-    return "invalid-entry"
-
-
 def lint(
     result: LoadResult,
     *,
@@ -87,7 +53,7 @@ def lint(
     """Every problem of a loaded mapping: the loader's issues and kubeiam's own checks."""
     findings: list[Finding] = []
     for issue in result.issues:
-        code = _issue_code(issue.message)
+        code = issue.code
         level = Level.WARNING if issue.severity is Severity.WARNING else Level.ERROR
         if code in _ERRORS_FOR_LINT:
             level = Level.ERROR
@@ -180,7 +146,7 @@ def lint(
 
 #: Loader warnings lint reports as errors: the server loads the entry, but it can never apply as
 #: written (every caller is denied or gets an empty name).
-_ERRORS_FOR_LINT = frozenset({"session-template", "reserved-group"})
+_ERRORS_FOR_LINT = frozenset({SESSION_TEMPLATE, RESERVED_GROUP})
 #: Placeholders whose value the caller chooses: anyone allowed to assume the role names the
 #: session (``aws sts assume-role --role-session-name``).
 _CALLER_CHOSEN = ("SessionName", "SessionNameRaw")

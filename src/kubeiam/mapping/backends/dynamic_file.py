@@ -59,17 +59,17 @@ def parse_dynamic_file(content: bytes, *, user_id_strict: bool = False) -> LoadR
 
     The bytes pass :mod:`kubeiam.documents` (UTF-8, characters, depth, digits, duplicate keys).
     """
-    from kubeiam.mapping.model import LoadIssue, Location, Severity
+    from kubeiam.mapping.model import INVALID_ENTRY, LoadIssue, Location, Severity
 
-    def refused(message: str) -> LoadResult:
-        issue = LoadIssue(Severity.ERROR, Location("dynamic file"), message)
+    def refused(message: str, code: str | None = None) -> LoadResult:
+        issue = LoadIssue(Severity.ERROR, Location("dynamic file"), message, code or INVALID_ENTRY)
         return LoadResult(MappingSet(), (issue,))
 
     try:
         text = decode_text(content, source="JSON", error=MappingDocumentError)
         document = load_json(text, source="JSON", error=MappingDocumentError)
     except DocumentError as exc:
-        return refused(str(exc).replace("\n  fix:", ";"))
+        return refused(str(exc).replace("\n  fix:", ";"), exc.code)
     if not isinstance(document, Mapping):
         return refused("the top level must be a JSON object")
     return load_sections(document, match_by_user_id=user_id_strict)
