@@ -20,6 +20,7 @@ import yaml
 from cluster.binaries import Binaries, BuildError, Outcome, binaries, cache_root, ensure, is_ci
 from cluster.binaries import missing_prerequisite as find_missing_prerequisite
 from cluster.control_plane import ControlPlane, Webhook, free_port, start_control_plane
+from cluster.node import NodeError, NodeTools, node_tools
 from system import (
     CLUSTER_ID,
     WEBHOOK_CACHE_TTL_SECONDS,
@@ -133,6 +134,24 @@ def cluster_factory(
     yield start
     for plane in reversed(started):
         plane.stop()
+
+
+@pytest.fixture(scope="session")
+def e2e_node_tools(e2e_binaries: Binaries) -> NodeTools:
+    """containerd, runc, the kubelet and the pause image (cluster/node.py); skip off CI without
+    root or the Debian packages (one line; on CI that is a failure, as every skip is)."""
+    try:
+        return node_tools(cache_root(os.environ))
+    except NodeError as error:
+        pytest.skip(f"node: {error}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures node tests measured (record_property "measured: ..."), one line each."""
+    for report in terminalreporter.getreports("passed"):
+        for name, value in report.user_properties:
+            if str(name).startswith("measured: "):
+                terminalreporter.write_line(f"e2e {name}: {value}")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ Needs root (the node): off CI the module is skipped with one line, on CI that fa
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -24,18 +23,15 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster.binaries import cache_root
 from cluster.control_plane import ControlPlane, Webhook, free_port
 from cluster.node import (
     IMAGE_REFERENCE,
     SERVER_UID,
     Node,
-    NodeError,
     NodeTools,
     container_id,
     container_memory,
     ensure_image,
-    node_tools,
     pod_json,
     process_facts,
     start_node,
@@ -71,16 +67,8 @@ class StaticPodSetup:
 
 
 @pytest.fixture(scope="module")
-def tools() -> NodeTools:
-    try:
-        return node_tools(cache_root(os.environ))
-    except NodeError as error:
-        pytest.skip(f"node: {error}")
-
-
-@pytest.fixture(scope="module")
 def static_pod(
-    tools: NodeTools,
+    e2e_node_tools: NodeTools,
     cluster_factory: Callable[..., ControlPlane],
     local_aws: LocalAWS,
     tmp_path_factory: pytest.TempPathFactory,
@@ -139,7 +127,7 @@ def static_pod(
             config_file=webhook_config, version="v1", cache_ttl=f"{WEBHOOK_CACHE_TTL_SECONDS:g}s"
         )
     )
-    node = start_node(tools, plane, workdir / "node")
+    node = start_node(e2e_node_tools, plane, workdir / "node")
     try:
         node.import_image(archive, IMAGE_REFERENCE)
         pod_server = KubeiamServer(
@@ -180,7 +168,7 @@ def test_static_pod_from_init_runs_non_root_read_only_and_authenticates(
 ) -> None:
     setup = static_pod
     pod, seconds = _start_static_pod(setup)
-    record_property("static pod manifest-to-Ready seconds", round(seconds, 1))
+    record_property("measured: static pod, manifest written to Ready (s)", round(seconds, 1))
 
     # kube-apiserver's webhook kubeconfig points at the pod's host port.
     host_ports = {p["hostPort"] for p in pod["spec"]["containers"][0]["ports"]}
@@ -203,5 +191,5 @@ def test_static_pod_from_init_runs_non_root_read_only_and_authenticates(
     assert "e2e-node" in info["groups"]
 
     memory = container_memory(pid)
-    record_property("static pod server memory", memory.describe())
+    record_property("measured: static pod, server container memory", memory.describe())
     assert memory.working_set_bytes < 256 * 1024 * 1024  # the manifest's limit
