@@ -763,6 +763,12 @@ def test_every_response_has_the_models_shape(local_aws: LocalAWS) -> None:
         name=cluster, accessConfig={"authenticationMode": "API_AND_CONFIG_MAP"}
     )
     eks.describe_update(name=cluster, updateId=update["update"]["id"])
+    logging = {"clusterLogging": [{"types": ["api"], "enabled": True}]}
+    logged = eks.update_cluster_config(name=cluster, logging=logging)["update"]
+    assert logged["type"] == "LoggingUpdate"
+    assert (
+        eks.describe_update(name=cluster, updateId=logged["id"])["update"]["status"] == "Successful"
+    )
     iam = local_aws.boto3_client("iam")
     role = local_aws.create_role(unique("walk"), trusted=local_aws.admin.arn, path="/walk/")
     user = unique("walk")

@@ -51,6 +51,7 @@ def test_script_on_the_emulator(local_aws: LocalAWS, script: ModuleType) -> None
     outcomes = dict(first.lines)  # type: ignore[attr-defined]
     assert outcomes["cluster mode allows access entries"] is True
     assert outcomes["listed by policy"] is True
+    assert outcomes["the emulator's access policies exist, with their ARNs"] == []
     assert outcomes["create"]["accessEntry"]["principalArn"] == "<principal>"
     assert outcomes["create"]["accessEntry"]["accessEntryArn"] == (
         "arn:aws:eks:<region>:<account>:access-entry/<cluster>/role/<account>/<role-name>/<uuid>"

@@ -18,6 +18,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from kubeiam.localaws.eks_rules import ACCESS_POLICY_NAMES
+
 #: The disposable cluster the smoke test creates and deletes one access entry in.
 CLUSTER_VARIABLE = "KUBEIAM_SMOKE_CLUSTER"
 #: An existing IAM role or user (without an access entry) to use instead of a temporary role.
@@ -101,6 +103,18 @@ def run_script(eks: Any, cluster: str, principal_arn: str, *, retry_create: bool
     transcript = Transcript()
     mode = eks.describe_cluster(name=cluster)["cluster"]["accessConfig"]["authenticationMode"]
     transcript.add("cluster mode allows access entries", mode in ("API", "API_AND_CONFIG_MAP"))
+    pages = eks.get_paginator("list_access_policies").paginate()
+    listed_policies = {p["name"]: p["arn"] for page in pages for p in page["accessPolicies"]}
+    # The service may list newer policies than the emulator knows; every one it knows must exist.
+    transcript.add(
+        "the emulator's access policies exist, with their ARNs",
+        sorted(
+            name
+            for name in ACCESS_POLICY_NAMES
+            if listed_policies.get(name)
+            != VIEW_POLICY.format(partition=partition).replace("AmazonEKSViewPolicy", name)
+        ),
+    )
 
     def create() -> Any:
         deadline = time.monotonic() + (IAM_PROPAGATION_SECONDS if retry_create else 0)

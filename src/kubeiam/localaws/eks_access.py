@@ -124,12 +124,19 @@ class ClusterAccess:
         self.mode = desired
         if leaving_config_map:
             self.bootstrap_creator_entry(now=now)
+        params = [{"type": "AuthenticationMode", "value": desired}]
+        return self.record_update("AccessConfigUpdate", params, now=now)
+
+    def record_update(
+        self, kind: str, params: list[dict[str, str]], *, now: datetime
+    ) -> dict[str, Any]:
+        """An Update document (done at once), kept for DescribeUpdate."""
         update_id = str(uuid.uuid4())
         update: dict[str, Any] = {
             "id": update_id,
             "status": "Successful",
-            "type": "AccessConfigUpdate",
-            "params": [{"type": "AuthenticationMode", "value": desired}],
+            "type": kind,
+            "params": params,
             "createdAt": now,
             "errors": [],
         }

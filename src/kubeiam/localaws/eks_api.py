@@ -288,7 +288,13 @@ class EksAccessResponse(EKSResponse):
     def update_cluster_config(self) -> ActionResult:
         config = self._get_param("accessConfig")
         if not config:
-            return super().update_cluster_config()
+            # moto applies the change but answers with no Update (the model's only output member).
+            access = self._access()
+            super().update_cluster_config()
+            kind = "LoggingUpdate" if self._get_param("logging") else "ConfigUpdate"
+            if self._get_param("resourcesVpcConfig"):
+                kind = "VpcConfigUpdate"
+            return ActionResult({"update": access.record_update(kind, [], now=_now())})
         others = [
             key
             for key in ("resourcesVpcConfig", "logging", "kubernetesNetworkConfig")
