@@ -128,6 +128,12 @@ PRINCIPAL_REFUSALS: list[tuple[str, Callable[[Env], str], str, str]] = [
         "STANDARD",
         "InvalidParameterException",
     ),
+    (
+        "other-partition",
+        lambda e: e.aws.admins["aws-cn"].arn,
+        "STANDARD",
+        "InvalidParameterException",
+    ),
     ("node-type-with-user", lambda e: e.user(), "EC2_LINUX", "InvalidParameterException"),
     ("fargate-type-with-user", lambda e: e.user(), "FARGATE_LINUX", "InvalidParameterException"),
     ("unknown-type", lambda e: e.role(), "EC2_MAC", "InvalidParameterException"),

@@ -34,6 +34,7 @@ from kubeiam.localaws.eks_rules import (
     check_policy_arn,
     check_principal_arn,
     check_principal_exists,
+    check_principal_partition,
     check_username,
     default_username,
     policy_arn,
@@ -184,7 +185,7 @@ class ClusterAccess:
         self._check_api()
         kind = entry_type or STANDARD
         check_entry_type(kind)
-        check_principal_arn(principal_arn)
+        check_principal_partition(check_principal_arn(principal_arn), self.partition)
         if principal_arn in self.entries:
             # [CREATE] "An IAM principal can't be included in more than one access entry."
             raise EksApiError(

@@ -154,6 +154,17 @@ def check_principal_arn(arn: str) -> re.Match[str]:
     return match
 
 
+def check_principal_partition(match: re.Match[str], partition: str) -> None:
+    """CHOSEN (no page says it; IAM and EKS never cross partitions): a principal of another
+    partition than the cluster's is InvalidParameter."""
+    if match["partition"] != partition:
+        raise EksApiError(
+            ErrorCode.INVALID_PARAMETER,
+            f"The principalArn {match.string} is of partition {match['partition']}, the cluster "
+            f"of {partition}",
+        )
+
+
 def check_principal_exists(arn: str, directory: PrincipalDirectory) -> Principal:
     """[CREATE] "An access entry includes the ARN of one, and only one, existing IAM principal."
     The ARN must be the principal's full ARN, path included. CHOSEN: InvalidParameterException."""
