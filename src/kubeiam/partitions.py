@@ -10,11 +10,14 @@ for" and "Partitions and STS domains".
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
+    from functools import _lru_cache_wrapper
+
+    #: Built on first use by the module ``__getattr__`` (see ``_HOST_CACHE_SIZE``).
+    REGION_LABEL: re.Pattern[str]
+    sts_host_region: _lru_cache_wrapper[str | None]
 
 
 class Partition:
@@ -197,14 +200,22 @@ def is_region_label(label: str) -> bool:
     )
 
 
-def __getattr__(name: str) -> re.Pattern[str]:
+def __getattr__(name: str) -> object:
+    value: object
     if name == "REGION_LABEL":
         import re
 
-        pattern = re.compile(_REGION_LABEL_PATTERN)
-        globals()[name] = pattern
-        return pattern
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = re.compile(_REGION_LABEL_PATTERN)
+    elif name == "sts_host_region":
+        # functools (and the collections it imports) costs the token plugin ~1.5 ms of start-up;
+        # the plugin never checks a host, so the verifier's memo is made on first use.
+        from functools import lru_cache
+
+        value = lru_cache(maxsize=_HOST_CACHE_SIZE)(_sts_host_region)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 #: Bound on the verifier's host cache: a flood of distinct (refused) hosts must not grow memory.
@@ -242,9 +253,10 @@ def sts_host_for_region(region: str, *, fips: bool = False, dualstack: bool = Fa
     return f"{service}.{region}.{part.domain}"
 
 
-@lru_cache(maxsize=_HOST_CACHE_SIZE)
-def sts_host_region(host: str, partition: str) -> str | None:
+def _sts_host_region(host: str, partition: str) -> str | None:
     """The signing region of ``host`` if it is an STS host of ``partition``, else ``None``.
+
+    Called as ``sts_host_region``, memoised (LRU of ``_HOST_CACHE_SIZE``; see ``__getattr__``).
 
     Accepts ``sts.<region>.<domain>``, ``sts-fips.<region>.<domain>``, the dual-stack forms, and
     ``sts.amazonaws.com`` (aws only). The host must be lower case without a trailing dot; the

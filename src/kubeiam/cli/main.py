@@ -4,11 +4,25 @@
 users feel. It is therefore dispatched before click is imported (click alone costs ~40 ms here):
 :mod:`kubeiam.cli.token` parses its own arguments with a table it shares with the click command
 that documents it. Every other command goes through the click group in :mod:`kubeiam.cli.app`.
+
+:func:`launched` is the second door, for the launcher ``kubeiam kubeconfig update`` writes into
+kubeconfig exec entries (:mod:`kubeiam.token.launcher`): the interpreter is started isolated and
+without :mod:`site` (``python -I -S``), which saves the site-packages set-up and the ``.pth``
+files (most of a bare interpreter's start), and the package's own directory is put on
+``sys.path`` by the launcher. The fast path needs nothing else: it imports only the standard
+library. Whatever needs more (botocore for a profile, click for ``--help`` or an error) finds it
+through :class:`_SiteOnDemand`, which runs the site set-up the first time an import is not found.
 """
 
 from __future__ import annotations
 
 import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,3 +37,37 @@ def main(argv: list[str] | None = None) -> None:
     from kubeiam.cli.app import cli
 
     cli.main(args=args, prog_name="kubeiam")
+
+
+class _SiteOnDemand:
+    """A last-resort finder: on the first top-level import nothing else finds, it runs the site
+    set-up that ``python -S`` skipped (site-packages, ``.pth`` files, editable installs) and
+    looks again. Meta path finders are consulted in order, so standard-library and kubeiam
+    modules never reach it; it removes itself once used."""
+
+    @staticmethod
+    def find_spec(
+        name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if path is not None:  # a submodule: its package was found, site cannot help
+            return None
+        enable_site()
+        from importlib.util import find_spec
+
+        return find_spec(name)
+
+
+def enable_site() -> None:
+    """Run the site set-up now if the interpreter started without it (idempotent)."""
+    if _SiteOnDemand in sys.meta_path:
+        sys.meta_path.remove(_SiteOnDemand)
+    if sys.flags.no_site and "site" not in sys.modules:
+        import site
+
+        site.main()
+
+
+def launched() -> None:
+    """Entry of the isolated launcher (``python -I -S``, package directory on ``sys.path``)."""
+    sys.meta_path.append(_SiteOnDemand)
+    main()

@@ -1,0 +1,220 @@
+"""The fast launcher ``kubeiam kubeconfig update`` writes into exec entries, run as kubectl runs
+it: ``sh -c SCRIPT kubeiam PYTHON PACKAGE_DIR token ...`` (kubeiam.token.launcher).
+
+What it must keep: the same output as ``kubeiam token``; a start without the site module and
+nothing beyond the standard library on the fast paths; every other path (botocore for a
+profile, click for help and usage errors) still working through the on-demand site set-up; the
+working directory never on the import path; and a clear line, never a silent failure, when the
+interpreter or the package it names is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import kubeiam
+from kubeiam.token.launcher import (
+    NOT_FOUND_EXIT,
+    PYTHON_CODE,
+    PYTHON_FLAGS,
+    launcher_command,
+    launcher_paths,
+)
+
+PYTHON = sys.executable
+PACKAGE_DIR = str(Path(kubeiam.__file__).resolve().parent.parent)
+KUBEIAM_BIN = str(Path(sys.executable).parent)
+TIMEOUT = 60
+KEYS = {
+    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "AWS_REGION": "eu-west-1",
+}
+#: What kubectl sets for a v1 exec entry without a terminal.
+EXEC_INFO = json.dumps(
+    {
+        "kind": "ExecCredential",
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "spec": {"interactive": False},
+    }
+)
+#: Beyond the standard library, or heavy for a start-up path.
+HEAVY = ("site", "botocore", "boto3", "click", "aiohttp", "functools", "typing", "re", "json")
+
+
+def launch(
+    args: list[str],
+    *,
+    python: str = PYTHON,
+    package_dir: str = PACKAGE_DIR,
+    env: dict[str, str] | None = None,
+    path: str | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """The exec entry's command and args, as kubectl starts them (PATH without the venv's bin
+    unless `path` says otherwise)."""
+    command, entry_args = launcher_command(python, package_dir, args)
+    full_env = {
+        **os.environ,
+        "PATH": path if path is not None else "/usr/local/bin:/usr/bin:/bin",
+        "KUBERNETES_EXEC_INFO": EXEC_INFO,
+        **(env or {}),
+    }
+    return subprocess.run(
+        [command, *entry_args],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def credential(done: subprocess.CompletedProcess[str]) -> dict[str, object]:
+    assert done.returncode == 0, done.stderr
+    parsed = json.loads(done.stdout)
+    assert isinstance(parsed, dict)
+    assert parsed["kind"] == "ExecCredential"
+    assert parsed["apiVersion"] == "client.authentication.k8s.io/v1"
+    return parsed
+
+
+def imported(importtime_stderr: str) -> set[str]:
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in importtime_stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def test_the_entry_names_its_parts_as_plain_arguments() -> None:
+    command, args = launcher_command("/opt/venv/bin/python", "/opt/venv/lib", ["token", "-i", "c"])
+    assert command == "sh"
+    assert launcher_paths(command, args) == (
+        "/opt/venv/bin/python",
+        "/opt/venv/lib",
+        ["token", "-i", "c"],
+    )
+    assert launcher_paths("kubeiam", ["token", "-i", "c"]) is None
+
+
+def test_env_keys_fresh_and_cached_match_kubeiam_token(tmp_path: Path) -> None:
+    env = {**KEYS, "KUBEIAM_CACHE_DIR": str(tmp_path / "cache")}
+    first = credential(launch(["token", "-i", "demo"], env=env))
+    hit = launch(["token", "-i", "demo"], env=env)
+    assert credential(hit) == first
+    assert hit.stderr == ""
+    plain = subprocess.run(
+        [str(Path(KUBEIAM_BIN) / "kubeiam"), "token", "-i", "demo"],
+        env={**os.environ, **env, "KUBERNETES_EXEC_INFO": EXEC_INFO},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert json.loads(plain.stdout) == first  # the same cache entry, the same answer
+
+
+@pytest.mark.parametrize("cache", [["--no-cache"], []], ids=["no-cache", "cache-hit"])
+def test_fast_paths_start_without_site_and_import_only_the_standard_library(
+    cache: list[str], tmp_path: Path
+) -> None:
+    env = {**os.environ, **KEYS, "KUBEIAM_CACHE_DIR": str(tmp_path / "cache")}
+    argv = [PYTHON, "-X", "importtime", PYTHON_FLAGS, "-c", PYTHON_CODE, PACKAGE_DIR]
+    argv += ["token", "-i", "demo", *cache]
+    subprocess.run(argv, env=env, capture_output=True, timeout=TIMEOUT, check=True)
+    done = subprocess.run(
+        argv, env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["kind"] == "ExecCredential"
+    loaded = imported(done.stderr)
+    assert "kubeiam.token.produce" in loaded
+    assert not {name.split(".")[0] for name in loaded} & set(HEAVY), sorted(loaded)
+
+
+def test_a_profile_brings_botocore_through_the_site_set_up(scrubbed_env: Path) -> None:
+    credentials = scrubbed_env / ".aws" / "credentials"
+    credentials.parent.mkdir(parents=True, exist_ok=True)
+    credentials.write_text(
+        "[dev]\naws_access_key_id = AKIDPROFILEEXAMPLE12\n"
+        "aws_secret_access_key = c2VjcmV0LXByb2ZpbGUtZXhhbXBsZQ\n"
+    )
+    done = launch(
+        ["token", "-i", "demo", "--profile", "dev", "--region", "eu-west-1", "--no-cache"]
+    )
+    status = credential(done)["status"]
+    assert isinstance(status, dict)
+    from kubeiam.token.encoding import decode_token
+
+    assert "X-Amz-Credential=AKIDPROFILEEXAMPLE12%2F" in decode_token(str(status["token"]))
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "expected"),
+    [
+        (["token", "--help"], 0, "Usage: kubeiam token"),
+        (["token", "-i", "demo", "--bogus"], 2, "No such option"),
+        (["--version"], 0, "kubeiam"),
+    ],
+    ids=["token-help", "usage-error", "other-command"],
+)
+def test_click_paths_work_through_the_launcher(args: list[str], code: int, expected: str) -> None:
+    done = launch(args)
+    assert done.returncode == code, done.stderr
+    assert expected in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_working_directory_is_never_imported_from(tmp_path: Path) -> None:
+    """-I: a kubeiam package or a stdlib-named module in kubectl's directory is not used."""
+    for name in ("kubeiam", "os", "fcntl"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("raise SystemExit('imported from cwd')\n")
+    (tmp_path / "errno.py").write_text("raise SystemExit('imported from cwd')\n")
+    done = launch(["token", "-i", "demo", "--no-cache"], env=KEYS, cwd=tmp_path)
+    credential(done)
+
+
+@pytest.mark.parametrize(
+    "moved",
+    ["python", "package", "both"],
+    ids=["interpreter-gone", "package-gone", "both-gone"],
+)
+@pytest.mark.parametrize("on_path", [True, False], ids=["kubeiam-on-path", "no-kubeiam-on-path"])
+def test_a_moved_installation_says_so(moved: str, on_path: bool, tmp_path: Path) -> None:
+    python = str(tmp_path / "gone" / "bin" / "python") if moved != "package" else PYTHON
+    package_dir = str(tmp_path / "gone" / "lib") if moved != "python" else PACKAGE_DIR
+    if moved == "package":
+        (tmp_path / "gone" / "lib").mkdir(parents=True)  # exists, but holds no kubeiam
+    path = f"{KUBEIAM_BIN}:/usr/bin:/bin" if on_path else "/usr/bin:/bin"
+    assert (shutil.which("kubeiam", path=path) is not None) == on_path
+    done = launch(
+        ["token", "-i", "demo", "--no-cache"],
+        python=python,
+        package_dir=package_dir,
+        env=KEYS,
+        path=path,
+    )
+    lines = done.stderr.splitlines()
+    if on_path:
+        credential(done)
+        assert len(lines) == 1
+        assert lines[0].startswith("kubeiam: warning: ")
+        assert "running kubeiam from PATH" in lines[0]
+        assert "kubeiam kubeconfig update" in lines[0]
+    else:
+        assert done.returncode == NOT_FOUND_EXIT
+        assert done.stdout == ""
+        assert len(lines) == 2, lines
+        assert lines[0].startswith("kubeiam: error: the kubeiam this kubeconfig entry runs")
+        assert python in lines[0]
+        assert lines[1] == "  fix: install kubeiam, then rerun kubeiam kubeconfig update"
