@@ -41,6 +41,7 @@ from cluster.node import (
     container_id,
     container_memory,
     ensure_image,
+    helm_binary,
     is_ready,
     process_facts,
     start_controllers,
@@ -150,19 +151,6 @@ class ChartSetup:
         return pod, time.monotonic() - started
 
 
-def _helm_binary() -> Path:
-    done = subprocess.run(
-        [str(REPO_ROOT / "packaging" / "helm.sh")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        env={**os.environ, "KUBEIAM_E2E_CACHE": str(cache_root(os.environ))},
-    )
-    assert done.returncode == 0, done.stderr
-    return Path(done.stdout.strip().splitlines()[-1])
-
-
 @pytest.fixture(scope="module")
 def chart(
     e2e_node_tools: NodeTools,
@@ -171,7 +159,7 @@ def chart(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ChartSetup]:
     archive = ensure_image()
-    helm = _helm_binary()
+    helm = helm_binary(cache_root(os.environ))
     workdir = tmp_path_factory.mktemp("node-chart")
     # Root-owned host directories, as on a fresh node; the chart's init container hands them over.
     state_dir = workdir / "host" / "var-aws-iam-authenticator"

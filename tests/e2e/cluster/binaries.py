@@ -326,7 +326,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         ensure(root, go=go, environ=environ, on_outcome=lambda o: print(o.describe(), flush=True))
-    except BuildError as error:
+        # The node tests' images and helm (node.py imports this module, hence here).
+        from .node import NodeError, prepare
+
+        for line in prepare(root):
+            print(line, flush=True)
+    except (BuildError, NodeError) as error:
         print(f"e2e: {error}", file=sys.stderr)
         return 1
     return 0
