@@ -60,6 +60,78 @@ INVALID_ARN = "invalid-arn"
 _AWS_SERVICE_ROLE_PREFIX = "aws:"
 
 
+#: mapUsers may also name the account root or a federated user (STS reports both as such).
+_ROOT_ARN = re.compile(r"arn:(aws(?:-[a-z]+)*):iam::([0-9]{12}):root", re.ASCII)
+_FEDERATED_ARN = re.compile(
+    r"arn:(aws(?:-[a-z]+)*):sts::([0-9]{12}):federated-user/[\w+=,.@-]+", re.ASCII
+)
+#: An IAM group ARN, with or without a path (``group/team/dev/Developers``).
+_GROUP_ARN = re.compile(
+    r"arn:(aws(?:-[a-z]+)*):iam::([0-9]{12}):group/((?:[\w+=,.@-]+/)*)[\w+=,.@-]{1,128}", re.ASCII
+)
+#: An IAM Identity Center role name, ``AWSReservedSSO_<permission set>_<16 hex digits>``: the set
+#: name is everything before the last ``_<16 hex>``. IAM role names are case-insensitive.
+_SSO_ROLE_NAME = re.compile(r"awsreservedsso_(.+)_[0-9a-f]{16}", re.ASCII | re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class ArnParts:
+    """The fields of an ARN (``arn:partition:service:region:account:resource``)."""
+
+    partition: str
+    service: str
+    region: str
+    account: str
+    resource: str
+
+    @property
+    def resource_type(self) -> str:
+        """``role`` of ``role/team/Admin``."""
+        return self.resource.partition("/")[0]
+
+    @property
+    def resource_path(self) -> str:
+        """``team/Admin`` of ``role/team/Admin``."""
+        return self.resource.partition("/")[2]
+
+
+def split_arn(arn: str) -> ArnParts | None:
+    """The fields of ``arn``, or None when it is not shaped like an ARN (nothing is validated)."""
+    try:
+        return ArnParts(*_split(arn))
+    except ValueError:
+        return None
+
+
+def arn_resource(arn: str) -> str:
+    """What follows the account (``user/alice``), or ``arn`` itself when it is not an ARN."""
+    return arn.split(":", 5)[-1] if arn.startswith("arn:") else arn
+
+
+def is_iam_role_arn(arn: str) -> bool:
+    """True when ``arn`` is written as an IAM role ARN (its service field is ``iam`` and it names a
+    ``role/``); :func:`canonicalize_mapping_arn` validates the rest."""
+    return arn.split(":")[2:3] == ["iam"] and ":role/" in arn
+
+
+def is_root_or_federated_user_arn(arn: str) -> bool:
+    """True for the account root's ARN and a federated user's (mapUsers may name both)."""
+    return bool(_ROOT_ARN.fullmatch(arn) or _FEDERATED_ARN.fullmatch(arn))
+
+
+def parse_group_arn(arn: str) -> tuple[str, str] | None:
+    """(partition, account) of an IAM group ARN, or None when ``arn`` is not one."""
+    match = _GROUP_ARN.fullmatch(arn)
+    return None if match is None else (match.group(1), match.group(2))
+
+
+def sso_permission_set(role_name: str) -> str | None:
+    """The permission set an IAM Identity Center role is provisioned for, as the role name
+    spells it, or None for any other role name."""
+    match = _SSO_ROLE_NAME.fullmatch(role_name)
+    return None if match is None else match.group(1)
+
+
 def _split(arn: str) -> tuple[str, str, str, str, str]:
     parts = arn.split(":", 5)
     if len(parts) != 6 or parts[0] != "arn":

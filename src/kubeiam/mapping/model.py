@@ -66,6 +66,10 @@ from kubeiam.arn import (
     arn_account,
     arn_key,
     canonicalize_mapping_arn,
+    is_root_or_federated_user_arn,
+    parse_group_arn,
+    split_arn,
+    sso_permission_set,
 )
 from kubeiam.case_insensitive import fold_keys
 from kubeiam.errors import DUPLICATE_KEY, MappingError
@@ -85,17 +89,6 @@ GROUPS = "mapGroups"
 
 #: Permission set names as IAM Identity Center allows them.
 _PERMISSION_SET_NAME = re.compile(r"[\w+=,.@-]{1,32}", re.ASCII)
-#: An Identity Center role name, lower-cased: the set name is everything before ``_<16 hex>``.
-_SSO_ROLE_NAME = re.compile(r"awsreservedsso_(.+)_[0-9a-f]{16}", re.ASCII)
-#: mapUsers may also name the account root or a federated user (STS reports both as such).
-_ROOT_ARN = re.compile(r"arn:(aws(?:-[a-z]+)*):iam::([0-9]{12}):root", re.ASCII)
-_FEDERATED_ARN = re.compile(
-    r"arn:(aws(?:-[a-z]+)*):sts::([0-9]{12}):federated-user/[\w+=,.@-]+", re.ASCII
-)
-#: An IAM group ARN, with or without a path (``group/team/dev/Developers``).
-_GROUP_ARN = re.compile(
-    r"arn:(aws(?:-[a-z]+)*):iam::([0-9]{12}):group/((?:[\w+=,.@-]+/)*)[\w+=,.@-]{1,128}", re.ASCII
-)
 #: Entries listing more than this many problems are cut short in error messages.
 _MAX_LISTED_ISSUES = 20
 
@@ -506,10 +499,10 @@ class MappingSet:
         if not self.sso:
             return None
         _, _, role_name = key.partition(":role/")
-        match = _SSO_ROLE_NAME.fullmatch(role_name) if role_name else None
-        if match is None:
+        permission_set = sso_permission_set(role_name) if role_name else None
+        if permission_set is None:
             return None
-        return self.sso.get((identity.partition, identity.account_id, match.group(1)))
+        return self.sso.get((identity.partition, identity.account_id, permission_set))
 
 
 EMPTY_MAPPING_SET = MappingSet()
@@ -679,7 +672,7 @@ def _unknown_key_warnings(d: Mapping[str, object], allowed: frozenset[str]) -> l
 
 def _user_arn(arn: str) -> tuple[str, str]:
     """(canonical ARN, resource type) of a mapUsers ARN; root and federated users allowed."""
-    if _ROOT_ARN.fullmatch(arn) or _FEDERATED_ARN.fullmatch(arn):
+    if is_root_or_federated_user_arn(arn):
         return arn, "user"
     mapped = canonicalize_mapping_arn(arn)
     return mapped.canonical, mapped.resource_type
@@ -792,15 +785,16 @@ def parse_group_entry(
     groups = _groups(d.get("groups"))
     warnings += template_problems(EntryKind.GROUP, username, groups)
     grouparn = _string(d.get("grouparn"), "grouparn", required=True)
-    match = _GROUP_ARN.fullmatch(grouparn)
-    if match is None:
+    parsed = parse_group_arn(grouparn)
+    if parsed is None:
         raise MappingError(
             f"grouparn {grouparn} is not an IAM group ARN "
             "(arn:<partition>:iam::<account>:group/[path/]Name)"
         )
-    if match.group(1) not in PARTITIONS:
-        raise MappingError(f"grouparn {grouparn}: {match.group(1)!r} is not an AWS partition")
-    return GroupMapping(grouparn, username, groups, match.group(2), location), warnings
+    partition, account = parsed
+    if partition not in PARTITIONS:
+        raise MappingError(f"grouparn {grouparn}: {partition!r} is not an AWS partition")
+    return GroupMapping(grouparn, username, groups, account, location), warnings
 
 
 def parse_new_entry(section: str, raw: object) -> MappingEntry:
@@ -925,12 +919,11 @@ class _Builder:
 
     def check_sso_shadowing(self) -> None:
         for role in self.roles.values():
-            role_name = arn_key(role.canonical_arn).partition(":role/")[2]
-            match = _SSO_ROLE_NAME.fullmatch(role_name)
-            if match is None:
+            parts = split_arn(arn_key(role.canonical_arn))
+            permission_set = sso_permission_set(parts.resource_path) if parts else None
+            if parts is None or permission_set is None:
                 continue
-            _, partition, _, _, account, _ = role.canonical_arn.split(":", 5)
-            shadowed = self.sso.get((partition, account, match.group(1)))
+            shadowed = self.sso.get((parts.partition, parts.account, permission_set))
             if shadowed is not None and role.location is not None:
                 self.issue(
                     Severity.WARNING,

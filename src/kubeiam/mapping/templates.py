@@ -110,6 +110,19 @@ def _values(identity: Identity) -> dict[str, str]:
     }
 
 
+def render_partially(template: str, identity: Identity) -> str:
+    """``template`` with what ``identity`` tells substituted, without asking EC2: a placeholder
+    with no value here (no session name, no access key id, ``{{EC2PrivateDNSName}}``) stays as
+    written. For showing what an entry would make of a caller (`kubeiam mapping explain`), never
+    for serving a review (:func:`render` refuses what it cannot render)."""
+    values = _values(identity)
+    if not identity.session_name:
+        del values["SessionName"], values["SessionNameRaw"]
+    if not identity.access_key_id:
+        del values["AccessKeyID"]
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
 async def resolve_private_dns_name(
     identity: Identity,
     resolver: EC2Resolver | None,

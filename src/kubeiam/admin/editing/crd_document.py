@@ -17,7 +17,7 @@ from kubeiam.admin.editing.document import (
     same_key,
     validate_entry,
 )
-from kubeiam.arn import arn_key, canonicalize_mapping_arn
+from kubeiam.arn import arn_key, arn_resource, canonicalize_mapping_arn
 from kubeiam.errors import ConfigError
 from kubeiam.mapping.aws_auth import Change
 from kubeiam.mapping.backends.crd import entries_from_objects
@@ -34,7 +34,7 @@ _NAME_MAX_STEM = 40
 def crd_object_name(arn: str) -> str:
     """A stable object name for ``arn``: readable stem and a hash of the canonical ARN."""
     canonical = canonicalize_mapping_arn(arn)
-    resource = canonical.canonical.split(":", 5)[5]
+    resource = arn_resource(canonical.canonical)
     stem = _NAME_UNSAFE.sub("-", resource.lower()).strip("-")[:_NAME_MAX_STEM].strip("-")
     digest = hashlib.sha256(arn_key(canonical.canonical).encode()).hexdigest()[:10]
     return f"{stem}-{canonical.account_id}-{digest}"

@@ -35,6 +35,7 @@ from kubeiam.admin.editing.guards import (
     check_guards,
 )
 from kubeiam.admin.editing.store import MappingStore, Snapshot
+from kubeiam.arn import arn_resource
 from kubeiam.errors import ConflictError, MappingError, NotFoundError
 from kubeiam.mapping.aws_auth import Change
 from kubeiam.suggestions import MAX_SUGGESTIONS, closest_names, not_found_message, quote_name
@@ -221,11 +222,8 @@ def _closest_mapped(name: str, names: Sequence[str]) -> list[str]:
     (``user/alice``): every ARN of one account shares its first 26 characters, which would make
     any of them look close."""
 
-    def resource(arn: str) -> str:
-        return arn.split(":", 5)[-1] if arn.startswith("arn:") else arn
-
     by_resource: dict[str, list[str]] = {}
     for candidate in names:
-        by_resource.setdefault(resource(candidate), []).append(candidate)
-    found = closest_names(resource(name), list(by_resource))
+        by_resource.setdefault(arn_resource(candidate), []).append(candidate)
+    found = closest_names(arn_resource(name), list(by_resource))
     return [full for key in found for full in by_resource[key]][:MAX_SUGGESTIONS]

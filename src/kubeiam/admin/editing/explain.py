@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeiam.arn import PrincipalKind, arn_key, canonicalize_mapping_arn, parse_caller_arn
+from kubeiam.arn import (
+    ArnParts,
+    PrincipalKind,
+    arn_key,
+    canonicalize_mapping_arn,
+    is_iam_role_arn,
+    parse_caller_arn,
+    split_arn,
+    sso_permission_set,
+)
 from kubeiam.errors import KubeIAMError, MappingError
 from kubeiam.identity import Identity
 from kubeiam.mapping.chain import DEFAULT_RESERVED_PREFIX_CONFIG
@@ -18,7 +27,7 @@ from kubeiam.mapping.model import (
     SSOMapping,
     UserMapping,
 )
-from kubeiam.mapping.templates import reserved_prefix_of
+from kubeiam.mapping.templates import render_partially, reserved_prefix_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +58,10 @@ class Explanation:
         }
 
 
-_PLACEHOLDER = re.compile(r"\{\{([A-Za-z0-9]+)\}\}")
-_SSO_ROLE = re.compile(r"AWSReservedSSO_(.+)_[0-9a-fA-F]{16}")
-
-
 def identity_for(arn: str, *, session_name: str = "") -> tuple[Identity, list[str]]:
     """The identity a caller with ``arn`` would have (a role ARN becomes a session of it)."""
     notes: list[str] = []
-    if arn.split(":")[2:3] == ["iam"] and ":role/" in arn:
+    if is_iam_role_arn(arn):
         mapped = canonicalize_mapping_arn(arn)
         if mapped.had_path:
             notes.append(
@@ -104,17 +109,6 @@ def identity_for(arn: str, *, session_name: str = "") -> tuple[Identity, list[st
         ),
         notes,
     )
-
-
-def render_partially(template: str, identity: Identity, access_key_id: str = "") -> str:
-    """Render what is known about the caller; unknown placeholders stay as written."""
-    values = {"AccountID": identity.account_id}
-    if identity.session_name:
-        values["SessionName"] = identity.session_name.replace("@", "-")
-        values["SessionNameRaw"] = identity.session_name
-    if access_key_id:
-        values["AccessKeyID"] = access_key_id
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 def explain(
@@ -168,8 +162,9 @@ def explain(
             "username is the ARN and there are no groups"
         )
     if match.templated:
-        username = render_partially(match.username, identity, access_key_id)
-        groups = tuple(render_partially(g, identity, access_key_id) for g in match.groups)
+        caller = dataclasses.replace(identity, access_key_id=access_key_id)
+        username = render_partially(match.username, caller)
+        groups = tuple(render_partially(g, caller) for g in match.groups)
     else:
         username, groups = match.username, match.groups
     text = " ".join((username, *groups))
@@ -204,20 +199,22 @@ def explain(
 def _near_misses(mappings: MappingSet, identity: Identity) -> list[str]:
     notes: list[str] = []
     canonical = identity.canonical_arn
-    parts = canonical.split(":", 5)
-    kind, _, name = parts[5].partition("/")
+    parts = split_arn(canonical) or ArnParts("", "", "", "", canonical)
+    kind, name = parts.resource_type, parts.resource_path
     short = name.rsplit("/", 1)[-1].lower()
     for entry in mappings.entries:
         if isinstance(entry, RoleMapping | UserMapping) and entry.canonical_arn:
-            e_parts = entry.canonical_arn.split(":", 5)
-            e_kind, _, e_name = e_parts[5].partition("/")
-            e_short = e_name.rsplit("/", 1)[-1].lower()
+            e_parts = split_arn(entry.canonical_arn)
+            if e_parts is None:
+                continue
+            e_kind = e_parts.resource_type
+            e_short = e_parts.resource_path.rsplit("/", 1)[-1].lower()
             if e_short != short:
                 continue
-            if e_parts[4] != identity.account_id:
+            if e_parts.account != identity.account_id:
                 notes.append(
-                    f"near miss: {entry.describe()} is for account {e_parts[4]}, the caller is "
-                    f"in account {identity.account_id}"
+                    f"near miss: {entry.describe()} is for account {e_parts.account}, the caller "
+                    f"is in account {identity.account_id}"
                 )
             elif e_kind != kind:
                 notes.append(
@@ -232,18 +229,18 @@ def _near_misses(mappings: MappingSet, identity: Identity) -> list[str]:
                     "user ARNs keep their path"
                 )
         elif isinstance(entry, SSOMapping) and kind == "role":
-            found = _SSO_ROLE.fullmatch(name.rsplit("/", 1)[-1])
-            if found and found.group(1).lower() == entry.permission_set_name.lower():
+            found = sso_permission_set(name.rsplit("/", 1)[-1])
+            if found and found.lower() == entry.permission_set_name.lower():
                 notes.append(
                     f"near miss: {entry.describe()} is for account {entry.account_id} "
                     f"(partition {entry.partition}), the caller is in account "
                     f"{identity.account_id} (partition {identity.partition})"
                 )
-    sso_role = _SSO_ROLE.fullmatch(name.rsplit("/", 1)[-1]) if kind == "role" else None
+    sso_role = sso_permission_set(name.rsplit("/", 1)[-1]) if kind == "role" else None
     if sso_role is not None:
         notes.append(
             f"this is an IAM Identity Center role: map its permission set with `add-sso "
-            f"{sso_role.group(1)} --account {identity.account_id}` rather than the role ARN, "
+            f"{sso_role} --account {identity.account_id}` rather than the role ARN, "
             "whose suffix changes when the set is re-provisioned"
         )
     if identity.account_id not in mappings.accounts:
