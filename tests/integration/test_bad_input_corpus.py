@@ -19,7 +19,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -29,8 +28,8 @@ from pathlib import Path
 import pytest
 
 from kubeiam.localaws.environment import LocalAWS
+from support.cli import KUBEIAM
 
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
 #: A command that reads a bad file fails in well under a second; a hang is a bug.
 TIMEOUT = 30
 #: Exit codes documented in kubeiam.errors and click (2: usage).

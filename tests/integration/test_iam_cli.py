@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import configparser
 import json
-import os
 import stat
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,24 +13,16 @@ from typing import Any
 import pytest
 
 from kubeiam.localaws.environment import LocalAWS
-
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
+from support.cli import run_kubeiam
 
 
 @pytest.fixture
-def cli_env(local_aws: LocalAWS, tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(local_aws.client_env())
-    env["AWS_ACCESS_KEY_ID"] = local_aws.admin.access_key_id
-    env["AWS_SECRET_ACCESS_KEY"] = local_aws.admin.secret_access_key
-    env["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "aws" / "credentials")
-    return env
+def cli_env(admin_cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    return {**admin_cli_env, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws" / "credentials")}
 
 
 def kubeiam(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [KUBEIAM, "iam", *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    return run_kubeiam("iam", *args, env=env)
 
 
 def secret_in(path: Path, profile: str) -> str:
@@ -244,14 +234,7 @@ def test_seed_one_end_to_end_token_verifies_as_the_new_user(
     command = shlex.split(json.loads(onboarded.stdout)["kubeconfigCommand"])
     assert command[:3] == ["kubeiam", "kubeconfig", "update"]
     cli_env["HOME"] = str(tmp_path / "home")
-    updated = subprocess.run(
-        [KUBEIAM, *command[1:]],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    updated = run_kubeiam(*command[1:], env=cli_env)
     assert updated.returncode == 0, updated.stderr
 
     kubeconfig = yaml.safe_load((tmp_path / "home" / ".kube" / "config").read_text())
@@ -265,25 +248,11 @@ def test_seed_one_end_to_end_token_verifies_as_the_new_user(
             "spec": {"interactive": False},
         }
     )
-    token_run = subprocess.run(
-        [KUBEIAM, *exec_["args"]],
-        env=plugin_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    token_run = run_kubeiam(*exec_["args"], env=plugin_env)
     assert token_run.returncode == 0, token_run.stderr
     token = json.loads(token_run.stdout)["status"]["token"]
-    verified = subprocess.run(
-        [KUBEIAM, "verify", "-i", name, "-t", "-", "-o", "json", *local_aws.verify_flags()],
-        env=cli_env,
-        input=token,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    flags = ("-i", name, "-t", "-", "-o", "json", *local_aws.verify_flags())
+    verified = run_kubeiam("verify", *flags, env=cli_env, input=token)
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.count(f":user/{name}") >= 1
     assert local_aws.admin.access_key_id not in verified.stdout

@@ -23,10 +23,8 @@ document says so.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,8 +34,8 @@ from typing import Any
 import pytest
 
 from kubeiam.localaws.environment import LocalAWS
+from support.cli import run_kubeiam
 
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
 PERMISSIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "permissions.md"
 POLICY_MARKER = "<!-- kubeiam-admin-policy"
 CLUSTER = "perm-cluster"
@@ -91,14 +89,7 @@ class Admin:
         )
 
     def kubeiam(self, *args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [KUBEIAM, "iam", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_kubeiam("iam", *args, env=self.env)
         assert "Traceback" not in done.stdout + done.stderr, done.stderr
         assert self.env["AWS_SECRET_ACCESS_KEY"] not in done.stdout + done.stderr
         return done
@@ -109,9 +100,8 @@ class Admin:
         return done
 
 
-def _env(aws: LocalAWS, tmp_path: Path, key_id: str, secret: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(aws.client_env())
+def _env(aws_cli_env: dict[str, str], tmp_path: Path, key_id: str, secret: str) -> dict[str, str]:
+    env = dict(aws_cli_env)
     env["AWS_ACCESS_KEY_ID"] = key_id
     env["AWS_SECRET_ACCESS_KEY"] = secret
     env["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "aws" / "credentials")
@@ -119,22 +109,22 @@ def _env(aws: LocalAWS, tmp_path: Path, key_id: str, secret: str) -> dict[str, s
 
 
 @pytest.fixture
-def admin(local_aws: LocalAWS, tmp_path: Path) -> Admin:
+def admin(local_aws: LocalAWS, aws_cli_env: dict[str, str], tmp_path: Path) -> Admin:
     """An administrator holding exactly the documented policy."""
     name = unique("perm-admin")
     key_id, secret = local_aws.create_user(name)
-    who = Admin(name, _env(local_aws, tmp_path, key_id, secret), local_aws)
+    who = Admin(name, _env(aws_cli_env, tmp_path, key_id, secret), local_aws)
     who.hold(documented_admin_policy())
     return who
 
 
 @pytest.fixture
-def owner(local_aws: LocalAWS, tmp_path: Path) -> Admin:
+def owner(local_aws: LocalAWS, aws_cli_env: dict[str, str], tmp_path: Path) -> Admin:
     """The local AWS's allow-everything identity, to set the stage for one command."""
     keys = local_aws.admin
     return Admin(
         "localaws-admin",
-        _env(local_aws, tmp_path, keys.access_key_id, keys.secret_access_key),
+        _env(aws_cli_env, tmp_path, keys.access_key_id, keys.secret_access_key),
         local_aws,
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,16 +13,12 @@ import pytest
 import yaml
 
 from kubeiam.localaws.environment import LocalAWS
-
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
+from support.cli import KUBEIAM, run_kubeiam
 
 
 @pytest.fixture
-def cli_env(local_aws: LocalAWS, tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(local_aws.client_env())
-    env["AWS_ACCESS_KEY_ID"] = local_aws.admin.access_key_id
-    env["AWS_SECRET_ACCESS_KEY"] = local_aws.admin.secret_access_key
+def cli_env(admin_cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    env = dict(admin_cli_env)
     env["HOME"] = str(tmp_path / "home")
     env["PATH"] = f"{Path(KUBEIAM).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
@@ -43,14 +38,7 @@ def eks_cluster(local_aws: LocalAWS) -> dict[str, Any]:
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [KUBEIAM, "kubeconfig", "update", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_kubeiam("kubeconfig", "update", *args, env=env)
 
 
 def test_update_from_eks(

@@ -7,9 +7,7 @@ tests/e2e/test_mapping_commands.py.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -19,8 +17,8 @@ import yaml
 from kubeiam.localaws.environment import LocalAWS
 from kubeiam.mapping.backends.dynamic_file import parse_dynamic_file
 from kubeiam.mapping.model import load_sections
+from support.cli import KUBEIAM, run_kubeiam
 
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
 ACCOUNT = "111122223333"
 NODE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/NodeInstanceRole"
 
@@ -38,19 +36,8 @@ server:
 """
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [KUBEIAM, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env if env is not None else dict(os.environ),
-    )
-
-
 def mapping(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run("mapping", *args, "--file", str(path))
+    return run_kubeiam("mapping", *args, "--file", str(path))
 
 
 def ok(path: Path, *args: str) -> None:
@@ -386,7 +373,7 @@ def test_writers_racing_on_one_file_lose_nothing(config: Path) -> None:
 
 
 def test_store_flags_are_checked() -> None:
-    done = run("mapping", "list", "--store", "file")
+    done = run_kubeiam("mapping", "list", "--store", "file")
     assert done.returncode == 2
     assert "--file PATH" in done.stderr
 
@@ -396,11 +383,8 @@ def test_store_flags_are_checked() -> None:
 
 
 @pytest.fixture
-def aws_env(local_aws: LocalAWS, tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(local_aws.client_env())
-    env["HOME"] = str(tmp_path / "home")
-    return env
+def aws_env(aws_cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    return {**aws_cli_env, "HOME": str(tmp_path / "home")}
 
 
 def test_whoami_user_and_its_mapping(
@@ -411,7 +395,7 @@ def test_whoami_user_and_its_mapping(
     arn = local_aws.user_arn(name)
     ok(config, "add-user", arn, "--username", "kubedemy", "--group", "system:masters")
     env = {**aws_env, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}
-    done = run("whoami", "--file", str(config), "-o", "json", env=env)
+    done = run_kubeiam("whoami", "--file", str(config), "-o", "json", env=env)
     assert done.returncode == 0, done.stderr
     me = json.loads(done.stdout)
     assert me["arn"] == arn
@@ -420,7 +404,7 @@ def test_whoami_user_and_its_mapping(
     assert me["username"] == "kubedemy"
     assert me["groups"] == ["system:masters"]
     assert me["mappings"][0]["entry"].endswith(f"userarn {arn}")
-    plain = run("whoami", env=env)
+    plain = run_kubeiam("whoami", env=env)
     assert plain.returncode == 0, plain.stderr
     assert f"ARN:           {arn}" in plain.stdout
     for text in (done.stdout, done.stderr, plain.stdout, plain.stderr):
@@ -454,7 +438,7 @@ def test_whoami_assumed_role_through_a_profile(
         "AWS_ACCESS_KEY_ID": key_id,
         "AWS_SECRET_ACCESS_KEY": secret,
     }
-    done = run("whoami", "--profile", "dev", "--file", str(config), env=env)
+    done = run_kubeiam("whoami", "--profile", "dev", "--file", str(config), env=env)
     assert done.returncode == 0, done.stderr
     assert f"assumed-role/K8sDevs-{suffix}/alice" in done.stdout
     assert f"Canonical ARN: {role_arn}" in done.stdout
@@ -471,13 +455,13 @@ def test_whoami_unmapped_exits_one(
     name = f"nobody-{uuid.uuid4().hex[:6]}"
     key_id, secret = local_aws.create_user(name)
     env = {**aws_env, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}
-    done = run("whoami", "--file", str(config), env=env)
+    done = run_kubeiam("whoami", "--file", str(config), env=env)
     assert done.returncode == 1
     assert "no match" in done.stdout
 
 
 def test_whoami_unknown_profile_is_a_config_error(aws_env: dict[str, str]) -> None:
-    done = run("whoami", "--profile", "nope", env=aws_env)
+    done = run_kubeiam("whoami", "--profile", "nope", env=aws_env)
     assert done.returncode == 2
     assert "nope" in done.stderr
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -15,8 +14,8 @@ import yaml
 from kubeiam.localaws.environment import LocalAWS
 from kubeiam.mapping.backends.dynamic_file import parse_dynamic_file
 from kubeiam.mapping.model import GroupMapping, load_sections
+from support.cli import run_kubeiam
 
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
 ACCOUNT = "111122223333"
 DEVS = f"arn:aws:iam::{ACCOUNT}:group/eng/Developers"
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
@@ -33,14 +32,7 @@ server:
 
 
 def mapping(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [KUBEIAM, "mapping", *args, "--file", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=dict(os.environ),
-    )
+    return run_kubeiam("mapping", *args, "--file", str(path))
 
 
 def test_add_group_to_a_server_config_is_idempotent_and_keeps_the_file(tmp_path: Path) -> None:
@@ -128,14 +120,7 @@ def test_whoami_lists_the_callers_groups_and_matches_the_group_entry(
         "AWS_ACCESS_KEY_ID": key_id,
         "AWS_SECRET_ACCESS_KEY": secret,
     }
-    me = subprocess.run(
-        [KUBEIAM, "whoami", "--file", str(path), "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    me = run_kubeiam("whoami", "--file", str(path), "-o", "json", env=env)
     # Without iam:ListGroupsForUser (moto enforces IAM policies here) the memberships are
     # unknown: nothing matches, and the note names the entry a member would get.
     assert me.returncode == 1
@@ -162,14 +147,7 @@ def test_whoami_lists_the_callers_groups_and_matches_the_group_entry(
             }
         ),
     )
-    me = subprocess.run(
-        [KUBEIAM, "whoami", "--file", str(path), "-o", "json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    me = run_kubeiam("whoami", "--file", str(path), "-o", "json", env=env)
     assert me.returncode == 0, me.stdout + me.stderr
     found = json.loads(me.stdout)
     assert found["iamGroups"] == [group["Arn"]]

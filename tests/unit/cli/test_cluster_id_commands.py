@@ -3,13 +3,12 @@ written (real processes; no AWS or Kubernetes is reached: the id is refused firs
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-KUBEIAM = str(Path(sys.executable).parent / "kubeiam")
+from support.cli import run_kubeiam
+
 KEYS = {
     "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -54,9 +53,7 @@ def test_every_command_refuses_a_bad_cluster_id_the_same_way(
     template, source = COMMANDS[command]
     args = [BAD_IDS[bad] if a == "ID" else a for a in template]
     env = {"HOME": str(scrubbed_env), "PATH": "/usr/bin:/bin", **KEYS}
-    done = subprocess.run(
-        [KUBEIAM, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
+    done = run_kubeiam(*args, cwd=tmp_path, env=env)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.splitlines()
     assert lines[0].startswith("kubeiam: error: the cluster id "), done.stderr

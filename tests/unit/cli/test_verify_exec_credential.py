@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-KUBEIAM = str(Path(sys.executable).parent / "kubeiam")
+from support.cli import run_kubeiam
+
 KEYS = {
     "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -22,9 +22,7 @@ def kubeiam(
     *args: str, home: Path, stdin: str | None = None, extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin", **KEYS, **(extra or {})}
-    return subprocess.run(
-        [KUBEIAM, *args], input=stdin, env=env, capture_output=True, text=True, timeout=60
-    )
+    return run_kubeiam(*args, input=stdin, env=env)
 
 
 def exec_info(version: str) -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,8 @@ import pytest
 import trustme
 from kube_api import KubeAPI, Pki, Plugin, credential, kubeconfig_doc, write_yaml
 
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
+from support.cli import KUBEIAM
+
 AWS_AUTH = "/api/v1/namespaces/kube-system/configmaps/aws-auth"
 
 

@@ -6,7 +6,6 @@ import queue
 import shlex
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -14,8 +13,7 @@ import boto3
 import pytest
 
 from kubeiam.localaws.environment import ADMIN_PROFILE
-
-KUBEIAM = str(Path(sys.executable).parent / "kubeiam")
+from support.cli import KUBEIAM, run_kubeiam
 
 
 def _exports(lines: list[str]) -> dict[str, str]:
@@ -71,11 +69,9 @@ def test_localaws_command_serves_until_sigterm(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_localaws_is_hidden_from_help() -> None:
-    done = subprocess.run(
-        [KUBEIAM, "--help"], capture_output=True, text=True, timeout=30, check=True
-    )
+    done = run_kubeiam("--help", timeout=30)
+    assert done.returncode == 0, done.stderr
     assert "localaws" not in done.stdout
-    shown = subprocess.run(
-        [KUBEIAM, "localaws", "--help"], capture_output=True, text=True, timeout=30, check=True
-    )
+    shown = run_kubeiam("localaws", "--help", timeout=30)
+    assert shown.returncode == 0, shown.stderr
     assert "--print-env" in shown.stdout
