@@ -198,16 +198,16 @@ def test_a_change_that_breaks_the_mapping_is_refused(tmp_path: Path) -> None:
         '{"mapUsers": [{"userarn": "arn:aws:iam::111122223333:user/a", "username": "a"}]}'
     )
 
-    def duplicate(doc: object) -> Change:
-        assert isinstance(doc, FileMappings)
-        doc._items("mapUsers", create=False).append(  # a hand edit gone wrong
-            {"userarn": "arn:aws:iam::111122223333:user/a", "username": "b"}
-        )
-        doc._changed()
-        return Change.ADDED
+    # A hand edit gone wrong, put back through `restore`: a second, conflicting entry for user a.
+    conflicting = (
+        '{"mapUsers": [{"userarn": "arn:aws:iam::111122223333:user/a", "username": "a"}, '
+        '{"userarn": "arn:aws:iam::111122223333:user/a", "username": "b"}]}\n'
+    )
+    before = path.read_text()
 
     with pytest.raises(MappingError, match="invalid mapping"):
-        run(editor(path).edit(duplicate))
+        run(editor(path).restore(conflicting))
+    assert path.read_text() == before
 
 
 def test_restore_backs_up_first_and_is_guarded(tmp_path: Path) -> None:

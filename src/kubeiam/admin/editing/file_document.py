@@ -44,6 +44,10 @@ from kubeiam.mapping.model import (
     parse_role_entry,
 )
 
+#: An edited config file smaller than this is validated by parsing the new text again (a few
+#: milliseconds); a bigger one through the document kept in step with the text.
+FULL_PARSE_BELOW = 256 * 1024
+
 
 class FileMappings(ArnUpserts):
     """A server config YAML or a DynamicFile JSON, as the server reads it and as edits change it.
@@ -61,8 +65,21 @@ class FileMappings(ArnUpserts):
     but seconds on a big file). JSON is re-written with ``json.dumps`` (two-space indent).
     """
 
-    def __init__(self, text: str | None, *, json_format: bool, name: str = "mapping file") -> None:
+    def __init__(
+        self,
+        text: str | None,
+        *,
+        json_format: bool,
+        name: str = "mapping file",
+        splice: bool = True,
+        full_parse_below: int = FULL_PARSE_BELOW,
+    ) -> None:
+        """``splice``: False edits YAML through the ruamel round trip even where the splicer
+        could. ``full_parse_below``: an edited YAML text shorter than this is validated by
+        parsing it again, a longer one through the document kept in step with it."""
         self._json = json_format
+        self._splice = splice
+        self._full_parse_below = full_parse_below
         self._name = name
         self._original = text or ""
         self._absent = text is None
@@ -94,7 +111,7 @@ class FileMappings(ArnUpserts):
             elif (
                 self._dirty
                 and self._splicer is not None
-                and len(self._original) > (_FULL_PARSE_BELOW)
+                and len(self._original) > self._full_parse_below
             ):
                 # The document spliced with the text (see editing.file_text): 10,000 entries
                 # are not parsed again.
@@ -119,6 +136,12 @@ class FileMappings(ArnUpserts):
         if not isinstance(self._doc, Mapping):
             return _refused(ConfigError("the top level must be a JSON object"))
         return load_sections(self._doc, cache=self._cache)
+
+    @property
+    def spliced(self) -> bool:
+        """True when edits change only the lines they touch (the splicer), False when the file
+        goes through the ruamel round trip (or has not been edited yet)."""
+        return self._splicer is not None
 
     def text(self) -> str:
         if not self._dirty:
@@ -183,6 +206,8 @@ class FileMappings(ArnUpserts):
             default = roundtrip.guess_sequence_indent(self._original, _DEFAULT_INDENT)
             style = Style(0, default[1])
             try:
+                if not self._splice:
+                    raise NotSplicable("the round trip was asked for")
                 self._splicer = ConfigText(
                     self._original, doc, parse_item=self._parse_item, style=style
                 )
@@ -499,9 +524,6 @@ class FileMappings(ArnUpserts):
 
 #: New lists in a YAML file without one to copy: ``key:\n  - item`` (dash offset 2).
 _DEFAULT_INDENT = (4, 2)
-#: An edited config file smaller than this is validated by parsing the new text again (a few
-#: milliseconds); a bigger one through the document kept in step with the text.
-_FULL_PARSE_BELOW = 256 * 1024
 
 
 #: The code of what kubeiam server logs about a config it still reads, by the log call's fixed
