@@ -382,6 +382,10 @@ def debian_layer(
             }
             (work / "layer.json").write_text(json.dumps(meta, indent=1))
             os.replace(work, entry)
+            # A root made for other inputs (~300 MB) is not reused once its inputs changed.
+            for stale in cache.glob(f"debian-{SUITE}-*"):
+                if stale != entry:
+                    shutil.rmtree(stale, ignore_errors=True)
         meta = json.loads(meta_path.read_text())
     blob_path = entry / "blobs" / meta["digest"].removeprefix("sha256:")
     layer = oci.Layer(
