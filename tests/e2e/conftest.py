@@ -198,7 +198,8 @@ def pytest_runtest_makereport(
     if report.failed:
         funcargs = getattr(item, "funcargs", {})
         for value in funcargs.values():
-            if isinstance(value, ControlPlane | System):
+            # ControlPlane, System and the node tests' setups (kubelet, containerd, ...).
+            if callable(getattr(value, "log_tails", None)):
                 for name, tail in value.log_tails().items():
                     report.sections.append((f"{name} log (last lines)", tail))
     return report

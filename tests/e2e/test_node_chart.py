@@ -85,6 +85,14 @@ class ChartSetup:
     #: The pod uids seen so far, oldest first.
     pods: list[str] = field(default_factory=list)
 
+    def log_tails(self, lines: int = 60) -> dict[str, str]:
+        """The control plane's, the node's, the controllers' and the kubeiam container's logs."""
+        return {
+            **self.plane.log_tails(lines),
+            **self.node.log_tails(lines),
+            "kubeiam container": self.node.container_log("kubeiam", lines),
+        }
+
     @property
     def webhook_config(self) -> Path:
         return self.kubeconfig_dir / "kubeconfig.yaml"

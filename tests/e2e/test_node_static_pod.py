@@ -65,6 +65,14 @@ class StaticPodSetup:
     webhook_config: Path
     user: IamUser
 
+    def log_tails(self, lines: int = 60) -> dict[str, str]:
+        """kube-apiserver, etcd, kubelet, containerd and the kubeiam container's log."""
+        return {
+            **self.plane.log_tails(lines),
+            **self.node.log_tails(lines),
+            "kubeiam container": self.node.container_log("kubeiam", lines),
+        }
+
 
 @pytest.fixture(scope="module")
 def static_pod(

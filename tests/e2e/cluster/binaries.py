@@ -329,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The node tests' images and helm (node.py imports this module, hence here).
         from .node import NodeError, prepare
 
-        for line in prepare(root):
+        for line in prepare(root, ci=is_ci(environ)):
             print(line, flush=True)
     except (BuildError, NodeError) as error:
         print(f"e2e: {error}", file=sys.stderr)

@@ -93,19 +93,26 @@ def _which(name: str) -> Path | None:
     return None if found is None else Path(found)
 
 
+#: Debian packages giving the node's executables (runc: crun 1.8 refuses hybrid cgroups).
+DEBIAN_PACKAGES = ("containerd", "runc", "umoci", "gcc", "libc6-dev")
+_EXECUTABLES = ("containerd", "containerd-shim-runc-v2", "ctr", "gcc", "umoci")
+
+
+def _absent_executables() -> list[str]:
+    absent = [name for name in _EXECUTABLES if not _which(name)]
+    if not (_which("runc") or _which("crun")):
+        absent.append("runc or crun")
+    return absent
+
+
 def missing_node_prerequisite() -> str | None:
     """One line naming what stops a node from running here, or None."""
     if os.geteuid() != 0:
         return "the node (containerd, kubelet) needs root: cgroups, mounts, containerd"
-    absent = [
-        n for n in ("containerd", "containerd-shim-runc-v2", "ctr", "gcc", "umoci") if not _which(n)
-    ]
-    if not (_which("crun") or _which("runc")):
-        absent.append("crun or runc")
-    if absent:
+    if absent := _absent_executables():
         return (
             f"not on PATH: {', '.join(absent)}"
-            " (Debian: apt-get install containerd crun umoci gcc libc6-dev)"
+            f" (Debian: apt-get install {' '.join(DEBIAN_PACKAGES)})"
         )
     if (
         not (CGROUP_V1_ROOT / "memory").is_dir()
@@ -113,6 +120,24 @@ def missing_node_prerequisite() -> str | None:
     ):
         return f"no cgroup hierarchy under {CGROUP_V1_ROOT}"
     return None
+
+
+def install_debian_packages() -> str | None:
+    """On CI, as root: apt-get install the node's packages when any executable is missing.
+
+    Returns a line saying what was installed, or None when nothing was needed or possible.
+    """
+    if os.geteuid() != 0 or not _absent_executables() or not _which("apt-get"):
+        return None
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *DEBIAN_PACKAGES],
+    ):
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:
+            raise NodeError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return f"installed Debian packages: {' '.join(DEBIAN_PACKAGES)}"
 
 
 def node_tools(cache: Path) -> NodeTools:
@@ -861,17 +886,20 @@ def helm_binary(cache: Path) -> Path:
     return Path(done.stdout.strip().splitlines()[-1])
 
 
-def prepare(cache: Path) -> list[str]:
+def prepare(cache: Path, *, ci: bool) -> list[str]:
     """Build what the node tests need besides the Go binaries, before the tests run.
 
     The pause image, `make image`'s archive and helm; one line per part saying what was done.
-    Without the node's prerequisites (root, containerd, runc) nothing is built and the line
-    says why (the node tests then skip, or fail on CI).
+    On CI (`ci`) missing Debian packages are installed first (apt-get, as root). Without the
+    node's prerequisites nothing is built and the line says why (the node tests then skip
+    off CI and fail on CI).
     """
+    lines = []
+    if ci and (installed := install_debian_packages()):
+        lines.append(installed)
     problem = missing_node_prerequisite()
     if problem is not None:
-        return [f"node: not prepared: {problem}"]
-    lines = []
+        return [*lines, f"node: not prepared: {problem}"]
     for name, build, current in (
         (
             "pause image",
