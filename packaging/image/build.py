@@ -58,6 +58,8 @@ LEFT_OUT = frozenset(
 )
 #: Bump when the way the cached root is made changes (mmdebstrap options, compile step).
 ROOT_RECIPE = "2"
+#: Bump when the way the cached dependency layer is made changes (pip options, compile, modes).
+DEPS_RECIPE = "1"
 #: Paths of the kept packages that python never reads: documentation (copyright notices stay),
 #: manual pages, lintian overrides, locales, admin programs.
 DROPPED = re.compile(
@@ -452,50 +454,85 @@ def runtime_lock(lock: Path, names: set[str], out: Path) -> list[str]:
     return sorted(pins)
 
 
+def dependency_layer(root: Path, stage: Path, progress: Progress) -> tuple[oci.Layer, list[str]]:
+    """Layer 2, cached beside the root it was byte-compiled with, keyed by the pinned entries:
+    a build that leaves requirements/lock.txt alone reuses it."""
+    names = runtime_names()
+    requirements = stage / "requirements.txt"
+    pins = runtime_lock(REPO / "requirements/lock.txt", names, requirements)
+    epoch = lock_epoch()
+    inputs = {
+        "recipe": DEPS_RECIPE,
+        "root": root.parent.name,
+        "requirements": requirements.read_text(),
+        "epoch": epoch,
+    }
+    key = hashlib.sha256(oci.canonical_json(inputs)).hexdigest()[:16]
+    cache = root.parent.parent
+    entry = cache / f"deps-{key}"
+    with locked(cache / ".lock"):
+        if not (entry / "layer.json").exists():
+            progress(
+                f"Python: {len(pins)} pinned wheels from requirements/lock.txt (hashes checked)"
+            )
+            work = cache / f".deps-{key}-{os.getpid()}"
+            shutil.rmtree(work, ignore_errors=True)
+            deps = stage / "deps"
+            quiet = [] if progress.enabled else ["-q"]
+            pip = [sys.executable, "-m", "pip", "install", *quiet, "--disable-pip-version-check"]
+            pip += ["--no-deps", "--require-hashes", "--only-binary", ":all:", "--no-compile"]
+            run([*pip, "--target", deps / SITE, "-r", requirements])
+            shutil.rmtree(deps / SITE / "bin", ignore_errors=True)
+            compile_in(
+                root,
+                "/" + str((deps / SITE).relative_to(root)),
+                strip="/" + str(deps.relative_to(root)),
+            )
+            _normalise_modes(deps)
+            layer = oci.write_layer(
+                deps,
+                _walk(deps),
+                work / "blobs",
+                epoch=epoch,
+                created_by="pip install --require-hashes -r requirements/lock.txt "
+                "(kubeiam's runtime closure)",
+            )
+            (work / "layer.json").write_text(json.dumps(layer_meta(layer), indent=1))
+            os.replace(work, entry)
+            for stale in cache.glob("deps-*"):
+                if stale != entry:
+                    shutil.rmtree(stale, ignore_errors=True)
+        else:
+            progress(f"Python: {len(pins)} pinned wheels: reused {entry}")
+        return read_layer(entry), pins
+
+
+def layer_meta(layer: oci.Layer) -> dict[str, object]:
+    return {
+        "digest": layer.blob.digest,
+        "size": layer.blob.size,
+        "diff_id": layer.diff_id,
+        "uncompressed_size": layer.uncompressed_size,
+        "created_by": layer.created_by,
+    }
+
+
+def read_layer(entry: Path) -> oci.Layer:
+    meta = json.loads((entry / "layer.json").read_text())
+    return oci.Layer(
+        blob=oci.Blob(meta["digest"], meta["size"], entry / "blobs" / meta["digest"][7:]),
+        diff_id=meta["diff_id"],
+        uncompressed_size=meta["uncompressed_size"],
+        created_by=meta["created_by"],
+    )
+
+
 def python_layers(
     root: Path, blobs: Path, progress: Progress, epoch: int, version: str
 ) -> tuple[list[oci.Layer], list[str]]:
     stage = Path(tempfile.mkdtemp(prefix="kubeiam-image-", dir=root / "tmp"))
     try:
-        names = runtime_names()
-        requirements = stage / "requirements.txt"
-        pins = runtime_lock(REPO / "requirements/lock.txt", names, requirements)
-        progress(f"Python: {len(pins)} pinned wheels from requirements/lock.txt (hashes checked)")
-        deps = stage / "deps"
-        quiet = [] if progress.enabled else ["-q"]
-        run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                *quiet,
-                "--disable-pip-version-check",
-                "--no-deps",
-                "--require-hashes",
-                "--only-binary",
-                ":all:",
-                "--no-compile",
-                "--target",
-                deps / SITE,
-                "-r",
-                requirements,
-            ]
-        )
-        shutil.rmtree(deps / SITE / "bin", ignore_errors=True)
-        compile_in(
-            root,
-            "/" + str((deps / SITE).relative_to(root)),
-            strip="/" + str(deps.relative_to(root)),
-        )
-        deps_layer = oci.write_layer(
-            deps,
-            _walk(deps),
-            blobs,
-            epoch=lock_epoch(),
-            created_by="pip install --require-hashes -r requirements/lock.txt "
-            "(kubeiam's runtime closure)",
-        )
+        deps_layer, pins = dependency_layer(root, stage, progress)
 
         progress("kubeiam: building the wheel from this tree")
         wheel_dir = stage / "wheel"
@@ -534,7 +571,6 @@ def python_layers(
             root, "/" + str((app / SITE).relative_to(root)), strip="/" + str(app.relative_to(root))
         )
         _normalise_modes(app)
-        _normalise_modes(deps)
         app_layer = oci.write_layer(
             app, _walk(app), blobs, epoch=epoch, created_by=f"kubeiam {version} wheel"
         )
