@@ -402,16 +402,7 @@ class AccessRoleWorkflows(IAMSteps):
         self.progress(f"deleted IAM group {group}")
 
     def _delete_role(self, name: str, removed: list[str]) -> None:
-        for policy in self.api.items("list_role_policies", "PolicyNames", name, RoleName=name):
-            self.api.call("delete_role_policy", name, RoleName=name, PolicyName=policy)
-            removed.append(f"inline policy {policy} of role {name}")
-        attached = self.api.items(
-            "list_attached_role_policies", "AttachedPolicies", name, RoleName=name
-        )
-        for att in attached:
-            arn = str(att["PolicyArn"])
-            self.api.call("detach_role_policy", name, RoleName=name, PolicyArn=arn)
-            removed.append(f"attached policy {arn} of role {name}")
+        self._remove_policies("role", name, removed, of=f" of role {name}")
         profiles = self.api.items(
             "list_instance_profiles_for_role", "InstanceProfiles", name, RoleName=name
         )

@@ -123,6 +123,19 @@ class IAMSteps(Steps):
     def _role_names(self) -> list[str]:
         return self.api.names("list_roles", "Roles", "RoleName")
 
+    def _remove_policies(self, kind: str, name: str, removed: list[str], *, of: str = "") -> None:
+        """Delete every inline policy of IAM ``kind`` (``user`` or ``role``) ``name`` and detach
+        every managed one; ``of`` ends each line added to ``removed``."""
+        ids = {f"{kind.capitalize()}Name": name}
+        for policy in self.api.items(f"list_{kind}_policies", "PolicyNames", name, **ids):
+            self.api.call(f"delete_{kind}_policy", name, **ids, PolicyName=policy)
+            removed.append(f"inline policy {policy}{of}")
+        attached = self.api.items(f"list_attached_{kind}_policies", "AttachedPolicies", name, **ids)
+        for att in attached:
+            arn = str(att["PolicyArn"])
+            self.api.call(f"detach_{kind}_policy", name, **ids, PolicyArn=arn)
+            removed.append(f"attached policy {arn}{of}")
+
     def _remove_mapping(
         self, mapping: MappingWriter | None, arn: str, removed: list[str], *, force: bool
     ) -> None:

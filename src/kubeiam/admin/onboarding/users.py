@@ -341,7 +341,7 @@ class UserWorkflows(IAMSteps):
             self._step("credentials")
             self._remove_user_credentials(name, removed)
             self._step("policies")
-            self._remove_user_policies(name, removed)
+            self._remove_policies("user", name, removed)
             self._step("groups")
             for group in self.api.groups_of(name):
                 self.api.call("remove_user_from_group", name, GroupName=group, UserName=name)
@@ -375,18 +375,6 @@ class UserWorkflows(IAMSteps):
             sid = str(ssh["SSHPublicKeyId"])
             self.api.call("delete_ssh_public_key", name, UserName=name, SSHPublicKeyId=sid)
             removed.append(f"SSH public key {sid}")
-
-    def _remove_user_policies(self, name: str, removed: list[str]) -> None:
-        for policy in self.api.items("list_user_policies", "PolicyNames", name, UserName=name):
-            self.api.call("delete_user_policy", name, UserName=name, PolicyName=policy)
-            removed.append(f"inline policy {policy}")
-        attached = self.api.items(
-            "list_attached_user_policies", "AttachedPolicies", name, UserName=name
-        )
-        for att in attached:
-            arn = str(att["PolicyArn"])
-            self.api.call("detach_user_policy", name, UserName=name, PolicyArn=arn)
-            removed.append(f"attached policy {arn}")
 
     def _delete_user(self, name: str, removed: list[str]) -> None:
         try:
