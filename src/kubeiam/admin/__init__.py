@@ -1,1 +1,2 @@
-"""Administration commands: kubeconfig entries and the IAM seed workflows."""
+"""Administration commands: mapping editing (:mod:`.editing`), the IAM workflows that give people
+access (:mod:`.onboarding`) and kubeconfig entries (:mod:`.kubeconfig`)."""
