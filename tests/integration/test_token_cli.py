@@ -20,8 +20,9 @@ import pytest
 
 from kubeiam.localaws import LocalAWS
 from kubeiam.token.encoding import decode_token
+from support.cli import KUBEIAM
+from support.tokens import wait_for_next_signing_second
 
-KUBEIAM = str(Path(sys.executable).parent / "kubeiam")
 TIMEOUT = 60
 KEYS = {
     "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
@@ -281,7 +282,7 @@ def test_cache_hit_and_private_files(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     env = {**KEYS, "KUBEIAM_CACHE_DIR": str(cache)}
     first = token_of(run("-i", "demo", env=env))
-    time.sleep(1.1)  # a new signature would carry a new X-Amz-Date
+    wait_for_next_signing_second()  # so that a new signature would carry a new X-Amz-Date
     assert token_of(run("-i", "demo", env=env)) == first
     assert token_of(run("-i", "other", env=env)) != first  # the cluster id is part of the key
     assert token_of(run("-i", "demo", "--no-cache", env=env)) != first
@@ -378,7 +379,7 @@ def test_assumed_role_credentials_are_cached(
     try:
         for entry in (tmp_path / "cache").glob("token-*.json"):
             entry.unlink()
-        time.sleep(1.1)
+        wait_for_next_signing_second()
         again = token_of(run("-i", "demo", "-r", erin_role, "-s", "erin-1", env=env))
         assert again != first
         assert (

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,50 +19,31 @@ import pytest
 
 from kubeiam.localaws import LocalAWS
 from kubeiam.token.encoding import decode_token, encode_token
-from kubeiam.token.presign import presign_get_caller_identity
+from support.cli import exec_credential_token, run_kubeiam
+from support.tokens import Creds, mint
 
-KUBEIAM = str(Path(sys.executable).parent / "kubeiam")
 CLUSTER = "kubeiam-integration"
-#: Generous bound for one CLI process on a busy 2-core machine.
-PROCESS_TIMEOUT = 60
 
 
 def run_token(
     aws: LocalAWS, credentials: dict[str, str], *args: str, cluster: str = CLUSTER
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **aws.client_env(), **credentials}
-    return subprocess.run(
-        [KUBEIAM, "token", "-i", cluster, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT,
-        check=False,
-    )
+    return run_kubeiam("token", "-i", cluster, *args, env=env)
 
 
-def mint(aws: LocalAWS, credentials: dict[str, str], *args: str, cluster: str = CLUSTER) -> str:
+def cli_token(
+    aws: LocalAWS, credentials: dict[str, str], *args: str, cluster: str = CLUSTER
+) -> str:
     """The token inside the ExecCredential `kubeiam token` prints."""
-    done = run_token(aws, credentials, *args, cluster=cluster)
-    assert done.returncode == 0, done.stderr
-    credential = json.loads(done.stdout)
-    assert credential["kind"] == "ExecCredential"
-    token = credential["status"]["token"]
-    assert isinstance(token, str)
-    assert token.startswith("k8s-aws-v1.")
-    return token
+    return exec_credential_token(run_token(aws, credentials, *args, cluster=cluster))
 
 
 def run_verify(
     aws: LocalAWS, token: str, *extra: str, cluster: str = CLUSTER
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [KUBEIAM, "verify", "-i", cluster, "-t", token, *aws.verify_flags(), "-o", "json", *extra],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT,
-        check=False,
+    return run_kubeiam(
+        "verify", "-i", cluster, "-t", token, *aws.verify_flags(), "-o", "json", *extra
     )
 
 
@@ -105,7 +85,7 @@ def deploy_role(local_aws: LocalAWS, carol: tuple[str, str]) -> str:
 
 
 def test_environment_keys_of_an_iam_user(local_aws: LocalAWS, carol: tuple[str, str]) -> None:
-    token = mint(local_aws, env_keys(carol))
+    token = cli_token(local_aws, env_keys(carol))
     before = local_aws.sts_requests
     done = run_verify(local_aws, token)
     assert done.returncode == 0, done.stderr
@@ -128,7 +108,7 @@ def test_shared_credentials_profile_of_an_iam_user(local_aws: LocalAWS, tmp_path
     credentials.write_text(
         f"[it-dave]\naws_access_key_id = {keys[0]}\naws_secret_access_key = {keys[1]}\n"
     )
-    token = mint(local_aws, {}, "--profile", "it-dave")
+    token = cli_token(local_aws, {}, "--profile", "it-dave")
     done = run_verify(local_aws, token)
     assert done.returncode == 0, done.stderr
     identity = json.loads(done.stdout)
@@ -139,7 +119,7 @@ def test_shared_credentials_profile_of_an_iam_user(local_aws: LocalAWS, tmp_path
 def test_assumed_role_with_session_name_and_external_id(
     local_aws: LocalAWS, carol: tuple[str, str], deploy_role: str
 ) -> None:
-    token = mint(
+    token = cli_token(
         local_aws, env_keys(carol), "-r", deploy_role, "-s", "carol-session", "-e", "it-ext-1"
     )
     done = run_verify(local_aws, token)
@@ -170,14 +150,9 @@ def test_external_id_mismatch_is_refused(
 def test_token_from_stdin(local_aws: LocalAWS, carol: tuple[str, str]) -> None:
     done = run_token(local_aws, env_keys(carol), "--token-only")
     assert done.returncode == 0, done.stderr
-    verified = subprocess.run(
-        [KUBEIAM, "verify", "-i", CLUSTER, "-t", "-", *local_aws.verify_flags(), "-o", "json"],
+    verified = run_kubeiam(
+        *("verify", "-i", CLUSTER, "-t", "-", *local_aws.verify_flags(), "-o", "json"),
         input=done.stdout,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT,
-        check=False,
     )
     assert verified.returncode == 0, verified.stderr
     assert json.loads(verified.stdout)["arn"] == local_aws.user_arn("it-carol")
@@ -185,16 +160,7 @@ def test_token_from_stdin(local_aws: LocalAWS, carol: tuple[str, str]) -> None:
 
 def test_expired_token(local_aws: LocalAWS, carol: tuple[str, str]) -> None:
     # Minted with a fixed clock 20 minutes ago: past STS's 15-minute window.
-    url = presign_get_caller_identity(
-        access_key_id=carol[0],
-        secret_access_key=carol[1],
-        session_token=None,
-        region="us-east-1",
-        host="sts.us-east-1.amazonaws.com",
-        cluster_id=CLUSTER,
-        now=datetime.now(UTC) - timedelta(minutes=20),
-    )
-    token = encode_token(url)
+    token = mint(Creds(*carol), cluster=CLUSTER, now=datetime.now(UTC) - timedelta(minutes=20))
     before = local_aws.sts_requests
     done = run_verify(local_aws, token)
     assert_refused(done, token, "expired")
@@ -202,7 +168,7 @@ def test_expired_token(local_aws: LocalAWS, carol: tuple[str, str]) -> None:
 
 
 def test_token_for_another_cluster(local_aws: LocalAWS, carol: tuple[str, str]) -> None:
-    token = mint(local_aws, env_keys(carol), cluster="some-other-cluster")
+    token = cli_token(local_aws, env_keys(carol), cluster="some-other-cluster")
     before = local_aws.sts_requests
     done = run_verify(local_aws, token)
     assert_refused(done, token, "SignatureDoesNotMatch", "cluster")
@@ -210,7 +176,7 @@ def test_token_for_another_cluster(local_aws: LocalAWS, carol: tuple[str, str]) 
 
 
 def test_tampered_signature(local_aws: LocalAWS, carol: tuple[str, str]) -> None:
-    token = mint(local_aws, env_keys(carol))
+    token = cli_token(local_aws, env_keys(carol))
     url = decode_token(token)
     head, _, signature = url.rpartition("X-Amz-Signature=")
     flipped = ("a" if signature[0] != "a" else "b") + signature[1:]
@@ -220,7 +186,7 @@ def test_tampered_signature(local_aws: LocalAWS, carol: tuple[str, str]) -> None
 
 
 def test_tampered_body_is_refused_locally(local_aws: LocalAWS, carol: tuple[str, str]) -> None:
-    token = mint(local_aws, env_keys(carol))
+    token = cli_token(local_aws, env_keys(carol))
     padded = token + "=="  # base64 padding is outside the strict alphabet
     before = local_aws.sts_requests
     done = run_verify(local_aws, padded)
@@ -240,7 +206,7 @@ FAULTS = [
 def test_sts_faults(
     local_aws: LocalAWS, carol: tuple[str, str], fault: str, fragments: tuple[str, ...]
 ) -> None:
-    token = mint(local_aws, env_keys(carol))
+    token = cli_token(local_aws, env_keys(carol))
     local_aws.set_sts_fault(fault)
     before, hits = local_aws.sts_requests, local_aws.redirect_hits
     done = run_verify(local_aws, token)
@@ -251,7 +217,7 @@ def test_sts_faults(
 
 def test_throttling_is_its_own_error(local_aws: LocalAWS, carol: tuple[str, str]) -> None:
     """The verifier tells throttling (webhook: 429) from a refusal, through `kubeiam verify`."""
-    token = mint(local_aws, env_keys(carol))
+    token = cli_token(local_aws, env_keys(carol))
     with local_aws.sts_fault_active("throttle"):
         throttled = run_verify(local_aws, token)
     refused = run_verify(local_aws, token, cluster="another-cluster")
@@ -262,7 +228,7 @@ def test_throttling_is_its_own_error(local_aws: LocalAWS, carol: tuple[str, str]
 
 
 def test_hanging_sts_times_out(local_aws: LocalAWS, carol: tuple[str, str]) -> None:
-    token = mint(local_aws, env_keys(carol))
+    token = cli_token(local_aws, env_keys(carol))
     local_aws.set_sts_fault("hang")
     started = time.monotonic()
     done = run_verify(local_aws, token, "--sts-timeout", "2")
@@ -272,7 +238,7 @@ def test_hanging_sts_times_out(local_aws: LocalAWS, carol: tuple[str, str]) -> N
 
 
 def test_recovers_after_a_fault(local_aws: LocalAWS, carol: tuple[str, str]) -> None:
-    token = mint(local_aws, env_keys(carol))
+    token = cli_token(local_aws, env_keys(carol))
     with local_aws.sts_fault_active("error500"):
         assert run_verify(local_aws, token).returncode != 0
     done = run_verify(local_aws, token)
@@ -299,25 +265,10 @@ HOST_FORMS = [
 def test_sts_host_forms(
     local_aws: LocalAWS, carol: tuple[str, str], settings: dict[str, str], host: str
 ) -> None:
-    token = mint(local_aws, {**env_keys(carol), **settings})
+    token = cli_token(local_aws, {**env_keys(carol), **settings})
     assert decode_token(token).startswith(f"https://{host}/?")
-    done = subprocess.run(
-        [
-            KUBEIAM,
-            "verify",
-            "-i",
-            CLUSTER,
-            "-t",
-            token,
-            *local_aws.verify_flags(host),
-            "-o",
-            "json",
-        ],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT,
-        check=False,
+    done = run_kubeiam(
+        "verify", "-i", CLUSTER, "-t", token, *local_aws.verify_flags(host), "-o", "json"
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["arn"] == local_aws.user_arn("it-carol")

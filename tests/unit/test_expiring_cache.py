@@ -18,15 +18,21 @@ class Clock:
 
 
 class Loader:
-    def __init__(self, result: str | Exception = "v", delay: float = 0.0) -> None:
+    """A load that counts its calls. A ``gated`` one sets :attr:`started`, then waits for
+    :attr:`release`: the test decides when it ends, instead of a delay that must be long enough."""
+
+    def __init__(self, result: str | Exception = "v", *, gated: bool = False) -> None:
         self.result = result
-        self.delay = delay
+        self.gated = gated
         self.calls = 0
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
 
     async def __call__(self) -> str:
         self.calls += 1
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.started.set()
+        if self.gated:
+            await self.release.wait()
         if isinstance(self.result, Exception):
             raise self.result
         return self.result
@@ -87,8 +93,11 @@ async def test_max_age_reloads_and_the_new_value_is_fresh() -> None:
 
 async def test_concurrent_loads_of_one_key_share_one_call() -> None:
     cache: ExpiringCache[str, str] = ExpiringCache(max_entries=10, clock=Clock())
-    load = Loader(delay=0.02)
-    results = await asyncio.gather(*(cache.get_or_load("k", load, ttl=10) for _ in range(40)))
+    load = Loader(gated=True)
+    callers = [asyncio.ensure_future(cache.get_or_load("k", load, ttl=10)) for _ in range(40)]
+    await load.started.wait()  # the load task runs after every caller's first step
+    load.release.set()
+    results = await asyncio.gather(*callers)
     assert load.calls == 1
     outcomes = [r[1] for r in results]
     assert outcomes.count(Outcome.MISS) == 1
@@ -99,10 +108,11 @@ async def test_concurrent_loads_of_one_key_share_one_call() -> None:
 
 async def test_error_reaches_every_waiter_and_is_not_stored() -> None:
     cache: ExpiringCache[str, str] = ExpiringCache(max_entries=10, clock=Clock())
-    failing = Loader(RuntimeError("down"), delay=0.02)
-    results = await asyncio.gather(
-        *(cache.get_or_load("k", failing, ttl=10) for _ in range(5)), return_exceptions=True
-    )
+    failing = Loader(RuntimeError("down"), gated=True)
+    callers = [asyncio.ensure_future(cache.get_or_load("k", failing, ttl=10)) for _ in range(5)]
+    await failing.started.wait()
+    failing.release.set()
+    results = await asyncio.gather(*callers, return_exceptions=True)
     assert failing.calls == 1
     assert all(isinstance(r, RuntimeError) for r in results)
     assert len(cache) == 0
@@ -123,12 +133,13 @@ async def test_ttl_may_depend_on_the_value() -> None:
 
 async def test_cancelled_caller_does_not_cancel_the_shared_load() -> None:
     cache: ExpiringCache[str, str] = ExpiringCache(max_entries=10, clock=Clock())
-    load = Loader(delay=0.05)
+    load = Loader(gated=True)
     first = asyncio.ensure_future(cache.get_or_load("k", load, ttl=10))
-    await asyncio.sleep(0.01)
+    await load.started.wait()  # the first caller's load is in flight
     second = asyncio.ensure_future(cache.get_or_load("k", load, ttl=10))
-    await asyncio.sleep(0.005)
+    await asyncio.sleep(0)  # one turn of the loop: the second caller joins the load in flight
     first.cancel()
+    load.release.set()
     assert await second == ("v", Outcome.SHARED)
     with pytest.raises(asyncio.CancelledError):
         await first

@@ -147,7 +147,7 @@ async def serve_api(api: KubeAPI, server_ctx: ssl.SSLContext | None) -> AsyncIte
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     api.url = f"{'https' if server_ctx else 'http'}://127.0.0.1:{port}"
     try:
         yield api
