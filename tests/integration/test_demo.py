@@ -324,12 +324,14 @@ def test_the_suggested_local_commands_work_as_typed(demo: ModuleType, tmp_path: 
         )
     try:
         deadline = time.monotonic() + 60
-        while "export AWS_PROFILE=" not in env_file.read_text():
+        # The export lines come in one write that ends with a newline: wait for all of it.
+        while not (
+            "export AWS_PROFILE=" in (printed := env_file.read_text()) and printed.endswith("\n")
+        ):
             assert server.poll() is None, server.communicate()[1]
             assert time.monotonic() < deadline, "localaws printed no environment in 60 s"
-            time.sleep(0.2)
-        time.sleep(0.2)  # the rest of the export lines follow in the same write
-        for line in env_file.read_text().splitlines():
+            time.sleep(0.2)  # polling interval
+        for line in printed.splitlines():
             name, _, value = line.removeprefix("export ").partition("=")
             env[name] = shlex.split(value)[0] if value else ""
         outputs = []
