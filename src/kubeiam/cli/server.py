@@ -35,6 +35,7 @@ from kubeiam.server.config import (
     parse_log_format,
     read_config_file,
 )
+from kubeiam.server.workers import MAX_WORKERS
 from kubeiam.token.sts import RESOLVE_ENV, resolve_specs_from_env
 
 #: The reference's environment variable for --log-verbosity.
@@ -209,6 +210,14 @@ def config_from_options(config_file: Path | None, options: dict[str, Any]) -> Se
     "--master",
     help="The reference's API server URL override: not supported; put the URL in --kubeconfig.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port (SO_REUSEPORT), each with its own caches; "
+    "/metrics sums counters over them (docs/server.md, Workers).",
+)
 @sts_options(overrides_config=True)
 @report_errors
 def server_command(config_file: Path | None, **options: Any) -> None:
@@ -216,6 +225,7 @@ def server_command(config_file: Path | None, **options: Any) -> None:
     from kubeiam.server.run import run
 
     pregenerated = options.pop("kubeconfig_pregenerated")
+    workers = options.pop("workers")
     check_feature_gates(options.pop("feature_gates"))
     level = LOG_LEVELS[options.pop("log_verbosity") or "info"]
     if options.pop("master") is not None:
@@ -229,7 +239,9 @@ def server_command(config_file: Path | None, **options: Any) -> None:
     config = config_from_options(config_file, options)
     if pregenerated:
         config = config.replace(generate_kubeconfig=None)
-    run(config)
+    status = run(config, workers=workers)
+    if status:
+        raise SystemExit(status)
 
 
 def check_feature_gates(text: str | None) -> None:

@@ -163,8 +163,11 @@ class _Handlers:
         settings: AppSettings,
         perf: Callable[[], float],
         deny_list: DenyPolicy,
+        metrics_page: Callable[[], bytes],
     ) -> None:
         self.deny_list = deny_list
+        #: Renders /metrics: this process's registry, or (a worker) every worker's.
+        self.metrics_page_body = metrics_page
         self.verifier = verifier
         self.mapper = mapper
         self.metrics = metrics
@@ -414,7 +417,7 @@ class _Handlers:
 
     async def metrics_page(self, request: web.Request) -> web.Response:
         self.metrics.cache_size.set(len(self.cache))
-        response = web.Response(body=self.metrics.render())
+        response = web.Response(body=self.metrics_page_body())
         response.headers["Content-Type"] = CONTENT_TYPE
         return response
 
@@ -465,6 +468,7 @@ def create_app(
     body_timeout: float = 10.0,
     deny_list: DenyPolicy | None = None,
     perf_counter: Callable[[], float] = time.perf_counter,
+    metrics_page: Callable[[], bytes] | None = None,
 ) -> web.Application:
     """The webhook application. Every collaborator is passed in; nothing global is touched."""
     settings = AppSettings(
@@ -478,6 +482,7 @@ def create_app(
         settings,
         perf_counter,
         deny_list if deny_list is not None else _NoDenyList(),
+        metrics_page if metrics_page is not None else metrics.render,
     )
     # client_max_size bounds what request.read() accepts, also for chunked bodies.
     app = web.Application(client_max_size=max_body_bytes, middlewares=[_review_guard(handlers)])

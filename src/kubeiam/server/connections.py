@@ -295,6 +295,7 @@ async def listen(
     ssl_context: ssl.SSLContext | None,
     tracker: ConnectionTracker,
     on_error: ErrorAnswer,
+    reuse_port: bool = False,
 ) -> asyncio.Server:
     """Listen on ``host:port`` with :class:`GuardedRequestHandler` connections of ``runner``'s
     application (``runner.setup()`` must have run). ``runner.cleanup()`` drains the connections;
@@ -313,5 +314,6 @@ async def listen(
         port,
         ssl=ssl_context,
         backlog=LISTEN_BACKLOG,
+        reuse_port=reuse_port or None,
         ssl_handshake_timeout=tracker.settings.header_timeout if ssl_context else None,
     )

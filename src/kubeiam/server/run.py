@@ -96,8 +96,13 @@ async def start_server(
     *,
     components: Components | None = None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    reuse_port: bool = False,
+    metrics_page: Callable[[], bytes] | None = None,
 ) -> RunningServer:
-    """Build (unless given) the components, ensure the TLS pair, and listen on HTTPS."""
+    """Build (unless given) the components, ensure the TLS pair, and listen on HTTPS.
+
+    ``reuse_port`` and ``metrics_page`` are a worker's (:mod:`kubeiam.server.workers`): the
+    port shared with the other workers, and ``/metrics`` rendered over all of them."""
     limit_tls_read_buffers()
     keypair = ensure_keypair(
         config.state_dir, hostname=config.hostname, address=config.address, now=now()
@@ -122,6 +127,7 @@ async def start_server(
         max_body_bytes=config.max_body_bytes,
         body_timeout=config.body_timeout,
         deny_list=deny_list,
+        metrics_page=metrics_page,
     )
     tracker = ConnectionTracker(
         ConnectionSettings(
@@ -142,6 +148,7 @@ async def start_server(
             ssl_context=ssl_context,
             tracker=tracker,
             on_error=protocol_error_answer(app),
+            reuse_port=reuse_port,
         )
     except OSError as exc:
         await runner.cleanup()
@@ -177,14 +184,18 @@ async def start_server(
 
 
 async def serve(
-    config: ServerConfig, *, started: Callable[[RunningServer], None] | None = None
+    config: ServerConfig,
+    *,
+    started: Callable[[RunningServer], None] | None = None,
+    reuse_port: bool = False,
+    metrics_page: Callable[[], bytes] | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT; then shut down gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    running = await start_server(config)
+    running = await start_server(config, reuse_port=reuse_port, metrics_page=metrics_page)
     # Everything built so far lives as long as the process: keep it out of the collector's
     # scans, so that full collections during reviews stay short.
     gc.freeze()
@@ -201,10 +212,18 @@ async def serve(
             loop.remove_signal_handler(sig)
 
 
-def run(config: ServerConfig) -> None:
-    """``kubeiam server``: configure logging and serve until a signal."""
+def run(config: ServerConfig, *, workers: int = 1) -> int:
+    """``kubeiam server``: configure logging and serve until a signal; the exit status.
+
+    With ``workers`` > 1, a supervisor runs that many servers on one port
+    (:mod:`kubeiam.server.workers`)."""
+    if workers > 1:
+        from kubeiam.server.workers import run_workers
+
+        return run_workers(config, workers)
     logs = configure_logging(config.log_format, background=True)
     try:
         asyncio.run(serve(config))
     finally:
         logs.close()
+    return 0

@@ -379,7 +379,17 @@ def parse_signing_date(date: str) -> datetime:
     if not _DATE.fullmatch(date):
         raise TokenFormatError(f"the token's X-Amz-Date is not of the form {AMZ_DATE_FORMAT}")
     try:
-        return datetime.strptime(date, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+        # The pattern above fixed every position to digits: slicing is what strptime would do,
+        # without its per-call format parsing (a tenth of a review's validation).
+        return datetime(
+            int(date[0:4]),
+            int(date[4:6]),
+            int(date[6:8]),
+            int(date[9:11]),
+            int(date[11:13]),
+            int(date[13:15]),
+            tzinfo=UTC,
+        )
     except ValueError:
         raise TokenFormatError("the token's X-Amz-Date is not a valid date and time") from None
 
