@@ -76,7 +76,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Recorded:
 
     seen = Recorded()
 
-    def fake_run(config: ServerConfig) -> None:
+    def fake_run(config: ServerConfig, **_: Any) -> None:
         seen.config = config
 
     def fake_logging(fmt: Any, *, level: int = logging.INFO, **_: Any) -> None:

@@ -56,7 +56,7 @@ def start_server(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], Serve
 
     seen = Recorded()
 
-    def fake_run(config: ServerConfig) -> None:
+    def fake_run(config: ServerConfig, **_: Any) -> None:
         seen.config = config
 
     def fake_logging(fmt: Any, *, level: int = logging.INFO, **_: Any) -> None:
