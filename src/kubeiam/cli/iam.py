@@ -22,6 +22,7 @@ from kubeiam.errors import ConfigError
 if TYPE_CHECKING:
     from kubeiam.admin.editing.writer import MappingWriter
     from kubeiam.admin.onboarding.iam_admin import IAMAdmin
+    from kubeiam.admin.onboarding.steps import RemovalResult
 
 
 def _admin(profile: str | None, region: str | None) -> IAMAdmin:
@@ -48,6 +49,30 @@ def _mapping(mapping_file: Path | None) -> MappingWriter | None:
             return None
     from kubeiam.cli.mapping import mapping_writer_for
 
+    policies = tuple(meta.get("kubeiam.access_policies") or ())
+    if policies and store != "access-entries":
+        raise ConfigError(
+            "--access-policy is for --store access-entries",
+            hint="aws-auth, CRD and file mappings grant through --group and RBAC",
+        )
+    if store == "access-entries":
+        if mapping_file is not None or kubeconfig is not None or context is not None:
+            raise ConfigError(
+                "--file, --kubeconfig and --context are not for --store access-entries: it "
+                "talks to the EKS API of --cluster with the same AWS credentials"
+            )
+        # The cluster's EKS access entries, through `kubeiam mapping --store access-entries`'s
+        # guarded, backed-up editor; each entry gets the --access-policy values.
+        params = ctx.params if ctx is not None else {}
+        return mapping_writer_for(
+            store,
+            None,
+            None,
+            cluster=params.get("cluster"),
+            region=params.get("region"),
+            profile=params.get("profile"),
+            policies=policies,
+        )
     if store == "file":
         if mapping_file is None:
             raise ConfigError("--store file needs --file PATH", hint="pass --file PATH")
@@ -88,6 +113,12 @@ def _emit(summary: dict[str, Any], output: str, rows: list[tuple[str, str]]) -> 
     Console(highlight=False, soft_wrap=True).print(table)
 
 
+def _emit_removal(result: RemovalResult, output: str) -> None:
+    """What offboard-user or delete-access-role removed, one row each (or "nothing")."""
+    rows = [("Removed", r) for r in result.removed] or [("Removed", "nothing")]
+    _emit(result.summary(), output, rows)
+
+
 #: --profile / --region / --output, shared by every `kubeiam iam` command.
 aws_options = option_group(
     click.option("--profile", help="AWS profile the admin calls run with."),
@@ -114,11 +145,12 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 mapping_location_options = option_group(
     click.option(
         "--store",
-        type=click.Choice(["aws-auth", "crd", "file"]),
+        type=click.Choice(["aws-auth", "crd", "file", "access-entries"]),
         expose_value=False,
         callback=_remember,
-        help="Write the mapping to aws-auth, IAMIdentityMapping objects or a file "
-        "(default: file with --file; with --kubeconfig/--context, aws-auth; else none).",
+        help="Write the mapping to aws-auth, IAMIdentityMapping objects, a file or the "
+        "cluster's EKS access entries (default: file with --file; with --kubeconfig/--context, "
+        "aws-auth; else none).",
     ),
     click.option(
         "--file",
@@ -141,6 +173,18 @@ mapping_location_options = option_group(
     ),
 )
 
+
+#: --access-policy, for the commands that create a mapping in --store access-entries.
+access_policy_option = click.option(
+    "--access-policy",
+    "access_policies",
+    multiple=True,
+    metavar="POLICY[:NS,...]",
+    expose_value=False,
+    callback=_remember,
+    help="EKS access policy of the access entry (--store access-entries; short name or ARN, "
+    "namespaces after ':' for a namespace scope; repeatable).",
+)
 
 #: --cluster and --group, for the commands that create a mapping.
 cluster_options = option_group(
@@ -199,6 +243,7 @@ def iam_group() -> None:
 )
 @click.option("--new-key", is_flag=True, help="Create a new access key even if one exists.")
 @mapping_location_options
+@access_policy_option
 @aws_options
 @report_errors
 def onboard_user_command(
@@ -304,11 +349,7 @@ def offboard_user_command(
         force=force,
         ignore_not_found=ignore_not_found,
     )
-    _emit(
-        result.summary(),
-        output,
-        [("Removed", r) for r in result.removed] or [("Removed", "nothing")],
-    )
+    _emit_removal(result, output)
 
 
 @iam_group.command("create-access-role")
@@ -317,6 +358,7 @@ def offboard_user_command(
 @click.option("--iam-group", help="IAM group whose members may assume the role (default: NAME).")
 @click.option("--username", help="Kubernetes username (default: NAME:{{SessionName}}).")
 @mapping_location_options
+@access_policy_option
 @aws_options
 @report_errors
 def create_access_role_command(
@@ -434,8 +476,4 @@ def delete_access_role_command(
         force=force,
         ignore_not_found=ignore_not_found,
     )
-    _emit(
-        result.summary(),
-        output,
-        [("Removed", r) for r in result.removed] or [("Removed", "nothing")],
-    )
+    _emit_removal(result, output)
