@@ -19,7 +19,6 @@ import json
 import os
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -37,11 +36,12 @@ from cluster.control_plane import (
 )
 
 from kubeiam.localaws import LocalAWS
+from support import cli
+from support.cli import KUBEIAM
+from support.metrics import sample_sum
 
 T = TypeVar("T")
 
-#: The `kubeiam` console script of the interpreter running the tests (the virtualenv's).
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
 CLUSTER_ID = "kubeiam-e2e"
 #: kube-apiserver's --authentication-token-webhook-cache-ttl in these tests.
 WEBHOOK_CACHE_TTL_SECONDS = 1.0
@@ -83,14 +83,7 @@ def run_kubeiam(
     *args: str, env: Mapping[str, str] | None = None, timeout: float = 120.0
 ) -> subprocess.CompletedProcess[str]:
     """Run the `kubeiam` CLI; never raises on a non-zero exit (the caller asserts)."""
-    return subprocess.run(
-        [KUBEIAM, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
+    return cli.run_kubeiam(*args, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +142,8 @@ class KubeiamServer:
     def pid(self) -> int | None:
         return self.process.pid
 
-    def _get(self, path: str) -> tuple[int, str]:
+    def get(self, path: str) -> tuple[int, str]:
+        """GET ``path`` over HTTPS trusting the server's own certificate: status and body."""
         context = ssl.create_default_context(cafile=str(self.state_dir / "cert.pem"))
         try:
             with urllib.request.urlopen(f"{self.url}{path}", timeout=5, context=context) as answer:
@@ -159,19 +153,15 @@ class KubeiamServer:
 
     def ready(self) -> bool:
         try:
-            return self._get("/readyz")[0] == 200
+            return self.get("/readyz")[0] == 200
         except (urllib.error.URLError, ConnectionError, TimeoutError, ssl.SSLError):
             return False
 
     def metric(self, name: str) -> float:
         """The sum of every sample of metric `name` (0 when absent)."""
-        status, text = self._get("/metrics")
+        status, text = self.get("/metrics")
         assert status == 200, text
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith(name) and line[len(name) : len(name) + 1] in {" ", "{"}:
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        return sample_sum(text, name)
 
     def start(self) -> None:
         self.process.start()

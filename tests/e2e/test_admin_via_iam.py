@@ -377,7 +377,7 @@ def test_server_watches_aws_auth_through_an_exec_v1_kubeconfig(system: System) -
 
         def readyz() -> str | None:
             try:
-                status, text = refused._get("/readyz")
+                status, text = refused.get("/readyz")
             except OSError:
                 return None
             return text if status == 503 and why in text else None

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,8 +25,8 @@ from kubeiam.admin.editing.kube_stores import AwsAuthStore
 from kubeiam.admin.editing.store import Snapshot
 from kubeiam.kube.client import make_async_client
 from kubeiam.localaws.environment import LocalAWS
+from support.cli import KUBEIAM
 
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 ACCOUNT = "111122223333"
 NODE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/NodeInstanceRole"

@@ -28,7 +28,6 @@ import os
 import re
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,8 +40,8 @@ from cluster.binaries import Binaries, is_ci
 from netns import NetNamespace, namespace_problem, network_namespace, start_localaws_inside
 
 from kubeiam.localaws.certificates import sts_host_names
+from support.cli import KUBEIAM
 
-KUBEIAM = Path(sys.executable).parent / "kubeiam"
 CLUSTER_ID = "kubeiam-e2e-reference"
 REGION = "us-east-1"
 STS_HOST = f"sts.{REGION}.amazonaws.com"
@@ -129,7 +128,7 @@ def inside_aws(
 ) -> Iterator[InsideAWS]:
     home = tmp_path_factory.mktemp("reference-home")
     started = start_localaws_inside(
-        namespace, KUBEIAM, env=base_env(home), log=home / "localaws.log"
+        namespace, Path(KUBEIAM), env=base_env(home), log=home / "localaws.log"
     )
     yield InsideAWS(
         ns=namespace,

@@ -192,7 +192,7 @@ def test_watch_connections_reset_while_reviews_continue(system: System) -> None:
         dropped = drop_watch_connections(system)
         assert dropped >= 1, "the server had no connection to the API server to drop"
         resync = add_and_wait(system, later, "faults-after-drop")
-        time.sleep(1.0)
+        time.sleep(1.0)  # kept: a second more of reviews on the re-established watch
     everything = reviewer.since(dropped_at)
     assert_all_served(everything, "faults-kept-drop")
     # The reset was seen as a watch failure, and the watch came back (the later edit arrived).
@@ -214,14 +214,14 @@ def test_apiserver_down_and_restarted_while_reviews_continue(system: System) -> 
         plane.apiserver.stop()
         down_at = time.monotonic()
         try:
-            time.sleep(OUTAGE_SECONDS)
+            time.sleep(OUTAGE_SECONDS)  # kept: the outage itself, reviews go on meanwhile
             refused = review(system, stranger)
             outage = reviewer.since(down_at)
         finally:
             plane.restart_apiserver(webhook=plane.webhook)
         restarted_at = time.monotonic()
         resync = add_and_wait(system, later, "faults-after-restart")
-        time.sleep(1.0)
+        time.sleep(1.0)  # kept: a second more of reviews against the restarted API server
     everything = reviewer.since(down_at)
     # Served from the last good state while the API server was away, and after it came back.
     assert len(outage) >= OUTAGE_SECONDS / REVIEW_INTERVAL / 4
