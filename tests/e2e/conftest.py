@@ -21,6 +21,7 @@ from cluster.binaries import Binaries, BuildError, Outcome, binaries, cache_root
 from cluster.binaries import missing_prerequisite as find_missing_prerequisite
 from cluster.control_plane import ControlPlane, Webhook, free_port, start_control_plane
 from cluster.node import NodeError, NodeTools, node_tools
+from cluster.node import prepare as prepare_node
 from system import (
     CLUSTER_ID,
     WEBHOOK_CACHE_TTL_SECONDS,
@@ -75,6 +76,19 @@ def _settle_prerequisites(config: pytest.Config) -> Prerequisites:
     return Prerequisites(binaries=binaries(root), problem=None)
 
 
+def _prepare_node(config: pytest.Config) -> None:
+    """The node tests' images and helm, built here (no test timeout) when `make e2e` did not;
+    a failure is said in one line and the node tests then fail with it."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        lines = prepare_node(cache_root(os.environ), ci=is_ci(os.environ))
+    except NodeError as error:
+        lines = [f"node: {error}"]
+    for line in lines:
+        if reporter is not None and not line.startswith("reused"):
+            reporter.write_line(f"e2e: {line}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     ours = [item for item in items if E2E_DIR in Path(str(item.path)).parents]
     if not ours or config.option.collectonly:
@@ -84,6 +98,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_SECONDS))
     found = _settle_prerequisites(config)
     config.stash[_PREREQUISITES] = found
+    if found.binaries is not None and any(i.path.name.startswith("test_node") for i in ours):
+        _prepare_node(config)
     if found.skippable and not is_ci(os.environ):
         # One line for the whole suite: the first test carries the skip, the rest are deselected.
         first, rest = ours[0], ours[1:]

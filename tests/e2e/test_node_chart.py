@@ -219,6 +219,7 @@ def chart(
             node.stop()
         else:
             controllers.stop()
+        plane.stop()  # only this module uses it; free its memory for the rest of the session
 
 
 def test_rendered_chart_is_accepted_by_the_real_api_server(chart: ChartSetup) -> None:

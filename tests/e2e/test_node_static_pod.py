@@ -156,6 +156,7 @@ def static_pod(
         yield StaticPodSetup(plane, node, system, manifest, port, state_dir, webhook_config, user)
     finally:
         node.stop()
+        plane.stop()  # only this module uses it; free its memory for the rest of the session
 
 
 def _start_static_pod(setup: StaticPodSetup) -> tuple[dict[str, Any], float]:
