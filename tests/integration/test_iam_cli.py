@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from kubeiam.localaws.environment import LocalAWS
+from kubeiam.token.launcher import launcher_paths
 from support.cli import run_kubeiam
 
 
@@ -239,7 +240,7 @@ def test_seed_one_end_to_end_token_verifies_as_the_new_user(
 
     kubeconfig = yaml.safe_load((tmp_path / "home" / ".kube" / "config").read_text())
     exec_ = kubeconfig["users"][0]["user"]["exec"]
-    assert exec_["command"] == "kubeiam"
+    assert launcher_paths(exec_["command"], exec_["args"]) is not None  # the default launcher
     plugin_env = dict(cli_env)
     plugin_env["KUBERNETES_EXEC_INFO"] = json.dumps(
         {
@@ -248,7 +249,14 @@ def test_seed_one_end_to_end_token_verifies_as_the_new_user(
             "spec": {"interactive": False},
         }
     )
-    token_run = run_kubeiam(*exec_["args"], env=plugin_env)
+    token_run = subprocess.run(  # the entry itself, as kubectl runs it
+        [exec_["command"], *exec_["args"]],
+        env=plugin_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert token_run.returncode == 0, token_run.stderr
     token = json.loads(token_run.stdout)["status"]["token"]
     flags = ("-i", name, "-t", "-", "-o", "json", *local_aws.verify_flags())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,22 @@ from typing import Any
 import pytest
 import yaml
 
+import kubeiam
 from kubeiam.localaws.environment import LocalAWS
+from kubeiam.token.launcher import launcher_paths
 from support.cli import KUBEIAM, run_kubeiam
+
+#: The launcher the default entry runs: this interpreter and the directory holding kubeiam.
+INSTALLATION = (os.path.realpath(sys.executable), str(Path(kubeiam.__file__).parent.parent))
+
+
+def kubeiam_args(exec_: dict[str, Any]) -> list[str]:
+    """The kubeiam arguments of a default (launcher) exec entry, its installation checked."""
+    found = launcher_paths(exec_["command"], exec_["args"])
+    assert found is not None, exec_
+    python, package_dir, args = found
+    assert (os.path.realpath(python), package_dir) == INSTALLATION
+    return args
 
 
 @pytest.fixture
@@ -80,7 +95,7 @@ def test_update_from_eks(
         },
     }
     (user,) = data["users"]
-    assert user["user"]["exec"]["args"] == [
+    assert kubeiam_args(user["user"]["exec"]) == [
         "token",
         "-i",
         name,
@@ -173,7 +188,77 @@ def test_cluster_outside_eks(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert "warning" not in done.stderr
     exec_ = yaml.safe_load(target.read_text())["users"][0]["user"]["exec"]
     assert exec_["apiVersion"] == "client.authentication.k8s.io/v1beta1"
+    assert kubeiam_args(exec_) == ["token", "-i", "kops1"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "command"),
+    [(["--exec-command", "kubeiam"], "kubeiam"), (["--exec-command", KUBEIAM], KUBEIAM)],
+    ids=["kubeiam-from-path", "absolute-path"],
+)
+def test_exec_command_writes_that_command_instead_of_the_launcher(
+    cli_env: dict[str, str], tmp_path: Path, flag: list[str], command: str
+) -> None:
+    import trustme
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(trustme.CA().cert_pem.bytes())
+    target = tmp_path / "kc"
+    server = ["--server", "https://api.kops1.example", "--certificate-authority", str(ca)]
+    done = run(cli_env, "--cluster", "kops1", *server, "--kubeconfig", str(target), *flag)
+    assert done.returncode == 0, done.stderr
+    exec_ = yaml.safe_load(target.read_text())["users"][0]["user"]["exec"]
+    assert exec_["command"] == command
     assert exec_["args"] == ["token", "-i", "kops1"]
+
+
+def test_the_default_entry_runs_and_survives_a_moved_installation(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The entry as kubectl runs it: a credential; then, with its interpreter path gone (the
+    virtualenv moved), one warning and kubeiam from PATH; with neither, the error and the fix."""
+    import trustme
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(trustme.CA().cert_pem.bytes())
+    target = tmp_path / "kc"
+    server = ["--server", "https://api.kops1.example", "--certificate-authority", str(ca)]
+    assert run(cli_env, "--cluster", "kops1", *server, "--kubeconfig", str(target)).returncode == 0
+    exec_ = yaml.safe_load(target.read_text())["users"][0]["user"]["exec"]
+    keys = {
+        **cli_env,
+        "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "KUBERNETES_EXEC_INFO": '{"apiVersion":"client.authentication.k8s.io/v1"}',
+    }
+
+    def kubectl_runs(args: list[str], path: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [exec_["command"], *args],
+            env={**keys, "PATH": path},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    system_path = "/usr/bin:/bin"
+    fast = kubectl_runs(exec_["args"], system_path)
+    assert fast.returncode == 0, fast.stderr
+    assert fast.stderr == ""
+    assert '"kind":"ExecCredential"' in fast.stdout
+    moved = list(exec_["args"])
+    moved[3] = str(tmp_path / "old-venv" / "bin" / "python")  # the interpreter argument
+    fallback = kubectl_runs(moved, f"{Path(KUBEIAM).parent}:{system_path}")
+    assert fallback.returncode == 0, fallback.stderr
+    assert '"kind":"ExecCredential"' in fallback.stdout
+    assert fallback.stderr.startswith("kubeiam: warning: ")
+    assert fallback.stderr.count("\n") == 1
+    gone = kubectl_runs(moved, system_path)
+    assert gone.returncode == 2
+    assert gone.stdout == ""
+    assert gone.stderr.splitlines()[0].startswith("kubeiam: error: ")
+    assert gone.stderr.splitlines()[1].startswith("  fix: ")
 
 
 def test_invalid_existing_file_is_left_untouched(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The fast launcher kubectl runs for ``kubeiam token`` (pure; used by ``kubeconfig update``).
+"""The fast launcher kubectl runs for ``kubeiam token`` (used by ``kubeiam kubeconfig update``).
 
 kubectl starts the credential plugin on every command, often twice, and most of a Python
 plugin's start-up is the interpreter's own: the ``site`` module, site-packages and ``.pth`` files
@@ -59,3 +59,17 @@ def launcher_paths(command: str, args: list[str]) -> tuple[str, str, list[str]] 
     if command != SHELL or len(args) < 5 or args[:3] != ["-c", SCRIPT, SCRIPT_NAME]:
         return None
     return args[3], args[4], args[5:]
+
+
+def this_installation() -> tuple[str, str] | None:
+    """``(python, package_dir)`` of the running kubeiam, for :func:`launcher_command`; None
+    where the launcher cannot run (no POSIX sh, or no known interpreter path)."""
+    import os
+    import sys
+
+    import kubeiam
+
+    if os.name != "posix" or not sys.executable or kubeiam.__file__ is None:
+        return None
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(kubeiam.__file__)))
+    return sys.executable, package_dir

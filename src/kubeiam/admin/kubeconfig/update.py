@@ -26,11 +26,13 @@ Decisions (docs/admin.md explains them to users):
   the field): `kubeiam token -r ROLE` may have to ask for an MFA code when the profile's role
   needs one, and kubectl hands the plugin a terminal only with ``IfAvailable``. When kubectl runs
   without a terminal (CI) it still runs the plugin; ``Never`` would make MFA profiles unusable.
-* the command is ``kubeiam`` looked up on ``PATH`` by default (what aws and aws-iam-authenticator
-  entries do): the kubeconfig keeps working after an upgrade or reinstall into another
-  environment and can be shared between machines. ``--exec-command`` writes any other path (for
-  example the absolute path of a virtualenv's kubeiam); the CLI warns when the command is not
-  found on ``PATH``.
+* by default the entry runs the fast launcher (:mod:`kubeiam.token.launcher`): ``sh`` starts
+  this installation's interpreter isolated and without site, which halves the plugin's start-up
+  (kubectl runs it on every command). Its two paths are plain arguments; when either is gone
+  (the virtualenv moved, the kubeconfig was copied to another machine) the launcher says so on
+  stderr and runs ``kubeiam`` from ``PATH``, as aws and aws-iam-authenticator entries do, or
+  fails with the fix. ``--exec-command`` writes that command itself instead (``kubeiam`` from
+  ``PATH``, or an absolute path); the CLI warns when it is not found on ``PATH``.
 * for an EKS cluster the token's cluster id is the cluster *name* (what ``aws eks get-token
   --cluster-name`` signs), except for local clusters on Outposts, whose id is the cluster's
   ``id`` (what ``aws eks update-kubeconfig`` writes as ``--cluster-id`` for them). Entry names
@@ -125,6 +127,17 @@ class ExecPlugin:
     profile: str | None = None
     api_version: ExecAPIVersion = ExecAPIVersion.V1
     command: str = DEFAULT_COMMAND
+    #: ``(python, package_dir)`` of this installation: the entry runs the fast launcher
+    #: (:mod:`kubeiam.token.launcher`) instead of ``command``; None writes ``command`` itself.
+    launcher: tuple[str, str] | None = None
+
+    def exec_command(self) -> tuple[str, list[str]]:
+        """``(command, args)`` of the exec entry."""
+        if self.launcher is None:
+            return self.command, self.args()
+        from kubeiam.token.launcher import launcher_command
+
+        return launcher_command(*self.launcher, self.args())
 
     def args(self) -> list[str]:
         args = ["token", "-i", self.cluster_id]
@@ -182,6 +195,7 @@ def build_entry(
     alias: str | None = None,
     user_alias: str | None = None,
     command: str = DEFAULT_COMMAND,
+    launcher: tuple[str, str] | None = None,
 ) -> KubeconfigEntry:
     """The entry for ``endpoint``. Names default to the EKS ARN (like aws), else the name.
 
@@ -196,6 +210,7 @@ def build_entry(
         profile=profile,
         api_version=api_version,
         command=command,
+        launcher=launcher,
     )
     return KubeconfigEntry(
         cluster_name=base,
@@ -450,8 +465,8 @@ def apply_entry(doc: Any, entry: KubeconfigEntry, *, switch: bool, path: Path) -
         )
     plugin = entry.exec
     _set(exec_, "apiVersion", plugin.api_version.value)
-    _set(exec_, "command", plugin.command)
-    args = plugin.args()
+    command, args = plugin.exec_command()
+    _set(exec_, "command", command)
     if list(exec_.get("args") or []) != args:
         seq = CommentedSeq(args)
         old_args = exec_.get("args")
