@@ -10,6 +10,10 @@ https://kubernetes.io/docs/reference/access-authn-authz/rbac/:
   (never list/watch/create without a name);
 * a ClusterRoleBinding grants its role in every namespace and on cluster-scoped resources; a
   RoleBinding grants its Role, or a ClusterRole's rules, in its own namespace only;
+* a ClusterRole with an ``aggregationRule`` holds the rules of every ClusterRole whose labels
+  match one of its selectors (what the controller-manager's aggregation controller writes into
+  it; computed here too, so a cluster without that controller, or a report read mid-update,
+  still shows ``view``/``edit``/``admin`` as they will be);
 * ``nonResourceURLs`` are granted only by ClusterRoleBindings; a trailing ``*`` is a prefix;
 * the group ``system:masters`` is not subject to RBAC at all (the API server's privileged group):
   it is unrestricted, whatever the bindings say;
@@ -88,6 +92,23 @@ class Grant:
         return f"{self.level.value} {where}, via {self.binding}"
 
 
+#: Shown instead of the API server's own grants to every authenticated user when a principal
+#: has nothing else (listing them on every line hides what differs between principals).
+BASELINE_SUMMARY = "nothing beyond what every authenticated user has (discovery, self reviews)"
+
+
+def is_baseline(grant: Grant) -> bool:
+    """One of the API server's bootstrap bindings (``system:`` names) to every authenticated
+    user: system:basic-user, system:discovery, system:public-info-viewer. A binding someone
+    made to system:authenticated is not baseline, and is always shown."""
+    return (
+        grant.subject_kind == "Group"
+        and grant.subject == AUTHENTICATED_GROUP
+        and grant.binding.startswith("ClusterRoleBinding/system:")
+        and not any(r.is_everything for r in grant.rules)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """What ``can`` is asked: ``verb`` on ``resource`` (``pods``, ``deployments.apps``,
@@ -136,7 +157,10 @@ class Rights:
                 if g.namespace is None and any(r.is_everything for r in g.rules)
             ]
             return (f"cluster-admin, via {admin[0].binding}",)
-        return tuple(g.describe() for g in self.grants)
+        own = [g for g in self.grants if not is_baseline(g)]
+        if not own and self.grants:
+            return (BASELINE_SUMMARY,)
+        return tuple(g.describe() for g in own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +182,7 @@ class RBAC:
         cluster_role_bindings: Iterable[Mapping[str, object]] = (),
         role_bindings: Iterable[Mapping[str, object]] = (),
     ) -> None:
-        self._cluster_roles = {_name(r): _rules(r) for r in cluster_roles}
+        self._cluster_roles = aggregate(list(cluster_roles))
         self._roles = {(_namespace(r), _name(r)): _rules(r) for r in roles}
         self.grants: tuple[Grant, ...] = tuple(
             grant
@@ -281,6 +305,72 @@ def _level(
     if kind == "ClusterRole" and name in DEFAULT_ROLES:
         return Level(name)
     return Level.CUSTOM
+
+
+def aggregate(cluster_roles: Sequence[Mapping[str, object]]) -> dict[str, tuple[Rule, ...]]:
+    """ClusterRole name -> its rules, aggregated ClusterRoles holding their sources' rules too
+    (aggregation chains, e.g. admin <- edit <- view's sources, are followed to a fixed point)."""
+    rules = {_name(r): _rules(r) for r in cluster_roles}
+    labels = {_name(r): _labels(r) for r in cluster_roles}
+    selectors = {_name(r): _selectors(r) for r in cluster_roles}
+    aggregated = {name: sel for name, sel in selectors.items() if sel}
+    # Each pass can only add rules; the number of roles bounds the chain length.
+    for _ in range(len(aggregated)):
+        changed = False
+        for name, sels in aggregated.items():
+            merged = list(rules[name])
+            for other, other_labels in labels.items():
+                if other != name and any(_selects(sel, other_labels) for sel in sels):
+                    merged += [rule for rule in rules[other] if rule not in merged]
+            if len(merged) != len(rules[name]):
+                rules[name] = tuple(merged)
+                changed = True
+        if not changed:
+            break
+    return rules
+
+
+def _labels(obj: Mapping[str, object]) -> Mapping[str, str]:
+    meta = obj.get("metadata")
+    raw = meta.get("labels") if isinstance(meta, Mapping) else None
+    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+
+
+def _selectors(role: Mapping[str, object]) -> list[Mapping[str, object]]:
+    rule = role.get("aggregationRule")
+    raw = rule.get("clusterRoleSelectors") if isinstance(rule, Mapping) else None
+    return [s for s in raw if isinstance(s, Mapping)] if isinstance(raw, list) else []
+
+
+def _selects(selector: Mapping[str, object], labels: Mapping[str, str]) -> bool:
+    """A label selector: matchLabels all equal, matchExpressions (In, NotIn, Exists,
+    DoesNotExist) all hold; an empty selector selects nothing here (the controller treats
+    an aggregation rule without selectors as none)."""
+    match = selector.get("matchLabels")
+    expressions = selector.get("matchExpressions")
+    match = match if isinstance(match, Mapping) else {}
+    expressions = expressions if isinstance(expressions, list) else []
+    if not match and not expressions:
+        return False
+    if any(labels.get(str(k)) != str(v) for k, v in match.items()):
+        return False
+    for expr in expressions:
+        if not isinstance(expr, Mapping):
+            return False
+        key, op = str(expr.get("key", "")), str(expr.get("operator", ""))
+        values = expr.get("values")
+        wanted = {str(v) for v in values} if isinstance(values, list) else set()
+        if op == "In" and labels.get(key) not in wanted:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in wanted:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            return False
+    return True
 
 
 def _has(values: Sequence[str], wanted: str) -> bool:

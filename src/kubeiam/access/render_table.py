@@ -38,6 +38,13 @@ def render_table(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_principals(entries: Sequence[PrincipalEntry]) -> str:
+    """The ways-in table alone (``who-can``)."""
+    if not entries:
+        return "nobody\n"
+    return "\n".join(_table(PRINCIPAL_HEADER, [_principal_row(e) for e in entries], entries)) + "\n"
+
+
 def _principal_row(entry: PrincipalEntry) -> tuple[str, ...]:
     return (
         entry.arn,

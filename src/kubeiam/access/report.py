@@ -409,22 +409,7 @@ def report_json(report: Report) -> dict[str, object]:
     return {
         "schemaVersion": SCHEMA_VERSION,
         "cluster": report.cluster,
-        "principals": [
-            {
-                "arn": e.arn,
-                "kind": e.kind,
-                "via": list(e.via),
-                "decision": e.decision.value,
-                "conditions": list(e.conditions),
-                "username": e.username,
-                "groups": list(e.groups),
-                "source": e.source,
-                "mapped": e.mapped,
-                "rights": list(e.rights),
-                "clusterAdmin": e.cluster_admin,
-            }
-            for e in report.principals
-        ],
+        "principals": [principal_json(e) for e in report.principals],
         "findings": [
             {
                 "severity": f.severity.label,
@@ -435,4 +420,21 @@ def report_json(report: Report) -> dict[str, object]:
             for f in report.findings
         ],
         "caveats": list(report.caveats),
+    }
+
+
+def principal_json(entry: PrincipalEntry) -> dict[str, object]:
+    """One ``principals[]`` item (also ``who-can -o json``'s)."""
+    return {
+        "arn": entry.arn,
+        "kind": entry.kind,
+        "via": list(entry.via),
+        "decision": entry.decision.value,
+        "conditions": list(entry.conditions),
+        "username": entry.username,
+        "groups": list(entry.groups),
+        "source": entry.source,
+        "mapped": entry.mapped,
+        "rights": list(entry.rights),
+        "clusterAdmin": entry.cluster_admin,
     }

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "kubeconfig": ("kubeiam.cli.kubeconfig", "kubeconfig_group", False),
     "iam": ("kubeiam.cli.iam", "iam_group", False),
     "whoami": ("kubeiam.cli.whoami", "whoami_command", False),
+    "access": ("kubeiam.cli.access", "access_group", False),
     "localaws": ("kubeiam.cli.localaws", "localaws_command", True),
 }
 
@@ -36,6 +37,7 @@ SHORT_HELP: dict[str, str] = {
     "kubeconfig": "Add or update a kubeconfig entry that runs `kubeiam token`.",
     "iam": "Onboard IAM users; give IAM groups access through a role.",
     "whoami": "Show your AWS identity and what it maps to in a cluster.",
+    "access": "Report who can get into the cluster, as whom, and do what.",
     "localaws": "Developer tool: run the local AWS environment (moto + STS front).",
 }
 

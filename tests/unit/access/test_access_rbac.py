@@ -6,7 +6,15 @@ from typing import Any
 
 import pytest
 
-from kubeiam.access.rbac import RBAC, Level, Rule, rule_allows, summarise_rules, url_allows
+from kubeiam.access.rbac import (
+    BASELINE_SUMMARY,
+    RBAC,
+    Level,
+    Rule,
+    rule_allows,
+    summarise_rules,
+    url_allows,
+)
 
 
 def meta(name: str, namespace: str = "") -> dict[str, Any]:
@@ -336,3 +344,163 @@ def test_malformed_objects_grant_nothing() -> None:
     assert rbac.rights("a", []).summary() == (
         "ClusterRole/r: nothing cluster-wide, via ClusterRoleBinding/c",
     )
+
+
+# -- aggregated ClusterRoles (view/edit/admin are built this way) ------------------------------
+
+
+def aggregated(
+    name: str, *selectors: dict[str, Any], labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": labels or {}},
+        "aggregationRule": {"clusterRoleSelectors": list(selectors)},
+        "rules": [],
+    }
+
+
+def labelled(name: str, labels: dict[str, str], *rules: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": labels},
+        "rules": list(rules),
+    }
+
+
+TO_VIEW = {"rbac.authorization.k8s.io/aggregate-to-view": "true"}
+TO_EDIT = {"rbac.authorization.k8s.io/aggregate-to-edit": "true"}
+
+
+@pytest.mark.parametrize(
+    ("selector", "holds"),
+    [
+        ({"matchLabels": TO_VIEW}, True),
+        ({"matchLabels": {**TO_VIEW, "other": "x"}}, False),
+        (
+            {
+                "matchExpressions": [
+                    {
+                        "key": "rbac.authorization.k8s.io/aggregate-to-view",
+                        "operator": "In",
+                        "values": ["true"],
+                    }
+                ]
+            },
+            True,
+        ),
+        (
+            {
+                "matchExpressions": [
+                    {
+                        "key": "rbac.authorization.k8s.io/aggregate-to-view",
+                        "operator": "NotIn",
+                        "values": ["true"],
+                    }
+                ]
+            },
+            False,
+        ),
+        (
+            {
+                "matchExpressions": [
+                    {"key": "rbac.authorization.k8s.io/aggregate-to-view", "operator": "Exists"}
+                ]
+            },
+            True,
+        ),
+        ({"matchExpressions": [{"key": "absent", "operator": "DoesNotExist"}]}, True),
+        ({"matchExpressions": [{"key": "absent", "operator": "Gt", "values": ["1"]}]}, False),
+        ({}, False),
+    ],
+    ids=[
+        "labels",
+        "labels-all-must-match",
+        "in",
+        "notin",
+        "exists",
+        "doesnotexist",
+        "unknown-op",
+        "empty-selects-nothing",
+    ],
+)
+def test_aggregation_selectors(selector: dict[str, Any], holds: bool) -> None:
+    rbac = RBAC(
+        cluster_roles=[
+            aggregated("view", selector),
+            labelled("pods-reader", TO_VIEW, rule(["get", "list"], ["pods"])),
+        ],
+        cluster_role_bindings=[crb("viewers", "view", "Group:viewers")],
+    )
+    assert rbac.rights("someone", ["viewers"]).can("get", "pods", "default") is holds
+
+
+def test_aggregation_chains_edit_holds_view_sources() -> None:
+    """edit aggregates aggregate-to-edit roles; view's source is labelled for both, as the
+    bootstrap policy labels system:aggregate-to-view; a role empty until the controller fills it."""
+    rbac = RBAC(
+        cluster_roles=[
+            aggregated("edit", {"matchLabels": TO_EDIT}),
+            aggregated("view", {"matchLabels": TO_VIEW}, labels=TO_EDIT),
+            labelled("view-source", TO_VIEW, rule(["get"], ["pods"])),
+            labelled("edit-source", TO_EDIT, rule(["create"], ["pods"])),
+        ],
+        cluster_role_bindings=[crb("editors", "edit", "Group:editors")],
+    )
+    rights = rbac.rights("someone", ["editors"])
+    assert rights.can("get", "pods", "prod")
+    assert rights.can("create", "pods", "prod")
+    assert not rbac.rights("someone", ["others"]).can("get", "pods", "prod")
+
+
+@pytest.mark.parametrize(
+    ("binding", "role_rules", "extra", "wanted"),
+    [
+        (
+            "system:discovery",
+            [rule(["get"], [], nonResourceURLs=["/api"])],
+            [],
+            (BASELINE_SUMMARY,),
+        ),
+        (
+            "everyone-reads",
+            [rule(["get"], ["pods"])],
+            [],
+            ("ClusterRole/reader: get pods cluster-wide, via ClusterRoleBinding/everyone-reads",),
+        ),
+        (
+            "system:discovery",
+            [rule(["get"], [], nonResourceURLs=["/api"])],
+            [crb("viewers", "view", "Group:viewers")],
+            ("view cluster-wide, via ClusterRoleBinding/viewers",),
+        ),
+        (
+            "system:oops",
+            [rule(["*"], ["*"], groups=("*",))],
+            [],
+            ("cluster-admin, via ClusterRoleBinding/system:oops",),
+        ),
+    ],
+    ids=[
+        "baseline-only",
+        "own-binding-to-everyone-shown",
+        "baseline-hidden-beside-own",
+        "admin-to-everyone-never-hidden",
+    ],
+)
+def test_baseline_grants_of_every_user_are_not_listed(
+    binding: str,
+    role_rules: list[dict[str, Any]],
+    extra: list[dict[str, Any]],
+    wanted: tuple[str, ...],
+) -> None:
+    rbac = RBAC(
+        cluster_roles=[
+            cluster_role("reader", *role_rules),
+            cluster_role("view", rule(["get"], ["pods"])),
+        ],
+        cluster_role_bindings=[crb(binding, "reader", "Group:system:authenticated"), *extra],
+    )
+    rights = rbac.rights("someone", ["viewers"])
+    assert rights.summary() == wanted
+    assert rights.grants  # still counted for can() and who-can

@@ -1,0 +1,68 @@
+"""`kubeiam access` refuses bad input before any read: one line, a fix, exit 2, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kubeiam.cli.app import cli
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "wanted"),
+    [
+        (("who-can", "get", "po ds"), "RESOURCE 'po ds' is not a Kubernetes resource"),
+        (("who-can", "g et", "pods"), "VERB 'g et' is not a Kubernetes verb"),
+        (("who-can", "get", "/pods"), "RESOURCE '/pods' is not a resource"),
+        (("who-can", "get", "pods//exec"), "RESOURCE 'pods//exec' is not a resource"),
+        (("who-can", "get", ""), "RESOURCE '' is not a Kubernetes resource"),
+    ],
+    ids=["space-in-resource", "space-in-verb", "leading-slash", "empty-subresource", "empty"],
+)
+def test_bad_request_is_refused_before_reading(args: tuple[str, ...], wanted: str) -> None:
+    code, out, err = _run("access", *args)
+    assert code == 2
+    assert out == ""
+    assert f"kubeiam: error: {wanted}" in err
+    assert "fix: " in err
+    assert "Traceback" not in err
+
+
+def test_file_and_server_config_together(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("clusterID: c1\n")
+    code, out, err = _run("access", "report", "--server-config", str(config), "--file", str(config))
+    assert code == 2
+    assert out == ""
+    assert "--file and --server-config both name mapping files" in err
+    assert "fix: pass --server-config alone" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("report", "-o", "yaml"),
+        ("report", "--fail-on", "severe"),
+        ("who-can", "get"),
+    ],
+    ids=["unknown-format", "unknown-severity", "missing-resource"],
+)
+def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
+    code, out, err = _run("access", *args)
+    assert code == 2
+    assert out == ""
+    assert "Usage:" in err
+
+
+def test_listed_in_kubeiam_help() -> None:
+    code, out, _ = _run("--help")
+    assert code == 0
+    assert "access" in out
+    assert "who can get into the cluster" in out
