@@ -1,4 +1,4 @@
-"""A real node on this machine: containerd + crun/runc + kubelet, registered to a ControlPlane.
+"""A real node on this machine: containerd + runc + kubelet, registered to a ControlPlane.
 
 containerd runs with its own root, state and socket under the node's work directory (nothing in
 /var/lib/containerd or /run/containerd), and the kubelet with its own root directory, the
@@ -13,6 +13,10 @@ such as a DaemonSet; a static pod needs none. Needs root (cgroups, mounts, conta
 
 `stop` kills every container the node started, unmounts what the kubelet and containerd mounted
 under the work directory and removes the pod cgroups, so a test run leaves nothing behind.
+
+Also here: the kubeiam image (`ensure_image`, `make image`'s archive) and helm the node tests
+install, `prepare` (builds both and the pause image before the tests: binaries.py, conftest),
+and what the kernel says about a pod's process (`process_facts`, `container_memory`).
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import contextlib
 import datetime
 import fcntl
 import functools
+import itertools
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,9 +65,11 @@ PAUSE_VERSION = "1"
 NODE_NAME = "kubeiam-e2e-node"
 #: The containerd namespace the CRI plugin (and so the kubelet) uses.
 CRI_NAMESPACE = "k8s.io"
-#: Every cgroup the kubelet creates lives under this one (kubelet `cgroupRoot`), so `stop`
-#: removes exactly what the node made.
-CGROUP_ROOT = "kubeiam-e2e"
+#: Every cgroup a node's kubelet creates lives under `<prefix><pid of the test run>-<n>` (kubelet
+#: `cgroupRoot`), so `stop` removes exactly what that node made, concurrent runs never touch
+#: each other's, and a run killed before `stop` is recognised by its dead pid and swept.
+CGROUP_PREFIX = "kubeiam-e2e-"
+_NODES = itertools.count()
 CGROUP_V1_ROOT = Path("/sys/fs/cgroup")
 #: linux/capability.h
 CAP_SYS_RESOURCE = 24
@@ -294,6 +302,47 @@ def _remove_cgroup_tree(top: Path) -> None:
             path.rmdir()
 
 
+def _kill_cgroup_tree(top: Path) -> int:
+    """SIGKILL every process in `top` and below (only pods of a node started here live there:
+    a run killed before `stop` leaves its containers behind); returns how many were found."""
+    pids = set()
+    if top.is_dir():
+        for procs in top.rglob("cgroup.procs"):
+            with contextlib.suppress(OSError):
+                pids.update(int(pid) for pid in procs.read_text().split())
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)
+
+
+def _remove_cgroup_roots(names: Sequence[str]) -> None:
+    """Kill every process in these node cgroup roots, then remove them (all hierarchies)."""
+    hierarchies = _cgroup_hierarchies()
+    for hierarchy in hierarchies:
+        for name in names:
+            _kill_cgroup_tree(hierarchy / name)
+    deadline = time.monotonic() + 10
+    for hierarchy in hierarchies:
+        for name in names:
+            while (hierarchy / name).is_dir() and time.monotonic() < deadline:
+                _remove_cgroup_tree(hierarchy / name)
+                if (hierarchy / name).is_dir():
+                    time.sleep(0.1)
+
+
+def sweep_abandoned_cgroups() -> list[str]:
+    """Remove the node cgroup roots of test runs that are gone (killed before `stop`)."""
+    abandoned = []
+    for hierarchy in _cgroup_hierarchies():
+        for root in hierarchy.glob(f"{CGROUP_PREFIX}*"):
+            pid = root.name.removeprefix(CGROUP_PREFIX).split("-", 1)[0]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                abandoned.append(root.name)
+    _remove_cgroup_roots(sorted(set(abandoned)))
+    return abandoned
+
+
 def _unmount_under(directory: Path) -> None:
     """Unmount (lazily) every mount point under `directory`, deepest first."""
     prefix = str(directory.resolve()) + os.sep
@@ -318,6 +367,7 @@ class Node:
     containerd: ManagedProcess | None = None
     kubelet: ManagedProcess | None = None
     extra_processes: list[ManagedProcess] = field(default_factory=list)
+    cgroup_root: str = field(default_factory=lambda: f"{CGROUP_PREFIX}{os.getpid()}-{next(_NODES)}")
 
     # -- paths -----------------------------------------------------------------------
     @property
@@ -454,7 +504,7 @@ state = "{base / "state"}"
             "authorization": {"mode": "Webhook"},
             "containerRuntimeEndpoint": f"unix://{self.socket}",
             "cgroupDriver": "cgroupfs",
-            "cgroupRoot": f"/{CGROUP_ROOT}",
+            "cgroupRoot": f"/{self.cgroup_root}",
             # Kubernetes 1.34 still runs on cgroup v1 (maintenance mode); this machine has it.
             "failCgroupV1": False,
             "failSwapOn": False,
@@ -491,7 +541,7 @@ state = "{base / "state"}"
         for directory in (self.static_pod_dir, self.pod_logs_dir, self.kubelet_root):
             directory.mkdir(parents=True, exist_ok=True)
         for hierarchy in _cgroup_hierarchies():
-            (hierarchy / CGROUP_ROOT).mkdir(exist_ok=True)
+            (hierarchy / self.cgroup_root).mkdir(exist_ok=True)
         config = self._write_kubelet_config(free_port(), free_port())
         self.kubelet = ManagedProcess(
             "kubelet",
@@ -537,6 +587,7 @@ state = "{base / "state"}"
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        sweep_abandoned_cgroups()
         self.address = self.address or node_address()
         self._start_containerd()
         self.import_image(self.tools.pause_image, PAUSE_IMAGE)
@@ -585,8 +636,7 @@ state = "{base / "state"}"
                 self.ctr("containers", "delete", container, check=False, timeout=30)
             self.containerd.stop()
         _unmount_under(self.workdir)
-        for hierarchy in _cgroup_hierarchies():
-            _remove_cgroup_tree(hierarchy / CGROUP_ROOT)
+        _remove_cgroup_roots([self.cgroup_root])
 
 
 def start_node(tools: NodeTools, plane: ControlPlane, workdir: Path) -> Node:
