@@ -21,7 +21,7 @@ from kubeiam.admin.editing.writer import MappingWriter
 from kubeiam.admin.onboarding.iam_api import policy_equal, tag_list
 from kubeiam.admin.onboarding.rollback import Rollback, transaction
 from kubeiam.admin.onboarding.steps import NOT_FOUND_HINT, IAMSteps, PolicyHolder, RemovalResult
-from kubeiam.admin.onboarding.users import POLICY_VERSION, kubeconfig_command, mapping_note
+from kubeiam.admin.onboarding.users import POLICY_VERSION, kubeconfig_command
 from kubeiam.errors import AWSAdminError, ConfigError, NotFoundError
 from kubeiam.suggestions import closest_names, quote_name
 
@@ -183,11 +183,7 @@ class AccessRoleWorkflows(IAMSteps):
                 grants="sts:AssumeRole",
             )
             tx.step("mapping")
-            if mapping is None:
-                notes.append(mapping_note("rolearn", role_arn, k8s_username, k8s_groups))
-            else:
-                change = mapping.add_role(role_arn, k8s_username, k8s_groups)
-                self._record_mapping(tx, mapping, change, role_arn, k8s_username, k8s_groups)
+            self._map(tx, mapping, "role", role_arn, k8s_username, k8s_groups, notes)
             tx.step("done")
 
         for note in notes:

@@ -20,6 +20,15 @@ from kubeiam.suggestions import closest_names, not_found_message
 NOT_FOUND_HINT = "check the name; pass --ignore-not-found if it may already be gone"
 
 
+def mapping_note(arn_key: str, arn: str, username: str, groups: Sequence[str]) -> str:
+    """What to add by hand when no mapping target was given."""
+    entry = {arn_key: arn, "username": username, "groups": list(groups)}
+    return (
+        "no mapping target was given (--file F, or --store aws-auth|crd): add this entry to "
+        "the cluster's mapping: " + json.dumps(entry)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class RemovalResult:
     """What a roll-forward removal (`offboard-user`, `delete-access-role`) removed, and its notes.
@@ -84,16 +93,24 @@ class IAMSteps(Steps):
             )
         self.progress(f"put inline policy {policy} ({grants}) on {label}")
 
-    def _record_mapping(
+    def _map(
         self,
         tx: Rollback,
-        mapping: MappingWriter,
-        change: MappingChange,
+        mapping: MappingWriter | None,
+        kind: str,
         arn: str,
         username: str,
         groups: Sequence[str],
-    ) -> None:
-        """Say what mapping ``arn`` did; a new mapping is undone on rollback."""
+        notes: list[str],
+    ) -> MappingChange | None:
+        """Map IAM ``kind`` (``user`` or ``role``) ``arn`` to ``username`` and ``groups`` and say
+        what that did; a new mapping is undone on rollback. Without a mapping target, a note says
+        what to add by hand (and None is returned)."""
+        if mapping is None:
+            notes.append(mapping_note(f"{kind}arn", arn, username, groups))
+            return None
+        add = mapping.add_user if kind == "user" else mapping.add_role
+        change = add(arn, username, groups)
         if change is MappingChange.ADDED:
             # Forced: removing the entry this run added restores the state before the run, even
             # when the entry is the only system:masters (or a node) mapping the guards protect.
@@ -101,6 +118,7 @@ class IAMSteps(Steps):
             self.progress(f"mapped {arn} to {username} {list(groups)} in {mapping.target}")
         else:
             self.progress(f"mapping of {arn} in {mapping.target} is in place")
+        return change
 
     def _not_found(
         self, what: str, name: str, candidates: Sequence[str], *, hint: str = NOT_FOUND_HINT

@@ -17,7 +17,6 @@ is skipped, so after a failure it is simply run again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,15 +63,6 @@ def kubeconfig_command(
     if profile:
         parts += ["--profile", profile]
     return shlex.join(parts)
-
-
-def mapping_note(arn_key: str, arn: str, username: str, groups: Sequence[str]) -> str:
-    """What to add by hand when no mapping target was given."""
-    entry = {arn_key: arn, "username": username, "groups": list(groups)}
-    return (
-        "no mapping target was given (--file F, or --store aws-auth|crd): add this entry to "
-        "the cluster's mapping: " + json.dumps(entry)
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +172,7 @@ class UserWorkflows(IAMSteps):
             )
 
             tx.step("mapping")
-            if mapping is None:
-                notes.append(mapping_note("userarn", user_arn, k8s_username, groups))
-            else:
-                mapped = mapping.add_user(user_arn, k8s_username, groups)
-                self._record_mapping(tx, mapping, mapped, user_arn, k8s_username, groups)
+            mapped = self._map(tx, mapping, "user", user_arn, k8s_username, groups, notes)
 
             tx.step("access-key")
             key_ids = list(existing)
