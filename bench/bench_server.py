@@ -36,9 +36,11 @@ import aiohttp
 import yaml
 
 from kubeiam.localaws.environment import LocalAWS, start_local_aws
-from kubeiam.partitions import sts_host_for_region
-from kubeiam.token.encoding import encode_token
-from kubeiam.token.presign import presign_get_caller_identity
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the tokens are minted as the tests mint theirs
+
+from tests.support.tokens import Creds, mint  # noqa: E402
 
 CLUSTER = "bench-cluster"
 CONCURRENCY = (1, 16, 64)
@@ -70,19 +72,6 @@ def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
     return ordered[index]
-
-
-def mint(key_id: str, secret: str, now: datetime) -> str:
-    url = presign_get_caller_identity(
-        access_key_id=key_id,
-        secret_access_key=secret,
-        session_token=None,
-        region="us-east-1",
-        host=sts_host_for_region("us-east-1"),
-        cluster_id=CLUSTER,
-        now=now,
-    )
-    return encode_token(url)
 
 
 def start_server(
@@ -279,10 +268,14 @@ def main(argv: list[str] | None = None) -> int:
         # seconds (within the 15-minute window) and distinct users.
         needed = distinct_per_cell * len(CONCURRENCY)
         distinct = [
-            mint(*keys[i % len(keys)], now - timedelta(seconds=i // len(keys)))
+            mint(
+                Creds(*keys[i % len(keys)]),
+                cluster=CLUSTER,
+                now=now - timedelta(seconds=i // len(keys)),
+            )
             for i in range(needed)
         ]
-        repeated = mint(*keys[0], now + timedelta(seconds=1))
+        repeated = mint(Creds(*keys[0]), cluster=CLUSTER, now=now + timedelta(seconds=1))
         proc, port, log_path = start_server(aws, workdir, users)
         try:
             cells = asyncio.run(

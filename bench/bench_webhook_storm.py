@@ -76,13 +76,13 @@ from tests.e2e.netns import (  # noqa: E402
     namespace_problem,
     start_localaws_inside,
 )
+from tests.support.tokens import Creds  # noqa: E402
+from tests.support.tokens import mint as mint_token  # noqa: E402
 
 # bench/ is sys.path[0] when this runs as a script.
 import bench_reference  # noqa: E402
 import bench_server  # noqa: E402
 from kubeiam.localaws.certificates import REGIONS, sts_host_names  # noqa: E402
-from kubeiam.token.encoding import encode_token  # noqa: E402
-from kubeiam.token.presign import presign_get_caller_identity  # noqa: E402
 from netns_dns import dns_namespace  # noqa: E402
 
 KUBEIAM = ROOT / ".venv" / "bin" / "kubeiam"
@@ -138,16 +138,7 @@ def mint(keys: bench_reference.Keys, now: datetime, *, host: str) -> str:
     """A token for `host`, signed for the region its first label names (else us-east-1)."""
     label = host.split(".")[1] if host.count(".") >= 3 else ""
     region = label if re.fullmatch(r"[a-z]{2}-[a-z]+-[0-9]{1,3}", label) else "us-east-1"
-    url = presign_get_caller_identity(
-        access_key_id=keys[0],
-        secret_access_key=keys[1],
-        session_token=keys[2],
-        region=region,
-        host=host,
-        cluster_id=CLUSTER,
-        now=now,
-    )
-    return encode_token(url)
+    return mint_token(Creds(*keys), cluster=CLUSTER, region=region, host=host, now=now)
 
 
 def valid_tokens(

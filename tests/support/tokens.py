@@ -6,10 +6,11 @@ invalid for the same reasons a user's would be.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kubeiam.partitions import sts_host_for_region
 from kubeiam.token.encoding import encode_token
@@ -51,6 +52,24 @@ def mint(
         now=now or datetime.now(UTC),
     )
     return encode_token(url)
+
+
+class Mint(Protocol):
+    def __call__(
+        self,
+        creds: Creds,
+        *,
+        cluster: str = ...,
+        region: str = ...,
+        host: str | None = ...,
+        now: datetime | None = ...,
+    ) -> str: ...
+
+
+def minter(cluster: str, **defaults: Any) -> Mint:
+    """:func:`mint` for one test module's cluster (``mint = minter(CLUSTER)``); a call may still
+    name another cluster, region, host or signing time."""
+    return functools.partial(mint, cluster=cluster, **defaults)
 
 
 def wait_for_next_signing_second() -> None:
