@@ -49,6 +49,30 @@ def _mapping(mapping_file: Path | None) -> MappingWriter | None:
             return None
     from kubeiam.cli.mapping import mapping_writer_for
 
+    policies = tuple(meta.get("kubeiam.access_policies") or ())
+    if policies and store != "access-entries":
+        raise ConfigError(
+            "--access-policy is for --store access-entries",
+            hint="aws-auth, CRD and file mappings grant through --group and RBAC",
+        )
+    if store == "access-entries":
+        if mapping_file is not None or kubeconfig is not None or context is not None:
+            raise ConfigError(
+                "--file, --kubeconfig and --context are not for --store access-entries: it "
+                "talks to the EKS API of --cluster with the same AWS credentials"
+            )
+        # The cluster's EKS access entries, through `kubeiam mapping --store access-entries`'s
+        # guarded, backed-up editor; each entry gets the --access-policy values.
+        params = ctx.params if ctx is not None else {}
+        return mapping_writer_for(
+            store,
+            None,
+            None,
+            cluster=params.get("cluster"),
+            region=params.get("region"),
+            profile=params.get("profile"),
+            policies=policies,
+        )
     if store == "file":
         if mapping_file is None:
             raise ConfigError("--store file needs --file PATH", hint="pass --file PATH")
@@ -121,11 +145,12 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 mapping_location_options = option_group(
     click.option(
         "--store",
-        type=click.Choice(["aws-auth", "crd", "file"]),
+        type=click.Choice(["aws-auth", "crd", "file", "access-entries"]),
         expose_value=False,
         callback=_remember,
-        help="Write the mapping to aws-auth, IAMIdentityMapping objects or a file "
-        "(default: file with --file; with --kubeconfig/--context, aws-auth; else none).",
+        help="Write the mapping to aws-auth, IAMIdentityMapping objects, a file or the "
+        "cluster's EKS access entries (default: file with --file; with --kubeconfig/--context, "
+        "aws-auth; else none).",
     ),
     click.option(
         "--file",
@@ -148,6 +173,18 @@ mapping_location_options = option_group(
     ),
 )
 
+
+#: --access-policy, for the commands that create a mapping in --store access-entries.
+access_policy_option = click.option(
+    "--access-policy",
+    "access_policies",
+    multiple=True,
+    metavar="POLICY[:NS,...]",
+    expose_value=False,
+    callback=_remember,
+    help="EKS access policy of the access entry (--store access-entries; short name or ARN, "
+    "namespaces after ':' for a namespace scope; repeatable).",
+)
 
 #: --cluster and --group, for the commands that create a mapping.
 cluster_options = option_group(
@@ -206,6 +243,7 @@ def iam_group() -> None:
 )
 @click.option("--new-key", is_flag=True, help="Create a new access key even if one exists.")
 @mapping_location_options
+@access_policy_option
 @aws_options
 @report_errors
 def onboard_user_command(
@@ -320,6 +358,7 @@ def offboard_user_command(
 @click.option("--iam-group", help="IAM group whose members may assume the role (default: NAME).")
 @click.option("--username", help="Kubernetes username (default: NAME:{{SessionName}}).")
 @mapping_location_options
+@access_policy_option
 @aws_options
 @report_errors
 def create_access_role_command(

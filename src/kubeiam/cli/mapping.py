@@ -1,4 +1,5 @@
-"""`kubeiam mapping ...`: the same commands for aws-auth, IAMIdentityMapping objects and a file.
+"""`kubeiam mapping ...`: the same commands for aws-auth, IAMIdentityMapping objects, a file and
+EKS access entries.
 
 A thin click layer over :mod:`kubeiam.admin.editing`. Machine output (lists, diffs, lint
 findings, explanations, backups) goes to stdout; what happened goes to stderr.
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-STORES = ("aws-auth", "crd", "file")
+STORES = ("aws-auth", "crd", "file", "access-entries")
 
 
 def _now() -> datetime:
@@ -39,10 +40,25 @@ def _now() -> datetime:
 
 
 def open_store(
-    store: str | None, kubeconfig: Path | None, context: str | None, file: Path | None
+    store: str | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    file: Path | None,
+    *,
+    cluster: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
 ) -> MappingStore:
     """The store the flags name (``--file`` alone means the file store; default aws-auth)."""
     kind = store or ("file" if file is not None else "aws-auth")
+    if kind == "access-entries":
+        return open_access_entries(cluster, region, profile, kubeconfig, context, file)
+    if cluster is not None or region is not None or profile is not None:
+        raise ConfigError(
+            f"--cluster, --region and --profile are for --store access-entries, not --store {kind}",
+            hint="pass --store access-entries, or --context to choose the cluster's kubeconfig "
+            "context",
+        )
     if kind == "file":
         if file is None:
             raise ConfigError("--store file needs --file PATH", hint="pass --file PATH")
@@ -59,11 +75,57 @@ def open_store(
     return AwsAuthStore(client) if kind == "aws-auth" else CrdStore(client)
 
 
+def open_access_entries(
+    cluster: str | None,
+    region: str | None,
+    profile: str | None,
+    kubeconfig: Path | None = None,
+    context: str | None = None,
+    file: Path | None = None,
+) -> MappingStore:
+    """``--store access-entries --cluster NAME [--region R] [--profile P]``."""
+    if cluster is None:
+        raise ConfigError(
+            "--store access-entries needs --cluster NAME", hint="pass the EKS cluster's name"
+        )
+    if kubeconfig is not None or context is not None or file is not None:
+        raise ConfigError(
+            "--kubeconfig, --context and --file are not for --store access-entries: it talks "
+            "to the EKS API with AWS credentials",
+            hint="pass --cluster NAME [--region R] [--profile P]",
+        )
+    from kubeiam.admin.editing.access_entries_store import AccessEntriesStore
+    from kubeiam.aws.clients import AWSClients
+    from kubeiam.eks.entries_client import EntriesClient
+
+    clients = AWSClients(profile=profile, region=region)
+    return AccessEntriesStore(EntriesClient(clients.eks, cluster, iam=clients.iam))
+
+
 def mapping_writer_for(
-    store: str, kubeconfig: Path | None, context: str | None, file: Path | None = None
+    store: str,
+    kubeconfig: Path | None,
+    context: str | None,
+    file: Path | None = None,
+    *,
+    cluster: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+    policies: tuple[str, ...] = (),
 ) -> MappingWriter:
     """The :class:`MappingWriter` `kubeiam iam` writes through for ``--store``/``--file``."""
     from kubeiam.admin.editing.store_writer import StoreMappingWriter
+
+    if store == "access-entries":
+        from kubeiam.admin.editing.access_entries_store import AccessEntriesWriter
+
+        return AccessEntriesWriter(
+            lambda: open_access_entries(cluster, region, profile),
+            policies=policies,
+            now=_now,
+            by=_who(),
+            target=f"access entries of EKS cluster {cluster}",
+        )
 
     target = {"aws-auth": "ConfigMap kube-system/aws-auth", "crd": "IAMIdentityMapping objects"}
     where = f" (context {context})" if context else ""
@@ -93,6 +155,9 @@ store_options = option_group(
         type=click.Path(dir_okay=False, path_type=Path),
         help="Mapping file for --store file (server config YAML, or DynamicFile .json).",
     ),
+    click.option("--cluster", help="EKS cluster name, for --store access-entries."),
+    click.option("--region", help="AWS region of the cluster, for --store access-entries."),
+    click.option("--profile", help="AWS profile, for --store access-entries."),
 )
 
 change_options = option_group(
@@ -106,7 +171,13 @@ change_options = option_group(
 def _run_with_store(kwargs: dict[str, Any], body: Callable[[MappingStore], Awaitable[T]]) -> T:
     async def main() -> T:
         store = open_store(
-            kwargs.pop("store"), kwargs.pop("kubeconfig"), kwargs.pop("context"), kwargs.pop("file")
+            kwargs.pop("store"),
+            kwargs.pop("kubeconfig"),
+            kwargs.pop("context"),
+            kwargs.pop("file"),
+            cluster=kwargs.pop("cluster"),
+            region=kwargs.pop("region"),
+            profile=kwargs.pop("profile"),
         )
         try:
             return await body(store)
@@ -158,12 +229,17 @@ def _edit(
     *,
     creates: bool = False,
     must_exist: str | None = None,
+    principal: str | None = None,
 ) -> EditResult:
     """Run one edit. ``creates``: an add-* edit, which may create a missing file (and says so);
-    ``must_exist``: a removal, for which finding nothing is an error (exit 1)."""
+    ``must_exist``: a removal, for which finding nothing is an error (exit 1); ``principal``:
+    the IAM ARN an add maps, checked to exist first where the store needs it (access entries)."""
     dry_run, force = kwargs.pop("dry_run"), kwargs.pop("force")
 
     async def body(store: MappingStore) -> EditResult:
+        check = getattr(store, "check_principal", None)
+        if principal is not None and check is not None:
+            await check(principal)
         return await _editor(store).edit(
             operation, dry_run=dry_run, force=force, creates=creates, must_exist=must_exist
         )
@@ -196,49 +272,112 @@ def mapping_group() -> None:
 
 
 _identity_options = option_group(
-    click.option("--username", required=True, help="Kubernetes username (templates allowed)."),
+    click.option(
+        "--username",
+        help="Kubernetes username (templates allowed). Required, except for --store "
+        "access-entries, where EKS assigns one when it is omitted.",
+    ),
     click.option("--group", "groups", multiple=True, help="Kubernetes group (repeatable, or a,b)."),
     click.option("--replace", is_flag=True, help="Overwrite a different mapping of the same ARN."),
 )
 
 
+#: --access-policy, on the add commands of --store access-entries.
+_policy_option = click.option(
+    "--access-policy",
+    "access_policies",
+    multiple=True,
+    metavar="POLICY[:NS,...]",
+    help="EKS access policy (short name or ARN) for --store access-entries, repeatable; "
+    "namespaces after ':' give a namespace scope, none the whole cluster.",
+)
+
+
+def _need_username(username: str | None) -> str:
+    if username is None:
+        raise click.UsageError("Missing option '--username'.")
+    return username
+
+
+def _add_operation(
+    kind: str,
+    arn: str,
+    username: str | None,
+    groups: list[str],
+    policies: tuple[str, ...],
+    replace: bool,
+    kw: dict[str, Any],
+) -> Callable[[MappingDocument], Change]:
+    """The add-user / add-role edit: with access policies for --store access-entries."""
+    if kw.get("store") == "access-entries":
+        from kubeiam.admin.editing.access_entries_document import AccessEntriesMappings
+        from kubeiam.eks.access_entries import merge_policies, parse_policy_option
+
+        partition = arn.split(":")[1] if arn.count(":") >= 5 else "aws"
+        grants = merge_policies(parse_policy_option(p, partition) for p in policies)
+
+        def upsert(d: MappingDocument) -> Change:
+            assert isinstance(d, AccessEntriesMappings)
+            return d.upsert_entry(kind, arn, username, groups, grants, replace=replace)
+
+        return upsert
+    if policies:
+        raise ConfigError(
+            "--access-policy is for --store access-entries",
+            hint="aws-auth, CRD and file mappings grant through --group and RBAC",
+        )
+    name = _need_username(username)
+    if kind == "user":
+        return lambda d: d.upsert_user(arn, name, groups, replace=replace)
+    return lambda d: d.upsert_role(arn, name, groups, replace=replace)
+
+
 @mapping_group.command("add-user")
 @click.argument("arn")
 @_identity_options
+@_policy_option
 @change_options
 @store_options
 @report_errors
 def add_user_command(
-    arn: str, username: str, groups: tuple[str, ...], replace: bool, **kw: Any
+    arn: str,
+    username: str | None,
+    groups: tuple[str, ...],
+    replace: bool,
+    access_policies: tuple[str, ...],
+    **kw: Any,
 ) -> None:
-    """Map IAM user ARN to a Kubernetes username and groups."""
-    group_list = split_values(groups)
-    _edit(
-        kw,
-        lambda d: d.upsert_user(arn, username, group_list, replace=replace),
-        f"user {arn}",
-        creates=True,
+    """Map IAM user ARN to a Kubernetes username and groups (and, for an access entry, access
+    policies)."""
+    operation = _add_operation(
+        "user", arn, username, split_values(groups), access_policies, replace, kw
     )
+    _edit(kw, operation, f"user {arn}", creates=True, principal=arn)
 
 
 @mapping_group.command("add-role")
 @click.argument("arn")
 @_identity_options
+@_policy_option
 @change_options
 @store_options
 @report_errors
 def add_role_command(
-    arn: str, username: str, groups: tuple[str, ...], replace: bool, **kw: Any
+    arn: str,
+    username: str | None,
+    groups: tuple[str, ...],
+    replace: bool,
+    access_policies: tuple[str, ...],
+    **kw: Any,
 ) -> None:
-    """Map IAM role ARN (every session of it) to a Kubernetes username and groups."""
-    _path_note(arn)
-    group_list = split_values(groups)
-    _edit(
-        kw,
-        lambda d: d.upsert_role(arn, username, group_list, replace=replace),
-        f"role {arn}",
-        creates=True,
+    """Map IAM role ARN (every session of it) to a Kubernetes username and groups (and, for an
+    access entry, access policies)."""
+    if kw.get("store") != "access-entries":
+        _path_note(arn)  # an access entry names the role WITH its path
+    operation = _add_operation(
+        "role", arn, username, split_values(groups), access_policies, replace, kw
     )
+    _edit(kw, operation, f"role {arn}", creates=True, principal=arn)
 
 
 @mapping_group.command("add-sso")
@@ -253,17 +392,18 @@ def add_sso_command(
     permission_set: str,
     account: str,
     partition: str,
-    username: str,
+    username: str | None,
     groups: tuple[str, ...],
     replace: bool,
     **kw: Any,
 ) -> None:
     """Map every role of an IAM Identity Center permission set (AWSReservedSSO_<set>_<suffix>)."""
+    name = _need_username(username)
     group_list = split_values(groups)
     _edit(
         kw,
         lambda d: d.upsert_sso(
-            permission_set, account, username, group_list, partition=partition, replace=replace
+            permission_set, account, name, group_list, partition=partition, replace=replace
         ),
         f"permission set {permission_set} in account {account}",
         creates=True,
@@ -277,14 +417,15 @@ def add_sso_command(
 @store_options
 @report_errors
 def add_group_command(
-    group_arn: str, username: str, groups: tuple[str, ...], replace: bool, **kw: Any
+    group_arn: str, username: str | None, groups: tuple[str, ...], replace: bool, **kw: Any
 ) -> None:
     """Map every IAM user who is a member of IAM group GROUP_ARN (kubeiam server only:
     needs server.iamGroupMapping; EKS's own authenticator ignores mapGroups)."""
+    name = _need_username(username)
     group_list = split_values(groups)
     _edit(
         kw,
-        lambda d: d.upsert_group(group_arn, username, group_list, replace=replace),
+        lambda d: d.upsert_group(group_arn, name, group_list, replace=replace),
         f"IAM group {group_arn}",
         creates=True,
     )
@@ -359,6 +500,11 @@ def _entry_row(entry: Any) -> dict[str, Any]:
         row["username"] = entry.username
         row["groups"] = list(entry.groups)
     row["location"] = str(entry.location) if entry.location is not None else ""
+    if hasattr(entry, "entry_type"):  # an EKS access entry
+        from kubeiam.admin.editing.access_entries_document import entry_policies
+
+        row["type"] = entry.entry_type
+        row["accessPolicies"] = [p.to_json() for p in entry_policies(entry)]
     return row
 
 
@@ -373,7 +519,8 @@ def _entry_row(entry: Any) -> dict[str, Any]:
 @store_options
 @report_errors
 def list_command(output: str, **kw: Any) -> None:
-    """List the mappings."""
+    """List the mappings (access entries with their type and access policies)."""
+    kw_store = kw.get("store")
 
     async def body(store: MappingStore) -> tuple[list[dict[str, Any]], bool]:
         snapshot = await store.read()
@@ -389,6 +536,21 @@ def list_command(output: str, **kw: Any) -> None:
         import yaml
 
         click.echo(yaml.safe_dump(rows, sort_keys=False), nl=False)
+    elif kw_store == "access-entries":
+        _table(
+            ["KIND", "PRINCIPAL ARN", "TYPE", "USERNAME", "GROUPS", "ACCESS POLICIES"],
+            [
+                [
+                    r["kind"],
+                    r["key"],
+                    r["type"],
+                    r["username"],
+                    ",".join(r["groups"]),
+                    " ".join(_policy_text(p) for p in r["accessPolicies"]),
+                ]
+                for r in rows
+            ],
+        )
     else:
         _table(
             ["KIND", "ARN / KEY", "USERNAME", "GROUPS"],
@@ -399,6 +561,13 @@ def list_command(output: str, **kw: Any) -> None:
         )
     if not ok:  # the errors above: the server would refuse this version
         sys.exit(1)
+
+
+def _policy_text(policy: dict[str, Any]) -> str:
+    """``AmazonEKSViewPolicy`` or ``AmazonEKSEditPolicy:dev,test`` (the --access-policy form)."""
+    name = str(policy["policyArn"]).rsplit("/", 1)[-1]
+    namespaces = policy["accessScope"].get("namespaces") or []
+    return name + (":" + ",".join(namespaces) if namespaces else "")
 
 
 def _safe(text: str) -> str:

@@ -120,6 +120,10 @@ def _wire_problem(raw: object) -> str | None:
         isinstance(state, Mapping) and all(isinstance(v, Mapping | None) for v in state.values())
     ):
         return "the state of a CRD backup is not the objects' specs by name"
+    if store == StoreKind.ACCESS_ENTRIES.value and not (
+        isinstance(state, list) and all(isinstance(e, Mapping) for e in state)
+    ):
+        return "the state of an access-entries backup is not a list of entries"
     return None
 
 

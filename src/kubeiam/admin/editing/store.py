@@ -1,4 +1,5 @@
-"""Where `kubeiam mapping` reads and writes: aws-auth, IAMIdentityMapping objects, a local file.
+"""Where `kubeiam mapping` reads and writes: aws-auth, IAMIdentityMapping objects, a local file,
+EKS access entries.
 
 Each store reads a :class:`Snapshot` (a fresh document plus the version it was read at) and writes
 a changed document back **only if nothing changed since that read**: the ConfigMap is replaced
@@ -10,7 +11,8 @@ Every store also keeps a bounded history of previous states (:class:`BackupRecor
 
 * aws-auth: ConfigMap ``kube-system/aws-auth-kubeiam-backup``;
 * CRD: ConfigMap ``kube-system/iamidentitymapping-kubeiam-backup``;
-* file: a sibling file ``<file>.kubeiam-backup.json`` (0600).
+* file: a sibling file ``<file>.kubeiam-backup.json`` (0600);
+* access-entries: a local file per cluster (see :mod:`.access_entries_store` for where and why).
 
 The server's RBAC (deploy/rbac.yaml) grants nothing on these objects: only admins read them.
 """
@@ -34,6 +36,7 @@ class StoreKind(enum.Enum):
     AWS_AUTH = "aws-auth"
     CRD = "crd"
     FILE = "file"
+    ACCESS_ENTRIES = "access-entries"
 
 
 @dataclass(frozen=True, slots=True)
