@@ -15,7 +15,7 @@ from kubeiam.cli.app import report_errors
 from kubeiam.cluster_id import CLUSTER_ID_ENV, REFERENCE_CLUSTER_ID_ENV, check_cluster_id
 from kubeiam.errors import ConfigError
 from kubeiam.fileio import write_atomically
-from kubeiam.server.config import DEFAULT_ADDRESS, DEFAULT_PORT
+from kubeiam.server.config import DEFAULT_ADDRESS, DEFAULT_PORT, DEFAULT_STATE_DIR
 from kubeiam.server.tls import (
     CERT_FILE,
     CERT_LIFETIME,
@@ -32,6 +32,9 @@ from kubeiam.server.webhook_kubeconfig import webhook_url, write_webhook_kubecon
 DEFAULT_KUBECONFIG_NAME = "aws-iam-authenticator.kubeconfig"
 #: The kubeconfig name the reference's manifests pass to ``server --generate-kubeconfig``.
 MANIFEST_KUBECONFIG_NAME = "kubeconfig.yaml"
+#: Where the reference's server writes the webhook kubeconfig by default, and its init with
+#: the ConfiguredInitDirectories gate.
+CONFIGURED_KUBECONFIG = Path("/etc/kubernetes/aws-iam-authenticator") / MANIFEST_KUBECONFIG_NAME
 #: The files kubeiam (and the reference) keep in a state or kubeconfig directory: the ones
 #: --prepare-dir gives to --owner. Nothing else is touched, and nothing recursively.
 PREPARED_FILES = (
@@ -86,9 +89,8 @@ DEFAULT_IMAGE = f"kubeiam:{__version__}"
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Directory for cert.pem and key.pem (the server's stateDir).",
+    help="Directory for cert.pem and key.pem (the server's stateDir) [default: the current "
+    f"directory; {DEFAULT_STATE_DIR} with --feature-gates=ConfiguredInitDirectories=true].",
 )
 @click.option(
     "--kubeconfig-out",
@@ -96,6 +98,12 @@ DEFAULT_IMAGE = f"kubeiam:{__version__}"
     help=f"Where to write the webhook kubeconfig [default: STATE_DIR/{DEFAULT_KUBECONFIG_NAME}].",
 )
 @click.option("--force", is_flag=True, help="Replace an existing key and certificate.")
+@click.option(
+    "--feature-gates",
+    help="The reference's gates (as `kubeiam server --feature-gates`): "
+    "ConfiguredInitDirectories=true writes to the server's default places, "
+    f"{DEFAULT_STATE_DIR} and {CONFIGURED_KUBECONFIG}, as the reference's init then does.",
+)
 @click.option(
     "--renew",
     is_flag=True,
@@ -155,9 +163,10 @@ def init_command(
     hostname: str | None,
     address: str,
     port: int,
-    state_dir: Path,
+    state_dir: Path | None,
     kubeconfig_out: Path | None,
     force: bool,
+    feature_gates: str | None,
     renew: bool,
     activate: bool,
     valid_days: int,
@@ -167,6 +176,12 @@ def init_command(
     prepare_dirs: tuple[Path, ...],
     owner: str,
 ) -> None:
+    from kubeiam.cli.server import check_feature_gates
+
+    if check_feature_gates(feature_gates).get("ConfiguredInitDirectories"):
+        state_dir = state_dir or DEFAULT_STATE_DIR
+        kubeconfig_out = kubeconfig_out or CONFIGURED_KUBECONFIG
+    state_dir = state_dir or Path(".")
     if prepare_dirs:
         if renew or activate or force or static_pod is not None:
             raise ConfigError(

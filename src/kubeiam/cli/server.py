@@ -244,8 +244,9 @@ def server_command(config_file: Path | None, **options: Any) -> None:
         raise SystemExit(status)
 
 
-def check_feature_gates(text: str | None) -> None:
+def check_feature_gates(text: str | None) -> dict[str, bool]:
     """``KEY=true|false,...`` with the reference's keys, as its --feature-gates parses it."""
+    gates: dict[str, bool] = {}
     for item in filter(None, (part.strip() for part in (text or "").split(","))):
         key, sep, value = item.partition("=")
         if not sep or value.strip().lower() not in ("true", "false"):
@@ -258,3 +259,5 @@ def check_feature_gates(text: str | None) -> None:
                 f"--feature-gates: unknown gate {key.strip()!r}",
                 hint=f"known gates: {', '.join(sorted(REFERENCE_FEATURE_GATES))}",
             )
+        gates[key.strip()] = value.strip().lower() == "true"
+    return gates

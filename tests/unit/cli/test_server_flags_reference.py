@@ -53,6 +53,22 @@ REFERENCE_EXAMPLE_DEFAULT_ARGS = [
     "--state-dir=/var/aws-iam-authenticator",
     "--generate-kubeconfig=/etc/kubernetes/aws-iam-authenticator/kubeconfig.yaml",
 ]
+# kubernetes-sigs/aws-iam-authenticator v0.7.10, hack/e2e/deploy.yaml: the server container...
+REFERENCE_E2E_ARGS = [
+    "server",
+    "--config=/etc/aws-iam-authenticator/config.yaml",
+    "--state-dir=/var/aws-iam-authenticator",
+    "--kubeconfig-pregenerated=true",
+]
+# ...and its init container, <CLUSTER_NAME> filled in. There "-i <CLUSTER_NAME>" is one
+# argument, which the reference's flag parser reads as the id " <CLUSTER_NAME>" (a leading
+# blank); kubeiam refuses an id with a blank (test_bad_spaced_id below), so it is split here.
+REFERENCE_E2E_INIT_ARGS = [
+    "init",
+    "-i",
+    "e2e-cluster",
+    "--feature-gates=ConfiguredInitDirectories=true",
+]
 HOST_PREFIXES = ("/etc/aws-iam-authenticator", "/var/aws-iam-authenticator", "/etc/kubernetes")
 
 
@@ -109,6 +125,7 @@ def start(args: list[str]) -> None:
         pytest.param(
             REFERENCE_EXAMPLE_ARGS, (BackendMode.EKS_CONFIG_MAP,), False, id="reference-example"
         ),
+        pytest.param(REFERENCE_E2E_ARGS, (BackendMode.MOUNTED_FILE,), False, id="reference-e2e"),
         pytest.param(
             REFERENCE_EXAMPLE_DEFAULT_ARGS,
             (BackendMode.MOUNTED_FILE,),
@@ -221,3 +238,51 @@ def test_bad_reference_flags_are_refused(
     assert message in output
     assert "Traceback" not in output
     assert recorded.config is None
+
+
+def test_reference_e2e_init_container_args(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: Path, recorded: Recorded
+) -> None:
+    """The init container's list writes where the server container's list then reads: the
+    gate sends the key to the server's default state directory and the kubeconfig to its
+    default path (moved under tmp_path: the defaults are host paths)."""
+    from kubeiam.cli import init as init_cli
+
+    state = host / "var/aws-iam-authenticator"
+    kubeconfig = host / "etc/kubernetes/aws-iam-authenticator/kubeconfig.yaml"
+    monkeypatch.setattr(init_cli, "DEFAULT_STATE_DIR", state)
+    monkeypatch.setattr(init_cli, "CONFIGURED_KUBECONFIG", kubeconfig)
+    code, output = run_cli(REFERENCE_E2E_INIT_ARGS)
+    assert code == 0, output
+    assert (state / "key.pem").exists()
+    assert (state / "cert.pem").exists()
+    assert "certificate-authority-data" in kubeconfig.read_text()
+    start(relocate(REFERENCE_E2E_ARGS, host))
+    assert recorded.config is not None
+    assert recorded.config.state_dir == state
+    assert recorded.config.generate_kubeconfig is None
+
+
+def test_init_without_the_gate_writes_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, output = run_cli(["init", "-i", "c1", "--feature-gates=ConfiguredInitDirectories=false"])
+    assert code == 0, output
+    assert (tmp_path / "key.pem").exists()
+    assert (tmp_path / "aws-iam-authenticator.kubeconfig").exists()
+
+
+def test_init_refuses_an_unknown_gate(tmp_path: Path) -> None:
+    code, output = run_cli(
+        ["init", "-i", "c1", f"--state-dir={tmp_path}", "--feature-gates=Nope=true"]
+    )
+    assert code == 2
+    assert "unknown gate 'Nope'" in output
+    assert not list(tmp_path.iterdir())
+
+
+def test_bad_spaced_id(tmp_path: Path) -> None:
+    """The e2e manifest's joined "-i <name>": refused in one line, nothing written."""
+    code, output = run_cli(["init", "-i e2e-cluster", f"--state-dir={tmp_path}"])
+    assert code == 2
+    assert "has a space" in output
+    assert not list(tmp_path.iterdir())
