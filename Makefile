@@ -66,7 +66,7 @@ test: install
 
 # Builds kube-apiserver, kubectl, etcd and the reference once per version (tests/e2e/README.md),
 # then runs the suite: pytest's summary (-ra: every test not passed, with why) and the slowest.
-e2e: install image-tools
+e2e: install image-tools browser-tools
 	$(BIN)/python -m tests.e2e.cluster.binaries --skip-without-go
 	$(BIN)/pytest tests/e2e --durations=8
 
@@ -98,6 +98,13 @@ image-tools:
 	@command -v mmdebstrap >/dev/null && command -v umoci >/dev/null || { \
 		echo "image-tools: installing mmdebstrap and umoci (apt-get)"; apt-get update -q >/dev/null && \
 		apt-get install -y -q --no-install-recommends mmdebstrap umoci >/dev/null; }
+
+# Debian's Chromium: the access report's HTML is loaded in it headless (tests/e2e/test_access_report.py).
+.PHONY: browser-tools
+browser-tools:
+	@command -v chromium >/dev/null || { \
+		echo "browser-tools: installing chromium (apt-get)"; apt-get update -q >/dev/null && \
+		apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null; }
 
 # helm, built once from the Go module proxy into the e2e binary cache (packaging/helm.sh).
 helm:

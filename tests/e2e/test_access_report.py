@@ -12,13 +12,25 @@ it), for the issue's closing note.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
+import shutil
+import subprocess
+import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from system import CLUSTER_ID, System, run_kubeiam
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Where the docs' picture lives; rewritten only when UPDATE_DOCS_IMAGES=1 (a screenshot's bytes
+#: depend on the machine's fonts: CI must not dirty the tree).
+DOCS_SCREENSHOT = REPO_ROOT / "docs" / "images" / "access-report.png"
 
 VIEWERS = "e2e-report-viewers"
 NOBODY_GROUP = "e2e-report-unbound"
@@ -207,6 +219,8 @@ def test_access_report_joins_iam_mappings_and_rbac(system: System, tmp_path: Pat
         assert admin_arn in html
         assert page.stat().st_mode & 0o777 == 0o600
 
+        _check_in_chromium(page, tmp_path, admin_arn, member.arn, role_arn)
+
         _keep_artifact(system, env, report, html)
 
         _ok(system, env, "iam", "revoke", member.name, "--access-role", role)
@@ -236,3 +250,173 @@ def _keep_artifact(system: System, env: dict[str, str], report: dict[str, Any], 
         + json.dumps(report, indent=2)
         + "\n"
     )
+
+
+# -- the HTML in a real headless browser (Debian's chromium) -----------------------------------
+
+
+def _check_in_chromium(
+    page_file: Path, tmp_path: Path, admin_arn: str, member_arn: str, role_arn: str
+) -> None:
+    """Load the report in Chromium: the graph's nodes are there with their severity colours,
+    the search box narrows the picture, nothing but the file itself was requested, the console
+    stayed empty (a CSP violation would log there); the screenshot is kept."""
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    proc, port = _start_chromium(profile)
+    try:
+        seen = asyncio.run(_load(port, page_file, member_arn.rsplit("/", 1)[1]))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert seen["requests"] == [page_file.as_uri()]
+    assert seen["logs"] == []
+    by_title = {n["title"]: n for n in seen["nodes"]}
+    admin = next(n for t, n in by_title.items() if t.endswith(admin_arn))
+    assert "sev-high" in admin["cls"]
+    assert admin["stroke"] == "rgb(232, 89, 12)"  # .node.sev-high rect
+    assert admin["width"] > 0
+    assert any(t.endswith(member_arn) for t in by_title)
+    assert role_arn in by_title
+    assert seen["findings"] >= 4
+    shown = seen["shown"]
+    assert any(key.endswith(member_arn) for key in shown)
+    assert any(key.endswith(role_arn) for key in shown)
+    assert not any(key.endswith(admin_arn) for key in shown)
+    assert seen["matches"] == f"{len(shown)} matching nodes"
+    png = seen["png"]
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "access-report.png").write_bytes(png)
+    if os.environ.get("UPDATE_DOCS_IMAGES") == "1":
+        DOCS_SCREENSHOT.write_bytes(png)
+
+
+#: Everything Chromium would fetch in the background is off; what remains goes to a closed
+#: loopback port (proxy) and no name resolves, so nothing can leave the machine either way.
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",  # the suite may run as root (CI containers); the page is our own file
+    "--disable-gpu",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--proxy-server=http://127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+    "--window-size=1600,1000",
+)
+
+
+@dataclass
+class Page:
+    ws: Any
+    events: list[dict[str, Any]] = field(default_factory=list)
+    _next: int = 0
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self._next += 1
+        ident = self._next
+        await self.ws.send_json({"id": ident, "method": method, "params": params})
+        while True:
+            message = json.loads((await self.ws.receive(timeout=30)).data)
+            if message.get("id") == ident:
+                if "error" in message:
+                    raise AssertionError(f"{method}: {message['error']}")
+                result: dict[str, Any] = message.get("result", {})
+                return result
+            self.events.append(message)
+
+    async def wait_event(self, method: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        for event in self.events:
+            if event.get("method") == method:
+                return event
+        while time.monotonic() < deadline:
+            message = json.loads((await self.ws.receive(timeout=timeout)).data)
+            self.events.append(message)
+            if message.get("method") == method:
+                return message
+        raise AssertionError(f"no {method} within {timeout} s")
+
+    async def evaluate(self, expression: str) -> Any:
+        found = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in found:
+            raise AssertionError(f"{expression}: {found['exceptionDetails']}")
+        return found["result"].get("value")
+
+    def requests(self) -> list[str]:
+        return [
+            e["params"]["request"]["url"]
+            for e in self.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
+
+
+def _start_chromium(profile: Path) -> tuple[subprocess.Popen[bytes], int]:
+    binary = shutil.which("chromium")
+    if binary is None:
+        raise AssertionError("chromium not found: apt-get install -y chromium (make e2e does)")
+    proc = subprocess.Popen(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    port_file = profile / "DevToolsActivePort"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if port_file.exists() and port_file.read_text().strip():
+            return proc, int(port_file.read_text().split()[0])
+        if proc.poll() is not None:
+            raise AssertionError(f"chromium exited with {proc.returncode}")
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("chromium did not open its DevTools port within 60 s")
+
+
+NODES_JS = """[...document.querySelectorAll('#graph .node')].map(n => ({
+  key: n.dataset.key, title: n.querySelector('title').textContent,
+  cls: n.getAttribute('class'), width: n.getBoundingClientRect().width,
+  stroke: getComputedStyle(n.querySelector('rect')).stroke}))"""
+DIMMED_JS = """[...document.querySelectorAll('#graph .node')]
+  .filter(n => !n.classList.contains('dim')).map(n => n.dataset.key)"""
+
+
+async def _load(port: int, page_file: Path, query: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/json/list") as answer:
+            targets = await answer.json()
+        target = next(t for t in targets if t["type"] == "page")
+        async with session.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            page = Page(ws)
+            for domain in ("Network", "Page", "Runtime", "Log"):
+                await page.call(f"{domain}.enable")
+            page.events.clear()
+            await page.call("Page.navigate", url=page_file.as_uri())
+            await page.wait_event("Page.loadEventFired")
+            nodes = await page.evaluate(NODES_JS)
+            findings = await page.evaluate("document.querySelectorAll('#findings tr').length - 1")
+            size = (await page.call("Page.getLayoutMetrics"))["cssContentSize"]
+            shot = await page.call(
+                "Page.captureScreenshot",
+                format="png",
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+            )
+            await page.evaluate("document.getElementById('search').focus()")
+            await page.call("Input.insertText", text=query)
+            shown = await page.evaluate(DIMMED_JS)
+            matches = await page.evaluate("document.getElementById('matches').textContent")
+            return {
+                "nodes": nodes,
+                "findings": findings,
+                "png": base64.b64decode(shot["data"]),
+                "shown": shown,
+                "matches": matches,
+                "requests": page.requests(),
+                "events": [e.get("method") for e in page.events],
+                "logs": [e["params"] for e in page.events if e.get("method") == "Log.entryAdded"],
+            }
