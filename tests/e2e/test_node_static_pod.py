@@ -14,6 +14,7 @@ Needs root (the node): off CI the module is skipped with one line, on CI that fa
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -202,3 +203,21 @@ def test_static_pod_from_init_runs_non_root_read_only_and_authenticates(
     memory = container_memory(pid)
     record_property("measured: static pod, server container memory", memory.describe())
     assert memory.working_set_bytes < 256 * 1024 * 1024  # the manifest's limit
+
+
+def test_stopping_the_node_leaves_no_container_mount_or_cgroup(static_pod: StaticPodSetup) -> None:
+    """Runs last: the node's teardown kills its containers and undoes its mounts and cgroups."""
+    node = static_pod.node
+    pod = pod_json(static_pod.plane, NAMESPACE, MIRROR_POD)
+    assert pod is not None
+    pid = node.container_pid(container_id(pod, "kubeiam"))
+    node.stop()
+    assert not Path(f"/proc/{pid}").exists()
+    assert node.kubelet is not None
+    assert not node.kubelet.running
+    assert node.containerd is not None
+    assert not node.containerd.running
+    workdir = str(node.workdir.resolve()) + os.sep
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    assert [m for m in mounts if m.startswith(workdir)] == []
+    assert list(Path("/sys/fs/cgroup").glob(f"*/{node.cgroup_root}")) == []

@@ -281,13 +281,14 @@ def _can_lower_oom_score() -> bool:
 
 
 def _cgroup_hierarchies() -> list[Path]:
-    """Mount points of the cgroup v1 hierarchies (or the v2 root) the kubelet writes into."""
+    """Mount points of the cgroup hierarchies the kubelet and runc write into (every v1 one and,
+    in the hybrid layout, the v2 mount beside them; or the v2 root alone)."""
     if (CGROUP_V1_ROOT / "cgroup.controllers").is_file():
         return [CGROUP_V1_ROOT]
     found = []
     for line in Path("/proc/self/mounts").read_text().splitlines():
         fields = line.split()
-        if len(fields) > 2 and fields[2] == "cgroup":
+        if len(fields) > 2 and fields[2] in {"cgroup", "cgroup2"}:  # hybrid: both
             found.append(Path(fields[1]))
     return found
 
