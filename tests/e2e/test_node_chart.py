@@ -186,6 +186,8 @@ def chart(
         plane.kubectl("label", "node", node.name, "node-role.kubernetes.io/control-plane=")
         node.import_image(archive, IMAGE_REFERENCE)
         port = free_port()
+        # Never started: the server runs in the pod. Its port and state directory let System's
+        # helpers (token kubeconfigs, whoami, ready(), metric()) reach that one.
         server = KubeiamServer(
             config=workdir / "unused.yaml",
             state_dir=state_dir,

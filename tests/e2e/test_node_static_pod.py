@@ -139,6 +139,8 @@ def static_pod(
     node = start_node(e2e_node_tools, plane, workdir / "node")
     try:
         node.import_image(archive, IMAGE_REFERENCE)
+        # Never started: the server runs in the pod. Its port and state directory let System's
+        # helpers (token kubeconfigs, whoami, ready(), metric()) reach that one.
         pod_server = KubeiamServer(
             config=config,
             state_dir=state_dir,
