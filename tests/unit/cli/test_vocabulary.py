@@ -60,7 +60,7 @@ COMPATIBILITY = {
 }
 
 #: What -o/--output may choose between.
-FORMATS = {"table", "text", "json", "yaml"}
+FORMATS = {"table", "text", "json", "yaml", "html"}
 KEBAB = re.compile(r"--[a-z0-9]+(-[a-z0-9]+)*")
 
 
