@@ -18,6 +18,8 @@ from types import ModuleType
 
 import pytest
 
+from support.cli import KUBEIAM
+
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "run.py"
 #: A 40-character run of secret-key characters (moto's and AWS's secret access key shape) or
 #: longer (session tokens), not part of a path, ARN or key id.
@@ -307,7 +309,6 @@ def test_the_suggested_local_commands_work_as_typed(demo: ModuleType, tmp_path: 
     start = next(i for i, text in enumerate(steps) if "localaws --print-env" in text)
     assert steps[start + 1] == ". ./localaws.env"
     typed = [_words(text) for text in steps[start + 2 :]]
-    kubeiam = str(Path(sys.executable).with_name("kubeiam"))
     home = tmp_path / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KUBE"))}
@@ -315,7 +316,7 @@ def test_the_suggested_local_commands_work_as_typed(demo: ModuleType, tmp_path: 
     env_file = tmp_path / "localaws.env"
     with env_file.open("w") as out:
         server = subprocess.Popen(
-            [kubeiam, "localaws", "--print-env"],
+            [KUBEIAM, "localaws", "--print-env"],
             cwd=tmp_path,
             env=env,
             stdout=out,
@@ -338,7 +339,7 @@ def test_the_suggested_local_commands_work_as_typed(demo: ModuleType, tmp_path: 
         for argv in typed:
             assert argv[0] == "kubeiam"
             done = subprocess.run(
-                [kubeiam, *argv[1:]],
+                [KUBEIAM, *argv[1:]],
                 cwd=tmp_path,
                 env=env,
                 capture_output=True,
