@@ -273,9 +273,11 @@ def test_removals_of_what_does_not_exist_exit_one_with_the_closest_names(
     cli_env: dict[str, str], local_aws: LocalAWS
 ) -> None:
     iam = local_aws.boto3_client("iam")
-    user = f"cli-{uuid.uuid4().hex[:8]}"
+    # Prefixes no other test uses: the closest-name search looks at every user in the shared
+    # local AWS, and another test's random "cli-" user could be as close as this one.
+    user = f"absentee-{uuid.uuid4().hex[:8]}"
     iam.create_user(UserName=user)
-    role = f"cli-role-{uuid.uuid4().hex[:6]}"
+    role = f"ghostly-role-{uuid.uuid4().hex[:6]}"
     created = kubeiam(cli_env, "create-access-role", role, "--cluster", "c", "--group", "dev")
     assert created.returncode == 0, created.stderr
     typo_user, typo_role = user[:-1] + "Q", role[:-1] + "Q"
