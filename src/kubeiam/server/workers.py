@@ -164,14 +164,12 @@ def _supervise(
 
 def worker_main(config: ServerConfig, index: int, level: int) -> None:
     """One worker: a whole server on the shared port, metrics summed over the workers."""
-    import asyncio
-
     from kubeiam.server.logwriter import configure_logging
-    from kubeiam.server.run import serve
+    from kubeiam.server.run import run_loop, serve
 
     logs = configure_logging(config.log_format, level=level, background=True)
     try:
-        asyncio.run(serve(config, reuse_port=True, metrics_page=multiprocess_metrics_page()))
+        run_loop(serve(config, reuse_port=True, metrics_page=multiprocess_metrics_page()))
     finally:
         logs.close()
 
