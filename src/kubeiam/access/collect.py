@@ -23,6 +23,7 @@ from kubeiam.access.sources import (
     EntriesReader,
     SourceRows,
     Step,
+    drop_shadowed,
     plan_existing,
     plan_for_mode,
     plan_from_server_config,
@@ -112,8 +113,9 @@ async def collect(
             objects["role_bindings"],
         )
 
-    (account, keys), sources, rbac_index = await asyncio.gather(iam(), stores(), rbac())
-    notes += [note for source in sources for note in source.notes]
+    (account, keys), found, rbac_index = await asyncio.gather(iam(), stores(), rbac())
+    sources, shadowed = drop_shadowed(found)
+    notes += [note for source in sources for note in source.notes] + shadowed
     return Inputs(tuple(sources), account, rbac_index, keys, tuple(notes))
 
 

@@ -224,6 +224,38 @@ def entry_rows(entries: Sequence[AccessEntry]) -> list[MappingRow]:
     return rows
 
 
+def drop_shadowed(sources: Sequence[SourceRows]) -> tuple[list[SourceRows], list[str]]:
+    """EKS's precedence: in ``API_AND_CONFIG_MAP`` a principal with an access entry gets that
+    entry's identity and its aws-auth row is not used (AWS's "Set cluster authentication mode"
+    page), so such rows leave the report, each with a note. Other sources are left alone."""
+    from kubeiam.access.iam_graph import principal_key
+
+    entries = {
+        principal_key(row.principal)
+        for source in sources
+        if source.name == ACCESS_ENTRIES
+        for row in source.rows
+    }
+    if not entries:
+        return list(sources), []
+    kept: list[SourceRows] = []
+    notes: list[str] = []
+    for source in sources:
+        if source.name != AWS_AUTH:
+            kept.append(source)
+            continue
+        rows = []
+        for row in source.rows:
+            if row.kind in (RowKind.ROLE, RowKind.USER) and principal_key(row.principal) in entries:
+                notes.append(
+                    f"aws-auth's row for {row.principal} is not used: its access entry wins"
+                )
+            else:
+                rows.append(row)
+        kept.append(dataclasses.replace(source, rows=tuple(rows)))
+    return kept, notes
+
+
 # -- RBAC --------------------------------------------------------------------------------------
 
 

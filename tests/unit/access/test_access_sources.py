@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from kubeiam.access.collect import Where, plan
-from kubeiam.access.report import AccessPolicyAssociation, RowKind
+from kubeiam.access.report import AccessPolicyAssociation, MappingRow, RowKind
 from kubeiam.access.sources import (
     NODE_GROUPS,
+    SourceRows,
     Step,
     StoreStep,
+    drop_shadowed,
     entry_rows,
     plan_existing,
     plan_for_mode,
@@ -226,3 +228,36 @@ def test_server_config_wins_over_eks(tmp_path: Path) -> None:
     steps, entries, _ = plan(Where(server_config=config, entries=reader))
     assert [s.store for s in steps] == [StoreStep.CRD]
     assert entries is None
+
+
+def test_an_access_entry_shadows_the_principals_aws_auth_row() -> None:
+    """API_AND_CONFIG_MAP: the access entry decides; the aws-auth row for the same role (written
+    with a path, differently cased) is dropped with a note; other rows stay."""
+    entries = SourceRows(
+        "access-entries", "EKS", (MappingRow("access-entries", RowKind.ROLE, ROLE, "v"),)
+    )
+    aws_auth = SourceRows(
+        "aws-auth",
+        "ConfigMap",
+        (
+            MappingRow(
+                "aws-auth",
+                RowKind.ROLE,
+                f"arn:aws:iam::{ACCOUNT}:role/team/VIEWER",
+                "old",
+            ),
+            MappingRow("aws-auth", RowKind.USER, USER, "alice"),
+        ),
+    )
+    kept, notes = drop_shadowed([entries, aws_auth])
+    assert [r.username for s in kept for r in s.rows] == ["v", "alice"]
+    assert len(notes) == 1
+    assert "its access entry wins" in notes[0]
+
+
+def test_without_access_entries_nothing_is_shadowed() -> None:
+    aws_auth = SourceRows(
+        "aws-auth", "ConfigMap", (MappingRow("aws-auth", RowKind.ROLE, ROLE, "v"),)
+    )
+    crd = SourceRows("crd", "CRD", (MappingRow("crd", RowKind.ROLE, ROLE, "w"),))
+    assert drop_shadowed([aws_auth, crd]) == ([aws_auth, crd], [])
