@@ -1,0 +1,3 @@
+module kubeiam.local/bench/loadgen
+
+go 1.22
