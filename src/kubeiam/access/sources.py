@@ -92,6 +92,11 @@ def plan_from_server_config(path: Path) -> tuple[Step, ...]:
     """The steps ``kubeiam server --config path`` reads, in its backendMode order."""
     from kubeiam.server.config import BackendMode, read_config_file
 
+    if not path.exists():
+        raise ConfigError(
+            f"--server-config {path}: no such file",
+            hint="pass the config file kubeiam server runs with (its --config)",
+        )
     values = read_config_file(path)
     modes: Sequence[BackendMode] = values.get("backend_mode") or (BackendMode.MOUNTED_FILE,)
     steps: list[Step] = []

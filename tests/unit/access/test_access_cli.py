@@ -66,3 +66,27 @@ def test_listed_in_kubeiam_help() -> None:
     assert code == 0
     assert "access" in out
     assert "who can get into the cluster" in out
+
+
+@pytest.mark.parametrize(
+    ("tty", "elapsed", "shown"),
+    [(True, 2.5, True), (True, 0.2, False), (False, 30.0, False)],
+    ids=["terminal-slow", "terminal-fast-is-quiet", "piped-is-quiet"],
+)
+def test_progress_only_on_a_terminal_after_a_moment(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tty: bool,
+    elapsed: float,
+    shown: bool,
+) -> None:
+    import kubeiam.cli.access as access
+
+    clock = iter([100.0, 100.0 + elapsed, 100.0 + elapsed])
+    monkeypatch.setattr(access.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(access.sys.stderr, "isatty", lambda: tty)
+    progress = access._Progress()
+    progress("IAM read: 3 users, 2 roles")
+    err = capsys.readouterr().err
+    assert (f"kubeiam: IAM read: 3 users, 2 roles ({elapsed:.1f} s)" in err) is shown
+    assert (err == "") is not shown

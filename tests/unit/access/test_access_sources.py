@@ -92,8 +92,11 @@ def test_bad_server_config_is_a_config_error(
 
 
 def test_missing_server_config(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no such file"):
+    with pytest.raises(ConfigError, match="no such file") as caught:
         plan_from_server_config(tmp_path / "absent.yaml")
+    assert "--server-config" in str(caught.value)
+    assert caught.value.hint is not None
+    assert "kubeiam server runs with" in caught.value.hint
 
 
 @pytest.mark.parametrize(
