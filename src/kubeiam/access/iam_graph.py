@@ -43,6 +43,7 @@ from kubeiam.access.policy import (
     parse_policy,
     trusted_principals,
 )
+from kubeiam.arn import sso_permission_set
 
 #: How many role hops a chain may have (user -> role -> role ... -> target). AWS sets no limit
 #: on chaining; the bound keeps a report finite on accounts where every role trusts every role.
@@ -55,8 +56,6 @@ FEDERATED_ACTIONS = ("sts:AssumeRoleWithSAML", "sts:AssumeRoleWithWebIdentity")
 TAG_SESSION = "sts:TagSession"
 #: Which way in to keep when several actions let one principal in.
 _RANK = {Decision.ALLOWED: 0, Decision.CONDITIONAL: 1, Decision.UNKNOWN: 2, Decision.DENIED: 3}
-#: Roles IAM Identity Center creates for a permission set: ``AWSReservedSSO_<set>_<hex id>``.
-SSO_ROLE = re.compile(r"^AWSReservedSSO_(?P<set>.+)_[0-9a-f]{16}$")
 #: An IAM ARN: partition, account, resource type, path and name.
 _IAM_ARN = re.compile(r"^arn:([a-z-]+):iam::([0-9]{12}):(user|role|group)(/.*)?/([^/]+)$")
 
@@ -531,12 +530,12 @@ class IAMGraph:
         if kind == "Service":
             return Path(EntryKind.SERVICE, value, via, verdict)
         if kind == "Federated":
-            sso = SSO_ROLE.fullmatch(role.name)
-            if sso is not None:
+            permission_set = sso_permission_set(role.name)
+            if permission_set is not None:
                 unseen = Unseen(
-                    f"who is assigned permission set {sso.group('set')} (IAM Identity Center)"
+                    f"who is assigned permission set {permission_set} (IAM Identity Center)"
                 )
-                return Path(EntryKind.SSO, sso.group("set"), via, _needs(verdict, unseen))
+                return Path(EntryKind.SSO, permission_set, via, _needs(verdict, unseen))
             return Path(
                 EntryKind.FEDERATED,
                 value,

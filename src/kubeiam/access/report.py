@@ -18,9 +18,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from kubeiam.access.iam_graph import SSO_ROLE, EntryKind, IAMGraph, IAMGroup, Path
+from kubeiam.access.iam_graph import EntryKind, IAMGraph, IAMGroup, Path
 from kubeiam.access.policy import Clause, Decision, Unseen, Verdict
 from kubeiam.access.rbac import RBAC, Grant, Level, Rights, Rule
+from kubeiam.arn import sso_permission_set
 from kubeiam.eks.access_policies import ScopeType, access_policy
 
 SCHEMA_VERSION = 1
@@ -248,11 +249,7 @@ def _paths(row: MappingRow, graph: IAMGraph) -> tuple[list[Path], list[Finding]]
             Path(EntryKind.USER, u.arn, (group.arn,), always, unseen=u.unseen) for u in members
         ], []
     if row.kind is RowKind.SSO:
-        roles = [
-            r
-            for r in account.roles
-            if (m := SSO_ROLE.fullmatch(r.name)) and m.group("set") == row.principal
-        ]
+        roles = [r for r in account.roles if sso_permission_set(r.name) == row.principal]
         if row.account and row.account != account.account_id:
             return [_unknown(EntryKind.SSO, row.principal, f"roles of account {row.account}")], []
         return [p for r in roles for p in graph.who_can_become(r.arn)], []
