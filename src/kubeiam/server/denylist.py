@@ -35,7 +35,7 @@ from typing import Any
 from kubeiam.arn import PrincipalKind, arn_key, canonicalize_mapping_arn
 from kubeiam.errors import ConfigError, MappingError
 from kubeiam.identity import Identity
-from kubeiam.token.validation import TOKEN_LIFETIME
+from kubeiam.token.protocol import TOKEN_LIFETIME_SECONDS
 
 
 class DenyKind(enum.Enum):
@@ -102,11 +102,9 @@ class DenyList:
         """The first rule that refuses ``identity``, or None."""
         if not self.rules:
             return None
-        # The token was signed TOKEN_LIFETIME before it expires (token/validation.py); unknown
-        # (0) matches every signedBefore rule: fail closed.
-        signed_at = (
-            identity.expires_at - TOKEN_LIFETIME.total_seconds() if identity.expires_at else None
-        )
+        # The token was signed TOKEN_LIFETIME_SECONDS before it expires (token/protocol.py);
+        # unknown (0) matches every signedBefore rule: fail closed.
+        signed_at = identity.expires_at - TOKEN_LIFETIME_SECONDS if identity.expires_at else None
         for kind, key in _candidates(identity):
             for rule in self._index.get((kind, key), ()):
                 if (

@@ -8,7 +8,7 @@ never) held every thread, and valid users' reviews waited behind them until STS 
 within 10 s". :class:`BoundedResolver` replaces it:
 
 * **its own small pool** (``pool_size`` threads), shared with nothing else (the EC2 and IAM calls
-  have pools of their own, see :mod:`kubeiam.server.ec2`);
+  have pools of their own, see :mod:`kubeiam.aws.calls`);
 * **per-host single flight**: one lookup per host at a time, however many reviews wait on it,
   and never a second thread for a host whose earlier lookup is still stuck in ``getaddrinfo``;
 * **positive cache** for ``positive_ttl`` seconds (``getaddrinfo`` reports no DNS TTL; 30 s is
