@@ -12,4 +12,5 @@ root there). Nothing here is a fixture: fixtures live in the conftest of the lev
 - :mod:`support.metrics`: Prometheus text read with prometheus_client's own parser.
 - :mod:`support.review`: a TokenReview client for a server running on loopback.
 - :mod:`support.waiting`: wait for a condition instead of sleeping for a guess.
+- :mod:`support.aws_calls`: a real boto3 client's calls, counted through botocore's events.
 """

@@ -25,6 +25,7 @@ whole batch of nodes.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import time
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 INSTANCE_ID = re.compile(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 #: DescribeInstances accepts at most 1000 filter values; the reference batches 100.
 MAX_BATCH = 100
+#: DescribeInstances pages read per batch at most: 100 ids never need more than a handful.
+MAX_PAGES = 50
 DEFAULT_BATCH_WINDOW = 0.005
 DEFAULT_CACHE_ENTRIES = 8000
 #: How long an instance's private DNS name is reused: EC2 never changes it during the instance's
@@ -55,9 +58,9 @@ DEFAULT_PROFILE_TTL = 300.0
 
 
 class EC2Client(Protocol):
-    """The one boto3 EC2 method the resolver uses."""
+    """The one boto3 EC2 method the resolver uses: the DescribeInstances paginator."""
 
-    def describe_instances(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def get_paginator(self, operation_name: str) -> Any: ...
 
 
 class IAMClient(Protocol):
@@ -65,7 +68,7 @@ class IAMClient(Protocol):
 
     def get_instance_profile(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
-    def list_groups_for_user(self, **kwargs: Any) -> Mapping[str, Any]: ...
+    def get_paginator(self, operation_name: str) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,34 +197,32 @@ class EC2PrivateDNSResolver:
                 fut.set_exception(MappingDeniedError(f"EC2 instance {instance_id} was not found"))
 
     def _call(self, ids: list[str]) -> dict[str, EC2Instance]:
-        """Runs in a worker thread: one DescribeInstances (paginated) for ``ids``."""
-        client = self._client()
+        """Runs in a worker thread: one DescribeInstances (every page) for ``ids``."""
+        pages = (
+            self._client()
+            .get_paginator("describe_instances")
+            .paginate(Filters=[{"Name": "instance-id", "Values": list(ids)}])
+        )
         found: dict[str, EC2Instance] = {}
-        kwargs: dict[str, Any] = {"Filters": [{"Name": "instance-id", "Values": list(ids)}]}
-        for _ in range(50):  # bounded: 100 ids never need more than a handful of pages
-            try:
-                page = client.describe_instances(**kwargs)
-            except Exception as exc:
-                raise call_failed(
-                    "ec2:DescribeInstances",
-                    exc,
-                    hint="check the server's EC2 permissions (ec2:DescribeInstances) and "
-                    "ec2DescribeInstancesRoleARN",
-                ) from None
-            for reservation in page.get("Reservations", []):
-                for instance in reservation.get("Instances", []):
-                    iid, dns = instance.get("InstanceId"), instance.get("PrivateDnsName")
-                    profile = (instance.get("IamInstanceProfile") or {}).get("Arn")
-                    if isinstance(iid, str):
-                        found[iid] = EC2Instance(
-                            iid,
-                            dns if isinstance(dns, str) else "",
-                            profile if isinstance(profile, str) else None,
-                        )
-            token = page.get("NextToken")
-            if not token:
-                break
-            kwargs["NextToken"] = token
+        try:
+            for page in itertools.islice(pages, MAX_PAGES):
+                for reservation in page.get("Reservations", []):
+                    for instance in reservation.get("Instances", []):
+                        iid, dns = instance.get("InstanceId"), instance.get("PrivateDnsName")
+                        profile = (instance.get("IamInstanceProfile") or {}).get("Arn")
+                        if isinstance(iid, str):
+                            found[iid] = EC2Instance(
+                                iid,
+                                dns if isinstance(dns, str) else "",
+                                profile if isinstance(profile, str) else None,
+                            )
+        except Exception as exc:
+            raise call_failed(
+                "ec2:DescribeInstances",
+                exc,
+                hint="check the server's EC2 permissions (ec2:DescribeInstances) and "
+                "ec2DescribeInstancesRoleARN",
+            ) from None
         return found
 
     async def close(self) -> None:

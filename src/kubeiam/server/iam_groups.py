@@ -25,10 +25,10 @@ another account never inherits those groups.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from kubeiam.arn import PrincipalKind, arn_key
 from kubeiam.aws.calls import AWSCallPool, TokenBucket, call_failed
@@ -107,27 +107,21 @@ class IAMGroupResolver:
 
     def _call(self, user_name: str) -> frozenset[str]:
         """Runs in a worker thread: every page of ListGroupsForUser, as lower-cased ARNs."""
-        client = self._client()
-        kwargs: dict[str, Any] = {"UserName": user_name}
+        pages = self._client().get_paginator("list_groups_for_user").paginate(UserName=user_name)
         arns: set[str] = set()
-        for _ in range(_MAX_PAGES):
-            try:
-                page = client.list_groups_for_user(**kwargs)
-            except Exception as exc:
-                raise call_failed(
-                    "iam:ListGroupsForUser",
-                    exc,
-                    hint="grant the server iam:ListGroupsForUser (or set iamGroupRoleARN to a "
-                    "role that has it)",
-                ) from None
-            for group in page.get("Groups", []):
-                arn = group.get("Arn")
-                if isinstance(arn, str):
-                    arns.add(arn_key(arn))
-            marker = page.get("Marker")
-            if not page.get("IsTruncated") or not marker:
-                break
-            kwargs["Marker"] = marker
+        try:
+            for page in itertools.islice(pages, _MAX_PAGES):
+                for group in page.get("Groups", []):
+                    arn = group.get("Arn")
+                    if isinstance(arn, str):
+                        arns.add(arn_key(arn))
+        except Exception as exc:
+            raise call_failed(
+                "iam:ListGroupsForUser",
+                exc,
+                hint="grant the server iam:ListGroupsForUser (or set iamGroupRoleARN to a "
+                "role that has it)",
+            ) from None
         return frozenset(arns)
 
     def _failed(self, reason: str) -> None:

@@ -23,6 +23,7 @@ from kubeiam.server.ec2 import EC2PrivateDNSResolver, InstanceRoleChecker
 from kubeiam.server.iam_groups import IAMGroupResolver
 from kubeiam.token.resolver import BoundedResolver
 from kubeiam.token.sts import STSClient
+from support.aws_calls import watch
 
 
 class RefusingExecutor(ThreadPoolExecutor):
@@ -32,22 +33,6 @@ class RefusingExecutor(ThreadPoolExecutor):
 
 def _refuse_default_executor() -> None:
     asyncio.get_running_loop().set_default_executor(RefusingExecutor(1))
-
-
-class ThreadNames:
-    def __init__(self, client: Any, method: str) -> None:
-        self._client = client
-        self._method = method
-        self.threads: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        call = getattr(self._client, name)
-
-        def wrapped(**kwargs: Any) -> Any:
-            self.threads.append(threading.current_thread().name)
-            return call(**kwargs)
-
-        return wrapped
 
 
 async def test_ec2_and_iam_calls_use_pools_of_their_own(local_aws: LocalAWS) -> None:
@@ -61,17 +46,17 @@ async def test_ec2_and_iam_calls_use_pools_of_their_own(local_aws: LocalAWS) -> 
     (instance,) = ec2.run_instances(
         ImageId="ami-12c6146b", MinCount=1, MaxCount=1, IamInstanceProfile={"Arn": profile}
     )["Instances"]
-    ec2_client = ThreadNames(ec2, "describe_instances")
-    iam_client = ThreadNames(iam, "get_instance_profile")
-    resolver = EC2PrivateDNSResolver(lambda: ec2_client)
-    checker = InstanceRoleChecker(resolver, lambda: iam_client)
+    ec2_calls = watch(ec2, "DescribeInstances")
+    iam_calls = watch(iam, "GetInstanceProfile")
+    resolver = EC2PrivateDNSResolver(lambda: ec2)
+    checker = InstanceRoleChecker(resolver, lambda: iam)
     assert await resolver(instance["InstanceId"]) == instance["PrivateDnsName"]
     role_arn = f"arn:aws:iam::{local_aws.account_id}:role/{name}"
     assert await checker(instance["InstanceId"], role_arn) is True
 
     user = iam.create_user(UserName=name)["User"]
-    groups_client = ThreadNames(iam, "list_groups_for_user")
-    groups = IAMGroupResolver(lambda: groups_client)
+    groups_calls = watch(iam, "ListGroupsForUser")
+    groups = IAMGroupResolver(lambda: iam)
     identity = identity_from_caller(
         arn=user["Arn"],
         account=local_aws.account_id,
@@ -82,8 +67,9 @@ async def test_ec2_and_iam_calls_use_pools_of_their_own(local_aws: LocalAWS) -> 
     assert await groups.lookup(identity) == frozenset()
     await resolver.close()
     await groups.close()
-    assert {t.split("_")[0] for t in ec2_client.threads + iam_client.threads} == {"kubeiam-ec2"}
-    assert {t.split("_")[0] for t in groups_client.threads} == {"kubeiam-iam"}
+    assert len(ec2_calls) == len(iam_calls) == len(groups_calls) == 1
+    assert {t.split("_")[0] for t in ec2_calls.threads + iam_calls.threads} == {"kubeiam-ec2"}
+    assert {t.split("_")[0] for t in groups_calls.threads} == {"kubeiam-iam"}
 
 
 async def test_sts_names_are_looked_up_on_the_resolvers_own_pool() -> None:

@@ -7,15 +7,14 @@ holds an answer, and the checker's (injected) clock is moved past the ttl.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from kubeiam.localaws.environment import LocalAWS
 from kubeiam.server.ec2 import DEFAULT_PROFILE_TTL, EC2PrivateDNSResolver, InstanceRoleChecker
+from support.aws_calls import watch
 
 TRUST = json.dumps(
     {
@@ -33,18 +32,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class CountingEC2:
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def describe_instances(self, **kwargs: Any) -> Mapping[str, Any]:
-        with self._lock:
-            self.calls += 1
-        return self._client.describe_instances(**kwargs)  # type: ignore[no-any-return]
 
 
 def _profile_with_role(iam: Any, name: str) -> tuple[str, str]:
@@ -78,10 +65,10 @@ def node(local_aws: LocalAWS) -> dict[str, Any]:
 
 def _checker(local_aws: LocalAWS, node: dict[str, Any], ttl: float) -> tuple[Any, ...]:
     clock = Clock()
-    ec2 = CountingEC2(node["ec2"])
+    ec2 = local_aws.boto3_client("ec2")
     resolver = EC2PrivateDNSResolver(lambda: ec2, clock=clock)
     checker = InstanceRoleChecker(resolver, lambda: node["iam"], ttl=ttl, clock=clock)
-    return clock, ec2, resolver, checker
+    return clock, watch(ec2, "DescribeInstances"), resolver, checker
 
 
 def _association(ec2: Any, instance_id: str) -> str:
@@ -98,7 +85,7 @@ async def test_a_changed_instance_profile_applies_after_the_ttl(
     clock, ec2, resolver, checker = _checker(local_aws, node, ttl=120)
     assert await resolver(node["id"]) == node["dns"]
     assert await checker(node["id"], node["role"]) is True
-    assert ec2.calls == 1  # the DNS lookup's answer served the check too
+    assert len(ec2) == 1  # the DNS lookup's answer served the check too
 
     association = _association(node["ec2"], node["id"])
     node["ec2"].disassociate_iam_instance_profile(AssociationId=association)
@@ -113,7 +100,7 @@ async def test_a_changed_instance_profile_applies_after_the_ttl(
     assert await checker(node["id"], node["role"]) is True
     clock.now += 1
     assert await checker(node["id"], node["role"]) is False
-    assert ec2.calls == 2
+    assert len(ec2) == 2
     if change == "replaced":
         assert await checker(node["id"], node["other_role"]) is True
 
@@ -125,9 +112,9 @@ async def test_the_private_dns_name_is_kept_longer_than_the_profile_link(
     assert await resolver(node["id"]) == node["dns"]
     clock.now += 3600
     assert await resolver(node["id"]) == node["dns"]
-    assert ec2.calls == 1
+    assert len(ec2) == 1
     assert await checker(node["id"], node["role"]) is True
-    assert ec2.calls == 2  # the check asked EC2 again; the name did not need to
+    assert len(ec2) == 2  # the check asked EC2 again; the name did not need to
 
 
 async def test_roles_removed_from_the_profile_apply_after_the_ttl(

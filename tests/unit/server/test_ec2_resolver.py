@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Mapping
+import socket
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 
 from kubeiam.aws.calls import TokenBucket
 from kubeiam.aws.sessions import client_factory, session_factory
 from kubeiam.errors import KubeIAMError, MappingDeniedError
 from kubeiam.localaws.environment import LocalAWS
 from kubeiam.server.ec2 import EC2PrivateDNSResolver
-
-
-class CountingClient:
-    """Wraps a real boto3 EC2 client (moto) and records each DescribeInstances call's ids."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.batches: list[list[str]] = []
-        self._lock = threading.Lock()
-
-    def describe_instances(self, **kwargs: Any) -> Mapping[str, Any]:
-        with self._lock:
-            self.batches.append(list(kwargs["Filters"][0]["Values"]))
-        return self._client.describe_instances(**kwargs)  # type: ignore[no-any-return]
+from support.aws_calls import watch
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +28,20 @@ def instances(local_aws: LocalAWS) -> dict[str, str]:
     return {i["InstanceId"]: i["PrivateDnsName"] for i in reservation["Instances"]}
 
 
-def resolver_for(
-    local_aws: LocalAWS, **kwargs: Any
-) -> tuple[EC2PrivateDNSResolver, CountingClient]:
-    client = CountingClient(local_aws.boto3_client("ec2"))
-    return EC2PrivateDNSResolver(lambda: client, **kwargs), client
+class Batches:
+    """The instance ids of each DescribeInstances call a real (moto) client sent."""
+
+    def __init__(self, client: Any) -> None:
+        self._calls = watch(client, "DescribeInstances")
+
+    @property
+    def batches(self) -> list[list[str]]:
+        return [list(p["Filters"][0]["Values"]) for p in self._calls.params]
+
+
+def resolver_for(local_aws: LocalAWS, **kwargs: Any) -> tuple[EC2PrivateDNSResolver, Batches]:
+    client = local_aws.boto3_client("ec2")
+    return EC2PrivateDNSResolver(lambda: client, **kwargs), Batches(client)
 
 
 async def test_resolves_private_dns_and_caches(
@@ -107,11 +104,19 @@ async def test_only_instance_ids_are_looked_up(local_aws: LocalAWS, session: str
 
 
 async def test_ec2_failure_is_an_error_for_every_waiter() -> None:
-    class Broken:
-        def describe_instances(self, **kwargs: Any) -> Mapping[str, Any]:
-            raise ConnectionError("no route")
-
-    resolver = EC2PrivateDNSResolver(Broken)
+    # A real client whose endpoint is a loopback port nothing listens on: connection refused.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = boto3.client(
+        "ec2",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id="AKIAEXAMPLEKEY000001",
+        aws_secret_access_key="not-a-secret",
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=2),
+    )
+    resolver = EC2PrivateDNSResolver(lambda: client)
     results = await asyncio.gather(
         resolver("i-0123456789abcdef0"), resolver("i-00000001"), return_exceptions=True
     )
