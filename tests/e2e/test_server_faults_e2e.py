@@ -26,13 +26,11 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import pytest
 from system import CLUSTER_ID, IamUser, System
 
-from kubeiam.token.encoding import encode_token
-from kubeiam.token.presign import presign_get_caller_identity
+from support.tokens import Creds, mint
 
 REVIEW_INTERVAL = 0.2
 #: How long kube-apiserver stays down.
@@ -82,20 +80,13 @@ class Reviewer:
 
 def review(system: System, user: IamUser) -> Review:
     """One TokenReview of a token `user` signs now, POSTed straight to the webhook."""
-    url = presign_get_caller_identity(
-        access_key_id=user.access_key_id,
-        secret_access_key=user.secret_access_key,
-        session_token=None,
-        region=system.aws.region,
-        host=system.aws.sts_host,
-        cluster_id=CLUSTER_ID,
-        now=datetime.now(UTC),
-    )
+    signer = Creds(user.access_key_id, user.secret_access_key)
+    token = mint(signer, cluster=CLUSTER_ID, region=system.aws.region, host=system.aws.sts_host)
     body = json.dumps(
         {
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "TokenReview",
-            "spec": {"token": encode_token(url)},
+            "spec": {"token": token},
         }
     ).encode()
     request = urllib.request.Request(
