@@ -135,7 +135,12 @@ def _cluster_name(kw: dict[str, Any]) -> str:
     return str(kw["cluster"] or kw["context"] or "current-context")
 
 
-@access_group.command("report")
+@access_group.command(
+    "report",
+    short_help="Every way into the cluster, with its rights and findings.",
+    epilog="Exit codes: 0 done; 1 --fail-on found such a finding (the report is still "
+    "written), or a read was refused or failed; 2 bad flag or file; 3 no AWS credentials.",
+)
 @source_options
 @click.option(
     "-o",
@@ -197,7 +202,9 @@ def _write(text: str, output_file: Path | None) -> None:
     say(f"wrote {output_file}")
 
 
-@access_group.command("who-can")
+@access_group.command(
+    "who-can", short_help="Which IAM principals can do VERB on RESOURCE, and how."
+)
 @click.argument("verb")
 @click.argument("resource")
 @click.option(
