@@ -27,9 +27,13 @@ def test_manifest_matches_the_watched_resource() -> None:
 
 
 def test_resource_class_is_built_lazily_and_cluster_scoped() -> None:
+    from lightkube.core.resource import GlobalResource, api_info
+
     from kubeiam.kube.resources import iam_identity_mapping
 
     res = iam_identity_mapping()
     assert res is iam_identity_mapping()
-    assert res._api_info.resource.group == CRD_GROUP
-    assert res._api_info.resource.kind == CRD_KIND
+    assert issubclass(res, GlobalResource)
+    resource = api_info(res).resource
+    assert (resource.group, resource.version) == (CRD_GROUP, CRD_VERSION)
+    assert (resource.kind, resource.plural) == (CRD_KIND, CRD_PLURAL)
