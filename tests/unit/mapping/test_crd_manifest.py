@@ -34,6 +34,6 @@ def test_resource_class_is_built_lazily_and_cluster_scoped() -> None:
     res = iam_identity_mapping()
     assert res is iam_identity_mapping()
     assert issubclass(res, GlobalResource)
-    resource = api_info(res).resource
-    assert (resource.group, resource.version) == (CRD_GROUP, CRD_VERSION)
-    assert (resource.kind, resource.plural) == (CRD_KIND, CRD_PLURAL)
+    info = api_info(res)
+    assert info.resource == (CRD_GROUP, CRD_VERSION, CRD_KIND)
+    assert info.plural == CRD_PLURAL
