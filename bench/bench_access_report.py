@@ -201,7 +201,7 @@ def one_report(config: Path) -> tuple[float, int, int, list[str]]:
     inputs = asyncio.run(
         collect(
             Where(server_config=config),
-            KubeStandIn(),
+            KubeStandIn,
             lambda: read_account_iam(clients),
             progress=progress,
         )

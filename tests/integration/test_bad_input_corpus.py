@@ -251,6 +251,14 @@ FILE_COMMANDS = {
         empty_ok=True,
     ),
     "whoami": FileCommand(("whoami", "--cluster", "demo", "--kubeconfig", "{F}"), needs_aws=True),
+    # Files are read before the cluster or AWS is asked anything (no kubeconfig exists here).
+    "access-report-server-config": FileCommand(
+        ("access", "report", "--server-config", "{F}", "--kubeconfig", "{T}/absent.kubeconfig")
+    ),
+    "access-report-file-json": FileCommand(
+        ("access", "report", "--file", "{F}", "--kubeconfig", "{T}/absent.kubeconfig"),
+        suffix=".json",
+    ),
 }
 
 

@@ -27,6 +27,7 @@ from kubeiam.access.sources import (
     plan_existing,
     plan_for_mode,
     plan_from_server_config,
+    read_local_files,
     read_rbac_objects,
     read_sources,
 )
@@ -85,26 +86,48 @@ def plan(where: Where) -> tuple[tuple[Step, ...], EntriesReader | None, list[str
 
 async def collect(
     where: Where,
-    kube_client: Any,
+    open_client: Callable[[], Any],
     read_iam: Callable[[], tuple[AccountIAM, Mapping[str, Sequence[datetime]]]],
     *,
     progress: Callable[[str], None] = lambda _: None,
 ) -> Inputs:
-    """Read IAM, the stores and RBAC at the same time; any failure is the command's error."""
-    steps, entries, notes = await asyncio.to_thread(plan, where)
+    """Read IAM, the stores and RBAC at the same time; any failure is the command's error.
 
+    Local files (``--server-config`` and the files it names, ``--file``) are read first, so a
+    bad file is refused before ``open_client`` (the Kubernetes client) or AWS is asked anything.
+    """
+    steps, entries, notes = await asyncio.to_thread(plan, where)
+    local = await asyncio.to_thread(read_local_files, steps)
+    client = open_client()
+    try:
+        return await _gather(steps, entries, notes, local, client, read_iam, progress)
+    finally:
+        close = getattr(client, "close", None)
+        if close is not None:
+            await close()
+
+
+async def _gather(
+    steps: Sequence[Step],
+    entries: EntriesReader | None,
+    notes: list[str],
+    local: Mapping[Step, SourceRows],
+    client: Any,
+    read_iam: Callable[[], tuple[AccountIAM, Mapping[str, Sequence[datetime]]]],
+    progress: Callable[[str], None],
+) -> Inputs:
     async def iam() -> tuple[AccountIAM, Mapping[str, Sequence[datetime]]]:
         found = await asyncio.to_thread(read_iam)
         progress(f"IAM read: {len(found[0].users)} users, {len(found[0].roles)} roles")
         return found
 
     async def stores() -> list[SourceRows]:
-        found = await read_sources(steps, kube_client, entries)
+        found = await read_sources(steps, client, entries, local)
         progress(f"mappings read: {sum(len(s.rows) for s in found)} rows")
         return found
 
     async def rbac() -> RBAC:
-        objects = await read_rbac_objects(kube_client)
+        objects = await read_rbac_objects(client)
         progress(f"RBAC read: {sum(len(v) for v in objects.values())} objects")
         return RBAC(
             objects["cluster_roles"],
@@ -115,7 +138,7 @@ async def collect(
 
     (account, keys), found, rbac_index = await asyncio.gather(iam(), stores(), rbac())
     sources, shadowed = drop_shadowed(found)
-    notes += [note for source in sources for note in source.notes] + shadowed
+    notes = notes + [note for source in sources for note in source.notes] + shadowed
     return Inputs(tuple(sources), account, rbac_index, keys, tuple(notes))
 
 

@@ -144,11 +144,30 @@ def plan_existing(file: Path | None) -> tuple[Step, ...]:
 # -- reading -----------------------------------------------------------------------------------
 
 
+def read_local_files(steps: Sequence[Step]) -> dict[Step, SourceRows]:
+    """The file steps' rows, read before anything is asked of a cluster or of AWS (a bad file is
+    refused at once, whatever the state of the cluster)."""
+    return {
+        step: read_file_rows(step.path, step.dynamic, step.strict)
+        for step in steps
+        if step.store is StoreStep.FILE and step.path is not None
+    }
+
+
 async def read_sources(
-    steps: Sequence[Step], client: Any, entries: EntriesReader | None = None
+    steps: Sequence[Step],
+    client: Any,
+    entries: EntriesReader | None = None,
+    already: Mapping[Step, SourceRows] | None = None,
 ) -> list[SourceRows]:
-    """Every step's rows, in order (stores that are optional and absent are left out)."""
-    found = await asyncio.gather(*(_read(step, client, entries) for step in steps))
+    """Every step's rows, in order (stores that are optional and absent are left out);
+    ``already``: steps read before (:func:`read_local_files`)."""
+    done = already or {}
+
+    async def one(step: Step) -> SourceRows | None:
+        return done[step] if step in done else await _read(step, client, entries)
+
+    found = await asyncio.gather(*(one(step) for step in steps))
     return [rows for rows in found if rows is not None]
 
 

@@ -114,18 +114,14 @@ def _gather(kw: dict[str, Any], progress: Callable[[str], None]) -> Inputs:
 
         entries = EntriesClient(clients.eks, kw["cluster"], iam=clients.iam)
     where = Where(kw["server_config"], kw["file"], entries, kw["cluster"] or "")
-    # No --kubeconfig: kubectl's defaults ($KUBECONFIG merged, ~/.kube/config, in-cluster).
-    client = make_async_client(kw["kubeconfig"], context=kw["context"], use_kubectl_defaults=True)
 
-    async def main() -> Inputs:
-        try:
-            return await collect(
-                where, client, lambda: read_account_iam(clients), progress=progress
-            )
-        finally:
-            await client.close()
+    def open_client() -> Any:
+        # No --kubeconfig: kubectl's defaults ($KUBECONFIG merged, ~/.kube/config, in-cluster).
+        return make_async_client(kw["kubeconfig"], context=kw["context"], use_kubectl_defaults=True)
 
-    inputs = asyncio.run(main())
+    inputs = asyncio.run(
+        collect(where, open_client, lambda: read_account_iam(clients), progress=progress)
+    )
     for note in inputs.notes:
         say(f"note: {note}")
     return inputs

@@ -90,3 +90,41 @@ def test_progress_only_on_a_terminal_after_a_moment(
     err = capsys.readouterr().err
     assert (f"kubeiam: IAM read: 3 users, 2 roles ({elapsed:.1f} s)" in err) is shown
     assert (err == "") is not shown
+
+
+@pytest.mark.parametrize(
+    ("flag", "name", "content", "wanted"),
+    [
+        ("--server-config", "server.yaml", "server: [1, 2\n", "server.yaml"),
+        ("--server-config", "server.yaml", "server:\n  backendMode: [Nope]\n", "Nope"),
+        ("--server-config", "absent.yaml", None, "no such file"),
+        ("--file", "mapping.json", '{"mapRoles": {"rolearn": "x"}}', "the server would refuse it"),
+        ("--file", "mapping.yaml", "server:\n  mapUsers: nope\n", "mapusers"),
+    ],
+    ids=[
+        "config-not-yaml",
+        "config-bad-backend",
+        "config-missing",
+        "dynamic-refused",
+        "yaml-refused",
+    ],
+)
+def test_a_bad_file_is_refused_before_the_cluster_or_aws(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flag: str,
+    name: str,
+    content: str | None,
+    wanted: str,
+) -> None:
+    """No kubeconfig and no AWS here: the file's own error is what the user sees."""
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    code, out, err = _run("access", "report", flag, str(path))
+    assert code == 2, err
+    assert out == ""
+    assert wanted in err
+    assert "kubeconfig" not in err
+    assert "Traceback" not in err
