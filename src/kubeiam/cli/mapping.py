@@ -546,7 +546,7 @@ def list_command(output: str, **kw: Any) -> None:
                     r["type"],
                     r["username"],
                     ",".join(r["groups"]),
-                    " ".join(_policy_text(p) for p in r["accessPolicies"]),
+                    " ".join(policy_text(p) for p in r["accessPolicies"]),
                 ]
                 for r in rows
             ],
@@ -563,7 +563,7 @@ def list_command(output: str, **kw: Any) -> None:
         sys.exit(1)
 
 
-def _policy_text(policy: dict[str, Any]) -> str:
+def policy_text(policy: dict[str, Any]) -> str:
     """``AmazonEKSViewPolicy`` or ``AmazonEKSEditPolicy:dev,test`` (the --access-policy form)."""
     name = str(policy["policyArn"]).rsplit("/", 1)[-1]
     namespaces = policy["accessScope"].get("namespaces") or []
@@ -623,8 +623,13 @@ def lint_command(output: str, no_nodes: bool, **kw: Any) -> None:
 @store_options
 @report_errors
 def explain_command(arn: str, session_name: str, output: str, **kw: Any) -> None:
-    """Which entry maps ARN and to what username and groups, or why nothing does."""
+    """Which entry maps ARN and to what username and groups, or why nothing does. For --store
+    access-entries: under the cluster's authentication mode, with the access policies."""
     from kubeiam.admin.editing.explain import Explanation, explain
+
+    if kw.get("store") == "access-entries":
+        _explain_in_cluster(arn, session_name, output, kw)
+        return
 
     async def body(store: MappingStore) -> tuple[Explanation, bool]:
         snapshot = await store.read()
@@ -643,6 +648,28 @@ def explain_command(arn: str, session_name: str, output: str, **kw: Any) -> None
     found, ok = _run_with_store(kw, body)
     print_explanation(found, output)
     if not found.matched or not ok:
+        sys.exit(1)
+
+
+def _explain_in_cluster(arn: str, session_name: str, output: str, kw: dict[str, Any]) -> None:
+    from kubeiam.admin.editing.access_entries_store import AccessEntriesStore
+    from kubeiam.admin.editing.cluster_explain import ClusterAnswer, explain_in_cluster
+    from kubeiam.cli.whoami import print_decision
+
+    async def body(store: MappingStore) -> ClusterAnswer:
+        assert isinstance(store, AccessEntriesStore)
+        return await explain_in_cluster(arn, store, None, session_name=session_name)
+
+    cluster = kw["cluster"]
+    answer = _run_with_store(kw, body)
+    if output == "json":
+        first = answer.explanations[0].to_json() if answer.explanations else {}
+        click.echo(json.dumps({**first, "eks": answer.decision.to_json()}, indent=2))
+    else:
+        for found in answer.explanations:
+            print_explanation(found, "text")
+        print_decision(cluster, answer.decision)
+    if not answer.decision.matched:
         sys.exit(1)
 
 

@@ -6,6 +6,12 @@ a ``--store``), the identity is explained against each store in the order the se
 them: aws-auth, then IAMIdentityMapping objects (when the CRD is installed), or the one store
 named. Nothing secret is printed: the access key id is used only to render ``{{AccessKeyID}}``.
 
+With ``--cluster`` naming an EKS cluster, the answer follows the cluster's authentication mode
+(:mod:`kubeiam.eks.modes`): its access entries (``API``, ``API_AND_CONFIG_MAP``, where an entry
+wins over an aws-auth row) and aws-auth (``CONFIG_MAP``, ``API_AND_CONFIG_MAP``), with the access
+policies that apply and which source decided. A cluster EKS does not know (a cluster kubeiam's
+own server serves) is explained from the kubeconfig's stores as before.
+
 For an IAM user, the caller's own IAM groups are listed (iam:ListGroupsForUser, with the same
 credentials) so ``mapGroups`` entries are explained as the server would match them; when that
 call is not allowed, explain lists the group entries that would match for a member instead.
@@ -104,6 +110,13 @@ def _context_for(kubeconfig: Path | None, cluster: str) -> str:
     )
 
 
+def _print_caller(me: dict[str, str], canonical_arn: str) -> None:
+    click.echo(f"ARN:           {me['Arn']}")
+    click.echo(f"Canonical ARN: {canonical_arn}")
+    click.echo(f"Account:       {me['Account']}")
+    click.echo(f"UserId:        {me['UserId']}")
+
+
 def identity_summary(
     me: dict[str, str],
     canonical_arn: str,
@@ -128,9 +141,85 @@ def identity_summary(
     return summary
 
 
+def print_decision(cluster: str, decision: Any) -> None:
+    """The EKS answer of whoami --cluster / mapping explain --store access-entries as text."""
+    from kubeiam.admin.editing.terminal import terminal_text
+    from kubeiam.cli.mapping import policy_text
+
+    source = decision.source.value if decision.source is not None else "nothing: no access"
+    lines = [
+        f"EKS cluster {cluster} (authentication mode {decision.mode.value}):",
+        f"  decided by: {source}",
+    ]
+    if decision.matched:
+        policies = [policy_text(p.to_json()) for p in decision.policies]
+        lines += [
+            f"  entry:    {decision.entry}",
+            f"  username: {decision.username}",
+            f"  groups:   {', '.join(decision.groups) if decision.groups else '(none)'}",
+            f"  access policies: {' '.join(policies) if policies else '(none)'}",
+        ]
+    lines += [f"  note: {note}" for note in decision.notes]
+    for line in lines:
+        click.echo(terminal_text(line))
+
+
+def _eks_answer(
+    cluster: str,
+    profile: str | None,
+    region: str | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    arn: str,
+    session: str,
+    iam_groups: frozenset[str] | None,
+) -> Any:
+    """The cluster's answer under its authentication mode, or None (with a note) when EKS does
+    not know the cluster or may not be asked: then the kubeconfig's stores are explained."""
+    from kubeiam.admin.editing.access_entries_store import AccessEntriesStore
+    from kubeiam.admin.editing.cluster_explain import explain_in_cluster
+    from kubeiam.cli.app import say
+    from kubeiam.cli.mapping import open_access_entries, open_store
+    from kubeiam.errors import AWSAdminError, NotFoundError
+
+    store = open_access_entries(cluster, region, profile)
+    assert isinstance(store, AccessEntriesStore)
+    try:
+        store.info()
+    except (NotFoundError, AWSAdminError, ConfigError) as exc:
+        # Not an EKS cluster (a cluster kubeiam's own server serves), no region, no permission
+        # for eks:DescribeCluster: the kubeconfig's stores are what can be explained.
+        say(f"note: {exc.message}; explaining the kubeconfig's mappings instead")
+        return None
+
+    def aws_auth() -> Any:
+        return open_store(
+            "aws-auth", kubeconfig, context or _context_for(kubeconfig, cluster), None
+        )
+
+    try:
+        return asyncio.run(
+            explain_in_cluster(arn, store, aws_auth, session_name=session, iam_groups=iam_groups)
+        )
+    except AWSAdminError as exc:
+        # "403": botocore names a refusal whose body it cannot parse by its HTTP status.
+        if exc.code not in ("AccessDenied", "AccessDeniedException", "403"):
+            raise
+        raise AWSAdminError(
+            exc.message.split(": <?xml", 1)[0],
+            hint="whoami reads the cluster's access entries with your own credentials: it "
+            "needs eks:ListAccessEntries, eks:DescribeAccessEntry and "
+            "eks:ListAssociatedAccessPolicies on the cluster; or an admin runs `kubeiam mapping "
+            f"explain {arn} --store access-entries --cluster {cluster}`",
+            code=exc.code,
+        ) from None
+
+
 @click.command("whoami")
 @click.option(
-    "--cluster", help="EKS cluster name: explain in the kubeconfig context whose cluster it is."
+    "--cluster",
+    help="EKS cluster name: explain as the cluster's authentication mode decides (access "
+    "entries, and aws-auth through the kubeconfig context whose cluster it is).",
 )
 @click.option(
     "--store",
@@ -149,7 +238,9 @@ def identity_summary(
 )
 @click.option("--context", help="kubeconfig context to explain in (default: its current).")
 @click.option("--profile", help="AWS profile (wins over access keys in the environment).")
-@click.option("--region", help="AWS region for STS (default: us-east-1 / the profile's).")
+@click.option(
+    "--region", help="AWS region for STS and EKS (default: us-east-1 / the profile's for STS)."
+)
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text")
 @report_errors
 def whoami_command(
@@ -177,11 +268,38 @@ def whoami_command(
         stores = ["file"]
     elif cluster is not None or context is not None:
         stores = ["aws-auth", "crd"]
-    if cluster is not None and context is None:
-        context = _context_for(kubeconfig, cluster)
     iam_groups: frozenset[str] | None = None
     if stores and principal.kind is PrincipalKind.USER:
         iam_groups = caller_iam_groups(profile, region, me["Arn"].rsplit("/", 1)[-1])
+    caller = principal.canonical_arn if session else me["Arn"]
+    if cluster is not None and store is None and file is None:
+        answer = _eks_answer(
+            cluster, profile, region, kubeconfig, context, caller, session, iam_groups
+        )
+        if answer is not None:
+            decision = answer.decision
+            summary = identity_summary(
+                me, principal.canonical_arn, session, iam_groups, list(answer.explanations)
+            )
+            summary["eks"] = decision.to_json()
+            summary.pop("username", None)
+            summary.pop("groups", None)
+            if decision.matched:
+                summary["username"] = decision.username
+                summary["groups"] = list(decision.groups)
+            if output == "json":
+                click.echo(json.dumps(summary, indent=2))
+            else:
+                _print_caller(me, principal.canonical_arn)
+                print_decision(cluster, decision)
+                if not decision.matched:
+                    for found in answer.explanations:
+                        print_explanation(found, "text")
+            if not decision.matched:
+                raise SystemExit(1)
+            return
+    if cluster is not None and context is None:
+        context = _context_for(kubeconfig, cluster)
 
     async def explain_all() -> list[Explanation]:
         found: list[Explanation] = []
@@ -203,7 +321,7 @@ def whoami_command(
             found.append(
                 explain(
                     snapshot.document.load().mappings,
-                    principal.canonical_arn if session else me["Arn"],
+                    caller,
                     backend=opened.backend,
                     target=opened.target,
                     session_name=session,
@@ -220,10 +338,7 @@ def whoami_command(
     if output == "json":
         click.echo(json.dumps(summary, indent=2))
     else:
-        click.echo(f"ARN:           {me['Arn']}")
-        click.echo(f"Canonical ARN: {principal.canonical_arn}")
-        click.echo(f"Account:       {me['Account']}")
-        click.echo(f"UserId:        {me['UserId']}")
+        _print_caller(me, principal.canonical_arn)
         for found in explanations:
             print_explanation(found, "text")
     if stores and matched is None:
