@@ -359,6 +359,9 @@ class STSClient:
                 headers={"User-Agent": f"kubeiam/{__version__}"},
                 # The URL is already in its final, encoded form: never re-quote it.
                 requote_redirect_url=False,
+                # STS sets no cookies a review needs: none is kept or sent (and none is
+                # matched against the jar on every call).
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
