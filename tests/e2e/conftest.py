@@ -22,6 +22,7 @@ from cluster.binaries import missing_prerequisite as find_missing_prerequisite
 from cluster.control_plane import ControlPlane, Webhook, free_port, start_control_plane
 from cluster.node import NodeError, NodeTools, node_tools
 from cluster.node import prepare as prepare_node
+from eks_standin import EksStandIns
 from system import (
     CLUSTER_ID,
     WEBHOOK_CACHE_TTL_SECONDS,
@@ -335,3 +336,15 @@ def system(
         yield the_system
     finally:
         server.stop()
+
+
+@pytest.fixture
+def eks_standin(system: System, tmp_path: Path) -> Iterator[EksStandIns]:
+    """EKS's side of authentication for a local EKS cluster (eks_standin.py):
+    `eks_standin.start(mode)` serves its access entries to kube-apiserver through a `kubeiam
+    server` on the system's port; at teardown the system's own server is back."""
+    standins = EksStandIns(system, tmp_path / "eks")
+    try:
+        yield standins
+    finally:
+        standins.close()

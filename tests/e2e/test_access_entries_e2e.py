@@ -1,0 +1,185 @@
+"""EKS access entries on the real kube-apiserver, served as EKS serves them (eks_standin.py).
+
+The stand-in renders the local EKS's access entries into the DynamicFile that `kubeiam server`
+reads before aws-auth (API_AND_CONFIG_MAP), or alone (API), and their access policies into RBAC
+with the permissions AWS documents. kubectl then shows, through kubeiam, what EKS would decide:
+the entry's username, the policy's permissions (cluster-wide or in its namespaces only), the
+entry winning over an aws-auth row for the same principal, aws-auth ignored in API mode, and an
+entry that stops matching once its role is deleted and recreated under the same ARN.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from eks_standin import EksStandIns
+from system import System, run_kubeiam, wait_for
+
+VIEW = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
+TEAM_NAMESPACE = "e2e-ae-team"
+
+
+def _can_i(system: System, kubeconfig: Path, *args: str) -> str:
+    """`kubectl auth can-i ...` as that user: "yes" or "no" (anything else fails the test)."""
+    done = system.kubectl(kubeconfig, "auth", "can-i", *args)
+    answer = done.stdout.strip()
+    assert answer in ("yes", "no"), f"kubectl auth can-i {' '.join(args)}: {done.stderr}"
+    return answer
+
+
+def _groups(info: dict[str, object]) -> set[str]:
+    groups = info.get("groups") or []
+    assert isinstance(groups, list)
+    return set(groups)
+
+
+def _store_env(system: System, workdir: Path) -> dict[str, str]:
+    """`kubeiam mapping --store access-entries` as the local AWS's administrator."""
+    admin = system.aws.admin
+    return {
+        **system.aws.client_env(),
+        "AWS_ACCESS_KEY_ID": admin.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": admin.secret_access_key,
+        "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
+        "KUBEIAM_STATE_DIR": str(workdir / "state"),
+    }
+
+
+def test_access_entries_decide_identity_and_permissions_as_eks_does(
+    system: System,
+    eks_standin: EksStandIns,
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+) -> None:
+    started = time.monotonic()
+    aws = system.aws
+    iam, eks = aws.boto3_client("iam"), aws.boto3_client("eks")
+    standin = eks_standin.start("API_AND_CONFIG_MAP")
+    cluster = standin.cluster
+    system.plane.kubectl("create", "namespace", TEAM_NAMESPACE)
+
+    # A user with AmazonEKSViewPolicy on the whole cluster, added with kubeiam's own store.
+    viewer = system.create_user("e2e-ae-viewer")
+    added = run_kubeiam(
+        "mapping",
+        "add-user",
+        viewer.arn,
+        "--username",
+        "ae-viewer",
+        "--access-policy",
+        "AmazonEKSViewPolicy",
+        "--store",
+        "access-entries",
+        "--cluster",
+        cluster,
+        env=_store_env(system, tmp_path),
+    )
+    assert added.returncode == 0, added.stderr
+    # The same policy scoped to one namespace (boto3, as any EKS client would).
+    scoped = system.create_user("e2e-ae-scoped")
+    eks.create_access_entry(clusterName=cluster, principalArn=scoped.arn, username="ae-scoped")
+    eks.associate_access_policy(
+        clusterName=cluster,
+        principalArn=scoped.arn,
+        policyArn=VIEW,
+        accessScope={"type": "namespace", "namespaces": [TEAM_NAMESPACE]},
+    )
+    # A principal in both sources: aws-auth would make it a cluster admin, its entry does not.
+    both = system.create_user("e2e-ae-both")
+    system.mapping("add-user", both.arn, "--username", "ae-configmap", "--group", "system:masters")
+    eks.create_access_entry(
+        clusterName=cluster,
+        principalArn=both.arn,
+        username="ae-entry",
+        kubernetesGroups=["e2e-ae-entry-group"],
+    )
+    # A principal only aws-auth knows.
+    legacy = system.create_user("e2e-ae-legacy")
+    system.mapping("add-user", legacy.arn, "--username", "ae-legacy", "--group", "e2e-ae-legacy")
+    # A role with an entry, assumed by a member who may assume it.
+    member = system.create_user("e2e-ae-member")
+    role_name = "e2e-ae-role"
+    account_root = f"arn:aws:iam::{aws.account_id}:root"
+    role_arn = aws.create_role(role_name, trusted=account_root, grant_to_user=member.name)
+    eks.create_access_entry(
+        clusterName=cluster,
+        principalArn=role_arn,
+        username="ae-role:{{SessionName}}",
+        kubernetesGroups=["e2e-ae-role-group"],
+    )
+    rendered = standin.sync()
+    assert {u["userarn"] for u in rendered.dynamic_file["mapUsers"]} >= {
+        viewer.arn,
+        scoped.arn,
+        both.arn,
+    }
+
+    # Fresh tokens per request: kube-apiserver's success cache must not answer for the server.
+    kubeconfigs = {
+        user.name: system.token_kubeconfig(user, cache=False)
+        for user in (viewer, scoped, both, legacy)
+    }
+    as_role = system.token_kubeconfig(
+        member, role=role_arn, session_name="alice", cache=False, label="e2e-ae-role-alice"
+    )
+
+    info = system.wait_authenticated(kubeconfigs[viewer.name])
+    assert info["username"] == "ae-viewer"
+    assert _groups(info) == {"system:authenticated"}
+    assert info["extra"]["canonicalArn"] == [viewer.arn]
+    assert _can_i(system, kubeconfigs[viewer.name], "list", "pods", "--all-namespaces") == "yes"
+    assert _can_i(system, kubeconfigs[viewer.name], "create", "deployments") == "no"
+    assert _can_i(system, kubeconfigs[viewer.name], "get", "secrets", "-n", "default") == "no"
+
+    assert system.wait_authenticated(kubeconfigs[scoped.name])["username"] == "ae-scoped"
+    team = _can_i(system, kubeconfigs[scoped.name], "list", "pods", "-n", TEAM_NAMESPACE)
+    assert team == "yes"
+    assert _can_i(system, kubeconfigs[scoped.name], "list", "pods", "-n", "default") == "no"
+    assert _can_i(system, kubeconfigs[scoped.name], "list", "pods", "--all-namespaces") == "no"
+
+    info = system.wait_authenticated(kubeconfigs[both.name])
+    assert info["username"] == "ae-entry"
+    assert _groups(info) == {"e2e-ae-entry-group", "system:authenticated"}
+    assert _can_i(system, kubeconfigs[both.name], "delete", "nodes") == "no"
+
+    assert system.wait_authenticated(kubeconfigs[legacy.name])["username"] == "ae-legacy"
+    info = system.wait_authenticated(as_role)
+    assert info["username"] == "ae-role:alice"
+    assert "e2e-ae-role-group" in _groups(info)
+
+    # The role is deleted and recreated under the same ARN: the entry keeps the old role's id.
+    iam.delete_role(RoleName=role_name)
+    assert aws.create_role(role_name, trusted=account_root, grant_to_user=member.name) == role_arn
+    standin.sync()
+    wait_for(
+        lambda: True if system.whoami(as_role) is None else None,
+        timeout=20,
+        what="the recreated role refused",
+    )
+    stale = [r for r in standin.read()[1] if r.principal_arn == role_arn]
+    assert len(stale) == 1
+    assert not stale[0].principal_current
+    # Made again (what AWS advises), the entry holds the new role's id and the session works.
+    eks.delete_access_entry(clusterName=cluster, principalArn=role_arn)
+    eks.create_access_entry(
+        clusterName=cluster,
+        principalArn=role_arn,
+        username="ae-role:{{SessionName}}",
+        kubernetesGroups=["e2e-ae-role-group"],
+    )
+    standin.sync()
+    assert system.wait_authenticated(as_role)["username"] == "ae-role:alice"
+
+    # API only: aws-auth is no longer read; entries keep working.
+    eks.update_cluster_config(name=cluster, accessConfig={"authenticationMode": "API"})
+    assert standin.sync().backends == ("DynamicFile",)
+    assert system.whoami(kubeconfigs[legacy.name]) is None
+    assert system.wait_authenticated(kubeconfigs[viewer.name])["username"] == "ae-viewer"
+    info = system.wait_authenticated(kubeconfigs[both.name])
+    assert info["username"] == "ae-entry"
+
+    # A figure, not a gate (speed goals live in bench/): printed at the end of `make e2e`.
+    record_property("measured: access entries e2e", f"{time.monotonic() - started:.1f} s")
