@@ -289,6 +289,16 @@ def test_eks_report_access_entry_wins_and_policies_count(
     assert who.returncode == 0, who.stderr
     assert eks_cluster.admin_role in who.stdout
     assert eks_cluster.member not in who.stdout
+    as_json = run_kubeiam(
+        "access", "who-can", "get", "pods", "--cluster", eks_cluster.name,
+        "--kubeconfig", str(kubeconfig), "-o", "json", env=env,
+    )  # fmt: skip
+    assert as_json.returncode == 0, as_json.stderr
+    answer = json.loads(as_json.stdout)
+    assert answer["schemaVersion"] == 1
+    assert answer["request"] == {"verb": "get", "resource": "pods", "namespace": None}
+    found = {(p["arn"], tuple(p["via"])) for p in answer["principals"]}
+    assert (eks_cluster.member, (eks_cluster.viewer_role,)) in found
 
 
 @pytest.mark.parametrize(
