@@ -78,7 +78,7 @@ def plan(where: Where) -> tuple[tuple[Step, ...], EntriesReader | None, list[str
             "(pass --region if it is one)"
         )
         return plan_existing(where.file), None, [note]
-    steps = plan_for_mode(str(info.mode.value))
+    steps = plan_for_mode(info.mode)
     if where.file is not None:
         steps = (*plan_existing(where.file)[:1], *steps)
     return steps, where.entries, [f"EKS authentication mode {info.mode.value}"]

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kubeiam.access.report import AccessPolicyAssociation, MappingRow, RowKind
 from kubeiam.access.rows import rows_from_entries
+from kubeiam.eks.access_policies import AuthenticationMode
+from kubeiam.eks.modes import reads_access_entries, reads_aws_auth
 from kubeiam.errors import ConfigError, KubeAPIError
 
 if TYPE_CHECKING:
@@ -125,13 +127,13 @@ def _beside(config: Path, target: Path) -> Path:
     return target if target.is_absolute() else config.parent / target
 
 
-def plan_for_mode(mode: str) -> tuple[Step, ...]:
-    """An EKS cluster's stores for its authentication mode (access entries win over aws-auth)."""
-    if mode == "API":
-        return (Step(StoreStep.ACCESS_ENTRIES),)
-    if mode == "API_AND_CONFIG_MAP":
-        return (Step(StoreStep.ACCESS_ENTRIES), Step(StoreStep.AWS_AUTH, optional=True))
-    return (Step(StoreStep.AWS_AUTH, optional=True),)
+def plan_for_mode(mode: AuthenticationMode) -> tuple[Step, ...]:
+    """An EKS cluster's stores for its authentication mode (:mod:`kubeiam.eks.modes`: access
+    entries first, since an entry wins over the principal's aws-auth row)."""
+    steps = [Step(StoreStep.ACCESS_ENTRIES)] if reads_access_entries(mode) else []
+    if reads_aws_auth(mode):
+        steps.append(Step(StoreStep.AWS_AUTH, optional=True))
+    return tuple(steps)
 
 
 def plan_existing(file: Path | None) -> tuple[Step, ...]:
@@ -251,7 +253,8 @@ def entry_rows(entries: Sequence[AccessEntry]) -> list[MappingRow]:
 def drop_shadowed(sources: Sequence[SourceRows]) -> tuple[list[SourceRows], list[str]]:
     """EKS's precedence: in ``API_AND_CONFIG_MAP`` a principal with an access entry gets that
     entry's identity and its aws-auth row is not used (AWS's "Set cluster authentication mode"
-    page), so such rows leave the report, each with a note. Other sources are left alone."""
+    page; :func:`kubeiam.eks.modes.decide` for one principal), so such rows leave the report,
+    each with a note. Other sources are left alone."""
     from kubeiam.access.iam_graph import principal_key
 
     entries = {

@@ -109,7 +109,7 @@ def test_missing_server_config(tmp_path: Path) -> None:
     ids=["api", "both-entries-first", "config-map"],
 )
 def test_eks_mode_decides_the_stores(mode: str, stores: list[StoreStep]) -> None:
-    assert [s.store for s in plan_for_mode(mode)] == stores
+    assert [s.store for s in plan_for_mode(AuthenticationMode(mode))] == stores
 
 
 def test_existing_stores_file_first_then_optional_cluster_stores(tmp_path: Path) -> None:
