@@ -357,3 +357,42 @@ def test_no_aws_credentials_exit_3(
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
     assert "kubeiam: error:" in done.stderr
+
+
+def test_credential_report_refused_is_a_note_not_a_failure(
+    kube: tuple[KubeStandIn, Path], aws_cli_env: dict[str, str], local_aws: LocalAWS
+) -> None:
+    """An auditor whose policy denies the credential report still gets the report; the one
+    check it feeds (old keys reaching cluster-admin) is said to be missing."""
+    _, kubeconfig = kube
+    iam = local_aws.boto3_client("iam")
+    name = f"auditor-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(
+        UserName=name,
+        PolicyName="audit",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "*", "Resource": "*"},
+                    {
+                        "Effect": "Deny",
+                        "Action": ["iam:GenerateCredentialReport", "iam:GetCredentialReport"],
+                        "Resource": "*",
+                    },
+                ],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    env = {
+        **aws_cli_env,
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+    }
+    done = run_kubeiam("access", "report", "--kubeconfig", str(kubeconfig), "-o", "json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["schemaVersion"] == 1
+    assert "access-key ages not read (AccessDenied on the credential report)" in done.stderr
+    assert key["SecretAccessKey"] not in done.stderr

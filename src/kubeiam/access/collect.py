@@ -87,7 +87,7 @@ def plan(where: Where) -> tuple[tuple[Step, ...], EntriesReader | None, list[str
 async def collect(
     where: Where,
     open_client: Callable[[], Any],
-    read_iam: Callable[[], tuple[AccountIAM, Mapping[str, Sequence[datetime]]]],
+    read_iam: Callable[[], IAMRead],
     *,
     progress: Callable[[str], None] = lambda _: None,
 ) -> Inputs:
@@ -113,12 +113,12 @@ async def _gather(
     notes: list[str],
     local: Mapping[Step, SourceRows],
     client: Any,
-    read_iam: Callable[[], tuple[AccountIAM, Mapping[str, Sequence[datetime]]]],
+    read_iam: Callable[[], IAMRead],
     progress: Callable[[str], None],
 ) -> Inputs:
-    async def iam() -> tuple[AccountIAM, Mapping[str, Sequence[datetime]]]:
+    async def iam() -> IAMRead:
         found = await asyncio.to_thread(read_iam)
-        progress(f"IAM read: {len(found[0].users)} users, {len(found[0].roles)} roles")
+        progress(f"IAM read: {len(found.account.users)} users, {len(found.account.roles)} roles")
         return found
 
     async def stores() -> list[SourceRows]:
@@ -136,22 +136,47 @@ async def _gather(
             objects["role_bindings"],
         )
 
-    (account, keys), found, rbac_index = await asyncio.gather(iam(), stores(), rbac())
+    read, found, rbac_index = await asyncio.gather(iam(), stores(), rbac())
     sources, shadowed = drop_shadowed(found)
-    notes = notes + [note for source in sources for note in source.notes] + shadowed
-    return Inputs(tuple(sources), account, rbac_index, keys, tuple(notes))
+    notes = notes + list(read.notes) + [n for s in sources for n in s.notes] + shadowed
+    return Inputs(tuple(sources), read.account, rbac_index, read.key_ages, tuple(notes))
 
 
-def read_account_iam(
-    clients: Any, *, key_ages: bool = True
-) -> tuple[AccountIAM, Mapping[str, Sequence[datetime]]]:
+@dataclass(frozen=True, slots=True)
+class IAMRead:
+    account: AccountIAM
+    #: User ARN -> creation times of its active access keys; empty when not readable.
+    key_ages: Mapping[str, Sequence[datetime]]
+    notes: tuple[str, ...] = ()
+
+
+#: Refusals of the credential report that leave the rest of the report standing.
+_REFUSED = frozenset({"AccessDenied", "AccessDeniedException"})
+
+
+def read_account_iam(clients: Any, *, key_ages: bool = True) -> IAMRead:
     """The account of the caller's credentials (``clients``: :class:`kubeiam.aws.clients.
-    AWSClients`), and its users' active access-key ages."""
+    AWSClients`) and its users' active access-key ages. Without the authorization details there
+    is no report (an error); without the credential report only the old-key finding is missing,
+    which the notes say rather than the report pretending no key is old."""
     from kubeiam.access.iam_reader import read_access_key_ages, read_account
     from kubeiam.aws.clients import translate_errors
+    from kubeiam.errors import AWSAdminError
 
     with translate_errors("sts:GetCallerIdentity"):
         account_id = str(clients.sts.get_caller_identity()["Account"])
     account = read_account(clients.iam, account_id=account_id)
-    ages = read_access_key_ages(clients.iam) if key_ages else {}
-    return account, ages
+    if not key_ages:
+        return IAMRead(account, {})
+    try:
+        ages = read_access_key_ages(clients.iam)
+    except AWSAdminError as exc:
+        if exc.code not in _REFUSED:
+            raise
+        note = (
+            f"access-key ages not read ({exc.code} on the credential report): old keys reaching "
+            "cluster-admin are not checked (allow iam:GenerateCredentialReport and "
+            "iam:GetCredentialReport)"
+        )
+        return IAMRead(account, {}, (note,))
+    return IAMRead(account, ages)
