@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "iam": ("kubeiam.cli.iam", "iam_group", False),
     "whoami": ("kubeiam.cli.whoami", "whoami_command", False),
     "access": ("kubeiam.cli.access", "access_group", False),
+    "migrate": ("kubeiam.cli.migrate", "migrate_group", False),
     "localaws": ("kubeiam.cli.localaws", "localaws_command", True),
 }
 
@@ -38,6 +39,7 @@ SHORT_HELP: dict[str, str] = {
     "iam": "Onboard IAM users; give IAM groups access through a role.",
     "whoami": "Show your AWS identity and what it maps to in a cluster.",
     "access": "Report who can get into the cluster, as whom, and do what.",
+    "migrate": "Plan the move of an EKS cluster from aws-auth to access entries.",
     "localaws": "Developer tool: run the local AWS environment (moto + STS front).",
 }
 
