@@ -27,6 +27,8 @@ ROW_GAP = 12
 TOP = 60
 #: Longest label drawn in a node; the full text is in its tooltip and search text.
 LABEL_CHARS = 38
+#: The finding code of a mapping whose principal does not exist (report.py).
+DANGLING = "dangling-mapping"
 
 
 @dataclass(slots=True)
@@ -105,11 +107,28 @@ def _build(report: Report) -> _Picture:
             picture.mark(key, severity, words)
         for a, b in itertools.pairwise(chain):
             picture.edge(a, b, severity)
+    _dangling(report, picture)
     rows = [0] * len(COLUMNS)
     for node in picture.nodes.values():
         node.row = rows[node.column]
         rows[node.column] += 1
     return picture
+
+
+def _dangling(report: Report, picture: _Picture) -> None:
+    """A mapping whose principal does not exist has no way in yet: drawn as "nobody (yet)" ->
+    the mapping, in the finding's colour, so the picture shows the name waiting to be taken."""
+    for finding in report.findings:
+        if finding.code != DANGLING:
+            continue
+        for arn in finding.arns:
+            start = picture.node(
+                0, f"dangling|{arn}", "nobody yet: does not exist", finding.message
+            )
+            mapped = picture.node(2, f"dangling-mapping|{arn}", _short(arn), finding.message)
+            for key in (start, mapped):
+                picture.mark(key, finding.severity, [arn, finding.message])
+            picture.edge(start, mapped, finding.severity)
 
 
 def _short(arn: str) -> str:

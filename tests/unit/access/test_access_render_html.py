@@ -101,3 +101,22 @@ def test_embedded_json_is_the_report_and_escapes_script_ends() -> None:
 
 def test_output_is_deterministic() -> None:
     assert render_html(_report()) == render_html(_report())
+
+
+def test_a_dangling_mapping_is_drawn_waiting_for_its_principal() -> None:
+    iam = account(user("someone"))
+    gone = arn("role", "deleted-admin")
+    rows = [MappingRow("aws-auth", RowKind.ROLE, gone, "admin", ("system:masters",))]
+    report = build_report("demo", rows, IAMGraph(iam), RBAC(), now=NOW)
+    parsed = _parse(render_html(report))
+    nodes = {
+        str(a["data-key"]): a for t, a in parsed.elements if t == "g" and "node" in str(a["class"])
+    }
+    start, mapped = nodes[f"0:dangling|{gone}"], nodes[f"2:dangling-mapping|{gone}"]
+    assert "sev-medium" in str(start["class"])
+    assert "sev-medium" in str(mapped["class"])
+    assert "deleted-admin" in str(mapped["data-search"])
+    edges = [a for t, a in parsed.elements if t == "path"]
+    assert [(e["data-from"], e["data-to"]) for e in edges] == [
+        (f"0:dangling|{gone}", f"2:dangling-mapping|{gone}")
+    ]
