@@ -34,6 +34,7 @@ from kubeiam.mapping.model import (
     GROUPS,
     INVALID_ENTRY,
     ROLES,
+    SECTIONS,
     USERS,
     EntryCache,
     LoadIssue,
@@ -53,7 +54,6 @@ from kubeiam.mapping.model import (
 
 AWS_AUTH_NAME = "aws-auth"
 AWS_AUTH_NAMESPACE = "kube-system"
-SECTIONS = (ROLES, USERS, ACCOUNTS, GROUPS)
 
 #: Section texts the reference treats as "nothing here".
 _EMPTY_TEXTS = frozenset({"", "``", '""', "''"})
@@ -119,22 +119,12 @@ def load_parsed(
     cache: EntryCache | None = None,
 ) -> LoadResult:
     """Validate and index sections already parsed by :func:`parse_section` (their issues first)."""
-    issues = [issue for name in SECTIONS for issue in sections.get(name, ([], []))[1]]
-
-    def entries(name: str) -> list[RawEntry]:
-        return sections.get(name, ([], []))[0]
-
-    result = load_entries(
-        entries(ROLES),
-        entries(USERS),
-        entries(ACCOUNTS),
-        entries(GROUPS),
+    return load_entries(
+        *(sections.get(name, ([], []))[0] for name in SECTIONS),
         match_by_user_id=match_by_user_id,
         cache=cache,
+        earlier=[issue for name in SECTIONS for issue in sections.get(name, ([], []))[1]],
     )
-    if issues:
-        result = LoadResult(result.mappings, tuple(issues) + result.issues)
-    return result
 
 
 # --------------------------------------------------------------------------------------------

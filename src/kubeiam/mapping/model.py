@@ -86,6 +86,8 @@ ROLES = "mapRoles"
 USERS = "mapUsers"
 ACCOUNTS = "mapAccounts"
 GROUPS = "mapGroups"
+#: The sections in the order the server reads them (and :func:`load_entries` takes them).
+SECTIONS = (ROLES, USERS, ACCOUNTS, GROUPS)
 
 #: Permission set names as IAM Identity Center allows them.
 _PERMISSION_SET_NAME = re.compile(r"[\w+=,.@-]{1,32}", re.ASCII)
@@ -1011,13 +1013,15 @@ def load_entries(
     *,
     match_by_user_id: bool = False,
     cache: EntryCache | None = None,
+    earlier: Sequence[LoadIssue] = (),
 ) -> LoadResult:
     """Validate and index raw entries (dicts as read from YAML/JSON, with their locations).
 
     Invalid entries are left out with a ``SKIPPED`` issue; duplicates and conflicts are reported
     as described in the module docstring. Never raises for entry problems: callers decide with
     :meth:`LoadResult.raise_for_issues` or :attr:`LoadResult.ok`. ``cache``: see
-    :data:`EntryCache` (the result is the same with or without it).
+    :data:`EntryCache` (the result is the same with or without it). ``earlier``: issues the
+    caller found while reading the sections, listed before the entries' own.
     """
     builder = _Builder(match_by_user_id)
     for section, raws in ((ROLES, roles), (USERS, users), (ACCOUNTS, accounts), (GROUPS, groups)):
@@ -1031,7 +1035,10 @@ def load_entries(
             for w in warnings:
                 builder.issue(Severity.WARNING, location, w.message, w.code)
             builder.add(entry, location)
-    return builder.result()
+    result = builder.result()
+    if earlier:
+        return LoadResult(result.mappings, tuple(earlier) + result.issues)
+    return result
 
 
 def load_sections(
@@ -1051,7 +1058,7 @@ def load_sections(
     issues: list[LoadIssue] = []
     spelled: dict[str, str] = {}
     for name, value in sections.items():
-        canonical = {s.lower(): s for s in (ROLES, USERS, ACCOUNTS, GROUPS)}.get(str(name).lower())
+        canonical = {s.lower(): s for s in SECTIONS}.get(str(name).lower())
         if canonical is None:
             continue
         if canonical in spelled:
@@ -1072,17 +1079,12 @@ def load_sections(
             continue
         found[canonical] = value
 
-    def raw(section: str) -> list[RawEntry]:
-        return [(v, Location(prefix + section, i)) for i, v in enumerate(found.get(section, ()))]
-
-    result = load_entries(
-        raw(ROLES),
-        raw(USERS),
-        raw(ACCOUNTS),
-        raw(GROUPS),
+    return load_entries(
+        *(
+            [(v, Location(prefix + section, i)) for i, v in enumerate(found.get(section, ()))]
+            for section in SECTIONS
+        ),
         match_by_user_id=match_by_user_id,
         cache=cache,
+        earlier=issues,
     )
-    if issues:
-        return LoadResult(result.mappings, tuple(issues) + result.issues)
-    return result
