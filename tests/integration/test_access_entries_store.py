@@ -400,8 +400,16 @@ def test_lint_and_explain(cluster: Cluster) -> None:
     arn = cluster.role(path="/team/")
     cluster.ok("add-role", arn, "--username", "dev:{{SessionName}}", "--group", "devs",
                "--access-policy", "AmazonEKSViewPolicy")  # fmt: skip
-    lint = cluster.ok("lint")
+    bare = cluster.user()
+    cluster.eks.create_access_entry(clusterName=cluster.name, principalArn=bare)
+    lint = cluster.ok("lint")  # warnings only: exit 0
     assert "role-path" not in lint.stdout  # access entries name roles with their path
+    assert "system-masters" not in lint.stdout
+    assert "[cluster-admin-policy]" in lint.stdout  # the creator's bootstrap entry
+    assert "[grants-nothing] access entry" in lint.stdout
+    assert bare in next(line for line in lint.stdout.splitlines() if "grants-nothing" in line)
+    codes = {f["code"] for f in json.loads(cluster.ok("lint", "-o", "json").stdout)}
+    assert codes == {"cluster-admin-policy", "grants-nothing"}
     name = arn.rsplit("/", 1)[1]
     session = f"arn:aws:sts::123456789012:assumed-role/{name}/alice"
     done = cluster.ok("explain", session, "-o", "json")

@@ -597,9 +597,19 @@ def lint_command(output: str, no_nodes: bool, **kw: Any) -> None:
     from kubeiam.admin.editing.lint import Finding, Level, lint
 
     async def body(store: MappingStore) -> list[Finding]:
+        from kubeiam.admin.editing.access_entries_document import (
+            AccessEntriesMappings,
+            lint_entries,
+        )
+
         snapshot = await store.read()
         nodes = None if no_nodes else await store.count_nodes()
-        return lint(snapshot.document.load(), backend=store.backend, node_count=nodes)
+        found = lint(snapshot.document.load(), backend=store.backend, node_count=nodes)
+        if isinstance(snapshot.document, AccessEntriesMappings):
+            # An entry's cluster-admin comes from a policy, not system:masters: said there.
+            found = [f for f in found if f.code != "system-masters"]
+            found += lint_entries(snapshot.document)
+        return found
 
     findings = _run_with_store(kw, body)
     errors = sum(1 for f in findings if f.level is Level.ERROR)

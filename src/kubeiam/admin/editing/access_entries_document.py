@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeiam.admin.editing.document import check_role_or_user
+from kubeiam.admin.editing.lint import Finding, Level
 from kubeiam.arn import arn_key, canonicalize_mapping_arn
 from kubeiam.eks.access_entries import (
     NODE_GROUPS,
@@ -28,9 +29,11 @@ from kubeiam.eks.access_entries import (
     PolicyGrant,
     check_groups,
     check_username,
+    cluster_only,
     default_username,
     merge_policies,
 )
+from kubeiam.eks.access_policies import ACCESS_POLICIES
 from kubeiam.errors import ConfigError, MappingError
 from kubeiam.mapping.aws_auth import Change
 from kubeiam.mapping.model import LoadResult, Location, MappingSet, RoleMapping, UserMapping
@@ -288,3 +291,74 @@ def entries_from_state(state: Any) -> list[AccessEntry]:
         return [AccessEntry.from_json(item) for item in state]
     except MappingError as exc:
         raise ConfigError(f"this backup does not hold access entries: {exc.message}") from None
+
+
+def lint_entries(document: AccessEntriesMappings) -> list[Finding]:
+    """What `kubeiam mapping lint` adds for access entries (the mapping-model checks run too;
+    their ``system-masters`` finding is replaced by ``cluster-admin-policy`` here, since an entry
+    gets cluster-admin from a policy, never from the group)."""
+    findings: list[Finding] = []
+    admins = 0
+    for index, entry in enumerate(document.ordered()):
+        where = f"{_SECTION} [{index}] {entry.principal_arn}"
+        if entry.is_cluster_admin:
+            admins += 1
+            findings.append(
+                Finding(
+                    Level.WARNING,
+                    CLUSTER_ADMIN_POLICY_CODE,
+                    where,
+                    "AmazonEKSClusterAdminPolicy on the cluster: full cluster-admin that no RBAC "
+                    "rule can restrict; prefer a narrower policy or a namespace scope",
+                )
+            )
+        if entry.entry_type == STANDARD and not entry.groups and not entry.policies:
+            findings.append(
+                Finding(
+                    Level.WARNING,
+                    GRANTS_NOTHING,
+                    where,
+                    "no groups and no access policies: the principal can authenticate but is "
+                    "allowed nothing beyond what every authenticated user gets",
+                )
+            )
+        for grant in entry.policies:
+            if grant.name not in ACCESS_POLICIES:
+                findings.append(
+                    Finding(
+                        Level.WARNING,
+                        UNKNOWN_POLICY,
+                        where,
+                        f"access policy {grant.policy_arn} is not one kubeiam knows: what it "
+                        "permits is not checked (newer than this kubeiam?)",
+                    )
+                )
+            elif grant.namespaces and cluster_only(grant.name):
+                findings.append(
+                    Finding(
+                        Level.WARNING,
+                        NAMESPACE_SCOPE_NO_EFFECT,
+                        where,
+                        f"{grant.name} is a cluster-wide policy: scoped to namespaces "
+                        f"{', '.join(grant.namespaces)} it grants nothing of what it is for",
+                    )
+                )
+    if document.entries and not admins:
+        findings.append(
+            Finding(
+                Level.WARNING,
+                NO_CLUSTER_ADMIN,
+                "",
+                "no access entry has AmazonEKSClusterAdminPolicy on the cluster: in mode API "
+                "nobody (not even the cluster creator) could repair RBAC through the API",
+            )
+        )
+    return findings
+
+
+#: The lint codes of access entries.
+CLUSTER_ADMIN_POLICY_CODE = "cluster-admin-policy"
+GRANTS_NOTHING = "grants-nothing"
+UNKNOWN_POLICY = "unknown-policy"
+NAMESPACE_SCOPE_NO_EFFECT = "namespace-scope-no-effect"
+NO_CLUSTER_ADMIN = "no-cluster-admin"
