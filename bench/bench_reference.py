@@ -82,6 +82,8 @@ from tests.e2e.netns import (  # noqa: E402
     network_namespace,
     start_localaws_inside,
 )
+from tests.support.tokens import Creds  # noqa: E402
+from tests.support.tokens import mint as mint_token  # noqa: E402
 
 # bench/ is sys.path[0] when this runs as a script: the load generator and the process timer
 # are bench_server.py's and bench_token.py's.
@@ -89,9 +91,6 @@ import bench_server  # noqa: E402
 import bench_token  # noqa: E402
 import go_loadgen  # noqa: E402
 from kubeiam.localaws.certificates import sts_host_names  # noqa: E402
-from kubeiam.partitions import sts_host_for_region  # noqa: E402
-from kubeiam.token.encoding import encode_token  # noqa: E402
-from kubeiam.token.presign import presign_get_caller_identity  # noqa: E402
 
 KUBEIAM = ROOT / ".venv" / "bin" / "kubeiam"
 CONCURRENCY = 16
@@ -226,16 +225,7 @@ def create_signers(aws: LocalAWSInside, users: list[str]) -> list[Keys]:
 
 def mint(keys: Keys, now: datetime) -> str:
     """A token signed at `now` for bench_server's cluster (the presigner kubeiam token uses)."""
-    url = presign_get_caller_identity(
-        access_key_id=keys[0],
-        secret_access_key=keys[1],
-        session_token=keys[2],
-        region="us-east-1",
-        host=sts_host_for_region("us-east-1"),
-        cluster_id=bench_server.CLUSTER,
-        now=now,
-    )
-    return encode_token(url)
+    return mint_token(Creds(*keys), cluster=bench_server.CLUSTER, now=now)
 
 
 #: IAM users signing the benchmark's tokens, each also through a role session: 16 signers, so
