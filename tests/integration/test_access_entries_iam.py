@@ -77,3 +77,37 @@ def test_iam_workflow_with_a_policy_but_no_access_entries_store(
     )  # fmt: skip
     assert done.returncode == 2
     assert "--access-policy is for --store access-entries" in one_error(done)
+
+
+def test_offboard_and_delete_remove_the_entries(cluster: Cluster, tmp_path: Path) -> None:
+    """The removals undo both workflows on an API-mode cluster: the entries go with the IAM
+    user and role."""
+    user, role = unique("dev"), unique("ops")
+    where = ["--cluster", cluster.name, "--store", "access-entries"]
+    for args in (
+        ["onboard-user", user, "--group", "devs",
+         "--credentials-file", str(tmp_path / "credentials")],
+        ["create-access-role", role, "--group", "ops", "--access-policy", "AmazonEKSViewPolicy"],
+    ):  # fmt: skip
+        done = run_kubeiam("iam", *args, *where, env=cluster.env)
+        assert done.returncode == 0, done.stderr
+    before = cluster.entries()
+    assert cluster.aws.user_arn(user) in before
+    for args in (
+        ["offboard-user", user, "--credentials-file", str(tmp_path / "credentials")],
+        ["delete-access-role", role],
+    ):
+        done = run_kubeiam("iam", *args, *where, env=cluster.env)
+        assert done.returncode == 0, done.stderr
+    after = cluster.entries()
+    assert cluster.aws.user_arn(user) not in after
+    assert not [arn for arn in after if arn.endswith(f"/{role}")]
+    assert len(after) == len(before) - 2  # the creator's admin entry stays
+
+
+def test_a_removal_without_cluster_says_so(cluster: Cluster) -> None:
+    done = run_kubeiam(
+        "iam", "offboard-user", unique("dev"), "--store", "access-entries", env=cluster.env
+    )
+    assert done.returncode == 2
+    assert "needs --cluster NAME" in one_error(done)

@@ -68,7 +68,7 @@ def _mapping(mapping_file: Path | None) -> MappingWriter | None:
             store,
             None,
             None,
-            cluster=params.get("cluster"),
+            cluster=params.get("cluster") or meta.get("kubeiam.cluster"),
             region=params.get("region"),
             profile=params.get("profile"),
             policies=policies,
@@ -184,6 +184,14 @@ access_policy_option = click.option(
     callback=_remember,
     help="EKS access policy of the access entry (--store access-entries; short name or ARN, "
     "namespaces after ':' for a namespace scope; repeatable).",
+)
+
+#: --cluster, for the removals: which EKS cluster's access entries --store access-entries edits.
+removal_cluster_option = click.option(
+    "--cluster",
+    expose_value=False,
+    callback=_remember,
+    help="EKS cluster name, for --store access-entries (whose entry to remove).",
 )
 
 #: --cluster and --group, for the commands that create a mapping.
@@ -318,6 +326,7 @@ def onboard_user_command(
 @click.option("--credentials-profile", help="Local profile to remove if it holds NAME's key.")
 @credentials_file_option
 @mapping_location_options
+@removal_cluster_option
 @force_option
 @ignore_not_found_option
 @aws_options
@@ -449,6 +458,7 @@ iam_group.command(
 @click.argument("name")
 @click.option("--iam-group", help="IAM group (default: read from the role's tags).")
 @mapping_location_options
+@removal_cluster_option
 @force_option
 @ignore_not_found_option
 @aws_options
