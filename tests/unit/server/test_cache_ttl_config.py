@@ -96,7 +96,7 @@ def test_server_flags_parse_into_the_config(
     from kubeiam.cli.app import cli
 
     seen: list[ServerConfig] = []
-    monkeypatch.setattr(run_module, "run", seen.append)
+    monkeypatch.setattr(run_module, "run", lambda config, **_: seen.append(config))
     # The command installs its log handler on the root logger: keep pytest's.
     monkeypatch.setattr(logwriter_module, "configure_logging", lambda *a, **k: None)
     result = CliRunner().invoke(cli, ["server", "-i", "c", flag, value])
