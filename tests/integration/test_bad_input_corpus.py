@@ -251,6 +251,9 @@ FILE_COMMANDS = {
         empty_ok=True,
     ),
     "whoami": FileCommand(("whoami", "--cluster", "demo", "--kubeconfig", "{F}"), needs_aws=True),
+    "migrate-plan": FileCommand(
+        ("migrate", "plan", "--cluster", "demo", "--aws-auth-file", "{F}"), needs_aws=True
+    ),
     # Files are read before the cluster or AWS is asked anything (no kubeconfig exists here).
     "access-report-server-config": FileCommand(
         ("access", "report", "--server-config", "{F}", "--kubeconfig", "{T}/absent.kubeconfig")

@@ -73,12 +73,14 @@ def plan_command(
 
     if aws_auth_file is not None and (kubeconfig is not None or context is not None):
         raise ConfigError("--aws-auth-file replaces --kubeconfig/--context: pass one or the other")
+    # A file is read before AWS or the cluster is asked anything: bad input fails at once.
+    from_file = _aws_auth_from_file(aws_auth_file) if aws_auth_file is not None else None
     clients = AWSClients(profile=profile, region=region)
     entries = EntriesClient(clients.eks, cluster, iam=clients.iam)
     info = entries.describe_cluster()
     existing = entries.read_entries() if info.mode is not AuthenticationMode.CONFIG_MAP else []
-    if aws_auth_file is not None:
-        data, bindings = _aws_auth_from_file(aws_auth_file), None
+    if from_file is not None:
+        data, bindings = from_file, None
     else:
         data, bindings = _from_cluster(cluster, kubeconfig, context)
     principals = _principals(clients.iam)
@@ -97,15 +99,12 @@ def plan_command(
 
 def _aws_auth_from_file(path: Path) -> dict[str, str]:
     """aws-auth's ``data`` from a ConfigMap file (or a bare data mapping)."""
-    import yaml
-
+    from kubeiam.documents import load_document
     from kubeiam.fileio import read_document_text
 
     text = read_document_text(path) or ""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not YAML or JSON: {str(exc).splitlines()[0]}") from None
+    # kubeiam's own loader: bounded depth and sizes, duplicate keys refused, no Python objects.
+    raw = load_document(text, source=str(path), json_format=path.suffix.lower() == ".json")
     if isinstance(raw, dict) and raw.get("kind") == "ConfigMap":
         raw = raw.get("data") or {}
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):

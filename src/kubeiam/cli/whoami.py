@@ -30,7 +30,7 @@ from typing import Any
 import click
 
 from kubeiam.cli.app import report_errors
-from kubeiam.errors import ConfigError, KubeAPIError
+from kubeiam.errors import ConfigError, KubeAPIError, KubeIAMError
 
 #: Where GetCallerIdentity goes when neither --region, the environment nor the profile names one.
 DEFAULT_STS_REGION = "us-east-1"
@@ -164,6 +164,12 @@ def print_decision(cluster: str, decision: Any) -> None:
         click.echo(terminal_text(line))
 
 
+def _aws_message(exc: KubeIAMError) -> str:
+    """The message without an XML error body botocore could not parse (moto's refusals of a
+    JSON service come as XML) that would fill the terminal."""
+    return exc.message.split(": <?xml", 1)[0]
+
+
 def _eks_answer(
     cluster: str,
     profile: str | None,
@@ -189,7 +195,7 @@ def _eks_answer(
     except (NotFoundError, AWSAdminError, ConfigError) as exc:
         # Not an EKS cluster (a cluster kubeiam's own server serves), no region, no permission
         # for eks:DescribeCluster: the kubeconfig's stores are what can be explained.
-        say(f"note: {exc.message}; explaining the kubeconfig's mappings instead")
+        say(f"note: {_aws_message(exc)}; explaining the kubeconfig's mappings instead")
         return None
 
     def aws_auth() -> Any:
@@ -206,7 +212,7 @@ def _eks_answer(
         if exc.code not in ("AccessDenied", "AccessDeniedException", "403"):
             raise
         raise AWSAdminError(
-            exc.message.split(": <?xml", 1)[0],
+            _aws_message(exc),
             hint="whoami reads the cluster's access entries with your own credentials: it "
             "needs eks:ListAccessEntries, eks:DescribeAccessEntry and "
             "eks:ListAssociatedAccessPolicies on the cluster; or an admin runs `kubeiam mapping "

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeiam.arn import arn_key, canonicalize_mapping_arn
+from kubeiam.documents import parse_yaml
 from kubeiam.eks.access_entries import (
     RESERVED_USERNAME_PREFIXES,
     STANDARD,
@@ -177,15 +178,13 @@ class Principals:
 
 
 def _rows(data: Mapping[str, str], section: str) -> list[tuple[str, Any]]:
-    import yaml
-
     text = next((v for k, v in data.items() if k.lower() == section.lower()), None)
     if not text:
         return []
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise MappingError(f"aws-auth {section} is not YAML: {exc}") from None
+    # Untyped: every scalar stays as written (an account id 012345678901 is not a number).
+    raw = parse_yaml(text, source=f"aws-auth {section}", typed=False)
+    if raw is None:
+        return []
     if not isinstance(raw, list):
         raise MappingError(f"aws-auth {section} is not a list")
     return [(f"{section}[{i}]", row) for i, row in enumerate(raw)]
