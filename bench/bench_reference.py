@@ -647,6 +647,8 @@ AWSCLI = "aws eks get-token"
 ROLE_KUBEIAM = "role_arn profile: kubeconfig entry, --no-cache"
 ROLE_REFERENCE = "role_arn profile: reference client"
 ROLE_PROFILE = "bench-role"
+#: Prefix of the CPU-time series bench_startup keeps beside each wall-time series.
+CPU_PREFIX = "cpu: "
 
 
 def kubeconfig_exec(args: list[str]) -> list[str]:
@@ -736,7 +738,11 @@ def bench_startup(
             shift = round_no % len(labels)
             for label in labels[shift:] + labels[:shift]:
                 command, command_env = commands[label]
-                times[label].append(bench_token.run_timed(command, command_env)[0])
+                wall, cpu, _ = bench_token.run_timed(command, command_env)
+                times[label].append(wall)
+                # CPU (user + system) under a CPU_ label: steadier than wall time on a busy
+                # machine, where wall time is mostly waiting for a core.
+                times.setdefault(CPU_PREFIX + label, []).append(cpu)
         return times
     finally:
         if ns is not None:
@@ -848,6 +854,21 @@ def startup_rows(times: dict[str, list[float]]) -> list[Row]:
                 f"{ours:.1f}",
                 f"{role_theirs:.1f}" if role_theirs else "absent",
                 f"{ours / role_theirs:.2f}x" if role_theirs else "-",
+                "(info)",
+                "",
+            )
+        )
+    for label in (LAUNCHER_FRESH, LAUNCHER_CACHED, PATH_FRESH, PATH_CACHED):
+        if CPU_PREFIX + label not in medians:
+            continue
+        mine = medians[CPU_PREFIX + label]
+        other = medians.get(CPU_PREFIX + REFERENCE_CLIENT)
+        rows.append(
+            Row(
+                f"token start-up CPU ms (user+sys): {label}",
+                f"{mine:.1f}",
+                f"{other:.1f}" if other else "absent",
+                f"{mine / other:.2f}x" if other else "-",
                 "(info)",
                 "",
             )
