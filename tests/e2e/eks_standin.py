@@ -357,24 +357,27 @@ class EksStandIn:
         return {**base, "server": server}
 
     def _restart(self, backends: tuple[str, ...]) -> None:
+        """Serve the webhook's port with a server reading ``backends``, as EKS reconfigures the
+        authenticator when the mode changes (the system's own server is stopped meanwhile)."""
         own = self.system.server
-        if self._server is not None:
-            self._server.stop()
-        else:
-            own.stop()
         config = self.workdir / f"server-{'-'.join(b.lower() for b in backends)}.yaml"
         config.write_text(yaml.safe_dump(self.server_config(backends)))
-        argv = own.process.argv
+        argv = own.process.argv  # [kubeiam, "server", "--config", FILE, *flags]
         assert argv[1:4] == ["server", "--config", str(own.config)], argv
-        self._server = KubeiamServer(
+        replacement = KubeiamServer(
             config=config,
-            state_dir=own.state_dir,
+            state_dir=own.state_dir,  # the certificate kube-apiserver's webhook config trusts
             port=own.port,
             log_path=self.workdir / "kubeiam-server.log",
             env=own.process.env,
             flags=argv[4:],
         )
-        self._server.start()
+        if self._server is not None:
+            self._server.stop()
+        else:
+            own.stop()
+        self._server = replacement
+        replacement.start()
         self.backends = backends
 
     @property
@@ -384,10 +387,10 @@ class EksStandIn:
         return self._server
 
     def log_tails(self, lines: int = 60) -> dict[str, str]:
-        tails = self.system.log_tails(lines)
-        if self._server is not None:
-            tails["kubeiam server (eks stand-in)"] = self._server.tail(lines)
-        return tails
+        """The stand-in server's log (the system's own logs come from the `system` fixture)."""
+        if self._server is None:
+            return {}
+        return {f"kubeiam server (EKS stand-in for {self.cluster})": self._server.tail(lines)}
 
     def close(self) -> None:
         """Stop the stand-in's server, start the system's own again, remove the RBAC objects."""
@@ -433,7 +436,7 @@ class EksStandIns:
         return standin
 
     def log_tails(self, lines: int = 60) -> dict[str, str]:
-        tails = self.system.log_tails(lines)
+        tails: dict[str, str] = {}
         for standin in self.started:
             tails.update(standin.log_tails(lines))
         return tails
