@@ -435,13 +435,7 @@ def _convert(key: str, name: str, value: Any) -> Any:
         "body_timeout",
         "idle_timeout",
     ):
-        try:
-            seconds = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key} must be a number of seconds, not {value!r}") from None
-        if not 0 < seconds <= MAX_SECONDS:
-            raise ConfigError(f"{key} must be between 0 and {MAX_SECONDS} seconds, not {seconds}")
-        return seconds
+        return _seconds(key, value, high=MAX_SECONDS)
     if name in ("sts_resolve", "audiences", "sts_allowed_hosts"):
         return _str_list(key, value)
     if name == "log_format":
@@ -452,6 +446,10 @@ def _convert(key: str, name: str, value: Any) -> Any:
 
 
 def _seconds(key: str, value: Any, *, high: float) -> float:
+    """Every timeout and TTL key: a number of seconds, more than 0, at most ``high``.
+
+    YAML reads ``true`` as a boolean, which ``float`` would turn into 1 second: refused.
+    """
     if isinstance(value, bool):
         raise ConfigError(f"{key} must be a number of seconds, not {value!r}")
     try:

@@ -57,10 +57,14 @@ def test_file_keys_in_any_case_and_flags_override(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "needle"),
     [
-        ("headerTimeout: 0", "server.headertimeout must be between 0 and 3600"),
-        ("bodyTimeout: -2", "server.bodytimeout must be between 0 and 3600"),
+        ("headerTimeout: 0", "server.headertimeout must be more than 0 and at most 3600 seconds"),
+        ("bodyTimeout: -2", "server.bodytimeout must be more than 0 and at most 3600 seconds"),
+        ("bodyTimeout: true", "server.bodytimeout must be a number of seconds, not True"),
         ("idleTimeout: forever", "server.idletimeout must be a number of seconds"),
-        ("headerTimeout: 7200", "server.headertimeout must be between 0 and 3600"),
+        (
+            "headerTimeout: 7200",
+            "server.headertimeout must be more than 0 and at most 3600 seconds",
+        ),
         ("maxConnections: 0", "server.maxconnections must be between 1 and 1000000"),
         ("maxConnections: many", "server.maxconnections must be an integer"),
         ("maxConnections: true", "server.maxconnections must be an integer"),
@@ -71,6 +75,7 @@ def test_file_keys_in_any_case_and_flags_override(tmp_path: Path) -> None:
     ids=[
         "header-zero",
         "body-negative",
+        "body-boolean",
         "idle-words",
         "header-too-long",
         "connections-zero",

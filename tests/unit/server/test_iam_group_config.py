@@ -71,11 +71,15 @@ def test_off_by_default(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("iamGroupCacheTTL: 0", "(?i)iamGroupCacheTTL must be between 0 and 3600"),
+        (
+            "iamGroupCacheTTL: 0",
+            "(?i)iamGroupCacheTTL must be more than 0 and at most 3600 seconds",
+        ),
+        ("iamGroupCacheTTL: true", "(?i)iamGroupCacheTTL must be a number of seconds, not True"),
         ("iamGroupQPS: 0", "(?i)iamGroupQPS"),
         ("iamGroupMapping: maybe", "(?i)iamGroupMapping must be true or false"),
     ],
-    ids=["ttl", "qps", "bool"],
+    ids=["ttl", "ttl-boolean", "qps", "bool"],
 )
 def test_bad_values_are_refused(tmp_path: Path, line: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
