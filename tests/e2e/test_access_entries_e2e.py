@@ -10,12 +10,16 @@ entry that stops matching once its role is deleted and recreated under the same 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import yaml
 from eks_standin import EksStandIns
-from system import System, run_kubeiam, wait_for
+from system import IamUser, System, run_kubeiam, wait_for
 
 VIEW = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
 TEAM_NAMESPACE = "e2e-ae-team"
@@ -46,6 +50,77 @@ def _store_env(system: System, workdir: Path) -> dict[str, str]:
         "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
         "KUBEIAM_STATE_DIR": str(workdir / "state"),
     }
+
+
+def _add_aws_auth_users(system: System, *rows: dict[str, Any]) -> None:
+    """Append ``rows`` to aws-auth's mapUsers in one write (kubeiam's aws-auth store is proven
+    by test_seeds.py; here it is only the other source)."""
+    data = system.aws_auth_data()
+    users = yaml.safe_load(data.get("mapUsers") or "[]") or []
+    system.write_aws_auth({**data, "mapUsers": yaml.safe_dump([*users, *rows])})
+
+
+#: A kubeiam command line and its environment.
+KubeiamCall = tuple[list[str], dict[str, str]]
+#: What `kubeiam whoami --cluster` reads with the caller's own credentials.
+WHOAMI_READS = [
+    "eks:DescribeCluster",
+    "eks:ListAccessEntries",
+    "eks:DescribeAccessEntry",
+    "eks:ListAssociatedAccessPolicies",
+    "iam:ListGroupsForUser",
+]
+
+
+def _may_ask_eks(system: System, user: IamUser) -> None:
+    """Let ``user`` run `kubeiam whoami --cluster` (moto enforces IAM)."""
+    statement = {"Effect": "Allow", "Action": WHOAMI_READS, "Resource": "*"}
+    system.aws.boto3_client("iam").put_user_policy(
+        UserName=user.name,
+        PolicyName="e2e-ae-whoami",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+    )
+
+
+def _whoami_args(system: System, cluster: str, user: IamUser, workdir: Path) -> KubeiamCall:
+    """`kubeiam whoami --cluster` as ``user``: access entries from EKS with its own keys,
+    aws-auth through the admin kubeconfig's context."""
+    admin = system.plane.admin_kubeconfig
+    context = yaml.safe_load(admin.read_text())["current-context"]
+    env = {
+        **system.aws.client_env(),
+        "AWS_ACCESS_KEY_ID": user.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": user.secret_access_key,
+        "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
+        "KUBECONFIG": "",
+    }
+    args = ["whoami", "--cluster", cluster, "--kubeconfig", str(admin), "--context", context]
+    return args, env
+
+
+def _kubeiam_answers(calls: dict[str, KubeiamCall]) -> dict[str, dict[str, Any] | None]:
+    """kubeiam's own answers (its mode and precedence logic, `-o json`'s "eks" decision) for
+    each name, run side by side; None where kubeiam says nothing maps the principal (exit 1)."""
+
+    def one(args: list[str], env: dict[str, str]) -> dict[str, Any] | None:
+        done = run_kubeiam(*args, "-o", "json", env=env)
+        assert done.returncode in (0, 1), done.stderr
+        decision: dict[str, Any] = json.loads(done.stdout)["eks"]
+        return decision if done.returncode == 0 else None
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = {name: pool.submit(one, *call) for name, call in calls.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def _same_identity(decision: dict[str, Any] | None, info: dict[str, Any], source: str) -> None:
+    """kubeiam's decision names the identity kube-apiserver reported (which adds
+    system:authenticated to every authenticated user) and the source it came from."""
+    assert decision is not None
+    assert decision["source"] == source
+    assert decision["username"] == info["username"]
+    assert set(decision["groups"]) | {"system:authenticated"} == _groups(info)
 
 
 def test_access_entries_decide_identity_and_permissions_as_eks_does(
@@ -89,7 +164,6 @@ def test_access_entries_decide_identity_and_permissions_as_eks_does(
     )
     # A principal in both sources: aws-auth would make it a cluster admin, its entry does not.
     both = system.create_user("e2e-ae-both")
-    system.mapping("add-user", both.arn, "--username", "ae-configmap", "--group", "system:masters")
     eks.create_access_entry(
         clusterName=cluster,
         principalArn=both.arn,
@@ -98,7 +172,13 @@ def test_access_entries_decide_identity_and_permissions_as_eks_does(
     )
     # A principal only aws-auth knows.
     legacy = system.create_user("e2e-ae-legacy")
-    system.mapping("add-user", legacy.arn, "--username", "ae-legacy", "--group", "e2e-ae-legacy")
+    _may_ask_eks(system, both)
+    _may_ask_eks(system, legacy)
+    _add_aws_auth_users(
+        system,
+        {"userarn": both.arn, "username": "ae-configmap", "groups": ["system:masters"]},
+        {"userarn": legacy.arn, "username": "ae-legacy", "groups": ["e2e-ae-legacy"]},
+    )
     # A role with an entry, assumed by a member who may assume it.
     member = system.create_user("e2e-ae-member")
     role_name = "e2e-ae-role"
@@ -126,7 +206,8 @@ def test_access_entries_decide_identity_and_permissions_as_eks_does(
         member, role=role_arn, session_name="alice", cache=False, label="e2e-ae-role-alice"
     )
 
-    info = system.wait_authenticated(kubeconfigs[viewer.name])
+    seen: dict[str, dict[str, Any]] = {}
+    info = seen["viewer"] = system.wait_authenticated(kubeconfigs[viewer.name])
     assert info["username"] == "ae-viewer"
     assert _groups(info) == {"system:authenticated"}
     assert info["extra"]["canonicalArn"] == [viewer.arn]
@@ -134,21 +215,39 @@ def test_access_entries_decide_identity_and_permissions_as_eks_does(
     assert _can_i(system, kubeconfigs[viewer.name], "create", "deployments") == "no"
     assert _can_i(system, kubeconfigs[viewer.name], "get", "secrets", "-n", "default") == "no"
 
-    assert system.wait_authenticated(kubeconfigs[scoped.name])["username"] == "ae-scoped"
+    seen["scoped"] = system.wait_authenticated(kubeconfigs[scoped.name])
+    assert seen["scoped"]["username"] == "ae-scoped"
     team = _can_i(system, kubeconfigs[scoped.name], "list", "pods", "-n", TEAM_NAMESPACE)
     assert team == "yes"
     assert _can_i(system, kubeconfigs[scoped.name], "list", "pods", "-n", "default") == "no"
     assert _can_i(system, kubeconfigs[scoped.name], "list", "pods", "--all-namespaces") == "no"
 
-    info = system.wait_authenticated(kubeconfigs[both.name])
+    info = seen["both"] = system.wait_authenticated(kubeconfigs[both.name])
     assert info["username"] == "ae-entry"
     assert _groups(info) == {"e2e-ae-entry-group", "system:authenticated"}
     assert _can_i(system, kubeconfigs[both.name], "delete", "nodes") == "no"
 
-    assert system.wait_authenticated(kubeconfigs[legacy.name])["username"] == "ae-legacy"
-    info = system.wait_authenticated(as_role)
+    seen["legacy"] = system.wait_authenticated(kubeconfigs[legacy.name])
+    assert seen["legacy"]["username"] == "ae-legacy"
+    info = seen["role"] = system.wait_authenticated(as_role)
     assert info["username"] == "ae-role:alice"
     assert "e2e-ae-role-group" in _groups(info)
+
+    # kubeiam's own reading of the cluster (section 3, its code, not the stand-in's) names the
+    # identities kube-apiserver saw: the callers' `whoami --cluster` reads both sources.
+    store_env = _store_env(system, tmp_path)
+    role_session = f"arn:aws:sts::{aws.account_id}:assumed-role/{role_name}/alice"
+    explain_role = ["mapping", "explain", role_session, "--store", "access-entries"]
+    answers = _kubeiam_answers(
+        {
+            "both": _whoami_args(system, cluster, both, tmp_path),
+            "legacy": _whoami_args(system, cluster, legacy, tmp_path),
+            "role": ([*explain_role, "--cluster", cluster, "--session-name", "alice"], store_env),
+        }
+    )
+    _same_identity(answers["both"], seen["both"], "access-entry")
+    _same_identity(answers["legacy"], seen["legacy"], "aws-auth")
+    _same_identity(answers["role"], seen["role"], "access-entry")
 
     # The role is deleted and recreated under the same ARN: the entry keeps the old role's id.
     iam.delete_role(RoleName=role_name)
@@ -180,6 +279,8 @@ def test_access_entries_decide_identity_and_permissions_as_eks_does(
     assert system.wait_authenticated(kubeconfigs[viewer.name])["username"] == "ae-viewer"
     info = system.wait_authenticated(kubeconfigs[both.name])
     assert info["username"] == "ae-entry"
+    answers = _kubeiam_answers({"legacy": _whoami_args(system, cluster, legacy, tmp_path)})
+    assert answers["legacy"] is None  # kubeiam too: aws-auth is not read in API mode
 
     # A figure, not a gate (speed goals live in bench/): printed at the end of `make e2e`.
     record_property("measured: access entries e2e", f"{time.monotonic() - started:.1f} s")
