@@ -39,7 +39,7 @@ SHORT_HELP: dict[str, str] = {
     "iam": "Onboard IAM users; give IAM groups access through a role.",
     "whoami": "Show your AWS identity and what it maps to in a cluster.",
     "access": "Report who can get into the cluster, as whom, and do what.",
-    "migrate": "Plan the move of an EKS cluster from aws-auth to access entries.",
+    "migrate": "Move an EKS cluster from aws-auth to access entries: plan, apply, verify, finish.",
     "localaws": "Developer tool: run the local AWS environment (moto + STS front).",
 }
 

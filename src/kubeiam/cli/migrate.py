@@ -5,23 +5,33 @@ mode and existing access entries (EKS), aws-auth (the cluster through the kubeco
 ``--aws-auth-file``), the account's roles and users (IAM: whether each principal still exists,
 and a role's full ARN with its path) and the cluster's RBAC bindings (to copy to the groups that
 replace ``system:`` groups). It changes nothing. ``apply``, ``verify``, ``finish`` and
-``rollback`` are not built yet.
+``rollback`` carry the plan out, prove it, finish it and undo it
+(:mod:`kubeiam.admin.migration`); apply keeps a record of what it did (a local file, see
+:mod:`kubeiam.admin.migration.record`) that the other three read.
+
+Exit codes: 0 done; 1 a step failed (apply: after undoing this run's changes), verify found a
+principal whose identity differs; 2 bad flags or files; 5 refused (a plan that leaves no cluster
+admin, finish before verify passes or without a break-glass admin, rollback after finish).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from kubeiam.admin.editing.terminal import terminal_text
 from kubeiam.cli.app import report_errors, say
 from kubeiam.errors import ConfigError, KubeIAMError
 
 if TYPE_CHECKING:
+    from kubeiam.admin.migration.cluster_side import ClusterSide
+    from kubeiam.admin.migration.verify import Verification
     from kubeiam.eks.migration import Binding, Plan, Principals
 
 #: Pages of IAM ListRoles / ListUsers read at most (1,000 names a page).
@@ -30,7 +40,8 @@ _MAX_IAM_PAGES = 100
 
 @click.group("migrate")
 def migrate_group() -> None:
-    """Move an EKS cluster from the aws-auth ConfigMap to access entries (plan only, so far)."""
+    """Move an EKS cluster from the aws-auth ConfigMap to access entries: plan, apply, verify,
+    finish, rollback."""
 
 
 @migrate_group.command("plan")
@@ -254,3 +265,362 @@ def _print_plan(cluster: str, mode: str, plan: Plan) -> None:
     click.echo("cluster admins after migration: " + (", ".join(plan.admins) or "none"))
     for note in plan.notes:
         click.echo(terminal_text(f"note: {note}"))
+
+
+# -- apply, verify, finish, rollback --
+
+
+def _cluster_options(func: Any) -> Any:
+    """--cluster, --region, --profile, --kubeconfig, --context, --aws-auth-file, --record."""
+    for option in reversed(
+        [
+            click.option("--cluster", required=True, help="EKS cluster name."),
+            click.option("--region", help="AWS region of the cluster."),
+            click.option("--profile", help="AWS profile."),
+            click.option(
+                "--kubeconfig",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="kubeconfig to read aws-auth and manage RBAC bindings with.",
+            ),
+            click.option("--context", help="kubeconfig context."),
+            click.option(
+                "--aws-auth-file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="aws-auth as a file (`kubectl get -o yaml`); the cluster is then not "
+                "asked, so no backup ConfigMap and no RBAC bindings.",
+            ),
+            click.option(
+                "--record",
+                "record_file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="The migration record (default: $KUBEIAM_STATE_DIR/migrations/"
+                "<account>-<region>-<cluster>.json).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+class _Target:
+    """One cluster's EKS client, aws-auth, RBAC bindings and record file."""
+
+    def __init__(
+        self,
+        cluster: str,
+        region: str | None,
+        profile: str | None,
+        kubeconfig: Path | None,
+        context: str | None,
+        aws_auth_file: Path | None,
+        record_file: Path | None,
+    ) -> None:
+        from kubeiam.admin.editing.access_entries_store import state_dir
+        from kubeiam.admin.migration.record import record_path
+        from kubeiam.aws.clients import AWSClients
+        from kubeiam.eks.entries_client import EntriesClient
+
+        if aws_auth_file is not None and (kubeconfig is not None or context is not None):
+            raise ConfigError(
+                "--aws-auth-file replaces --kubeconfig/--context: pass one or the other"
+            )
+        self.from_file = _aws_auth_from_file(aws_auth_file) if aws_auth_file is not None else None
+        self.source = str(aws_auth_file) if aws_auth_file is not None else "the cluster"
+        self.cluster, self.kubeconfig, self.context = cluster, kubeconfig, context
+        self.clients = AWSClients(profile=profile, region=region)
+        self.entries = EntriesClient(self.clients.eks, cluster, iam=self.clients.iam)
+        self.info = self.entries.describe_cluster()
+        self.record_file = record_file or record_path(state_dir(os.environ), self.info)
+
+    def aws_auth(self) -> tuple[dict[str, str], list[Binding] | None]:
+        if self.from_file is not None:
+            return self.from_file, None
+        return _from_cluster(self.cluster, self.kubeconfig, self.context)
+
+    def side(self) -> ClusterSide | None:
+        if self.from_file is not None:
+            return None
+        from kubeiam.admin.migration.cluster_side import ClusterSide
+        from kubeiam.cli.whoami import _context_for
+        from kubeiam.kube.client import make_async_client
+
+        kubeconfig = self.kubeconfig
+        context = self.context or _context_for(kubeconfig, self.cluster)
+        return ClusterSide(
+            lambda: make_async_client(kubeconfig, context=context, use_kubectl_defaults=True)
+        )
+
+    def plan(self, plan_file: Path | None, data: dict[str, str], bindings: Any) -> Plan:
+        from kubeiam.admin.migration.plan import plan_from_json
+        from kubeiam.documents import load_json
+        from kubeiam.eks.access_policies import AuthenticationMode
+        from kubeiam.eks.migration import plan_migration
+        from kubeiam.fileio import read_document_text
+
+        if plan_file is not None:
+            text = read_document_text(plan_file) or ""
+            cluster, plan = plan_from_json(
+                load_json(text, source=str(plan_file)), source=str(plan_file)
+            )
+            if cluster != self.cluster:
+                raise ConfigError(
+                    f"{plan_file} is the plan of cluster {cluster}, not {self.cluster}",
+                    hint=f"kubeiam migrate plan --cluster {self.cluster} -o json > plan.json",
+                )
+            return plan
+        mode = self.info.mode
+        existing = self.entries.read_entries() if mode is not AuthenticationMode.CONFIG_MAP else []
+        return plan_migration(
+            data,
+            _principals(self.clients.iam),
+            partition=self.info.partition,
+            existing=existing,
+            bindings=bindings,
+        )
+
+
+def _progress(message: str) -> None:
+    """Progress of long steps, on a terminal only (pipes and CI logs get the result)."""
+    if sys.stderr.isatty():
+        say(message)
+
+
+def _who() -> tuple[str, str]:
+    import getpass
+    from datetime import UTC, datetime
+
+    try:
+        by = getpass.getuser()
+    except (KeyError, OSError):
+        by = "unknown"
+    return by, datetime.now(UTC).isoformat(timespec="seconds")
+
+
+_PLAN_OPTION = click.option(
+    "--plan-file",
+    "plan_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Carry out this plan (`kubeiam migrate plan -o json`) instead of planning again.",
+)
+_OUTPUT_OPTION = click.option(
+    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+
+
+@migrate_group.command("apply")
+@_cluster_options
+@_PLAN_OPTION
+@_OUTPUT_OPTION
+@report_errors
+def apply_command(
+    cluster: str,
+    region: str | None,
+    profile: str | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    aws_auth_file: Path | None,
+    record_file: Path | None,
+    plan_file: Path | None,
+    output: str,
+) -> None:
+    """Back aws-auth up, switch CONFIG_MAP to API_AND_CONFIG_MAP (one way), create the planned
+    entries, policies and RBAC bindings. Idempotent; a failure undoes this run's changes."""
+    from kubeiam.admin.migration.apply import apply_plan
+
+    target = _Target(cluster, region, profile, kubeconfig, context, aws_auth_file, record_file)
+    data, bindings = target.aws_auth()
+    plan = target.plan(plan_file, data, bindings)
+    by, now = _who()
+    applied = apply_plan(
+        plan,
+        target.entries,
+        target.info,
+        record_file=target.record_file,
+        aws_auth=data,
+        aws_auth_source=target.source,
+        side=target.side(),
+        by=by,
+        command="kubeiam migrate apply",
+        now=now,
+        progress=_progress,
+    )
+    if output == "json":
+        body = {
+            "cluster": cluster,
+            "modeSwitched": applied.mode_switched,
+            "steps": list(applied.steps),
+            "heldBack": list(applied.skipped),
+            "record": str(target.record_file),
+            "awsAuthBackup": applied.record.aws_auth_backup or None,
+        }
+        click.echo(json.dumps(body, indent=2))
+        return
+    if applied.mode_switched:
+        click.echo("authentication mode: CONFIG_MAP -> API_AND_CONFIG_MAP (EKS never moves back)")
+    for step in applied.steps:
+        click.echo(terminal_text(f"done: {step}"))
+    for skipped in applied.skipped:
+        click.echo(terminal_text(f"held back: {skipped}"))
+    if not applied.steps:
+        click.echo("nothing to do: the cluster already holds the plan")
+    click.echo(f"aws-auth backup: {applied.record.aws_auth_backup or 'none (aws-auth not read)'}")
+    click.echo(f"record: {target.record_file} (verify, finish and rollback read it)")
+
+
+@migrate_group.command("verify")
+@_cluster_options
+@_PLAN_OPTION
+@_OUTPUT_OPTION
+@report_errors
+def verify_command(
+    cluster: str,
+    region: str | None,
+    profile: str | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    aws_auth_file: Path | None,
+    record_file: Path | None,
+    plan_file: Path | None,
+    output: str,
+) -> None:
+    """For every principal the plan migrates, the identity EKS gives it from its access entry
+    (as in mode API) equals the plan's; lists who still depends on aws-auth. Exit 1 if not."""
+    from kubeiam.admin.migration.verify import verify
+
+    target = _Target(cluster, region, profile, kubeconfig, context, aws_auth_file, record_file)
+    target.entries.require_entry_api(target.info)
+    data, bindings = target.aws_auth()
+    plan = target.plan(plan_file, data, bindings)
+    result = verify(plan, target.entries.read_entries())
+    if output == "json":
+        click.echo(json.dumps({"cluster": cluster, **result.to_json()}, indent=2))
+    else:
+        _print_verification(result)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _print_verification(result: Verification) -> None:
+    for check in result.checks:
+        detail = f": {check.detail}" if check.detail else ""
+        click.echo(terminal_text(f"{check.status:8} {check.source}  {check.principal}{detail}"))
+    for dependent in result.dependents:
+        click.echo(
+            terminal_text(
+                f"still depends on aws-auth: {dependent.source} {dependent.written} "
+                f"({dependent.reason})"
+            )
+        )
+    click.echo(
+        "break-glass admin entries: " + (", ".join(result.admins) or "none (finish is refused)")
+    )
+    click.echo("verify: " + ("passed" if result.ok else "FAILED"))
+
+
+@migrate_group.command("finish")
+@_cluster_options
+@_PLAN_OPTION
+@click.option("--yes", is_flag=True, help="Do not ask: the switch to API cannot be undone.")
+@report_errors
+def finish_command(
+    cluster: str,
+    region: str | None,
+    profile: str | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    aws_auth_file: Path | None,
+    record_file: Path | None,
+    plan_file: Path | None,
+    yes: bool,
+) -> None:
+    """Switch the cluster to mode API (aws-auth no longer read), only when verify passes and a
+    break-glass admin entry exists. Cannot be undone. Backs aws-auth up; never deletes it."""
+    from kubeiam.admin.migration.finish import check_finish, finish
+    from kubeiam.admin.migration.record import load_record
+    from kubeiam.admin.migration.verify import verify
+    from kubeiam.errors import GuardError
+
+    target = _Target(cluster, region, profile, kubeconfig, context, aws_auth_file, record_file)
+    record = load_record(target.record_file)
+    if record is None:
+        raise ConfigError(
+            f"no migration record at {target.record_file}: `migrate apply` has not run here",
+            hint="run `kubeiam migrate apply` first, or pass the --record it wrote",
+        )
+    target.entries.require_entry_api(target.info)
+    data, bindings = target.aws_auth()
+    result = verify(target.plan(plan_file, data, bindings), target.entries.read_entries())
+    _print_verification(result)
+    check_finish(result)
+    warning = (
+        f"switching {cluster} to mode API: EKS stops reading aws-auth and never moves back; "
+        f"{len(result.dependents)} aws-auth-only principal(s) lose access"
+    )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise GuardError(warning, hint="pass --yes once you have read `migrate verify`")
+        if not click.confirm(f"{warning}. Continue?", err=True):
+            raise GuardError("not finished", hint="nothing was changed")
+    by, now = _who()
+    done = finish(
+        record,
+        result,
+        target.entries,
+        record_file=target.record_file,
+        aws_auth=data,
+        side=target.side(),
+        by=by,
+        command="kubeiam migrate finish",
+        now=now,
+        progress=_progress,
+    )
+    click.echo("authentication mode: API (this cannot be undone; aws-auth is no longer read)")
+    click.echo(f"aws-auth backup: {done.backup or 'in the record'}; aws-auth was not deleted")
+    click.echo(f"to delete it once you are sure: {done.delete_command}")
+
+
+@migrate_group.command("rollback")
+@_cluster_options
+@report_errors
+def rollback_command(
+    cluster: str,
+    region: str | None,
+    profile: str | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    aws_auth_file: Path | None,
+    record_file: Path | None,
+) -> None:
+    """Delete exactly the entries and RBAC bindings apply created and restore the entries it
+    changed, from its record. aws-auth is left as it is; the mode stays (EKS never moves it
+    back). Refused after finish."""
+    from kubeiam.admin.migration.record import load_record, save_record
+    from kubeiam.admin.migration.rollback import rollback
+
+    target = _Target(cluster, region, profile, kubeconfig, context, aws_auth_file, record_file)
+    record = load_record(target.record_file)
+    if record is None:
+        raise ConfigError(
+            f"no migration record at {target.record_file}: nothing to roll back",
+            hint="pass the --record file `kubeiam migrate apply` wrote",
+        )
+    by, now = _who()
+    undone, emptied = rollback(
+        record,
+        target.entries,
+        target.side() if record.bindings else None,
+        mode=target.info.mode.value,
+        progress=_progress,
+    )
+    save_record(target.record_file, emptied.with_event(f"{now} {by}: rolled back"))
+    for arn in undone.deleted:
+        click.echo(terminal_text(f"deleted the access entry of {arn}"))
+    for arn in undone.restored:
+        click.echo(terminal_text(f"restored the access entry of {arn}"))
+    for binding in undone.bindings:
+        click.echo(terminal_text(f"deleted {binding}"))
+    click.echo("aws-auth was left as it is")
+    click.echo(
+        f"authentication mode stays {undone.mode}: EKS never moves it back; EKS decides from "
+        "aws-auth again for every principal without an access entry"
+    )
