@@ -64,8 +64,8 @@ def kubeconfig_group() -> None:
     "--exec-command",
     default=None,
     help="Executable kubectl runs (`kubeiam` looks it up on PATH; an absolute path pins one). "
-    "Default: a launcher that starts this installation's kubeiam token about twice as fast, and "
-    "falls back to kubeiam on PATH, with a warning, if this installation moves.",
+    "Default: a launcher that starts this installation's kubeiam token without the site set-up "
+    "and falls back to kubeiam on PATH, with a warning, if this installation moves.",
 )
 @report_errors
 def update_command(

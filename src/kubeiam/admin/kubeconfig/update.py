@@ -27,7 +27,7 @@ Decisions (docs/admin.md explains them to users):
   needs one, and kubectl hands the plugin a terminal only with ``IfAvailable``. When kubectl runs
   without a terminal (CI) it still runs the plugin; ``Never`` would make MFA profiles unusable.
 * by default the entry runs the fast launcher (:mod:`kubeiam.token.launcher`): ``sh`` starts
-  this installation's interpreter isolated and without site, which halves the plugin's start-up
+  this installation's interpreter isolated and without site, which skips the site-packages set-up
   (kubectl runs it on every command). Its two paths are plain arguments; when either is gone
   (the virtualenv moved, the kubeconfig was copied to another machine) the launcher says so on
   stderr and runs ``kubeiam`` from ``PATH``, as aws and aws-iam-authenticator entries do, or
