@@ -85,9 +85,9 @@ class EntryUserMapping(UserMapping):
 def _describe(
     location: Location | None, arn: str, entry_type: str, policies: Sequence[PolicyGrant]
 ) -> str:
-    where = f"{location}: " if location is not None else ""
-    kind = "" if entry_type == STANDARD else f" type {entry_type}"
-    return f"{where}access entry {arn}{kind}"
+    kind = "" if entry_type == STANDARD else f" (type {entry_type})"
+    where = f"{location}: " if location is not None else f"{_SECTION} "
+    return f"{where}{arn}{kind}"
 
 
 def entry_policies(entry: object) -> tuple[PolicyGrant, ...]:
@@ -300,7 +300,7 @@ def lint_entries(document: AccessEntriesMappings) -> list[Finding]:
     findings: list[Finding] = []
     admins = 0
     for index, entry in enumerate(document.ordered()):
-        where = f"{_SECTION} [{index}] {entry.principal_arn}"
+        where = f"{Location(_SECTION, index)} {entry.principal_arn}"
         if entry.is_cluster_admin:
             admins += 1
             findings.append(
