@@ -2,10 +2,12 @@
 
 The stand-in renders the local EKS's access entries into the DynamicFile that `kubeiam server`
 reads before aws-auth (API_AND_CONFIG_MAP), or alone (API), and their access policies into RBAC
-with the permissions AWS documents. kubectl then shows, through kubeiam, what EKS would decide:
-the entry's username, the policy's permissions (cluster-wide or in its namespaces only), the
-entry winning over an aws-auth row for the same principal, aws-auth ignored in API mode, and an
-entry that stops matching once its role is deleted and recreated under the same ARN.
+with the permissions AWS documents. The cluster starts in CONFIG_MAP (aws-auth alone) and moves
+forward as a migration does. kubectl then shows, through kubeiam, what EKS would decide: the
+entry's username, the policy's permissions (cluster-wide or in its namespaces only), the entry
+winning over an aws-auth row for the same principal, aws-auth ignored in API mode, and an entry
+that stops matching once its role is deleted and recreated under the same ARN. kubeiam's own
+reading of the cluster (`whoami --cluster`, `mapping explain`) must agree with each answer.
 """
 
 from __future__ import annotations
@@ -132,10 +134,31 @@ def test_access_entries_decide_identity_and_permissions_as_eks_does(
     started = time.monotonic()
     aws = system.aws
     iam, eks = aws.boto3_client("iam"), aws.boto3_client("eks")
-    standin = eks_standin.start("API_AND_CONFIG_MAP")
+    standin = eks_standin.start("CONFIG_MAP")
     cluster = standin.cluster
     system.plane.kubectl("create", "namespace", TEAM_NAMESPACE)
 
+    # CONFIG_MAP, where every cluster starts: aws-auth alone decides.
+    both = system.create_user("e2e-ae-both")  # in both sources, once it has an entry
+    legacy = system.create_user("e2e-ae-legacy")  # only ever in aws-auth
+    _may_ask_eks(system, both)
+    _may_ask_eks(system, legacy)
+    _add_aws_auth_users(
+        system,
+        {"userarn": both.arn, "username": "ae-configmap", "groups": ["system:masters"]},
+        {"userarn": legacy.arn, "username": "ae-legacy", "groups": ["e2e-ae-legacy"]},
+    )
+    # Fresh tokens per request: kube-apiserver's success cache must not answer for the server.
+    kubeconfigs = {user.name: system.token_kubeconfig(user, cache=False) for user in (both, legacy)}
+    assert standin.backends == ("EKSConfigMap",)
+    info = system.wait_authenticated(kubeconfigs[both.name])
+    assert info["username"] == "ae-configmap"
+    assert "system:masters" in _groups(info)
+
+    # The first step of a migration: API_AND_CONFIG_MAP, then the entries.
+    eks.update_cluster_config(
+        name=cluster, accessConfig={"authenticationMode": "API_AND_CONFIG_MAP"}
+    )
     # A user with AmazonEKSViewPolicy on the whole cluster, added with kubeiam's own store.
     viewer = system.create_user("e2e-ae-viewer")
     added = run_kubeiam(
@@ -162,22 +185,12 @@ def test_access_entries_decide_identity_and_permissions_as_eks_does(
         policyArn=VIEW,
         accessScope={"type": "namespace", "namespaces": [TEAM_NAMESPACE]},
     )
-    # A principal in both sources: aws-auth would make it a cluster admin, its entry does not.
-    both = system.create_user("e2e-ae-both")
+    # The principal in both sources: aws-auth makes it a cluster admin, its entry does not.
     eks.create_access_entry(
         clusterName=cluster,
         principalArn=both.arn,
         username="ae-entry",
         kubernetesGroups=["e2e-ae-entry-group"],
-    )
-    # A principal only aws-auth knows.
-    legacy = system.create_user("e2e-ae-legacy")
-    _may_ask_eks(system, both)
-    _may_ask_eks(system, legacy)
-    _add_aws_auth_users(
-        system,
-        {"userarn": both.arn, "username": "ae-configmap", "groups": ["system:masters"]},
-        {"userarn": legacy.arn, "username": "ae-legacy", "groups": ["e2e-ae-legacy"]},
     )
     # A role with an entry, assumed by a member who may assume it.
     member = system.create_user("e2e-ae-member")
@@ -191,17 +204,15 @@ def test_access_entries_decide_identity_and_permissions_as_eks_does(
         kubernetesGroups=["e2e-ae-role-group"],
     )
     rendered = standin.sync()
+    assert rendered.backends == ("DynamicFile", "EKSConfigMap")
     assert {u["userarn"] for u in rendered.dynamic_file["mapUsers"]} >= {
         viewer.arn,
         scoped.arn,
         both.arn,
     }
 
-    # Fresh tokens per request: kube-apiserver's success cache must not answer for the server.
-    kubeconfigs = {
-        user.name: system.token_kubeconfig(user, cache=False)
-        for user in (viewer, scoped, both, legacy)
-    }
+    for user in (viewer, scoped):
+        kubeconfigs[user.name] = system.token_kubeconfig(user, cache=False)
     as_role = system.token_kubeconfig(
         member, role=role_arn, session_name="alice", cache=False, label="e2e-ae-role-alice"
     )
