@@ -462,7 +462,8 @@ def apply_command(
     for skipped in applied.skipped:
         click.echo(terminal_text(f"held back: {skipped}"))
     if not applied.steps:
-        click.echo("nothing to do: the cluster already holds the plan")
+        held = " (but the rows held back)" if applied.skipped else ""
+        click.echo(f"nothing to do: the cluster already holds the plan{held}")
     click.echo(f"aws-auth backup: {applied.record.aws_auth_backup or 'none (aws-auth not read)'}")
     click.echo(f"record: {target.record_file} (verify, finish and rollback read it)")
 
