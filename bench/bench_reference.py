@@ -998,7 +998,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print("  " + note)
     if args.profile is not None:
-        print("(kubeiam's first-round cells ran under py-spy; the table takes the better round)")
+        print("(kubeiam's first-round cells ran under py-spy; the table takes the rounds' medians)")
     if args.profile is not None:
         for folded in sorted(args.profile.glob("kubeiam-*.folded")):
             print("\n".join(profile_summary(folded)))
