@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 
 #: How often a condition is checked: short, since most conditions hold within milliseconds.
@@ -30,3 +31,18 @@ async def until(
         if loop.time() >= deadline:
             raise AssertionError(f"{what}: not true within {timeout} s")
         await asyncio.sleep(interval)
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    *,
+    timeout: float = 5.0,
+    what: str = "the condition",
+    interval: float = INTERVAL,
+) -> None:
+    """:func:`until` for code outside an event loop (threads, processes)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not true within {timeout} s")
+        time.sleep(interval)

@@ -39,7 +39,8 @@ class MemoryAPI:
         self.objects: dict[str, dict[str, Any]] = {}
         self.version = 0
 
-    def _store(self, obj: dict[str, Any]) -> Any:
+    def store(self, obj: dict[str, Any]) -> Any:
+        """Hold ``obj`` as the API server would (next resourceVersion); tests seed with it."""
         size = sum(len(k) + len(v) for k, v in (obj.get("data") or {}).items())
         if size > CONFIGMAP_LIMIT:
             raise _status(422)
@@ -57,7 +58,7 @@ class MemoryAPI:
         data = obj.to_dict()
         if data["metadata"]["name"] in self.objects:
             raise _status(409)
-        return self._store(data)
+        return self.store(data)
 
     async def replace(self, obj: Any) -> Any:
         data = obj.to_dict()
@@ -66,7 +67,7 @@ class MemoryAPI:
             "resourceVersion"
         ):
             raise _status(409)
-        return self._store(data)
+        return self.store(data)
 
 
 def _roles(n: int, salt: str) -> str:
@@ -86,7 +87,7 @@ def test_every_edit_backs_up_within_the_configmap_limit_and_restores_exactly(
     entries: int,
 ) -> None:
     api = MemoryAPI()
-    api._store(
+    api.store(
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -117,7 +118,7 @@ def test_every_edit_backs_up_within_the_configmap_limit_and_restores_exactly(
 
 def test_a_corrupt_configmap_record_is_kept_named_and_skipped() -> None:
     api = MemoryAPI()
-    api._store(
+    api.store(
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -125,7 +126,7 @@ def test_a_corrupt_configmap_record_is_kept_named_and_skipped() -> None:
             "data": {"r000001.json": "{not json", "owner-notes": "kept"},
         }
     )
-    api._store(
+    api.store(
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",

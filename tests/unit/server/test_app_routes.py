@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from kubeiam.arn import PrincipalKind
 from kubeiam.errors import (
     KubeIAMError,
     MappingDeniedError,
@@ -22,20 +21,11 @@ from kubeiam.identity import Identity
 from kubeiam.server.app import create_app
 from kubeiam.server.identity_cache import IdentityCache
 from kubeiam.server.metrics import ServerMetrics
+from support.identities import role_session_identity
+from support.metrics import samples
 
 TOKEN = "k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8_c2VjcmV0"
-ROLE = Identity(
-    arn="arn:aws:sts::111122223333:assumed-role/Admin/jane@example.com",
-    canonical_arn="arn:aws:iam::111122223333:role/Admin",
-    account_id="111122223333",
-    user_id="AROAEXAMPLE",
-    session_name="jane@example.com",
-    access_key_id="ASIAEXAMPLE",
-    kind=PrincipalKind.ASSUMED_ROLE,
-    partition="aws",
-    principal_id="AROAEXAMPLE:jane@example.com",
-    expires_at=4_000_000_000.0,
-)
+ROLE = role_session_identity()
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +296,7 @@ async def test_metric_buckets_are_the_references() -> None:
 
     metrics.observe_review(Result.SUCCESS, 0.003)
     text = metrics.render().decode()
-    les = [line.split('le="')[1].split('"')[0] for line in text.splitlines() if "_bucket{" in line]
+    les = [s.labels["le"] for s in samples(text) if s.name.endswith("_bucket")]
     expected = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0"]
     expected += ["10.0", "+Inf"]
     assert les == expected

@@ -10,39 +10,19 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from kubeiam.arn import PrincipalKind
 from kubeiam.errors import ConfigError
 from kubeiam.identity import Identity
 from kubeiam.server.config import parse_config
 from kubeiam.server.denylist import DenyKind, DenyList, parse_deny_list
 from kubeiam.server.denylist_watch import DenyListGuard
+from support.identities import role_session_identity, user_identity
 
 SIGNED = dt.datetime(2026, 12, 6, 22, 0, tzinfo=dt.UTC)
 EXPIRES = SIGNED.timestamp() + 15 * 60
 
-ROLE_SESSION = Identity(
-    arn="arn:aws:sts::111122223333:assumed-role/Admin/jane@example.com",
-    canonical_arn="arn:aws:iam::111122223333:role/Admin",
-    account_id="111122223333",
-    user_id="AROAEXAMPLE",
-    session_name="jane@example.com",
-    access_key_id="ASIAEXAMPLESTOLEN1",
-    kind=PrincipalKind.ASSUMED_ROLE,
-    partition="aws",
-    principal_id="AROAEXAMPLE:jane@example.com",
-    expires_at=EXPIRES,
-)
-USER = Identity(
-    arn="arn:aws:iam::111122223333:user/ops/mallory",
-    canonical_arn="arn:aws:iam::111122223333:user/ops/mallory",
-    account_id="111122223333",
-    user_id="AIDAEXAMPLE",
-    session_name="",
-    access_key_id="AKIAEXAMPLELEAKED1",
-    kind=PrincipalKind.USER,
-    partition="aws",
-    principal_id="AIDAEXAMPLE",
-    expires_at=EXPIRES,
+ROLE_SESSION = role_session_identity(access_key_id="ASIAEXAMPLESTOLEN1", expires_at=EXPIRES)
+USER = user_identity(
+    "mallory", path="/ops/", access_key_id="AKIAEXAMPLELEAKED1", expires_at=EXPIRES
 )
 
 

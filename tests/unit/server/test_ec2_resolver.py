@@ -170,7 +170,7 @@ async def test_calls_ec2_through_an_assumed_role(
     factory = client_factory(session, "ec2", endpoint_url=local_aws.moto_url)
     client = factory()
     assert factory() is client  # built once, credentials refreshed by botocore
-    creds = client._request_signer._credentials  # type: ignore[attr-defined]
+    creds = session().get_credentials()  # the session the client was built from
     assert creds.access_key != local_aws.admin.access_key_id  # temporary role credentials
     resolver = EC2PrivateDNSResolver(factory)
     iid, dns = next(iter(instances.items()))

@@ -34,7 +34,6 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kubeiam.arn import PrincipalKind
 from kubeiam.errors import KubeIAMError, MappingDeniedError, STSThrottledError, TokenFormatError
 from kubeiam.identity import Identity
 from kubeiam.server.app import create_app, protocol_error_answer
@@ -47,6 +46,7 @@ from kubeiam.server.connections import (
 from kubeiam.server.identity_cache import IdentityCache
 from kubeiam.server.metrics import ServerMetrics
 from kubeiam.token.verifier import Verifier as RealVerifier
+from support.identities import role_session_identity
 
 settings.register_profile(
     "default-review-fuzz",
@@ -69,18 +69,7 @@ API_VERSIONS = {"authentication.k8s.io/v1", "authentication.k8s.io/v1beta1"}
 BODY_TIMEOUT = 0.2
 HEADER_TIMEOUT = 0.5
 
-IDENTITY = Identity(
-    arn="arn:aws:sts::111122223333:assumed-role/Admin/jane",
-    canonical_arn="arn:aws:iam::111122223333:role/Admin",
-    account_id="111122223333",
-    user_id="AROAEXAMPLE",
-    session_name="jane",
-    access_key_id="ASIAEXAMPLE",
-    kind=PrincipalKind.ASSUMED_ROLE,
-    partition="aws",
-    principal_id="AROAEXAMPLE:jane",
-    expires_at=4_000_000_000.0,
-)
+IDENTITY = role_session_identity(session="jane")
 
 #: What a collaborator may do: answer, or raise anything (kubeiam's errors and library ones).
 FAULTS: dict[str, BaseException | None] = {

@@ -8,10 +8,10 @@ import types
 
 import pytest
 
-from kubeiam.arn import PrincipalKind
 from kubeiam.errors import STSError, STSUnavailableError
 from kubeiam.identity import Identity
 from kubeiam.server.identity_cache import DEFAULT_TTL, CacheOutcome, IdentityCache, token_key
+from support.identities import user_identity
 
 
 class Clock:
@@ -22,31 +22,22 @@ class Clock:
         return self.now
 
 
-def identity(expires_at: float, name: str = "alice") -> Identity:
-    return Identity(
-        arn=f"arn:aws:iam::111122223333:user/{name}",
-        canonical_arn=f"arn:aws:iam::111122223333:user/{name}",
-        account_id="111122223333",
-        user_id="AIDAEXAMPLE",
-        session_name="",
-        access_key_id="AKIAEXAMPLE",
-        kind=PrincipalKind.USER,
-        partition="aws",
-        principal_id="AIDAEXAMPLE",
-        expires_at=expires_at,
-    )
-
-
 class CountingVerifier:
-    def __init__(self, result: Identity | Exception, *, delay: float = 0.0) -> None:
+    """Counts its calls. A ``gated`` one sets :attr:`started`, then waits for :attr:`release`:
+    the test decides when the call ends, instead of a delay that must be long enough."""
+
+    def __init__(self, result: Identity | Exception, *, gated: bool = False) -> None:
         self.result = result
-        self.delay = delay
+        self.gated = gated
         self.calls = 0
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
 
     async def __call__(self, token: str) -> Identity:
         self.calls += 1
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.started.set()
+        if self.gated:
+            await self.release.wait()
         if isinstance(self.result, Exception):
             raise self.result
         return self.result
@@ -55,7 +46,7 @@ class CountingVerifier:
 async def test_second_review_is_a_hit_until_the_token_expires() -> None:
     clock = Clock()
     cache = IdentityCache(clock=clock, ttl=900)
-    verify = CountingVerifier(identity(expires_at=clock.now + 900))
+    verify = CountingVerifier(user_identity(expires_at=clock.now + 900))
     first = await cache.get_or_verify("tok", verify)
     second = await cache.get_or_verify("tok", verify)
     assert (first[1], second[1]) == (CacheOutcome.MISS, CacheOutcome.HIT)
@@ -71,7 +62,7 @@ async def test_identity_already_expired_or_without_expiry_is_not_cached() -> Non
     clock = Clock()
     cache = IdentityCache(clock=clock)
     for expires in (0.0, clock.now - 1):
-        verify = CountingVerifier(identity(expires_at=expires))
+        verify = CountingVerifier(user_identity(expires_at=expires))
         await cache.get_or_verify(f"t{expires}", verify)
         await cache.get_or_verify(f"t{expires}", verify)
         assert verify.calls == 2
@@ -81,7 +72,7 @@ async def test_identity_already_expired_or_without_expiry_is_not_cached() -> Non
 async def test_bounded_lru_evicts_least_recently_used() -> None:
     clock = Clock()
     cache = IdentityCache(max_entries=2, clock=clock)
-    verify = CountingVerifier(identity(expires_at=clock.now + 900))
+    verify = CountingVerifier(user_identity(expires_at=clock.now + 900))
     await cache.get_or_verify("a", verify)
     await cache.get_or_verify("b", verify)
     await cache.get_or_verify("a", verify)  # a is now the most recent
@@ -112,7 +103,7 @@ def _held_by(root: object) -> list[object]:
 async def test_keys_are_sha256_digests_never_the_token() -> None:
     cache = IdentityCache(clock=Clock())
     token = "k8s-aws-v1.secret-material"
-    await cache.get_or_verify(token, CountingVerifier(identity(expires_at=10_000)))
+    await cache.get_or_verify(token, CountingVerifier(user_identity(expires_at=10_000)))
     assert (await cache.get_or_verify(token, CountingVerifier(STSError("unused"))))[
         1
     ] is CacheOutcome.HIT
@@ -124,8 +115,11 @@ async def test_keys_are_sha256_digests_never_the_token() -> None:
 
 async def test_concurrent_reviews_of_one_token_share_one_call() -> None:
     cache = IdentityCache(clock=Clock())
-    verify = CountingVerifier(identity(expires_at=10_000), delay=0.02)
-    results = await asyncio.gather(*(cache.get_or_verify("tok", verify) for _ in range(50)))
+    verify = CountingVerifier(user_identity(expires_at=10_000), gated=True)
+    callers = [asyncio.ensure_future(cache.get_or_verify("tok", verify)) for _ in range(50)]
+    await verify.started.wait()  # the call runs after every caller's first step
+    verify.release.set()
+    results = await asyncio.gather(*callers)
     assert verify.calls == 1
     outcomes = [r[1] for r in results]
     assert outcomes.count(CacheOutcome.MISS) == 1
@@ -134,26 +128,28 @@ async def test_concurrent_reviews_of_one_token_share_one_call() -> None:
 
 async def test_error_is_shared_by_waiters_but_not_cached() -> None:
     cache = IdentityCache(clock=Clock())
-    failing = CountingVerifier(STSUnavailableError("STS down"), delay=0.02)
-    results = await asyncio.gather(
-        *(cache.get_or_verify("tok", failing) for _ in range(10)), return_exceptions=True
-    )
+    failing = CountingVerifier(STSUnavailableError("STS down"), gated=True)
+    callers = [asyncio.ensure_future(cache.get_or_verify("tok", failing)) for _ in range(10)]
+    await failing.started.wait()
+    failing.release.set()
+    results = await asyncio.gather(*callers, return_exceptions=True)
     assert failing.calls == 1
     assert all(isinstance(r, STSUnavailableError) for r in results)
     assert len(cache) == 0
-    ok = CountingVerifier(identity(expires_at=10_000))
+    ok = CountingVerifier(user_identity(expires_at=10_000))
     assert (await cache.get_or_verify("tok", ok))[1] is CacheOutcome.MISS
     assert ok.calls == 1
 
 
 async def test_cancelled_first_waiter_does_not_cancel_the_shared_call() -> None:
     cache = IdentityCache(clock=Clock())
-    verify = CountingVerifier(identity(expires_at=10_000), delay=0.05)
+    verify = CountingVerifier(user_identity(expires_at=10_000), gated=True)
     first = asyncio.ensure_future(cache.get_or_verify("tok", verify))
-    await asyncio.sleep(0.01)
+    await verify.started.wait()  # the first caller's call is in flight
     second = asyncio.ensure_future(cache.get_or_verify("tok", verify))
-    await asyncio.sleep(0.005)
+    await asyncio.sleep(0)  # one turn of the loop: the second caller joins the call in flight
     first.cancel()
+    verify.release.set()
     identity_, outcome = await second
     assert outcome is CacheOutcome.SHARED
     assert identity_.arn.endswith("alice")
@@ -166,10 +162,10 @@ async def test_cancelled_first_waiter_does_not_cancel_the_shared_call() -> None:
 async def test_an_expired_entry_is_not_served_and_a_live_one_is() -> None:
     clock = Clock()
     cache = IdentityCache(clock=clock)
-    await cache.get_or_verify("a", CountingVerifier(identity(expires_at=clock.now + 10)))
-    await cache.get_or_verify("b", CountingVerifier(identity(expires_at=clock.now + 100)))
+    await cache.get_or_verify("a", CountingVerifier(user_identity(expires_at=clock.now + 10)))
+    await cache.get_or_verify("b", CountingVerifier(user_identity(expires_at=clock.now + 100)))
     clock.now += 50
-    again = CountingVerifier(identity(expires_at=clock.now + 100))
+    again = CountingVerifier(user_identity(expires_at=clock.now + 100))
     assert (await cache.get_or_verify("a", again))[1] is CacheOutcome.MISS
     assert (await cache.get_or_verify("b", again))[1] is CacheOutcome.HIT
     assert again.calls == 1
@@ -190,7 +186,7 @@ async def test_default_ttl_is_under_kube_apiservers_webhook_cache_ttl() -> None:
     clock = Clock()
     cache = IdentityCache(clock=clock)
     assert cache.ttl == DEFAULT_TTL <= 120
-    verify = CountingVerifier(identity(expires_at=clock.now + 900))
+    verify = CountingVerifier(user_identity(expires_at=clock.now + 900))
     await cache.get_or_verify("tok", verify)
     clock.now += DEFAULT_TTL - 0.1
     assert (await cache.get_or_verify("tok", verify))[1] is CacheOutcome.HIT
@@ -202,7 +198,7 @@ async def test_default_ttl_is_under_kube_apiservers_webhook_cache_ttl() -> None:
 async def test_token_expiring_before_the_ttl_ends_the_entry_at_its_expiry() -> None:
     clock = Clock()
     cache = IdentityCache(clock=clock, ttl=120)
-    verify = CountingVerifier(identity(expires_at=clock.now + 30))
+    verify = CountingVerifier(user_identity(expires_at=clock.now + 30))
     await cache.get_or_verify("tok", verify)
     clock.now += 29.9
     assert (await cache.get_or_verify("tok", verify))[1] is CacheOutcome.HIT

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 import logging
-import time
 
 import pytest
 
 from kubeiam.server.config import LogFormat
 from kubeiam.server.logwriter import configure_logging
+from support.waiting import wait_for
 
 
 class CountingStream(io.StringIO):
@@ -54,7 +54,8 @@ def test_lines_logged_after_a_pause_are_written_too(restore_root_logging: object
     setup = configure_logging(LogFormat.TEXT, stream=out, background=True)
     review = logging.getLogger("kubeiam.server.review")
     review.info("first")
-    time.sleep(0.05)  # the writer has written "first" and waits for the next line
+    # the writer has written "first" and waits for the next line
+    wait_for(lambda: "first" in out.getvalue(), what="the first line written")
     review.info("second")
     setup.close()
     assert [line.split(": ", 1)[1] for line in out.getvalue().splitlines()] == ["first", "second"]

@@ -13,7 +13,6 @@ import json
 import pytest
 from aiohttp import web
 
-from kubeiam.arn import PrincipalKind
 from kubeiam.identity import Identity
 from kubeiam.server.app import create_app, protocol_error_answer
 from kubeiam.server.connections import (
@@ -24,19 +23,9 @@ from kubeiam.server.connections import (
 )
 from kubeiam.server.identity_cache import IdentityCache
 from kubeiam.server.metrics import Result, ServerMetrics
+from support.identities import user_identity
 
-IDENTITY = Identity(
-    arn="arn:aws:iam::111122223333:user/alice",
-    canonical_arn="arn:aws:iam::111122223333:user/alice",
-    account_id="111122223333",
-    user_id="AIDAEXAMPLE",
-    session_name="",
-    access_key_id="AKIAEXAMPLEEXAMPLE12",
-    kind=PrincipalKind.USER,
-    partition="aws",
-    principal_id="AIDAEXAMPLE",
-    expires_at=4_000_000_000.0,
-)
+IDENTITY = user_identity()
 
 
 class BrokenMetrics(ServerMetrics):
