@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from kubeiam.admin.editing.document import check_role_or_user
 from kubeiam.admin.editing.lint import Finding, Level
@@ -55,6 +55,9 @@ class EntryRoleMapping(RoleMapping):
     def is_node(self) -> bool:
         return self.entry_type != STANDARD
 
+    #: What makes it cluster-admin, for the last-admin guard's message.
+    admin_grant: ClassVar[str] = "AmazonEKSClusterAdminPolicy"
+
     @property
     def grants_masters(self) -> bool:
         return any(p.is_cluster_admin for p in self.policies)
@@ -73,6 +76,9 @@ class EntryUserMapping(UserMapping):
     @property
     def is_node(self) -> bool:
         return False
+
+    #: What makes it cluster-admin, for the last-admin guard's message.
+    admin_grant: ClassVar[str] = "AmazonEKSClusterAdminPolicy"
 
     @property
     def grants_masters(self) -> bool:

@@ -40,8 +40,12 @@ def check_guards(before: LoadResult, after: LoadResult, *, force: bool) -> list[
     masters_after = [e for e in after.mappings.entries if e.grants_masters]
     if masters_before and not masters_after:
         names = ", ".join(e.display_name for e in masters_before)
+        # An access entry is cluster-admin through a policy, never system:masters.
+        grant = " / ".join(
+            sorted({getattr(e, "admin_grant", "system:masters") for e in masters_before})
+        )
         problems.append(
-            f"this removes the last system:masters mapping ({names}): no mapped identity would "
+            f"this removes the last {grant} mapping ({names}): no mapped identity would "
             "keep cluster-admin, and only the cluster creator could repair it"
         )
     if problems and not force:
