@@ -11,7 +11,6 @@ import re
 import signal
 import ssl
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
+from support.cli import KUBEIAM
+
 START_TIMEOUT = 60.0
 REVIEWS = 30
 MALFORMED_COUNT = re.escape(
