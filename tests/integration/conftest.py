@@ -21,6 +21,17 @@ def aws_cli_env(local_aws: LocalAWS) -> dict[str, str]:
 
 
 @pytest.fixture
+def server_aws_env(local_aws: LocalAWS, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server started in this process makes its own AWS calls (ec2:DescribeInstances,
+    iam:ListGroupsForUser) to moto, as the local AWS's administrator."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", local_aws.moto_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", local_aws.moto_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", local_aws.admin.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", local_aws.admin.secret_access_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", local_aws.region)
+
+
+@pytest.fixture
 def admin_cli_env(aws_cli_env: dict[str, str], local_aws: LocalAWS) -> dict[str, str]:
     """:func:`aws_cli_env` with the keys of the local AWS's allow-everything administrator."""
     return {

@@ -35,21 +35,18 @@ from kubeiam.server.components import Components
 from kubeiam.server.config import ServerConfig
 from kubeiam.server.identity_cache import IdentityCache
 from kubeiam.server.metrics import ServerMetrics
-from kubeiam.server.run import RunningServer, start_server
+from kubeiam.server.run import start_server
 from kubeiam.token.encoding import encode_token
-from kubeiam.token.presign import presign_get_caller_identity
 from kubeiam.token.sts import STSClient, parse_resolve_specs
 from kubeiam.token.verifier import Verifier
+from support.metrics import sample_sum
+from support.review import ReviewClient
+from support.tokens import Creds, assume, minter
+from support.waiting import until
 
 CLUSTER = "demo-cluster"
+mint = minter(CLUSTER)
 ATTACKS = Path(__file__).resolve().parents[1] / "fixtures" / "tokens" / "attacks.json"
-
-
-@dataclass(frozen=True)
-class Creds:
-    key_id: str
-    secret: str
-    session_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,27 +64,6 @@ class World:
     admin_arn: str
     node_arn: str
     dev_arn: str
-
-
-def mint(
-    creds: Creds, *, cluster: str = CLUSTER, now: datetime | None = None, region: str = "us-east-1"
-) -> str:
-    url = presign_get_caller_identity(
-        access_key_id=creds.key_id,
-        secret_access_key=creds.secret,
-        session_token=creds.session_token,
-        region=region,
-        host=sts_host_for_region(region),
-        cluster_id=cluster,
-        now=now or datetime.now(UTC),
-    )
-    return encode_token(url)
-
-
-def assume(aws: LocalAWS, user: Creds, role_arn: str, session: str) -> Creds:
-    sts = aws.boto3_client("sts", credentials=(user.key_id, user.secret))
-    c = sts.assume_role(RoleArn=role_arn, RoleSessionName=session)["Credentials"]
-    return Creds(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
 
 
 @pytest.fixture(scope="module")
@@ -168,58 +144,20 @@ def base_config(world: World, state_dir: Path, **changes: Any) -> ServerConfig:
 
 
 @pytest.fixture
-def ec2_env(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The server's own AWS access (for ec2:DescribeInstances) goes to moto as the admin."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", world.aws.moto_url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", world.aws.moto_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", world.aws.admin.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", world.aws.admin.secret_access_key)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", world.aws.region)
-
-
-class Client:
-    def __init__(self, server: RunningServer) -> None:
-        ctx = ssl.create_default_context(cafile=str(server.keypair.cert_path))
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=100))
-        self.base = server.url.removesuffix("/authenticate")
-        self.server = server
-
-    async def review(
-        self, token: str, api_version: str = "authentication.k8s.io/v1", **spec: Any
-    ) -> tuple[int, dict[str, Any]]:
-        body = {"apiVersion": api_version, "kind": "TokenReview", "spec": {"token": token, **spec}}
-        async with self.session.post(self.base + "/authenticate", json=body) as resp:
-            return resp.status, await resp.json()
-
-    async def get(self, path: str) -> tuple[int, str]:
-        async with self.session.get(self.base + path) as resp:
-            return resp.status, await resp.text()
-
-    async def close(self) -> None:
-        await self.session.close()
-
-
-@pytest.fixture
-async def served(world: World, state_dir: Path, ec2_env: None) -> AsyncIterator[Client]:
+async def served(
+    world: World, state_dir: Path, server_aws_env: None
+) -> AsyncIterator[ReviewClient]:
     server = await start_server(base_config(world, state_dir))
-    client = Client(server)
+    client = ReviewClient(server)
     yield client
     await client.close()
     await server.stop()
 
 
-def metric(text: str, name: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and not line.startswith("#"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 # --- who gets in, as whom ---------------------------------------------------------------------
 
 
-async def test_mapped_user(served: Client, world: World) -> None:
+async def test_mapped_user(served: ReviewClient, world: World) -> None:
     status, body = await served.review(mint(world.alice))
     assert status == 200
     user = body["status"]["user"]
@@ -237,7 +175,7 @@ async def test_mapped_user(served: Client, world: World) -> None:
     ids=["v1", "v1beta1"],
 )
 async def test_assumed_role_with_path_and_template(
-    served: Client, world: World, api_version: str
+    served: ReviewClient, world: World, api_version: str
 ) -> None:
     status, body = await served.review(mint(world.admin_session), api_version)
     assert status == 200
@@ -259,20 +197,20 @@ async def test_assumed_role_with_path_and_template(
     assert extra["sigs.k8s.io/aws-iam-authenticator/principalId"] == [role_id]
 
 
-async def test_node_role_resolves_private_dns_name(served: Client, world: World) -> None:
+async def test_node_role_resolves_private_dns_name(served: ReviewClient, world: World) -> None:
     status, body = await served.review(mint(world.node_session))
     assert status == 200, body
     assert body["status"]["user"]["username"] == f"system:node:{world.private_dns}"
     assert body["status"]["user"]["groups"] == ["system:bootstrappers", "system:nodes"]
     _, metrics = await served.get("/metrics")
-    assert metric(metrics, "aws_iam_authenticator_ec2_describe_instances_calls_total") == 1
+    assert sample_sum(metrics, "aws_iam_authenticator_ec2_describe_instances_calls_total") == 1
 
 
 async def test_node_impersonation_refused_with_instance_role_check(
-    world: World, state_dir: Path, ec2_env: None
+    world: World, state_dir: Path, server_aws_env: None
 ) -> None:
     server = await start_server(base_config(world, state_dir, ec2_instance_role_check=True))
-    client = Client(server)
+    client = ReviewClient(server)
     try:
         # a session named after an instance whose profile does not hold the node role
         status, body = await client.review(mint(world.node_session))
@@ -287,23 +225,23 @@ async def test_node_impersonation_refused_with_instance_role_check(
         await server.stop()
 
 
-async def test_unmapped_user_is_denied(served: Client, world: World) -> None:
+async def test_unmapped_user_is_denied(served: ReviewClient, world: World) -> None:
     status, body = await served.review(mint(world.bob))
     assert status == 403
     assert body["status"]["authenticated"] is False
     assert "not mapped" in body["status"]["error"]
 
 
-async def test_reserved_prefix_checked_after_rendering(served: Client, world: World) -> None:
+async def test_reserved_prefix_checked_after_rendering(served: ReviewClient, world: World) -> None:
     status, body = await served.review(mint(world.eks_session))
     assert status == 403
     assert "eks-" in body["status"]["error"]
 
 
-async def test_account_mapping(world: World, state_dir: Path, ec2_env: None) -> None:
+async def test_account_mapping(world: World, state_dir: Path, server_aws_env: None) -> None:
     config = base_config(world, state_dir, map_accounts=(world.aws.account_id,))
     server = await start_server(config)
-    client = Client(server)
+    client = ReviewClient(server)
     try:
         status, body = await client.review(mint(world.bob))
         assert status == 200
@@ -315,7 +253,9 @@ async def test_account_mapping(world: World, state_dir: Path, ec2_env: None) -> 
         await server.stop()
 
 
-async def test_token_for_another_cluster_is_refused_by_sts(served: Client, world: World) -> None:
+async def test_token_for_another_cluster_is_refused_by_sts(
+    served: ReviewClient, world: World
+) -> None:
     status, body = await served.review(mint(world.alice, cluster="other-cluster"))
     assert status == 403
     assert body["status"]["authenticated"] is False
@@ -332,7 +272,7 @@ def attack_cases() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def attack_server(world: World, state_dir: Path) -> AsyncIterator[Client]:
+async def attack_server(world: World, state_dir: Path) -> AsyncIterator[ReviewClient]:
     """A server whose verifier clock is the attack vectors' fixed "now" (all else real)."""
     doc = json.loads(ATTACKS.read_text())
     now = datetime.fromisoformat(doc["now"].replace("Z", "+00:00"))
@@ -352,7 +292,7 @@ async def attack_server(world: World, state_dir: Path) -> AsyncIterator[Client]:
         closers=[sts.close],
     )
     server = await start_server(config, components=components)
-    client = Client(server)
+    client = ReviewClient(server)
     yield client
     await client.close()
     await server.stop()
@@ -360,7 +300,7 @@ async def attack_server(world: World, state_dir: Path) -> AsyncIterator[Client]:
 
 @pytest.mark.parametrize("case", attack_cases(), ids=lambda c: c["id"])
 async def test_attack_vectors_are_refused_before_sts(
-    attack_server: Client, world: World, case: dict[str, Any]
+    attack_server: ReviewClient, world: World, case: dict[str, Any]
 ) -> None:
     before = world.aws.sts_requests
     status, body = await attack_server.review(encode_token(case["url"]))
@@ -371,20 +311,20 @@ async def test_attack_vectors_are_refused_before_sts(
     assert 'authenticate_latency_seconds_count{result="invalid_token"} 1.0' in metrics
 
 
-async def test_redirecting_sts_is_not_followed(served: Client, world: World) -> None:
+async def test_redirecting_sts_is_not_followed(served: ReviewClient, world: World) -> None:
     world.aws.set_sts_fault("redirect")
     status, _ = await served.review(mint(world.alice))
     assert status == 403
     assert world.aws.redirect_hits == 0
 
 
-async def test_oversized_token_is_refused(served: Client, world: World) -> None:
+async def test_oversized_token_is_refused(served: ReviewClient, world: World) -> None:
     status, body = await served.review("k8s-aws-v1." + "A" * 5000)
     assert status == 403
     assert body["status"]["authenticated"] is False
 
 
-async def test_replayed_old_token_is_refused(served: Client, world: World) -> None:
+async def test_replayed_old_token_is_refused(served: ReviewClient, world: World) -> None:
     old = mint(world.alice, now=datetime.now(UTC) - timedelta(minutes=16))
     before = world.aws.sts_requests
     status, _ = await served.review(old)
@@ -395,7 +335,7 @@ async def test_replayed_old_token_is_refused(served: Client, world: World) -> No
 # --- STS faults -------------------------------------------------------------------------------
 
 
-async def test_sts_throttling_is_429(served: Client, world: World) -> None:
+async def test_sts_throttling_is_429(served: ReviewClient, world: World) -> None:
     world.aws.set_sts_fault("throttle")
     status, body = await served.review(mint(world.alice))
     assert status == 429
@@ -410,7 +350,7 @@ async def test_sts_throttling_is_429(served: Client, world: World) -> None:
 
 
 @pytest.mark.parametrize("fault", ["error500", "hang"], ids=["sts-500", "sts-hangs"])
-async def test_sts_failures_deny(served: Client, world: World, fault: str) -> None:
+async def test_sts_failures_deny(served: ReviewClient, world: World, fault: str) -> None:
     world.aws.set_sts_fault(fault)
     started = time.monotonic()
     status, _ = await served.review(mint(world.alice))
@@ -419,12 +359,12 @@ async def test_sts_failures_deny(served: Client, world: World, fault: str) -> No
 
 
 async def test_sts_down_is_a_connection_failure(
-    world: World, state_dir: Path, ec2_env: None, unused_tcp_port: int
+    world: World, state_dir: Path, server_aws_env: None, unused_tcp_port: int
 ) -> None:
     host = sts_host_for_region("us-east-1")
     config = base_config(world, state_dir, sts_resolve=(f"{host}=127.0.0.1:{unused_tcp_port}",))
     server = await start_server(config)
-    client = Client(server)
+    client = ReviewClient(server)
     try:
         status, body = await client.review(mint(world.alice))
         assert status == 403
@@ -439,7 +379,7 @@ async def test_sts_down_is_a_connection_failure(
 # --- the identity cache -----------------------------------------------------------------------
 
 
-async def test_flood_of_one_token_makes_one_sts_call(served: Client, world: World) -> None:
+async def test_flood_of_one_token_makes_one_sts_call(served: ReviewClient, world: World) -> None:
     token = mint(world.admin_session)
     before = world.aws.sts_requests
     results = await asyncio.gather(*(served.review(token) for _ in range(40)))
@@ -449,10 +389,10 @@ async def test_flood_of_one_token_makes_one_sts_call(served: Client, world: Worl
     assert (await served.review(token))[0] == 200
     assert world.aws.sts_requests - before == 1
     _, metrics = await served.get("/metrics")
-    assert metric(metrics, "kubeiam_identity_cache_misses_total") == 1
+    assert sample_sum(metrics, "kubeiam_identity_cache_misses_total") == 1
     assert (
-        metric(metrics, "kubeiam_identity_cache_hits_total")
-        + metric(metrics, "kubeiam_identity_cache_shared_total")
+        sample_sum(metrics, "kubeiam_identity_cache_hits_total")
+        + sample_sum(metrics, "kubeiam_identity_cache_shared_total")
         == 40
     )
 
@@ -460,7 +400,7 @@ async def test_flood_of_one_token_makes_one_sts_call(served: Client, world: Worl
 # --- the HTTP envelope ------------------------------------------------------------------------
 
 
-async def test_http_errors(served: Client) -> None:
+async def test_http_errors(served: ReviewClient) -> None:
     session, base = served.session, served.base
     async with session.get(base + "/authenticate") as resp:
         assert resp.status == 405
@@ -472,7 +412,7 @@ async def test_http_errors(served: Client) -> None:
     assert await served.get("/readyz") == (200, "ok")
 
 
-async def test_tls_below_1_2_is_refused(served: Client) -> None:
+async def test_tls_below_1_2_is_refused(served: ReviewClient) -> None:
     ctx = ssl.create_default_context(cafile=str(served.server.keypair.cert_path))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0/1.1 are, on purpose
@@ -482,7 +422,7 @@ async def test_tls_below_1_2_is_refused(served: Client) -> None:
         await asyncio.open_connection("127.0.0.1", served.server.port, ssl=ctx)
 
 
-async def test_plain_http_is_not_served(served: Client) -> None:
+async def test_plain_http_is_not_served(served: ReviewClient) -> None:
     async with aiohttp.ClientSession() as plain:
         with pytest.raises(aiohttp.ClientError):
             async with plain.get(f"http://127.0.0.1:{served.server.port}/healthz") as resp:
@@ -490,7 +430,7 @@ async def test_plain_http_is_not_served(served: Client) -> None:
 
 
 async def test_logs_never_contain_token_url_or_signature(
-    served: Client, world: World, caplog: pytest.LogCaptureFixture
+    served: ReviewClient, world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = mint(world.admin_session)
     bad = mint(world.bob)
@@ -609,12 +549,13 @@ def test_server_command_serves_and_stops_gracefully_on_sigterm(
             world.aws.set_sts_fault("hang")
             # a token the server has not cached yet, so the review must call (hung) STS
             fresh = mint(world.alice, now=datetime.now(UTC) - timedelta(seconds=5))
+            before = world.aws.sts_requests
             pending = asyncio.ensure_future(
                 session.post(url, json={**body, "spec": {"token": fresh}})
             )
-            await asyncio.sleep(0.3)
+            await until(lambda: world.aws.sts_requests > before, what="the review's STS call")
             proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.3)
+            # The hung call stays hung (the front's hang ignores a later switch): no wait needed.
             world.aws.set_sts_fault(None)
             async with await pending as resp:
                 return resp.status, await resp.json()
@@ -641,7 +582,7 @@ async def test_invalid_mapping_stops_start_up(world: World, state_dir: Path) -> 
 
 
 async def test_readyz_waits_for_the_dynamic_file(
-    world: World, state_dir: Path, ec2_env: None, tmp_path: Path
+    world: World, state_dir: Path, server_aws_env: None, tmp_path: Path
 ) -> None:
     from kubeiam.server.config import BackendMode
 
@@ -653,7 +594,7 @@ async def test_readyz_waits_for_the_dynamic_file(
         dynamic_file_path=mapping,
     )
     server = await start_server(config)
-    client = Client(server)
+    client = ReviewClient(server)
     try:
         assert (await client.get("/readyz"))[0] == 503
         bob = f"arn:aws:iam::{world.aws.account_id}:user/srv-bob"

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from kubeiam.arn import PrincipalKind
 from kubeiam.identity import Identity
 from kubeiam.server.components import Components
 from kubeiam.server.config import ServerConfig
@@ -25,19 +24,9 @@ from kubeiam.server.identity_cache import IdentityCache
 from kubeiam.server.metrics import ServerMetrics
 from kubeiam.server.run import RunningServer, start_server
 from kubeiam.server.tls import activate_renewal, stage_renewal
+from support.identities import user_identity
 
-IDENTITY = Identity(
-    arn="arn:aws:iam::111122223333:user/alice",
-    canonical_arn="arn:aws:iam::111122223333:user/alice",
-    account_id="111122223333",
-    user_id="AIDAEXAMPLE",
-    session_name="",
-    access_key_id="AKIAEXAMPLEEXAMPLE12",
-    kind=PrincipalKind.USER,
-    partition="aws",
-    principal_id="AIDAEXAMPLE",
-    expires_at=4_000_000_000.0,
-)
+IDENTITY = user_identity()
 
 
 class User:

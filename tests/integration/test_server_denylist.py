@@ -4,85 +4,24 @@ identities already in the identity cache."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import ssl
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
 from kubeiam.localaws.environment import LocalAWS
-from kubeiam.partitions import sts_host_for_region
 from kubeiam.server.config import ServerConfig
 from kubeiam.server.denylist import parse_deny_list
 from kubeiam.server.run import RunningServer, start_server
-from kubeiam.token.encoding import encode_token
-from kubeiam.token.presign import presign_get_caller_identity
+from support.metrics import sample_sum
+from support.review import ReviewClient
+from support.tokens import Creds, assume, minter
+from support.waiting import until
 
 CLUSTER = "deny-cluster"
-
-
-@dataclass(frozen=True)
-class Creds:
-    key_id: str
-    secret: str
-    session_token: str | None = None
-
-
-def mint(creds: Creds, *, now: datetime | None = None) -> str:
-    url = presign_get_caller_identity(
-        access_key_id=creds.key_id,
-        secret_access_key=creds.secret,
-        session_token=creds.session_token,
-        region="us-east-1",
-        host=sts_host_for_region("us-east-1"),
-        cluster_id=CLUSTER,
-        now=now or datetime.now(UTC),
-    )
-    return encode_token(url)
-
-
-def assume(aws: LocalAWS, user: Creds, role_arn: str, session: str) -> Creds:
-    sts = aws.boto3_client("sts", credentials=(user.key_id, user.secret))
-    c = sts.assume_role(RoleArn=role_arn, RoleSessionName=session)["Credentials"]
-    return Creds(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
-
-
-class Client:
-    def __init__(self, server: RunningServer) -> None:
-        ctx = ssl.create_default_context(cafile=str(server.keypair.cert_path))
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx))
-        self.base = server.url.removesuffix("/authenticate")
-
-    async def review(self, token: str) -> tuple[int, dict[str, Any]]:
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenReview",
-            "spec": {"token": token},
-        }
-        async with self.session.post(self.base + "/authenticate", json=body) as resp:
-            return resp.status, await resp.json()
-
-    async def metrics(self) -> str:
-        async with self.session.get(self.base + "/metrics") as resp:
-            return await resp.text()
-
-    async def close(self) -> None:
-        await self.session.close()
-
-
-def metric(text: str, name: str) -> float:
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name) and not line.startswith("#")
-    )
+mint = minter(CLUSTER)
 
 
 class People:
@@ -125,27 +64,20 @@ def config(people: People, state_dir: Path, **changes: object) -> ServerConfig:
 @pytest.fixture
 async def served(
     people: People, tmp_path: Path
-) -> AsyncIterator[tuple[RunningServer, Client, Path]]:
+) -> AsyncIterator[tuple[RunningServer, ReviewClient, Path]]:
     deny_file = tmp_path / "deny.yaml"
     server = await start_server(config(people, tmp_path / "state", deny_list_file=deny_file))
     server.deny_list.poll_interval = 0.1
-    client = Client(server)
+    client = ReviewClient(server)
     yield server, client, deny_file
     await client.close()
     await server.stop()
 
 
-async def until(check: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached")
-
-
 async def test_file_updates_refuse_and_release_without_restart(
-    served: tuple[RunningServer, Client, Path], people: People, caplog: pytest.LogCaptureFixture
+    served: tuple[RunningServer, ReviewClient, Path],
+    people: People,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     _, client, deny_file = served
     jane, joe, alice = mint(people.jane), mint(people.joe), mint(people.alice)
@@ -159,7 +91,7 @@ async def test_file_updates_refuse_and_release_without_restart(
         return (await client.review(jane))[0] == 403
 
     caplog.set_level(logging.INFO, logger="kubeiam.server.review")
-    await until(role_refused)
+    await until(role_refused, interval=0.05)
     status, body = await client.review(joe)
     assert status == 403
     assert body["status"]["error"] == "this AWS principal is refused by the webhook's deny list"
@@ -175,7 +107,7 @@ async def test_file_updates_refuse_and_release_without_restart(
     async def joe_back() -> bool:
         return (await client.review(joe))[0] == 200
 
-    await until(joe_back)
+    await until(joe_back, interval=0.05)
     assert (await client.review(jane))[0] == 403
 
     deny_file.unlink()  # incident over
@@ -183,18 +115,18 @@ async def test_file_updates_refuse_and_release_without_restart(
     async def jane_back() -> bool:
         return (await client.review(mint(people.jane)))[0] == 200
 
-    await until(jane_back)
+    await until(jane_back, interval=0.05)
     text = await client.metrics()
-    assert metric(text, 'kubeiam_deny_list_refusals_total{list="roleARNs"}') >= 2
-    assert metric(text, 'kubeiam_deny_list_refusals_total{list="accessKeyIDs"}') >= 1
-    assert metric(text, "kubeiam_deny_list_entries") == 0
+    assert sample_sum(text, "kubeiam_deny_list_refusals_total", list="roleARNs") >= 2
+    assert sample_sum(text, "kubeiam_deny_list_refusals_total", list="accessKeyIDs") >= 1
+    assert sample_sum(text, "kubeiam_deny_list_entries") == 0
 
 
 async def test_signed_before_refuses_older_tokens_only(people: People, tmp_path: Path) -> None:
     cutoff = datetime.now(UTC) - timedelta(minutes=5)
     deny = parse_deny_list({"sessionNames": [{"name": "jane", "signedBefore": cutoff.isoformat()}]})
     server = await start_server(config(people, tmp_path / "state", deny_list=deny))
-    client = Client(server)
+    client = ReviewClient(server)
     try:
         old = mint(people.jane, now=cutoff - timedelta(minutes=2))  # still valid: 7 min old
         assert (await client.review(old))[0] == 403

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,12 @@ import yaml
 
 from kubeiam.localaws.environment import LocalAWS
 from kubeiam.partitions import sts_host_for_region
-from kubeiam.token.encoding import encode_token
-from kubeiam.token.presign import presign_get_caller_identity
+from support.cli import KUBEIAM
+from support.tokens import Creds, minter
+from support.waiting import until
 
 CLUSTER = "faults-cluster"
+mint = minter(CLUSTER)
 #: The server's STS timeout in these tests: a hung STS costs a review this long.
 STS_TIMEOUT = 2.0
 #: Slack on top of STS_TIMEOUT for a review's whole round trip on a busy 2-core machine.
@@ -51,25 +53,6 @@ START_SECONDS = 30.0
 FAILED_STS_STATUSES = {403, 503}
 
 
-@dataclass(frozen=True)
-class Signer:
-    key_id: str
-    secret: str = field(repr=False)
-
-
-def mint(signer: Signer, now: datetime, region: str = "us-east-1") -> str:
-    url = presign_get_caller_identity(
-        access_key_id=signer.key_id,
-        secret_access_key=signer.secret,
-        session_token=None,
-        region=region,
-        host=sts_host_for_region(region),
-        cluster_id=CLUSTER,
-        now=now,
-    )
-    return encode_token(url)
-
-
 class Tokens:
     """Distinct valid tokens (signer x signing second), never one twice: a repeated token would
     be answered from the identity cache and hide what STS is doing."""
@@ -77,7 +60,7 @@ class Tokens:
     #: Signing seconds used, back from now: the tokens stay inside STS's 15-minute window.
     WINDOW_SECONDS = 800
 
-    def __init__(self, signers: list[Signer], region: str = "us-east-1") -> None:
+    def __init__(self, signers: list[Creds], region: str = "us-east-1") -> None:
         self._signers = signers
         self._region = region
         self._next = 0
@@ -89,7 +72,8 @@ class Tokens:
         n = len(self._signers)
         if i >= n * self.WINDOW_SECONDS:
             raise AssertionError(f"more than {i} reviews: the load is not bounded as meant")
-        return mint(self._signers[i % n], self._now - timedelta(seconds=i // n), self._region)
+        signer, now = self._signers[i % n], self._now - timedelta(seconds=i // n)
+        return mint(signer, now=now, region=self._region)
 
 
 @dataclass
@@ -127,12 +111,12 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def signers(local_aws: LocalAWS) -> list[Signer]:
-    return [Signer(*local_aws.create_user(f"faults-{i}")) for i in range(SIGNERS)]
+def signers(local_aws: LocalAWS) -> list[Creds]:
+    return [Creds(*local_aws.create_user(f"faults-{i}")) for i in range(SIGNERS)]
 
 
 @pytest.fixture
-def served(local_aws: LocalAWS, signers: list[Signer], tmp_path: Path) -> Iterator[Served]:
+def served(local_aws: LocalAWS, signers: list[Creds], tmp_path: Path) -> Iterator[Served]:
     """The server command as a process; its log goes to a file (a pipe could fill and stall it)."""
     config = {
         "clusterID": CLUSTER,
@@ -248,7 +232,7 @@ async def load(
 
 
 async def test_sts_500s_then_hanging_then_back_during_load(
-    served: Served, local_aws: LocalAWS, signers: list[Signer]
+    served: Served, local_aws: LocalAWS, signers: list[Creds]
 ) -> None:
     """Reviews keep getting TokenReview answers through STS failures, none a 5xx page, each
     within the STS timeout; once STS is back, reviews succeed again within a few seconds."""
@@ -321,7 +305,7 @@ async def test_sts_500s_then_hanging_then_back_during_load(
 
 
 async def test_sigterm_during_load_answers_every_review_in_flight(
-    served: Served, local_aws: LocalAWS, signers: list[Signer]
+    served: Served, local_aws: LocalAWS, signers: list[Creds]
 ) -> None:
     """SIGTERM with reviews waiting on a slow STS: every one of them is answered (200), the
     server exits 0 after draining, and only then refuses new connections."""
@@ -332,12 +316,13 @@ async def test_sigterm_during_load_answers_every_review_in_flight(
         warm = [send(session, served.url, tokens.take(), local_aws) for _ in range(2 * WORKERS)]
         answers += await asyncio.gather(*warm)
         local_aws.set_sts_fault("slow")  # each STS call now takes a second
+        before = local_aws.sts_requests
         in_flight = [
             asyncio.ensure_future(send(session, served.url, tokens.take(), local_aws))
             for _ in range(WORKERS)
         ]
         # The reviews have reached the server and wait on STS when the signal comes.
-        await asyncio.sleep(0.4)
+        await until(lambda: local_aws.sts_requests >= before + WORKERS, what="reviews at STS")
         signalled = time.monotonic()
         served.proc.send_signal(signal.SIGTERM)
         drained = await asyncio.wait_for(asyncio.gather(*in_flight), timeout=30)
@@ -399,7 +384,7 @@ def test_sts_names_stop_resolving_during_load(tmp_path: Path) -> None:
     problem = namespace_problem()
     if problem is not None:
         pytest.skip(f"needs a network namespace: {problem}")
-    kubeiam = Path(sys.executable).with_name("kubeiam")
+    kubeiam = Path(KUBEIAM)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
@@ -413,7 +398,7 @@ def test_sts_names_stop_resolving_during_load(tmp_path: Path) -> None:
         ns = dns.ns
         aws = start_localaws_inside(ns, kubeiam, env=env, log=tmp_path / "localaws.log")
 
-        def create_signers() -> list[Signer]:
+        def create_signers() -> list[Creds]:
             import boto3
 
             iam = boto3.client(
@@ -427,7 +412,7 @@ def test_sts_names_stop_resolving_during_load(tmp_path: Path) -> None:
             for i in range(SIGNERS):
                 iam.create_user(UserName=f"dns-{i}")
                 key = iam.create_access_key(UserName=f"dns-{i}")["AccessKey"]
-                made.append(Signer(key["AccessKeyId"], key["SecretAccessKey"]))
+                made.append(Creds(key["AccessKeyId"], key["SecretAccessKey"]))
             return made
 
         signers = ns.call(create_signers)

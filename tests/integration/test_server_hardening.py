@@ -17,26 +17,16 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from kubeiam.arn import PrincipalKind
 from kubeiam.identity import Identity
 from kubeiam.server.components import Components
 from kubeiam.server.config import ServerConfig
 from kubeiam.server.identity_cache import IdentityCache
 from kubeiam.server.metrics import ServerMetrics
 from kubeiam.server.run import RunningServer, start_server
+from support.identities import user_identity
+from support.metrics import sample_sum
 
-IDENTITY = Identity(
-    arn="arn:aws:iam::111122223333:user/alice",
-    canonical_arn="arn:aws:iam::111122223333:user/alice",
-    account_id="111122223333",
-    user_id="AIDAEXAMPLE",
-    session_name="",
-    access_key_id="AKIAEXAMPLEEXAMPLE12",
-    kind=PrincipalKind.USER,
-    partition="aws",
-    principal_id="AIDAEXAMPLE",
-    expires_at=4_000_000_000.0,
-)
+IDENTITY = user_identity()
 HEADER_TIMEOUT = 0.6
 BODY_TIMEOUT = 0.6
 IDLE_TIMEOUT = 1.0
@@ -124,14 +114,6 @@ async def metrics_text(server: RunningServer) -> str:
     return server.components.metrics.render().decode()
 
 
-def sample(text: str, name: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and not line.startswith("#"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 async def review_ok(session: aiohttp.ClientSession, server: RunningServer) -> float:
     began = time.monotonic()
     async with session.post(server.url, data=REVIEW) as resp:
@@ -165,7 +147,7 @@ async def test_half_a_header_is_closed_after_the_header_timeout_while_reviews_go
         assert data == b""  # no request was read: nothing to answer
     assert max(latencies) < HEADER_TIMEOUT
     text = await metrics_text(server)
-    assert sample(text, 'kubeiam_connections_timed_out_total{phase="headers"}') == 2
+    assert sample_sum(text, "kubeiam_connections_timed_out_total", phase="headers") == 2
     for _, w in slow:
         w.close()
 
@@ -179,7 +161,7 @@ async def test_header_trickled_byte_by_byte_does_not_extend_the_timeout(
         for byte in b"POST /authenticate HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 500:
             writer.write(bytes([byte]))
             await writer.drain()
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # kept: the trickle's pace is what is tested
 
     sender = asyncio.create_task(trickle())
     seconds, data = await closed_after(reader, 10)
@@ -203,7 +185,8 @@ async def test_slow_body_is_answered_400_and_closed(server: RunningServer) -> No
     assert doc["status"]["authenticated"] is False
     assert "did not arrive" in doc["status"]["error"]
     assert (
-        sample(await metrics_text(server), 'kubeiam_connections_timed_out_total{phase="body"}') == 1
+        sample_sum(await metrics_text(server), "kubeiam_connections_timed_out_total", phase="body")
+        == 1
     )
     writer.close()
 
@@ -230,7 +213,8 @@ async def test_idle_keep_alive_connection_is_closed_after_the_idle_timeout(
     assert IDLE_TIMEOUT * 0.8 <= seconds <= IDLE_TIMEOUT + 1.5
     assert data == b""
     assert (
-        sample(await metrics_text(server), 'kubeiam_connections_timed_out_total{phase="idle"}') == 1
+        sample_sum(await metrics_text(server), "kubeiam_connections_timed_out_total", phase="idle")
+        == 1
     )
     writer.close()
 
@@ -259,7 +243,7 @@ async def test_connections_beyond_the_limit_are_answered_429_as_reviews(
     assert doc["kind"] == "TokenReview"
     assert "too many open connections" in doc["status"]["error"]
     text = await metrics_text(server)
-    assert sample(text, "kubeiam_connections_refused_total") == 1
+    assert sample_sum(text, "kubeiam_connections_refused_total") == 1
     assert await open_connections_reach(server, MAX_CONNECTIONS)  # the refused one is gone
     writer.close()
     for _, w in held:
@@ -271,9 +255,9 @@ async def test_connections_beyond_the_limit_are_answered_429_as_reviews(
 
 async def open_connections_reach(server: RunningServer, count: int) -> bool:
     for _ in range(40):
-        if sample(await metrics_text(server), "kubeiam_connections_open") == count:
+        if sample_sum(await metrics_text(server), "kubeiam_connections_open") == count:
             return True
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # polling interval
     return False
 
 
@@ -288,7 +272,7 @@ async def test_beyond_twice_the_limit_connections_are_closed_unanswered(
     assert seconds < 1.0
     assert data == b""  # closed on accept: not even a 429 is spent on it
     text = await metrics_text(server)
-    assert sample(text, "kubeiam_connections_refused_total") == MAX_CONNECTIONS + 1
+    assert sample_sum(text, "kubeiam_connections_refused_total") == MAX_CONNECTIONS + 1
     writer.close()
     for _, w in held:
         w.close()

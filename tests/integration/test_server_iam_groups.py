@@ -7,75 +7,22 @@ front; the server lists the users' groups with iam:ListGroupsForUser against mot
 from __future__ import annotations
 
 import asyncio
-import ssl
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
 from kubeiam.localaws.environment import LocalAWS
-from kubeiam.partitions import sts_host_for_region
 from kubeiam.server.config import ServerConfig
 from kubeiam.server.run import RunningServer, start_server
-from kubeiam.token.encoding import encode_token
-from kubeiam.token.presign import presign_get_caller_identity
+from support.metrics import sample_sum
+from support.review import ReviewClient
+from support.tokens import Creds, minter
 
 CLUSTER = "groups-cluster"
+mint = minter(CLUSTER)
 TTL = 0.3
-
-
-def mint(aws: LocalAWS, key_id: str, secret: str) -> str:
-    url = presign_get_caller_identity(
-        access_key_id=key_id,
-        secret_access_key=secret,
-        session_token=None,
-        region=aws.region,
-        host=sts_host_for_region(aws.region),
-        cluster_id=CLUSTER,
-        now=datetime.now(UTC),
-    )
-    return encode_token(url)
-
-
-class Client:
-    def __init__(self, server: RunningServer) -> None:
-        ctx = ssl.create_default_context(cafile=str(server.keypair.cert_path))
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx))
-        self.base = server.url.removesuffix("/authenticate")
-
-    async def review(self, token: str) -> tuple[int, dict[str, Any]]:
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenReview",
-            "spec": {"token": token},
-        }
-        async with self.session.post(self.base + "/authenticate", json=body) as resp:
-            return resp.status, await resp.json()
-
-    async def metrics(self) -> str:
-        async with self.session.get(self.base + "/metrics") as resp:
-            return await resp.text()
-
-
-def metric(text: str, name: str) -> float:
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name) and not line.startswith("#")
-    )
-
-
-@pytest.fixture
-def aws_env(local_aws: LocalAWS, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The server's own AWS access (iam:ListGroupsForUser) goes to moto as the admin."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", local_aws.moto_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", local_aws.admin.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", local_aws.admin.secret_access_key)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", local_aws.region)
 
 
 async def start(local_aws: LocalAWS, state_dir: Path) -> tuple[RunningServer, dict[str, str]]:
@@ -104,26 +51,26 @@ async def start(local_aws: LocalAWS, state_dir: Path) -> tuple[RunningServer, di
     info = {
         "group": group["GroupName"],
         "member": member,
-        "member_token": mint(local_aws, *member_key),
+        "member_token": mint(Creds(*member_key), region=local_aws.region),
         "member_key": member_key[0],
-        "outsider_token": mint(local_aws, *outsider_key),
+        "outsider_token": mint(Creds(*outsider_key), region=local_aws.region),
     }
     return server, info
 
 
 @pytest.fixture
 async def served(
-    local_aws: LocalAWS, tmp_path: Path, aws_env: None
-) -> AsyncIterator[tuple[Client, dict[str, str]]]:
+    local_aws: LocalAWS, tmp_path: Path, server_aws_env: None
+) -> AsyncIterator[tuple[ReviewClient, dict[str, str]]]:
     server, info = await start(local_aws, tmp_path)
-    client = Client(server)
+    client = ReviewClient(server)
     yield client, info
     await client.session.close()
     await server.stop()
 
 
 async def test_member_gets_the_groups_and_loses_them_after_the_ttl(
-    served: tuple[Client, dict[str, str]], local_aws: LocalAWS
+    served: tuple[ReviewClient, dict[str, str]], local_aws: LocalAWS
 ) -> None:
     client, info = served
     status, body = await client.review(info["member_token"])
@@ -137,16 +84,16 @@ async def test_member_gets_the_groups_and_loses_them_after_the_ttl(
     # Within the TTL the cached membership still applies; after it, the review is denied.
     status, _ = await client.review(info["member_token"])
     assert status == 200
-    await asyncio.sleep(TTL + 0.1)
+    await asyncio.sleep(TTL + 0.1)  # kept: waiting out the membership TTL is what is tested
     status, body = await client.review(info["member_token"])
     assert status == 403
     assert "not mapped" in body["status"]["error"]
     text = await client.metrics()
-    assert metric(text, "kubeiam_iam_list_groups_for_user_calls_total") == 2
-    assert metric(text, "kubeiam_iam_group_lookup_failures_total") == 0
+    assert sample_sum(text, "kubeiam_iam_list_groups_for_user_calls_total") == 2
+    assert sample_sum(text, "kubeiam_iam_group_lookup_failures_total") == 0
 
 
-async def test_non_member_is_denied(served: tuple[Client, dict[str, str]]) -> None:
+async def test_non_member_is_denied(served: tuple[ReviewClient, dict[str, str]]) -> None:
     client, info = served
     status, body = await client.review(info["outsider_token"])
     assert status == 403
@@ -154,20 +101,20 @@ async def test_non_member_is_denied(served: tuple[Client, dict[str, str]]) -> No
 
 
 async def test_iam_unreachable_fails_closed(
-    local_aws: LocalAWS, tmp_path: Path, aws_env: None, monkeypatch: pytest.MonkeyPatch
+    local_aws: LocalAWS, tmp_path: Path, server_aws_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server, info = await start(local_aws, tmp_path)
     # The server's IAM endpoint: a loopback port nothing listens on (connection refused).
     monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    client = Client(server)
+    client = ReviewClient(server)
     try:
         status, body = await client.review(info["member_token"])
         assert status == 403
         assert "not mapped" in body["status"]["error"]
         text = await client.metrics()
-        assert metric(text, "kubeiam_iam_group_lookup_failures_total") == 1
-        assert metric(text, "kubeiam_iam_list_groups_for_user_calls_total") == 1
+        assert sample_sum(text, "kubeiam_iam_group_lookup_failures_total") == 1
+        assert sample_sum(text, "kubeiam_iam_list_groups_for_user_calls_total") == 1
     finally:
         await client.session.close()
         await server.stop()
