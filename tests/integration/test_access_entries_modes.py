@@ -66,7 +66,7 @@ def test_whoami_the_entry_decides_with_its_policies(cluster: Cluster) -> None:
     assert eks["accessPolicies"] == [
         {"policyArn": ADMIN, "accessScope": {"type": "cluster", "namespaces": []}}
     ]
-    could_not_read = [n for n in eks["notes"] if "aws-auth could not be read" in n]
+    could_not_read = [n for n in eks["notes"] if "cannot change this answer" in n]
     assert bool(could_not_read) is (mode == "API_AND_CONFIG_MAP")
 
     text = whoami(cluster)
@@ -111,7 +111,7 @@ def test_mapping_explain_a_role_session_under_the_mode(cluster: Cluster) -> None
     eks = json.loads(other.stdout)["eks"]
     assert eks["source"] is None
     if eks["authenticationMode"] == "API_AND_CONFIG_MAP":
-        assert any("not read here" in n for n in eks["notes"]), eks["notes"]
+        assert any("does not read it" in n for n in eks["notes"]), eks["notes"]
 
 
 def test_config_map_mode_and_an_unknown_cluster(
@@ -121,7 +121,7 @@ def test_config_map_mode_and_an_unknown_cluster(
     done = cluster.kubeiam("explain", local_aws.admin.arn)
     assert done.returncode == 1  # no access entry decides: aws-auth does, not read here
     assert "mode CONFIG_MAP: EKS reads aws-auth only" in done.stdout
-    assert "not read here" in done.stdout
+    assert "does not read it" in done.stdout
     listed = cluster.kubeiam("list")  # the store itself has nothing to list
     assert listed.returncode == 2
     assert "authentication mode CONFIG_MAP" in listed.stderr

@@ -110,7 +110,14 @@ def decide(
             "reads aws-auth"
         )
     for source in (entry, aws_auth):
-        if source is not None and source.unreadable:
+        if source is None or not source.unreadable:
+            continue
+        if winner is not None and winner.source is Source.ACCESS_ENTRY:
+            notes.append(
+                f"{source.source.value} was not read ({source.unreadable}); it cannot change "
+                f"this answer: in {mode.value} the access entry wins"
+            )
+        else:
             notes.append(f"{source.source.value} could not be read: {source.unreadable}")
     if not reads_access_entries(mode):
         notes.append(

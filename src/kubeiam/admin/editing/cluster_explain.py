@@ -92,8 +92,8 @@ async def _aws_auth_candidate(
         return Candidate(
             Source.AWS_AUTH,
             False,
-            unreadable="not read here (`kubeiam whoami --cluster`, or `kubeiam mapping explain "
-            "ARN --store aws-auth --context C`, reads it)",
+            unreadable="`mapping explain --store access-entries` does not read it; `kubeiam "
+            "whoami --cluster` or `kubeiam mapping explain ARN --store aws-auth --context C` does",
         )
     try:
         store = open_aws_auth()
