@@ -204,6 +204,35 @@ def test_a_failure_mid_apply_undoes_this_runs_changes(
     assert len(cluster.entries()) == len(left) + 3
 
 
+def test_a_refused_association_mid_apply_undoes_the_entry_it_belonged_to(
+    cluster: Cluster, seeded: tuple[Path, dict[str, str]], local_aws: LocalAWS
+) -> None:
+    """A real refusal, by IAM: the admin running apply may do everything but
+    eks:AssociateAccessPolicy. The admin row's entry is created, its policy refused; the entry
+    (recorded before its policies) is deleted again and nothing else was made."""
+    path, arns = seeded
+    name = "migrator-" + cluster.name
+    key_id, secret = local_aws.create_user(name)
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["eks:*", "iam:List*", "iam:Get*"], "Resource": "*"},
+        {"Effect": "Deny", "Action": "eks:AssociateAccessPolicy", "Resource": "*"},
+    ]}  # fmt: skip
+    cluster.iam.put_user_policy(
+        UserName=name, PolicyName="migrate", PolicyDocument=json.dumps(policy)
+    )
+    env = {**cluster.env, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}
+    failed = run_kubeiam(
+        "migrate", "apply", "--cluster", cluster.name, "--aws-auth-file", str(path), env=env
+    )
+    assert failed.returncode == 1, failed.stderr
+    assert "eks:AssociateAccessPolicy" in failed.stderr, failed.stderr
+    assert "every change this run made was undone" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert arns["admin"] not in cluster.entries()  # created, then deleted again
+    assert not set(cluster.entries()) & set(arns.values())
+    assert record(cluster)["created"] == []
+
+
 def test_finish_is_refused_while_verify_fails(
     cluster: Cluster, seeded: tuple[Path, dict[str, str]]
 ) -> None:
