@@ -419,3 +419,29 @@ def test_lint_and_explain(cluster: Cluster) -> None:
     assert found["groups"] == ["devs"]
     missing = cluster.kubeiam("explain", "arn:aws:iam::123456789012:user/nobody")
     assert missing.returncode == 1
+
+
+def test_writers_racing_lose_nothing(cluster: Cluster) -> None:
+    """Four adds at once (each reads, then writes only its own entry) all land, and the same
+    add racing itself ends with one entry, not an error."""
+    from support.cli import KUBEIAM
+
+    users = [cluster.user() for _ in range(3)]
+    same = cluster.user()
+    argvs = [["add-user", arn, "--access-policy", "AmazonEKSViewPolicy"] for arn in users]
+    argvs += [["add-user", same, "--username", "s"]] * 2
+    procs = [
+        subprocess.Popen(
+            [KUBEIAM, "mapping", *argv, "--store", "access-entries", "--cluster", cluster.name],
+            env=cluster.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argvs
+    ]
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    assert [code for code, _ in results] == [0] * len(argvs), results
+    entries = cluster.entries()
+    assert set(users) | {same} <= set(entries)
+    assert entries[same]["username"] == "s"
