@@ -208,3 +208,59 @@ BAD_RECORDS = [
 def test_a_bad_record_is_a_config_error(raw: Any) -> None:
     with pytest.raises(ConfigError, match="is not a kubeiam migration record"):
         MigrationRecord.from_json(raw, source="record.json")
+
+
+class _SlowEks:
+    """EKS taking a while to report a mode change: the local EKS switches at once, a real one
+    takes minutes, so this stand-in (a stub, for a delay the emulator cannot produce) answers
+    with the old mode ``polls`` times first."""
+
+    def __init__(self, polls: int) -> None:
+        self.polls = polls
+        self.updates: list[dict[str, Any]] = []
+
+    def update_cluster_config(self, **kwargs: Any) -> None:
+        self.updates.append(kwargs)
+
+    def describe_cluster(self, name: str) -> dict[str, Any]:
+        mode = "CONFIG_MAP" if self.polls > 0 else "API_AND_CONFIG_MAP"
+        self.polls -= 1
+        arn = f"arn:aws:eks:us-east-1:111122223333:cluster/{name}"
+        return {"cluster": {"arn": arn, "accessConfig": {"authenticationMode": mode}}}
+
+
+def test_switching_the_mode_waits_until_eks_reports_it() -> None:
+    from kubeiam.admin.migration.apply import MODE_POLL_SECONDS, switch_mode
+    from kubeiam.eks.access_policies import AuthenticationMode
+    from kubeiam.eks.entries_client import EntriesClient
+
+    eks = _SlowEks(polls=3)
+    slept: list[float] = []
+    switch_mode(EntriesClient(eks, "c"), AuthenticationMode.API_AND_CONFIG_MAP, sleep=slept.append)
+    assert eks.updates == [
+        {"name": "c", "accessConfig": {"authenticationMode": "API_AND_CONFIG_MAP"}}
+    ]
+    assert slept == [MODE_POLL_SECONDS] * 3
+
+
+def test_a_mode_that_never_arrives_is_an_error_with_the_fix() -> None:
+    from kubeiam.admin.migration.apply import MODE_WAIT_SECONDS, switch_mode
+    from kubeiam.eks.access_policies import AuthenticationMode
+    from kubeiam.eks.entries_client import EntriesClient
+    from kubeiam.errors import KubeIAMError
+
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with pytest.raises(KubeIAMError, match="did not report mode API_AND_CONFIG_MAP") as caught:
+        switch_mode(
+            EntriesClient(_SlowEks(polls=10**6), "c"),
+            AuthenticationMode.API_AND_CONFIG_MAP,
+            sleep=sleep,
+            clock=lambda: now[0],
+        )
+    assert now[0] >= MODE_WAIT_SECONDS
+    assert caught.value.hint is not None
+    assert "describe-cluster --name c" in caught.value.hint
