@@ -170,7 +170,12 @@ def test_migrate_keeps_access_rolls_back_and_finishes(
         assert [b["name"] for b in mon_row["rbacBindings"]] == [COPY]
 
         # apply: every migrated principal keeps its access, now from its access entry.
-        migrate("apply")
+        applied = migrate("apply")
+        # aws-auth was backed up with the aws-auth store's own history first.
+        assert "aws-auth backup: ConfigMap kube-system/aws-auth-kubeiam-backup" in applied.stdout
+        listed = run_kubeiam("mapping", "restore", "--list", *where[2:], env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert "kubeiam migrate apply" in listed.stdout
         assert standin.sync().backends == ("DynamicFile", "EKSConfigMap")
         wait_for(
             lambda: True if REPLACEMENT in _groups(system.whoami(kubeconfigs[mon.name]) or {})
