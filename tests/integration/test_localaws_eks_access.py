@@ -863,3 +863,37 @@ def test_validator_agrees_on_parsed_responses(env: Env) -> None:
         answer.pop("ResponseMetadata")
         report = ParamValidator().validate(answer, model.operation_model(name).output_shape)
         assert not report.has_errors(), f"{name}: {report.generate_report()}"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda eks, c: eks.describe_cluster(name=c), id="describe-cluster"),
+        pytest.param(lambda eks, c: eks.list_access_entries(clusterName=c), id="list-entries"),
+        pytest.param(
+            lambda eks, c: eks.associate_access_policy(
+                clusterName=c,
+                principalArn="arn:aws:iam::123456789012:user/nobody",
+                policyArn=VIEW,
+                accessScope=CLUSTER_SCOPE,
+            ),
+            id="associate",
+        ),
+    ],
+)
+def test_a_caller_without_eks_permissions_gets_access_denied_as_eks_words_it(
+    env: Env, call: Callable[[Any, str], Any]
+) -> None:
+    """EKS refuses with 403 and a JSON AccessDeniedException, which botocore reads as that code
+    (moto's own refusal is an XML body botocore could only name "403")."""
+    name = unique("no-eks")
+    env.iam.create_user(UserName=name)
+    key = env.iam.create_access_key(UserName=name)["AccessKey"]
+    eks = env.aws.boto3_client("eks", credentials=(key["AccessKeyId"], key["SecretAccessKey"]))
+    with pytest.raises(ClientError) as refused:
+        call(eks, env.cluster)
+    error = refused.value.response
+    assert error["Error"]["Code"] == "AccessDeniedException"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert name in error["Error"]["Message"]
+    assert "is not authorized to perform: eks:" in error["Error"]["Message"]

@@ -30,7 +30,7 @@ from typing import Any
 import click
 
 from kubeiam.cli.app import report_errors
-from kubeiam.errors import ConfigError, KubeAPIError, KubeIAMError
+from kubeiam.errors import ConfigError, KubeAPIError
 
 #: Where GetCallerIdentity goes when neither --region, the environment nor the profile names one.
 DEFAULT_STS_REGION = "us-east-1"
@@ -164,12 +164,6 @@ def print_decision(cluster: str, decision: Any) -> None:
         click.echo(terminal_text(line))
 
 
-def _aws_message(exc: KubeIAMError) -> str:
-    """The message without an XML error body botocore could not parse (moto's refusals of a
-    JSON service come as XML) that would fill the terminal."""
-    return exc.message.split(": <?xml", 1)[0]
-
-
 def _eks_answer(
     cluster: str,
     profile: str | None,
@@ -195,7 +189,7 @@ def _eks_answer(
     except (NotFoundError, AWSAdminError, ConfigError) as exc:
         # Not an EKS cluster (a cluster kubeiam's own server serves), no region, no permission
         # for eks:DescribeCluster: the kubeconfig's stores are what can be explained.
-        say(f"note: {_aws_message(exc)}; explaining the kubeconfig's mappings instead")
+        say(f"note: {exc.message}; explaining the kubeconfig's mappings instead")
         return None
 
     def aws_auth() -> Any:
@@ -208,11 +202,10 @@ def _eks_answer(
             explain_in_cluster(arn, store, aws_auth, session_name=session, iam_groups=iam_groups)
         )
     except AWSAdminError as exc:
-        # "403": botocore names a refusal whose body it cannot parse by its HTTP status.
-        if exc.code not in ("AccessDenied", "AccessDeniedException", "403"):
+        if exc.code not in ("AccessDenied", "AccessDeniedException"):
             raise
         raise AWSAdminError(
-            _aws_message(exc),
+            exc.message,
             hint="whoami reads the cluster's access entries with your own credentials: it "
             "needs eks:ListAccessEntries, eks:DescribeAccessEntry and "
             "eks:ListAssociatedAccessPolicies on the cluster; or an admin runs `kubeiam mapping "

@@ -218,6 +218,27 @@ class EksAccessResponse(EKSResponse):
         super().__init__()
         self.automated_parameter_parsing = True
 
+    def _authenticate_and_authorize_normal_action(self, resource: str = "*") -> None:
+        """moto's IAM check, with its refusal in EKS's own wire form.
+
+        moto answers a refused call with the XML body of the query protocols, which botocore's
+        rest-json parser cannot read: the error code came out as "403". EKS answers 403 with a
+        JSON body naming AccessDeniedException (the API reference's common errors:
+        https://docs.aws.amazon.com/eks/latest/APIReference/CommonErrors.html).
+        """
+        from moto.core.exceptions import JsonRESTError
+        from werkzeug.exceptions import HTTPException
+
+        try:
+            super()._authenticate_and_authorize_normal_action(resource)
+        except HTTPException as error:
+            if error.code != 403:
+                raise
+            message = getattr(error, "message", None) or "access denied"
+            denied = JsonRESTError("AccessDeniedException", message)
+            denied.code = 403
+            raise denied from None
+
     def _validate_request(self) -> None:
         from botocore.validate import ParamValidator
         from moto.core.utils import get_service_model
