@@ -294,6 +294,8 @@ BAD = [
     ("not-a-record", "rollback", lambda c, p, t: ["--record", str(t / "junk.json")], 2,
      "is not a kubeiam migration record"),
     ("file-and-context", "apply", lambda c, p, t: ["--context", "x"], 2, "pass one or the other"),
+    ("no-cluster-admin", "apply", lambda c, p, t: [], 5, "the plan leaves no cluster admin"),
+    ("verify-before-apply", "verify", lambda c, p, t: [], 2, "in authentication mode CONFIG_MAP"),
 ]  # fmt: skip
 
 
