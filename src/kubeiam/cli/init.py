@@ -384,7 +384,9 @@ def static_pod_manifest(
                         "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]},
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "volumeMounts": [state_mount],
+                    # A copy each: one shared dict would be dumped as a YAML anchor and alias
+                    # (&id001 / *id001), which kubelet reads but people editing the file do not.
+                    "volumeMounts": [dict(state_mount)],
                 }
             ],
             "containers": [
@@ -406,7 +408,8 @@ def static_pod_manifest(
                         "initialDelaySeconds": 5,
                         "periodSeconds": 10,
                     },
-                    "readinessProbe": {"httpGet": {**probe, "path": "/readyz"}, "periodSeconds": 5},
+                    # Every 2 s: the API server's webhook is only as available as this answer.
+                    "readinessProbe": {"httpGet": {**probe, "path": "/readyz"}, "periodSeconds": 2},
                     "resources": {
                         "requests": {"cpu": "10m", "memory": "64Mi"},
                         "limits": {"memory": "256Mi"},
@@ -414,7 +417,7 @@ def static_pod_manifest(
                     "securityContext": _security_context(SERVER_UID, SERVER_GID),
                     "volumeMounts": [
                         {"name": "config", "mountPath": str(server_config), "readOnly": True},
-                        state_mount,
+                        dict(state_mount),
                     ],
                 }
             ],

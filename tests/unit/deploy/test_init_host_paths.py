@@ -156,7 +156,9 @@ def test_static_pod_runs_the_server_with_inits_state(
     )  # fmt: skip
     assert code == 0, output
     assert pod_file.stat().st_mode & 0o777 == 0o600
-    pod = yaml.safe_load(pod_file.read_text())
+    text = pod_file.read_text()
+    assert "&id" not in text and "*id" not in text, "no YAML anchors for people to puzzle over"
+    pod = yaml.safe_load(text)
     assert pod["kind"] == "Pod"
     assert pod["metadata"]["namespace"] == "kube-system"
     spec = pod["spec"]
