@@ -294,6 +294,8 @@ BAD = [
     ("not-a-record", "rollback", lambda c, p, t: ["--record", str(t / "junk.json")], 2,
      "is not a kubeiam migration record"),
     ("file-and-context", "apply", lambda c, p, t: ["--context", "x"], 2, "pass one or the other"),
+    ("record-of-another-cluster", "rollback", lambda c, p, t: ["--record", str(t / "rec.json")], 2,
+     "is the migration record of arn:aws:eks:us-east-1:123456789012:cluster/other"),
     ("no-cluster-admin", "apply", lambda c, p, t: [], 5, "the plan leaves no cluster admin"),
     ("verify-before-apply", "verify", lambda c, p, t: [], 2, "in authentication mode CONFIG_MAP"),
 ]  # fmt: skip
@@ -308,6 +310,10 @@ def test_bad_input(  # type: ignore[no-untyped-def]
     path = write_aws_auth(tmp_path / "aws-auth.yaml", [])
     (tmp_path / "other.json").write_text(json.dumps({"cluster": "other", "rows": []}))
     (tmp_path / "junk.json").write_text(json.dumps({"cluster": cluster.name}))
+    other = {"kind": "kubeiam-migration-record", "version": 1, "cluster": "other",
+             "clusterArn": "arn:aws:eks:us-east-1:123456789012:cluster/other",
+             "modeBefore": "CONFIG_MAP", "created": []}  # fmt: skip
+    (tmp_path / "rec.json").write_text(json.dumps(other))
     done = migrate(cluster, command, path, *args_of(cluster, path, tmp_path))
     assert done.returncode == code, done.stderr
     assert says in done.stderr

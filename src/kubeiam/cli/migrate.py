@@ -542,7 +542,7 @@ def finish_command(
     from kubeiam.errors import GuardError
 
     target = _Target(cluster, region, profile, kubeconfig, context, aws_auth_file, record_file)
-    record = load_record(target.record_file)
+    record = load_record(target.record_file, target.info)
     if record is None:
         raise ConfigError(
             f"no migration record at {target.record_file}: `migrate apply` has not run here",
@@ -599,7 +599,7 @@ def rollback_command(
     from kubeiam.admin.migration.rollback import rollback
 
     target = _Target(cluster, region, profile, kubeconfig, context, aws_auth_file, record_file)
-    record = load_record(target.record_file)
+    record = load_record(target.record_file, target.info)
     if record is None:
         raise ConfigError(
             f"no migration record at {target.record_file}: nothing to roll back",

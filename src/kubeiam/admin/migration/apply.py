@@ -80,7 +80,7 @@ def apply_plan(
             hint="add a break-glass admin entry first (`kubeiam mapping add-role ARN --store "
             "access-entries --access-policy AmazonEKSClusterAdminPolicy`), then plan again",
         )
-    record = load_record(record_file) or MigrationRecord(info.name, info.arn, info.mode.value)
+    record = load_record(record_file, info) or MigrationRecord(info.name, info.arn, info.mode.value)
     if record.finished:
         raise GuardError(
             f"the migration of {info.name} was finished at {record.finished} (mode API)",

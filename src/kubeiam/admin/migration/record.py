@@ -117,15 +117,22 @@ def record_path(state: Path, info: ClusterInfo) -> Path:
     return state / "migrations" / f"{info.account}-{info.region}-{info.name}.json"
 
 
-def load_record(path: Path) -> MigrationRecord | None:
-    """The record at ``path``; None when there is none."""
+def load_record(path: Path, info: ClusterInfo | None = None) -> MigrationRecord | None:
+    """The record at ``path``; None when there is none. With ``info``, a record of another
+    cluster is a ConfigError (a --record mix-up would delete the wrong entries)."""
     from kubeiam.documents import load_json
     from kubeiam.fileio import read_document_text
 
     text = read_document_text(path, missing_ok=True)
     if text is None:
         return None
-    return MigrationRecord.from_json(load_json(text, source=str(path)), source=str(path))
+    record = MigrationRecord.from_json(load_json(text, source=str(path)), source=str(path))
+    if info is not None and record.cluster_arn != info.arn:
+        raise ConfigError(
+            f"{path} is the migration record of {record.cluster_arn}, not of {info.arn}",
+            hint="pass the --record file `kubeiam migrate apply` wrote for this cluster",
+        )
+    return record
 
 
 def save_record(path: Path, record: MigrationRecord) -> None:
