@@ -31,6 +31,7 @@ import signal
 import socket
 import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from kubeiam.errors import ConfigError
 from kubeiam.server.config import ServerConfig
@@ -74,6 +75,24 @@ def reserve_port(address: str, port: int) -> socket.socket:
     return sock
 
 
+def metrics_parent(state_dir: Path) -> str:
+    """Where the workers' metric files go: the temporary directory, or, where there is none that
+    is writable (a read-only root filesystem, as the chart and the static pod run it), the state
+    directory, which the server writes its key pair to anyway."""
+    for candidate in (None, str(state_dir)):
+        try:
+            probe = tempfile.mkdtemp(prefix="kubeiam-metrics-probe-", dir=candidate)
+        except OSError:
+            continue
+        os.rmdir(probe)
+        return os.path.dirname(probe)
+    raise ConfigError(
+        f"--workers needs a writable directory for the workers' metrics: neither the temporary "
+        f"directory nor {state_dir} is writable",
+        hint="mount an emptyDir at /tmp (or set TMPDIR to a writable directory)",
+    )
+
+
 def run_workers(config: ServerConfig, workers: int) -> int:
     """Start ``workers`` servers on one port, supervise them until a signal; the exit status."""
     from kubeiam.server.tls import ensure_keypair
@@ -102,7 +121,9 @@ def run_workers(config: ServerConfig, workers: int) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with tempfile.TemporaryDirectory(prefix="kubeiam-metrics-") as metrics_dir:
+        with tempfile.TemporaryDirectory(
+            prefix="kubeiam-metrics-", dir=metrics_parent(config.state_dir)
+        ) as metrics_dir:
             os.environ[MULTIPROC_ENV] = metrics_dir
             context = multiprocessing.get_context("spawn")
             processes = [
