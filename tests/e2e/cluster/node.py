@@ -306,7 +306,7 @@ def _remove_cgroup_tree(top: Path) -> None:
 def _kill_cgroup_tree(top: Path) -> int:
     """SIGKILL every process in `top` and below (only pods of a node started here live there:
     a run killed before `stop` leaves its containers behind); returns how many were found."""
-    pids = set()
+    pids: set[int] = set()
     if top.is_dir():
         for procs in top.rglob("cgroup.procs"):
             with contextlib.suppress(OSError):
@@ -951,7 +951,7 @@ def prepare(cache: Path, *, ci: bool) -> list[str]:
     problem = missing_node_prerequisite()
     if problem is not None:
         return [*lines, f"node: not prepared: {problem}"]
-    for name, build, current in (
+    steps: tuple[tuple[str, Callable[[], object], Callable[[], bool]], ...] = (
         (
             "pause image",
             lambda: ensure_pause_image(cache),
@@ -959,7 +959,8 @@ def prepare(cache: Path, *, ci: bool) -> list[str]:
         ),
         ("kubeiam image", ensure_image, image_is_current),
         ("helm", lambda: helm_binary(cache), lambda: bool(list(cache.glob("helm-*/helm")))),
-    ):
+    )
+    for name, build, current in steps:
         was_current = current()
         started = time.monotonic()
         path = build()
