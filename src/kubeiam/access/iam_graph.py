@@ -23,6 +23,7 @@ import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from kubeiam.access.policy import (
     ACCOUNT_ID,
@@ -91,6 +92,9 @@ class IAMUser:
     boundary: Policy | None = None
     #: What could not be read for this user (a managed policy not returned, a bad document).
     unseen: tuple[str, ...] = ()
+    #: IAM's CreateDate (None if the answer had none): an access entry older than it was made
+    #: for an earlier user of that name.
+    created: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,8 @@ class IAMRole:
     policies: tuple[Policy, ...] = ()
     boundary: Policy | None = None
     unseen: tuple[str, ...] = ()
+    #: IAM's CreateDate (None if the answer had none), as for :attr:`IAMUser.created`.
+    created: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +259,7 @@ class _Resolver:
             policies,
             boundary,
             unseen + boundary_unseen,
+            created_date(record.get("CreateDate")),
         )
 
     def role(self, record: Mapping[str, object]) -> IAMRole:
@@ -269,7 +276,21 @@ class _Resolver:
             policies,
             boundary,
             unseen + boundary_unseen + trust_unseen,
+            created_date(record.get("CreateDate")),
         )
+
+
+def created_date(value: object) -> datetime | None:
+    """A CreateDate as boto3 gives it (an aware datetime) or as the Query API writes it (ISO 8601
+    text, ``...Z``); naive times are UTC; anything else is unknown (None), never a guess."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _split(found: Sequence[Policy | str]) -> tuple[tuple[Policy, ...], tuple[str, ...]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from kubeiam.access.iam_graph import EntryKind, IAMGraph, IAMGroup, Path
 from kubeiam.access.policy import Clause, Decision, Unseen, Verdict
@@ -29,6 +29,11 @@ SCHEMA_VERSION = 1
 MAX_KEY_AGE = timedelta(days=90)
 #: Groups the API server or its authorizers give meaning to on their own: never "dead".
 SYSTEM_GROUP_PREFIX = "system:"
+#: An access entry's createdAt and its principal's CreateDate are compared in whole seconds:
+#: IAM writes CreateDate to the second, EKS createdAt to the millisecond, and the two services'
+#: clocks are not the same clock. A principal recreated within the second of its entry is
+#: missed; a finer comparison could flag an entry made right after its principal.
+CREATED_RESOLUTION_SECONDS = 1
 
 
 class Severity(enum.IntEnum):
@@ -79,6 +84,9 @@ class MappingRow:
     #: For an SSO row: the account whose permission-set roles it matches.
     account: str = ""
     access_policies: tuple[AccessPolicyAssociation, ...] = ()
+    #: When the store made the row (an access entry's createdAt), if known: a principal created
+    #: after it is a recreated one (EKS returns no principal id to compare).
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +160,7 @@ def build_report(
         entries = [_entry(row, p, rights) for p in paths]
         principals += entries
         findings += _row_findings(row, paths, entries, graph)
+        findings += _recreated_since_row(row, graph, cluster)
     findings += _key_findings(principals, access_keys or {}, now, max_key_age)
     findings += _group_findings(rows, rbac)
     ordered = sorted(_dedupe(findings), key=lambda f: (-f.severity, f.code, f.message))
@@ -259,6 +268,47 @@ def _paths(row: MappingRow, graph: IAMGraph) -> tuple[list[Path], list[Finding]]
     return [
         _unknown(EntryKind.ACCOUNT, row.principal, f"principals of account {row.principal}")
     ], []
+
+
+def principal_newer_than_row(row_created: datetime | None, created: datetime | None) -> bool:
+    """The principal was created after the row (in whole seconds, CREATED_RESOLUTION_SECONDS);
+    False when either time is unknown."""
+    if row_created is None or created is None:
+        return False
+    step = CREATED_RESOLUTION_SECONDS
+    return int(created.timestamp() // step) > int(row_created.timestamp() // step)
+
+
+def _recreated_since_row(row: MappingRow, graph: IAMGraph, cluster: str) -> list[Finding]:
+    """An access entry older than its principal was made for an earlier principal of that name:
+    EKS keeps the principal id it saw and does not honour the entry for the new one (AWS's
+    "Create access entries" page). Rows with a principal id are judged by the id instead."""
+    if row.principal_id or row.kind not in (RowKind.ROLE, RowKind.USER):
+        return []
+    found = graph.account.find(row.principal)
+    created = getattr(found, "created", None)
+    entry_created = row.created_at
+    if entry_created is None or created is None:
+        return []
+    if not principal_newer_than_row(entry_created, created):
+        return []
+    where = f"--store {row.source} --cluster {cluster}"
+    return [
+        Finding(
+            Severity.MEDIUM,
+            "recreated-principal",
+            f"{row.source}: {row.principal} was created {_utc(created)}, after its entry"
+            f" ({_utc(entry_created)}): the entry was made for an earlier {row.kind.value} of"
+            " that name and EKS does not honour it for this one; fix: kubeiam mapping remove"
+            f" {row.principal} {where}, then kubeiam mapping add-{row.kind.value}"
+            f" {row.principal} {where} with the same username, groups and access policies",
+            (row.principal,),
+        )
+    ]
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _unresolved(row: MappingRow, graph: IAMGraph) -> tuple[list[Path], list[Finding]]:

@@ -245,6 +245,7 @@ def entry_rows(entries: Sequence[AccessEntry]) -> list[MappingRow]:
                 entry.username,
                 groups,
                 access_policies=policies,
+                created_at=entry.created_at,
             )
         )
     return rows

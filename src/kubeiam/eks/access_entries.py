@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from kubeiam.eks.access_policies import (
@@ -86,6 +87,10 @@ class AccessEntry:
     groups: tuple[str, ...] = ()
     entry_type: str = STANDARD
     policies: tuple[PolicyGrant, ...] = field(default=())
+    #: When EKS created the entry (``createdAt``), if read from EKS. Not part of what kubeiam
+    #: manages (left out of equality and of :meth:`to_json`): the access report compares it
+    #: with the IAM principal's CreateDate to find an entry made for an earlier principal.
+    created_at: datetime | None = field(default=None, compare=False)
 
     @property
     def kind(self) -> str:

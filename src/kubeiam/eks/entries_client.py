@@ -10,6 +10,7 @@ else in the meantime is a :class:`~kubeiam.errors.ConflictError`, so the editor 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kubeiam.aws.clients import translate_errors
@@ -117,6 +118,7 @@ class EntriesClient:
             tuple(str(g) for g in raw.get("kubernetesGroups") or ()),
             str(raw.get("type") or STANDARD),
             policies,
+            created_at=_created_at(raw.get("createdAt")),
         )
 
     def _policies(self, principal_arn: str) -> tuple[PolicyGrant, ...]:
@@ -228,3 +230,11 @@ class EntriesClient:
         except AWSAdminError as exc:
             if exc.code != "ResourceNotFoundException":
                 raise
+
+
+def _created_at(value: object) -> datetime | None:
+    """An entry's ``createdAt`` as botocore parses it (an aware datetime); a naive one is UTC
+    (botocore's own reading of a timestamp without a zone); anything else is unknown."""
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

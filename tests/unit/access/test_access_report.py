@@ -156,6 +156,82 @@ def test_recreated_principal_is_found_by_its_id() -> None:
     assert "recreated-principal" not in _codes(_report(same))
 
 
+ENTRY_MADE = datetime(2026, 3, 1, 12, 0, 0, 400_000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("kind", "principal_created", "entry_created", "found"),
+    [
+        (RowKind.ROLE, ENTRY_MADE + timedelta(days=1), ENTRY_MADE, True),
+        (RowKind.USER, ENTRY_MADE + timedelta(days=1), ENTRY_MADE, True),
+        (RowKind.ROLE, "2026-03-02T08:00:00Z", ENTRY_MADE, True),
+        # IAM's whole seconds: the next second is later; the same second is not (missed rather
+        # than a finding for an entry made right after its principal).
+        (RowKind.ROLE, ENTRY_MADE.replace(microsecond=0) + timedelta(seconds=1), ENTRY_MADE, True),
+        (RowKind.ROLE, ENTRY_MADE + timedelta(milliseconds=500), ENTRY_MADE, False),
+        (RowKind.ROLE, ENTRY_MADE.replace(microsecond=0), ENTRY_MADE, False),
+        (RowKind.ROLE, ENTRY_MADE - timedelta(days=30), ENTRY_MADE, False),
+        (RowKind.USER, ENTRY_MADE - timedelta(days=30), ENTRY_MADE, False),
+        (RowKind.ROLE, ENTRY_MADE + timedelta(days=1), None, False),
+        (RowKind.ROLE, None, ENTRY_MADE, False),
+        (RowKind.ROLE, "not a date", ENTRY_MADE, False),
+    ],
+    ids=[
+        "role-newer",
+        "user-newer",
+        "iso-text-newer",
+        "next-second",
+        "same-second-later",
+        "same-second-truncated",
+        "role-older",
+        "user-older",
+        "entry-time-unknown",
+        "principal-time-unknown",
+        "principal-time-unreadable",
+    ],
+)
+def test_access_entry_older_than_its_principal_is_a_recreated_principal(
+    kind: RowKind, principal_created: object, entry_created: datetime | None, found: bool
+) -> None:
+    extra = {} if principal_created is None else {"CreateDate": principal_created}
+    make = role if kind is RowKind.ROLE else user
+    iam = account(make("ops", **extra))
+    principal = arn(kind.value, "ops")
+    row = MappingRow("access-entries", kind, principal, "ops", created_at=entry_created)
+    report = build_report("demo", [row], IAMGraph(iam), RBAC_OBJECTS, now=NOW)
+    recreated = [f for f in report.findings if f.code == "recreated-principal"]
+    # The principal exists either way: never a dangling mapping.
+    assert "dangling-mapping" not in {f.code for f in report.findings}
+    if not found:
+        assert recreated == []
+        return
+    (finding,) = recreated
+    assert finding.severity is Severity.MEDIUM
+    assert finding.arns == (principal,)
+    assert "after its entry (2026-03-01T12:00:00Z)" in finding.message
+    assert f"kubeiam mapping remove {principal} --store access-entries --cluster demo" in (
+        finding.message
+    )
+    assert f"kubeiam mapping add-{kind.value} {principal} --store access-entries" in (
+        finding.message
+    )
+
+
+def test_principal_id_decides_over_created_at() -> None:
+    """A row with a principal id (strict DynamicFile) is judged by the id alone: one finding
+    when it differs, none when it matches, whatever the times say."""
+    iam = account(role("ops", CreateDate=ENTRY_MADE + timedelta(days=1)))
+    rows = [
+        MappingRow(
+            "file", RowKind.ROLE, arn("role", "ops"), "ops", principal_id=pid, created_at=ENTRY_MADE
+        )
+        for pid in ("AROAOLD", "AROAOPS")
+    ]
+    report = build_report("demo", rows, IAMGraph(iam), RBAC_OBJECTS, now=NOW)
+    (finding,) = [f for f in report.findings if f.code == "recreated-principal"]
+    assert "AROAOLD" in finding.message
+
+
 def test_old_access_key_reaching_admin() -> None:
     old = {arn("user", "root-person"): [NOW - timedelta(days=400)]}
     fresh = {arn("user", "root-person"): [NOW - timedelta(days=10)]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,17 @@ def test_access_entries_rows_carry_policies_and_node_groups() -> None:
         AccessPolicyAssociation("AmazonEKSViewPolicy", ScopeType.NAMESPACE, ("dev",)),
     )
     assert node.groups == NODE_GROUPS
+    assert viewer.created_at is None
+
+
+def test_access_entry_rows_carry_created_at_which_entry_equality_ignores() -> None:
+    created = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    entry = AccessEntry(ROLE, "v", ("viewers",), created_at=created)
+    (row,) = entry_rows([entry])
+    assert row.created_at == created
+    # What kubeiam manages is compared (plans, diffs); when EKS made the entry is not.
+    assert entry == AccessEntry(ROLE, "v", ("viewers",))
+    assert "createdAt" not in entry.to_json()
 
 
 class _Entries:
