@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -396,3 +398,65 @@ def test_credential_report_refused_is_a_note_not_a_failure(
     assert json.loads(done.stdout)["schemaVersion"] == 1
     assert "access-key ages not read (AccessDenied on the credential report)" in done.stderr
     assert key["SecretAccessKey"] not in done.stderr
+
+
+def _into_next_second(moment: datetime) -> None:
+    """Wait (under a second) until the clock is past ``moment``'s whole second: IAM's CreateDate
+    and the report's comparison are to the second, so a role recreated within the same second
+    as the entry is (by design) not told apart from the entry's own principal."""
+    later = moment.replace(microsecond=0) + timedelta(seconds=1)
+    time.sleep(max(0.0, (later - datetime.now(UTC)).total_seconds()) + 0.01)
+
+
+def test_recreated_role_with_an_older_access_entry_is_found(
+    eks_cluster: Cluster,
+    kube: tuple[KubeStandIn, Path],
+    aws_cli_env: dict[str, str],
+    local_aws: LocalAWS,
+) -> None:
+    """EKS's access entry API gives no principal id: an entry older than the role it names was
+    made for an earlier role of that name (AWS: the entry "won't work" for the new one). The
+    report finds it from createdAt vs IAM's CreateDate; the fixture's ops entry, made after its
+    role, is not flagged."""
+    _, kubeconfig = kube
+    iam = local_aws.boto3_client("iam")
+    eks = local_aws.boto3_client("eks")
+    name = f"deploy-{uuid.uuid4().hex[:6]}"
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": local_aws.account_id},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+    role_arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+    eks.create_access_entry(clusterName=eks_cluster.name, principalArn=role_arn, username="deploy")
+    entry = eks.describe_access_entry(clusterName=eks_cluster.name, principalArn=role_arn)
+    entry_created: datetime = entry["accessEntry"]["createdAt"]
+    _into_next_second(entry_created)
+    iam.delete_role(RoleName=name)
+    again = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]
+    assert again["Arn"] == role_arn
+    assert again["CreateDate"].replace(microsecond=0) > entry_created  # the test's premise
+
+    done = run_kubeiam(
+        "access", "report", "--cluster", eks_cluster.name, "--kubeconfig", str(kubeconfig),
+        "-o", "json", env=_env(aws_cli_env, local_aws),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    findings = json.loads(done.stdout)["findings"]
+    recreated = [f for f in findings if f["code"] == "recreated-principal"]
+    assert [f["arns"] for f in recreated] == [[role_arn]]
+    (finding,) = recreated
+    assert finding["severity"] == "medium"
+    assert (
+        f"kubeiam mapping remove {role_arn} --store access-entries --cluster {eks_cluster.name}"
+        in finding["message"]
+    )
+    assert f"kubeiam mapping add-role {role_arn}" in finding["message"]
+    assert not any(f["code"] == "dangling-mapping" for f in findings)

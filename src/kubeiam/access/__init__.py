@@ -31,7 +31,8 @@ The join, per mapping row::
     row principal -> IAMGraph.who_can_become         -> principals[].arn / kind / via / conditions
     row username + groups (+ access policies) -> RBAC -> principals[].rights / clusterAdmin
     findings: cluster-admin reach, trust by '*' or a whole account, dangling principal
-    (find() is None), recreated principal (id differs), old access keys reaching admin,
+    (find() is None), recreated principal (id differs; an access entry: its createdAt is
+    before the principal's CreateDate), old access keys reaching admin,
     dead mapping groups, bindings no mapping feeds
 
 Row ARNs are matched with ``iam_graph.principal_key`` (role paths dropped, case-insensitive), the
