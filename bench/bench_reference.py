@@ -27,9 +27,10 @@ and PASS or MISS.
 * **token start-up** (``--only startup``): whole processes, as kubectl runs them: the exec
   entry ``kubeiam kubeconfig update`` writes (the launcher of kubeiam.token.launcher) with
   ``KUBERNETES_EXEC_INFO`` set, ``--no-cache`` and from a cache hit, against the reference client
-  (``aws-iam-authenticator token``, which has no cache); ``kubeiam token`` from PATH and ``aws
-  eks get-token`` beside them; inside the namespace also a profile with ``role_arn`` (AssumeRole
-  through the local STS front, botocore's path) for both clients. Alternated, medians (the
+  (``aws-iam-authenticator token``, which has no cache); the ``sh`` launcher entry earlier
+  versions wrote, ``kubeiam token`` from PATH and ``aws eks get-token`` beside them; inside the
+  namespace also a profile with ``role_arn`` (AssumeRole through the local STS front, botocore's
+  path) for both clients. Alternated, medians (the
   helpers of bench_token.py; awscli from ``.venv-bench``, installed from
   ``requirements/bench-lock.txt`` before the namespace is entered).
 
@@ -641,6 +642,8 @@ EXEC_INFO = json.dumps(
 REFERENCE_CLIENT = "reference client"
 LAUNCHER_FRESH = "kubeconfig entry, --no-cache"
 LAUNCHER_CACHED = "kubeconfig entry, cache hit"
+LEGACY_FRESH = "older sh launcher entry, --no-cache"
+LEGACY_CACHED = "older sh launcher entry, cache hit"
 PATH_FRESH = "kubeiam token from PATH, --no-cache"
 PATH_CACHED = "kubeiam token from PATH, cache hit"
 AWSCLI = "aws eks get-token"
@@ -651,16 +654,16 @@ ROLE_PROFILE = "bench-role"
 CPU_PREFIX = "cpu: "
 
 
-def kubeconfig_exec(args: list[str]) -> list[str]:
+def kubeconfig_exec(args: list[str], *, legacy: bool = False) -> list[str]:
     """The command kubectl runs for the exec entry ``kubeiam kubeconfig update`` writes (the
-    launcher, built by the same function, for this checkout's interpreter and package)."""
+    launcher, built by the same function, for this checkout's interpreter and package); with
+    ``legacy``, the ``sh`` launcher's entry that earlier versions wrote."""
     import kubeiam
-    from kubeiam.token.launcher import launcher_command
+    from kubeiam.token.launcher import launcher_command, legacy_launcher_command
 
     package_dir = str(Path(kubeiam.__file__).resolve().parent.parent)
-    command, entry_args = launcher_command(
-        str(ROOT / ".venv" / "bin" / "python"), package_dir, args
-    )
+    build = legacy_launcher_command if legacy else launcher_command
+    command, entry_args = build(str(ROOT / ".venv" / "bin" / "python"), package_dir, args)
     return [command, *entry_args]
 
 
@@ -708,6 +711,8 @@ def bench_startup(
         commands: dict[str, tuple[list[str], dict[str, str]]] = {
             LAUNCHER_FRESH: (kubeconfig_exec([*token_args, "--no-cache"]), env),
             LAUNCHER_CACHED: (kubeconfig_exec(token_args), env),
+            LEGACY_FRESH: (kubeconfig_exec([*token_args, "--no-cache"], legacy=True), env),
+            LEGACY_CACHED: (kubeconfig_exec(token_args, legacy=True), env),
             PATH_FRESH: ([str(KUBEIAM), *token_args, "--no-cache"], env),
             PATH_CACHED: ([str(KUBEIAM), *token_args], env),
             AWSCLI: (
@@ -825,6 +830,8 @@ def startup_rows(times: dict[str, list[float]]) -> list[Row]:
     for label, goal in (
         (LAUNCHER_FRESH, GOAL_STARTUP_FRESH_RATIO),
         (LAUNCHER_CACHED, GOAL_STARTUP_CACHED_RATIO),
+        (LEGACY_FRESH, None),
+        (LEGACY_CACHED, None),
         (PATH_FRESH, None),
         (PATH_CACHED, None),
     ):
@@ -858,7 +865,14 @@ def startup_rows(times: dict[str, list[float]]) -> list[Row]:
                 "",
             )
         )
-    for label in (LAUNCHER_FRESH, LAUNCHER_CACHED, PATH_FRESH, PATH_CACHED):
+    for label in (
+        LAUNCHER_FRESH,
+        LAUNCHER_CACHED,
+        LEGACY_FRESH,
+        LEGACY_CACHED,
+        PATH_FRESH,
+        PATH_CACHED,
+    ):
         if CPU_PREFIX + label not in medians:
             continue
         mine = medians[CPU_PREFIX + label]

@@ -1,18 +1,18 @@
 """The fast launcher ``kubeiam kubeconfig update`` writes into exec entries, run as kubectl runs
-it: ``sh -c SCRIPT kubeiam PYTHON PACKAGE_DIR token ...`` (kubeiam.token.launcher).
+it: ``PYTHON -IS -c CODE PACKAGE_DIR token ...`` (kubeiam.token.launcher).
 
 What it must keep: the same output as ``kubeiam token``; a start without the site module and
 nothing beyond the standard library on the fast paths; every other path (botocore for a
 profile, click for help and usage errors) still working through the on-demand site set-up; the
-working directory never on the import path; and a clear line, never a silent failure, when the
-interpreter or the package it names is gone.
+working directory never on the import path; a clear message, never a silent failure or a
+traceback, when the interpreter (kubectl's installHint) or the package it names is gone; and
+entries the earlier ``sh`` launcher wrote still running.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,11 +21,13 @@ import pytest
 
 import kubeiam
 from kubeiam.token.launcher import (
+    FIX,
     NOT_FOUND_EXIT,
     PYTHON_CODE,
     PYTHON_FLAGS,
     launcher_command,
     launcher_paths,
+    legacy_launcher_command,
 )
 
 PYTHON = sys.executable
@@ -57,10 +59,13 @@ def launch(
     env: dict[str, str] | None = None,
     path: str | None = None,
     cwd: Path | None = None,
+    legacy: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """The exec entry's command and args, as kubectl starts them (PATH without the venv's bin
     unless `path` says otherwise)."""
-    command, entry_args = launcher_command(python, package_dir, args)
+    command, entry_args = (legacy_launcher_command if legacy else launcher_command)(
+        python, package_dir, args
+    )
     full_env = {
         **os.environ,
         "PATH": path if path is not None else "/usr/local/bin:/usr/bin:/bin",
@@ -95,15 +100,34 @@ def imported(importtime_stderr: str) -> set[str]:
     }
 
 
-def test_the_entry_names_its_parts_as_plain_arguments() -> None:
-    command, args = launcher_command("/opt/venv/bin/python", "/opt/venv/lib", ["token", "-i", "c"])
-    assert command == "sh"
+@pytest.mark.parametrize("build", [launcher_command, legacy_launcher_command], ids=["direct", "sh"])
+def test_the_entry_names_its_parts_as_plain_arguments(build: object) -> None:
+    assert callable(build)
+    command, args = build("/opt/venv/bin/python", "/opt/venv/lib", ["token", "-i", "c"])
     assert launcher_paths(command, args) == (
         "/opt/venv/bin/python",
         "/opt/venv/lib",
         ["token", "-i", "c"],
     )
-    assert launcher_paths("kubeiam", ["token", "-i", "c"]) is None
+
+
+def test_the_direct_entry_is_the_interpreter_itself() -> None:
+    command, args = launcher_command("/opt/venv/bin/python", "/opt/venv/lib", ["token"])
+    assert (command, args[:2]) == ("/opt/venv/bin/python", [PYTHON_FLAGS, "-c"])
+
+
+@pytest.mark.parametrize(
+    ("command", "args"),
+    [
+        ("kubeiam", ["token", "-i", "c"]),
+        ("/usr/bin/python3", ["-IS", "-c", "print(1)", "/lib", "token"]),
+        ("sh", ["-c", 'exec kubeiam "$@"', "kubeiam", "/py", "/lib", "token"]),
+        ("/usr/bin/python3", [PYTHON_FLAGS, "-c", PYTHON_CODE]),
+    ],
+    ids=["plain-command", "other-python-code", "other-sh-script", "no-package-dir"],
+)
+def test_other_entries_are_not_taken_for_the_launcher(command: str, args: list[str]) -> None:
+    assert launcher_paths(command, args) is None
 
 
 def test_env_keys_fresh_and_cached_match_kubeiam_token(tmp_path: Path) -> None:
@@ -185,36 +209,64 @@ def test_the_working_directory_is_never_imported_from(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "moved",
-    ["python", "package", "both"],
-    ids=["interpreter-gone", "package-gone", "both-gone"],
+    "package_dir",
+    ["missing", "empty", "no-cli"],
+    ids=["directory-gone", "directory-without-kubeiam", "kubeiam-without-its-cli"],
 )
-@pytest.mark.parametrize("on_path", [True, False], ids=["kubeiam-on-path", "no-kubeiam-on-path"])
-def test_a_moved_installation_says_so(moved: str, on_path: bool, tmp_path: Path) -> None:
-    python = str(tmp_path / "gone" / "bin" / "python") if moved != "package" else PYTHON
-    package_dir = str(tmp_path / "gone" / "lib") if moved != "python" else PACKAGE_DIR
-    if moved == "package":
-        (tmp_path / "gone" / "lib").mkdir(parents=True)  # exists, but holds no kubeiam
-    path = f"{KUBEIAM_BIN}:/usr/bin:/bin" if on_path else "/usr/bin:/bin"
-    assert (shutil.which("kubeiam", path=path) is not None) == on_path
+def test_a_gone_package_is_one_error_line_and_the_fix(package_dir: str, tmp_path: Path) -> None:
+    """The interpreter is there, the package directory it names holds no kubeiam (uninstalled,
+    reinstalled elsewhere): the launcher's own code says so, no traceback."""
+    where = tmp_path / "site-packages"
+    if package_dir != "missing":
+        where.mkdir()
+    if package_dir == "no-cli":
+        (where / "kubeiam").mkdir()  # a leftover directory: a namespace package without cli
+    done = launch(["token", "-i", "demo", "--no-cache"], package_dir=str(where), env=KEYS)
+    assert done.returncode == NOT_FOUND_EXIT
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"kubeiam: error: the kubeiam package this kubeconfig entry runs is gone from {where}",
+        f"  fix: {FIX}",
+    ]
+
+
+def test_a_broken_installation_keeps_its_traceback(tmp_path: Path) -> None:
+    """Only kubeiam's own entry modules missing means "gone"; a module missing deeper (a broken
+    install) is not dressed up as a moved one."""
+    where = tmp_path / "site-packages"
+    (where / "kubeiam" / "cli").mkdir(parents=True)
+    (where / "kubeiam" / "cli" / "main.py").write_text("import kubeiam_missing_dependency\n")
+    done = launch(["token", "-i", "demo"], package_dir=str(where), env=KEYS)
+    assert done.returncode == 1
+    assert "ModuleNotFoundError: No module named 'kubeiam_missing_dependency'" in done.stderr
+
+
+@pytest.mark.parametrize("cache", [["--no-cache"], []], ids=["no-cache", "cache-hit"])
+def test_entries_the_sh_launcher_wrote_keep_working(cache: list[str], tmp_path: Path) -> None:
+    env = {**KEYS, "KUBEIAM_CACHE_DIR": str(tmp_path / "cache")}
+    old = launch(["token", "-i", "demo", *cache], env=env, legacy=True)
+    assert old.stderr == ""
+    new = credential(launch(["token", "-i", "demo", *cache], env=env))
+    if not cache:  # the direct entry reads the cache entry the sh one wrote
+        assert credential(old) == new
+    else:
+        assert credential(old)["apiVersion"] == new["apiVersion"]
+
+
+@pytest.mark.parametrize("moved", ["python", "package"], ids=["interpreter-gone", "package-gone"])
+def test_an_sh_entry_whose_installation_moved_runs_kubeiam_from_path(
+    moved: str, tmp_path: Path
+) -> None:
+    python = str(tmp_path / "gone" / "bin" / "python") if moved == "python" else PYTHON
+    package_dir = str(tmp_path / "gone" / "lib") if moved == "package" else PACKAGE_DIR
     done = launch(
         ["token", "-i", "demo", "--no-cache"],
         python=python,
         package_dir=package_dir,
         env=KEYS,
-        path=path,
+        path=f"{KUBEIAM_BIN}:/usr/bin:/bin",
+        legacy=True,
     )
-    lines = done.stderr.splitlines()
-    if on_path:
-        credential(done)
-        assert len(lines) == 1
-        assert lines[0].startswith("kubeiam: warning: ")
-        assert "running kubeiam from PATH" in lines[0]
-        assert "kubeiam kubeconfig update" in lines[0]
-    else:
-        assert done.returncode == NOT_FOUND_EXIT
-        assert done.stdout == ""
-        assert len(lines) == 2, lines
-        assert lines[0].startswith("kubeiam: error: the kubeiam this kubeconfig entry runs")
-        assert python in lines[0]
-        assert lines[1] == "  fix: install kubeiam, then rerun kubeiam kubeconfig update"
+    credential(done)
+    assert done.stderr.startswith("kubeiam: warning: ")
+    assert "kubeiam kubeconfig update" in done.stderr

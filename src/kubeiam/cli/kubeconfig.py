@@ -64,8 +64,8 @@ def kubeconfig_group() -> None:
     "--exec-command",
     default=None,
     help="Executable kubectl runs (`kubeiam` looks it up on PATH; an absolute path pins one). "
-    "Default: a launcher that starts this installation's kubeiam token without the site set-up "
-    "and falls back to kubeiam on PATH, with a warning, if this installation moves.",
+    "Default: this installation's Python, started without the site set-up (faster); if that "
+    "installation moves, rerun kubeiam kubeconfig update (the entry's installHint says so).",
 )
 @report_errors
 def update_command(

@@ -26,13 +26,15 @@ Decisions (docs/admin.md explains them to users):
   the field): `kubeiam token -r ROLE` may have to ask for an MFA code when the profile's role
   needs one, and kubectl hands the plugin a terminal only with ``IfAvailable``. When kubectl runs
   without a terminal (CI) it still runs the plugin; ``Never`` would make MFA profiles unusable.
-* by default the entry runs the fast launcher (:mod:`kubeiam.token.launcher`): ``sh`` starts
-  this installation's interpreter isolated and without site, which skips the site-packages set-up
-  (kubectl runs it on every command). Its two paths are plain arguments; when either is gone
-  (the virtualenv moved, the kubeconfig was copied to another machine) the launcher says so on
-  stderr and runs ``kubeiam`` from ``PATH``, as aws and aws-iam-authenticator entries do, or
-  fails with the fix. ``--exec-command`` writes that command itself instead (``kubeiam`` from
-  ``PATH``, or an absolute path); the CLI warns when it is not found on ``PATH``.
+* by default the entry runs the fast launcher (:mod:`kubeiam.token.launcher`): the command is
+  this installation's interpreter, started isolated and without site, which skips the
+  site-packages set-up (kubectl runs it on every command). When the interpreter is gone (the
+  virtualenv moved, the kubeconfig was copied to another machine) kubectl's error names its path
+  and the entry's ``installHint`` beside it says what it is and the fix (kubectl prints the hint
+  only for a command not found on ``PATH``); when the package is gone the launcher's code prints
+  the error and the fix. ``--exec-command`` writes that command itself instead
+  (``kubeiam`` from ``PATH``, or an absolute path); the CLI warns when it is not found on
+  ``PATH``.
 * for an EKS cluster the token's cluster id is the cluster *name* (what ``aws eks get-token
   --cluster-name`` signs), except for local clusters on Outposts, whose id is the cluster's
   ``id`` (what ``aws eks update-kubeconfig`` writes as ``--cluster-id`` for them). Entry names
@@ -138,6 +140,14 @@ class ExecPlugin:
         from kubeiam.token.launcher import launcher_command
 
         return launcher_command(*self.launcher, self.args())
+
+    def install_hint(self) -> str:
+        """The entry's ``installHint``: what the command is, and the fix when it is gone."""
+        if self.launcher is None:
+            return INSTALL_HINT
+        from kubeiam.token.launcher import INSTALL_HINT as LAUNCHER_INSTALL_HINT
+
+        return LAUNCHER_INSTALL_HINT
 
     def args(self) -> list[str]:
         args = ["token", "-i", self.cluster_id]
@@ -475,7 +485,7 @@ def apply_entry(doc: Any, entry: KubeconfigEntry, *, switch: bool, path: Path) -
         exec_["args"] = seq
     if plugin.api_version is ExecAPIVersion.V1 or "interactiveMode" in exec_:
         _set(exec_, "interactiveMode", INTERACTIVE_MODE)
-    _set(exec_, "installHint", INSTALL_HINT)
+    _set(exec_, "installHint", plugin.install_hint())
 
     context = _upsert(_named_list(doc, "contexts", path), entry.context_name, "context")
     _set(context, "cluster", entry.cluster_name)
