@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -270,3 +271,39 @@ def test_an_sh_entry_whose_installation_moved_runs_kubeiam_from_path(
     credential(done)
     assert done.stderr.startswith("kubeiam: warning: ")
     assert "kubeiam kubeconfig update" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "out", "err"),
+    [
+        (["token", "-i", "demo", "--no-cache", "--token-only"], 0, "k8s-aws-v1.", ""),
+        (["token", "--no-cache"], 2, "", "kubeiam: error: no cluster id"),
+    ],
+    ids=["token-only", "error-exit-code"],
+)
+def test_the_skipped_finalization_loses_no_output_and_keeps_the_status(
+    args: list[str], code: int, out: str, err: str
+) -> None:
+    """The token path ends with os._exit after flushing (kubeiam.cli.main.exit_now): whatever
+    was written reaches the pipe kubectl reads, and the exit status is the path's own."""
+    env = dict(KEYS)
+    for door in ("launcher", "console-script"):
+        if door == "launcher":
+            done = launch(args, env=env)
+        else:
+            done = subprocess.run(
+                [str(Path(KUBEIAM_BIN) / "kubeiam"), *args],
+                env={**os.environ, **env, "KUBERNETES_EXEC_INFO": EXEC_INFO},
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                check=False,
+            )
+        assert done.returncode == code, (door, done.stderr)
+        assert done.stdout.startswith(out), door
+        assert done.stderr.startswith(err), door
+        if out:  # the whole token: its URL ends with the 64 hex digits of the signature
+            from kubeiam.token.encoding import decode_token
+
+            url = decode_token(done.stdout.strip())
+            assert re.search(r"X-Amz-Signature=[0-9a-f]{64}$", url), door

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from importlib.machinery import ModuleSpec
     from types import ModuleType
+    from typing import NoReturn
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,10 +34,29 @@ def main(argv: list[str] | None = None) -> None:
 
         code = fast_main(args[1:])
         if code is not None:
+            if argv is None:  # the process's own entry: nothing after us needs finalizing
+                exit_now(code)
             sys.exit(code)
     from kubeiam.cli.app import cli
 
     cli.main(args=args, prog_name="kubeiam")
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with ``code`` once stdout and stderr are flushed, skipping the
+    interpreter's finalization: tearing down every module and object costs a bare ``python -IS``
+    about 2 ms of CPU, a fifth of the token plugin's start-up. Safe on the token path, which
+    has written and closed its files (the cache is renamed into place), starts no threads and
+    registers no ``atexit`` handlers. A failed flush (stdout closed early) exits the ordinary
+    way, which reports it as before."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        sys.exit(code)
+    import os
+
+    os._exit(code)
 
 
 class _SiteOnDemand:
