@@ -48,8 +48,20 @@ EXEC_INFO = json.dumps(
         "spec": {"interactive": False},
     }
 )
-#: Beyond the standard library, or heavy for a start-up path.
-HEAVY = ("site", "botocore", "boto3", "click", "aiohttp", "functools", "typing", "re", "json")
+#: Beyond the standard library, or heavy for a start-up path (fcntl: an extension module to
+#: load, needed only by the lock a cache miss takes).
+HEAVY = (
+    "site",
+    "botocore",
+    "boto3",
+    "click",
+    "aiohttp",
+    "functools",
+    "typing",
+    "re",
+    "json",
+    "fcntl",
+)
 
 
 def launch(

@@ -16,15 +16,14 @@ reader sees an old or a new entry, never half of one; writers serialise on an ``
 file next to the entry, so two racing processes mint once. A file that does not parse is a miss
 and gets overwritten. Entries are JSON; their content is never logged.
 
-Only ``os``, ``fcntl`` and a builtin SHA-256 are imported, and JSON goes through
+Only ``os`` and a builtin SHA-256 are imported with the module, and JSON goes through
 :mod:`kubeiam.token.exec_credential`'s small reader and writer: this module sits on the
-cache-hit path, whose whole-process time is the product.
+cache-hit path, whose whole-process time is the product. ``fcntl`` (an extension module to load)
+is imported by the lock, which only a miss takes, and ``errno`` by a failed open.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import stat
 import time
@@ -109,6 +108,8 @@ class _Lock:
                 f"token cache lock {self.path} is not a regular file",
                 hint=f"rm {self.path}, or pass --no-cache",
             )
+        import fcntl  # only here: a cache hit takes no lock, --no-cache none at all
+
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -165,6 +166,8 @@ class FileCache:
         except FileNotFoundError:
             return None
         except OSError as exc:
+            import errno
+
             if exc.errno == errno.ENXIO:  # what open() says of a socket
                 raise CacheError(
                     f"token cache entry {path} is a socket, not a file", hint=f"rm {path}"
