@@ -7,7 +7,8 @@ and a role's full ARN with its path) and the cluster's RBAC bindings (to copy to
 replace ``system:`` groups). It changes nothing. ``apply``, ``verify``, ``finish`` and
 ``rollback`` carry the plan out, prove it, finish it and undo it
 (:mod:`kubeiam.admin.migration`); apply keeps a record of what it did (a local file, see
-:mod:`kubeiam.admin.migration.record`) that the other three read.
+:mod:`kubeiam.admin.migration.record`) that the other three read. Every subcommand names its
+cluster with the same options and reaches it through one :class:`_Target`.
 
 Exit codes: 0 done; 1 a step failed (apply: after undoing this run's changes), verify found a
 principal whose identity differs; 2 bad flags or files; 5 refused (a plan that leaves no cluster
@@ -20,6 +21,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,15 +29,46 @@ import click
 
 from kubeiam.admin.editing.terminal import terminal_text
 from kubeiam.cli.app import report_errors, say
+from kubeiam.cli.options import option_group
 from kubeiam.errors import ConfigError, KubeIAMError
 
 if TYPE_CHECKING:
     from kubeiam.admin.migration.cluster_side import ClusterSide
+    from kubeiam.admin.migration.record import MigrationRecord
     from kubeiam.admin.migration.verify import Verification
     from kubeiam.eks.migration import Binding, Plan, Principals
 
 #: Pages of IAM ListRoles / ListUsers read at most (1,000 names a page).
 _MAX_IAM_PAGES = 100
+
+
+def _cluster_options(*, kubeconfig_use: str, aws_auth_file_help: str) -> Callable[[Any], Any]:
+    """--cluster, --region, --profile, --kubeconfig, --context, --aws-auth-file (the keyword
+    arguments of :class:`_Target`); ``kubeconfig_use``: what the command reads or changes with
+    the kubeconfig."""
+    return option_group(
+        click.option("--cluster", required=True, help="EKS cluster name."),
+        click.option("--region", help="AWS region of the cluster."),
+        click.option("--profile", help="AWS profile."),
+        click.option(
+            "--kubeconfig",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=f"kubeconfig to {kubeconfig_use} with (default: $KUBECONFIG, ~/.kube/config).",
+        ),
+        click.option(
+            "--context", help="kubeconfig context (default: the one whose cluster it is)."
+        ),
+        click.option(
+            "--aws-auth-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=aws_auth_file_help,
+        ),
+    )
+
+
+_OUTPUT_OPTION = click.option(
+    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 
 
 @click.group("migrate")
@@ -45,64 +78,25 @@ def migrate_group() -> None:
 
 
 @migrate_group.command("plan")
-@click.option("--cluster", required=True, help="EKS cluster name.")
-@click.option("--region", help="AWS region of the cluster.")
-@click.option("--profile", help="AWS profile.")
-@click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="kubeconfig to read aws-auth and RBAC bindings with (default: $KUBECONFIG, "
-    "~/.kube/config).",
+@_cluster_options(
+    kubeconfig_use="read aws-auth and RBAC bindings",
+    aws_auth_file_help="Plan from this aws-auth ConfigMap (YAML or JSON, as `kubectl get -o yaml` "
+    "writes it) instead of the cluster's; RBAC bindings are then not read.",
 )
-@click.option("--context", help="kubeconfig context (default: the one whose cluster it is).")
-@click.option(
-    "--aws-auth-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Plan from this aws-auth ConfigMap (YAML or JSON, as `kubectl get -o yaml` writes it) "
-    "instead of the cluster's; RBAC bindings are then not read.",
-)
-@click.option(
-    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@_OUTPUT_OPTION
 @report_errors
-def plan_command(
-    cluster: str,
-    region: str | None,
-    profile: str | None,
-    kubeconfig: Path | None,
-    context: str | None,
-    aws_auth_file: Path | None,
-    output: str,
-) -> None:
+def plan_command(output: str, **cluster_options: Any) -> None:
     """What each aws-auth row becomes as an access entry, with a verdict (exact, equivalent,
     needs-rbac, cannot-migrate, ignored) and the reason. Changes nothing. Exit 1 when the result
     would leave no cluster admin."""
-    from kubeiam.aws.clients import AWSClients
-    from kubeiam.eks.access_policies import AuthenticationMode
-    from kubeiam.eks.entries_client import EntriesClient
-    from kubeiam.eks.migration import plan_migration
-
-    if aws_auth_file is not None and (kubeconfig is not None or context is not None):
-        raise ConfigError("--aws-auth-file replaces --kubeconfig/--context: pass one or the other")
-    # A file is read before AWS or the cluster is asked anything: bad input fails at once.
-    from_file = _aws_auth_from_file(aws_auth_file) if aws_auth_file is not None else None
-    clients = AWSClients(profile=profile, region=region)
-    entries = EntriesClient(clients.eks, cluster, iam=clients.iam)
-    info = entries.describe_cluster()
-    existing = entries.read_entries() if info.mode is not AuthenticationMode.CONFIG_MAP else []
-    if from_file is not None:
-        data, bindings = from_file, None
-    else:
-        data, bindings = _from_cluster(cluster, kubeconfig, context)
-    principals = _principals(clients.iam)
-    plan = plan_migration(
-        data, principals, partition=info.partition, existing=existing, bindings=bindings
-    )
+    target = _Target(**cluster_options)
+    plan = target.plan(None, *target.aws_auth())
     if output == "json":
-        body = {"cluster": cluster, "authenticationMode": info.mode.value, **plan.to_json()}
+        mode = target.info.mode.value
+        body = {"cluster": target.cluster, "authenticationMode": mode, **plan.to_json()}
         click.echo(json.dumps(body, indent=2))
     else:
-        _print_plan(cluster, info.mode.value, plan)
+        _print_plan(target.cluster, target.info.mode.value, plan)
     if not plan.ok:
         say("error: the plan leaves no cluster admin; nothing should be migrated as it stands")
         sys.exit(1)
@@ -127,17 +121,14 @@ def _aws_auth_from_file(path: Path) -> dict[str, str]:
 
 
 def _from_cluster(
-    cluster: str, kubeconfig: Path | None, context: str | None
+    open_client: Callable[[], Any],
 ) -> tuple[dict[str, str], list[Binding] | None]:
-    from kubeiam.cli.whoami import _context_for
-    from kubeiam.kube.client import make_async_client
+    """aws-auth's ``data`` and the RBAC bindings (None when they may not be listed)."""
     from kubeiam.kube.objects import get_object
     from kubeiam.kube.resources import config_map
     from kubeiam.mapping.aws_auth import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
 
-    client = make_async_client(
-        kubeconfig, context=context or _context_for(kubeconfig, cluster), use_kubectl_defaults=True
-    )
+    client = open_client()
 
     async def read() -> tuple[dict[str, str], list[Binding] | None]:
         try:
@@ -270,50 +261,20 @@ def _print_plan(cluster: str, mode: str, plan: Plan) -> None:
 # -- apply, verify, finish, rollback --
 
 
-def _cluster_options(func: Any) -> Any:
-    """--cluster, --region, --profile, --kubeconfig, --context, --aws-auth-file, --record."""
-    for option in reversed(
-        [
-            click.option("--cluster", required=True, help="EKS cluster name."),
-            click.option("--region", help="AWS region of the cluster."),
-            click.option("--profile", help="AWS profile."),
-            click.option(
-                "--kubeconfig",
-                type=click.Path(dir_okay=False, path_type=Path),
-                help="kubeconfig to read aws-auth and manage RBAC bindings with.",
-            ),
-            click.option("--context", help="kubeconfig context."),
-            click.option(
-                "--aws-auth-file",
-                type=click.Path(dir_okay=False, path_type=Path),
-                help="aws-auth as a file (`kubectl get -o yaml`); the cluster is then not "
-                "asked, so no backup ConfigMap and no RBAC bindings.",
-            ),
-            click.option(
-                "--record",
-                "record_file",
-                type=click.Path(dir_okay=False, path_type=Path),
-                help="The migration record (default: $KUBEIAM_STATE_DIR/migrations/"
-                "<account>-<region>-<cluster>.json).",
-            ),
-        ]
-    ):
-        func = option(func)
-    return func
-
-
 class _Target:
-    """One cluster's EKS client, aws-auth, RBAC bindings and record file."""
+    """One cluster: its EKS client and description, its aws-auth (the cluster's or a file), its
+    Kubernetes API and its migration record file. Built from the :func:`_cluster_options`."""
 
     def __init__(
         self,
+        *,
         cluster: str,
         region: str | None,
         profile: str | None,
         kubeconfig: Path | None,
         context: str | None,
         aws_auth_file: Path | None,
-        record_file: Path | None,
+        record_file: Path | None = None,
     ) -> None:
         from kubeiam.admin.editing.access_entries_store import state_dir
         from kubeiam.admin.migration.record import record_path
@@ -324,6 +285,7 @@ class _Target:
             raise ConfigError(
                 "--aws-auth-file replaces --kubeconfig/--context: pass one or the other"
             )
+        # A file is read before AWS or the cluster is asked anything: bad input fails at once.
         self.from_file = _aws_auth_from_file(aws_auth_file) if aws_auth_file is not None else None
         self.source = str(aws_auth_file) if aws_auth_file is not None else "the cluster"
         self.cluster, self.kubeconfig, self.context = cluster, kubeconfig, context
@@ -332,23 +294,27 @@ class _Target:
         self.info = self.entries.describe_cluster()
         self.record_file = record_file or record_path(state_dir(os.environ), self.info)
 
-    def aws_auth(self) -> tuple[dict[str, str], list[Binding] | None]:
-        if self.from_file is not None:
-            return self.from_file, None
-        return _from_cluster(self.cluster, self.kubeconfig, self.context)
-
-    def side(self) -> ClusterSide | None:
-        if self.from_file is not None:
-            return None
-        from kubeiam.admin.migration.cluster_side import ClusterSide
+    def _kube(self) -> Callable[[], Any]:
+        """Opens a client of the cluster's Kubernetes API (by default through the kubeconfig
+        context whose cluster it is)."""
         from kubeiam.cli.whoami import _context_for
         from kubeiam.kube.client import make_async_client
 
         kubeconfig = self.kubeconfig
         context = self.context or _context_for(kubeconfig, self.cluster)
-        return ClusterSide(
-            lambda: make_async_client(kubeconfig, context=context, use_kubectl_defaults=True)
-        )
+        return lambda: make_async_client(kubeconfig, context=context, use_kubectl_defaults=True)
+
+    def aws_auth(self) -> tuple[dict[str, str], list[Binding] | None]:
+        if self.from_file is not None:
+            return self.from_file, None
+        return _from_cluster(self._kube())
+
+    def side(self) -> ClusterSide | None:
+        if self.from_file is not None:
+            return None
+        from kubeiam.admin.migration.cluster_side import ClusterSide
+
+        return ClusterSide(self._kube())
 
     def plan(self, plan_file: Path | None, data: dict[str, str], bindings: Any) -> Plan:
         from kubeiam.admin.migration.plan import plan_from_json
@@ -378,6 +344,24 @@ class _Target:
             bindings=bindings,
         )
 
+    def verification(self, plan_file: Path | None) -> tuple[dict[str, str], Verification]:
+        """aws-auth, and whether the cluster's access entries give every principal of the plan
+        its identity (the entry API must be on)."""
+        from kubeiam.admin.migration.verify import verify
+
+        self.entries.require_entry_api(self.info)
+        data, bindings = self.aws_auth()
+        return data, verify(self.plan(plan_file, data, bindings), self.entries.read_entries())
+
+    def record(self, missing: str, hint: str) -> MigrationRecord:
+        """The record apply wrote; none is a ConfigError ("no migration record at FILE: ")."""
+        from kubeiam.admin.migration.record import load_record
+
+        record = load_record(self.record_file, self.info)
+        if record is None:
+            raise ConfigError(f"no migration record at {self.record_file}: {missing}", hint=hint)
+        return record
+
 
 def _progress(message: str) -> None:
     """Progress of long steps, on a terminal only (pipes and CI logs get the result)."""
@@ -396,57 +380,61 @@ def _who() -> tuple[str, str]:
     return by, datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _run_by(command: str) -> dict[str, Any]:
+    """Who runs ``kubeiam migrate COMMAND`` and when, for the record; and where progress goes."""
+    by, now = _who()
+    return {"by": by, "command": f"kubeiam migrate {command}", "now": now, "progress": _progress}
+
+
+#: The cluster options of apply, verify, finish and rollback, with --record.
+_carry_out_options = option_group(
+    _cluster_options(
+        kubeconfig_use="read aws-auth and manage RBAC bindings",
+        aws_auth_file_help="aws-auth as a file (`kubectl get -o yaml`); the cluster is then not "
+        "asked, so no backup ConfigMap and no RBAC bindings.",
+    ),
+    click.option(
+        "--record",
+        "record_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The migration record (default: $KUBEIAM_STATE_DIR/migrations/"
+        "<account>-<region>-<cluster>.json).",
+    ),
+)
+
 _PLAN_OPTION = click.option(
     "--plan-file",
     "plan_file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Carry out this plan (`kubeiam migrate plan -o json`) instead of planning again.",
 )
-_OUTPUT_OPTION = click.option(
-    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
 
 
 @migrate_group.command("apply")
-@_cluster_options
+@_carry_out_options
 @_PLAN_OPTION
 @_OUTPUT_OPTION
 @report_errors
-def apply_command(
-    cluster: str,
-    region: str | None,
-    profile: str | None,
-    kubeconfig: Path | None,
-    context: str | None,
-    aws_auth_file: Path | None,
-    record_file: Path | None,
-    plan_file: Path | None,
-    output: str,
-) -> None:
+def apply_command(plan_file: Path | None, output: str, **cluster_options: Any) -> None:
     """Back aws-auth up, switch CONFIG_MAP to API_AND_CONFIG_MAP (one way), create the planned
     entries, policies and RBAC bindings. Idempotent; a failure undoes this run's changes."""
     from kubeiam.admin.migration.apply import apply_plan
 
-    target = _Target(cluster, region, profile, kubeconfig, context, aws_auth_file, record_file)
+    target = _Target(**cluster_options)
     data, bindings = target.aws_auth()
-    plan = target.plan(plan_file, data, bindings)
-    by, now = _who()
     applied = apply_plan(
-        plan,
+        target.plan(plan_file, data, bindings),
         target.entries,
         target.info,
         record_file=target.record_file,
         aws_auth=data,
         aws_auth_source=target.source,
         side=target.side(),
-        by=by,
-        command="kubeiam migrate apply",
-        now=now,
-        progress=_progress,
+        **_run_by("apply"),
     )
     if output == "json":
         body = {
-            "cluster": cluster,
+            "cluster": target.cluster,
             "modeSwitched": applied.mode_switched,
             "steps": list(applied.steps),
             "heldBack": list(applied.skipped),
@@ -469,32 +457,17 @@ def apply_command(
 
 
 @migrate_group.command("verify")
-@_cluster_options
+@_carry_out_options
 @_PLAN_OPTION
 @_OUTPUT_OPTION
 @report_errors
-def verify_command(
-    cluster: str,
-    region: str | None,
-    profile: str | None,
-    kubeconfig: Path | None,
-    context: str | None,
-    aws_auth_file: Path | None,
-    record_file: Path | None,
-    plan_file: Path | None,
-    output: str,
-) -> None:
+def verify_command(plan_file: Path | None, output: str, **cluster_options: Any) -> None:
     """For every principal the plan migrates, the identity EKS gives it from its access entry
     (as in mode API) equals the plan's; lists who still depends on aws-auth. Exit 1 if not."""
-    from kubeiam.admin.migration.verify import verify
-
-    target = _Target(cluster, region, profile, kubeconfig, context, aws_auth_file, record_file)
-    target.entries.require_entry_api(target.info)
-    data, bindings = target.aws_auth()
-    plan = target.plan(plan_file, data, bindings)
-    result = verify(plan, target.entries.read_entries())
+    target = _Target(**cluster_options)
+    _, result = target.verification(plan_file)
     if output == "json":
-        click.echo(json.dumps({"cluster": cluster, **result.to_json()}, indent=2))
+        click.echo(json.dumps({"cluster": target.cluster, **result.to_json()}, indent=2))
     else:
         _print_verification(result)
     if not result.ok:
@@ -519,50 +492,33 @@ def _print_verification(result: Verification) -> None:
 
 
 @migrate_group.command("finish")
-@_cluster_options
+@_carry_out_options
 @_PLAN_OPTION
 @click.option("--yes", is_flag=True, help="Do not ask: the switch to API cannot be undone.")
 @report_errors
-def finish_command(
-    cluster: str,
-    region: str | None,
-    profile: str | None,
-    kubeconfig: Path | None,
-    context: str | None,
-    aws_auth_file: Path | None,
-    record_file: Path | None,
-    plan_file: Path | None,
-    yes: bool,
-) -> None:
+def finish_command(plan_file: Path | None, yes: bool, **cluster_options: Any) -> None:
     """Switch the cluster to mode API (aws-auth no longer read), only when verify passes and a
     break-glass admin entry exists. Cannot be undone. Backs aws-auth up; never deletes it."""
     from kubeiam.admin.migration.finish import check_finish, finish
-    from kubeiam.admin.migration.record import load_record
-    from kubeiam.admin.migration.verify import verify
     from kubeiam.errors import GuardError
 
-    target = _Target(cluster, region, profile, kubeconfig, context, aws_auth_file, record_file)
-    record = load_record(target.record_file, target.info)
-    if record is None:
-        raise ConfigError(
-            f"no migration record at {target.record_file}: `migrate apply` has not run here",
-            hint="run `kubeiam migrate apply` first, or pass the --record it wrote",
-        )
-    target.entries.require_entry_api(target.info)
-    data, bindings = target.aws_auth()
-    result = verify(target.plan(plan_file, data, bindings), target.entries.read_entries())
+    target = _Target(**cluster_options)
+    record = target.record(
+        "`migrate apply` has not run here",
+        hint="run `kubeiam migrate apply` first, or pass the --record it wrote",
+    )
+    data, result = target.verification(plan_file)
     _print_verification(result)
     check_finish(result)
     warning = (
-        f"switching {cluster} to mode API: EKS stops reading aws-auth and never moves back; "
-        f"{len(result.dependents)} aws-auth-only principal(s) lose access"
+        f"switching {target.cluster} to mode API: EKS stops reading aws-auth and never moves "
+        f"back; {len(result.dependents)} aws-auth-only principal(s) lose access"
     )
     if not yes:
         if not sys.stdin.isatty():
             raise GuardError(warning, hint="pass --yes once you have read `migrate verify`")
         if not click.confirm(f"{warning}. Continue?", err=True):
             raise GuardError("not finished", hint="nothing was changed")
-    by, now = _who()
     done = finish(
         record,
         result,
@@ -570,10 +526,7 @@ def finish_command(
         record_file=target.record_file,
         aws_auth=data,
         side=target.side(),
-        by=by,
-        command="kubeiam migrate finish",
-        now=now,
-        progress=_progress,
+        **_run_by("finish"),
     )
     click.echo("authentication mode: API (this cannot be undone; aws-auth is no longer read)")
     click.echo(f"aws-auth backup: {done.backup or 'in the record'}; aws-auth was not deleted")
@@ -581,30 +534,19 @@ def finish_command(
 
 
 @migrate_group.command("rollback")
-@_cluster_options
+@_carry_out_options
 @report_errors
-def rollback_command(
-    cluster: str,
-    region: str | None,
-    profile: str | None,
-    kubeconfig: Path | None,
-    context: str | None,
-    aws_auth_file: Path | None,
-    record_file: Path | None,
-) -> None:
+def rollback_command(**cluster_options: Any) -> None:
     """Delete exactly the entries and RBAC bindings apply created and restore the entries it
     changed, from its record. aws-auth is left as it is; the mode stays (EKS never moves it
     back). Refused after finish."""
-    from kubeiam.admin.migration.record import load_record, save_record
+    from kubeiam.admin.migration.record import save_record
     from kubeiam.admin.migration.rollback import rollback
 
-    target = _Target(cluster, region, profile, kubeconfig, context, aws_auth_file, record_file)
-    record = load_record(target.record_file, target.info)
-    if record is None:
-        raise ConfigError(
-            f"no migration record at {target.record_file}: nothing to roll back",
-            hint="pass the --record file `kubeiam migrate apply` wrote",
-        )
+    target = _Target(**cluster_options)
+    record = target.record(
+        "nothing to roll back", hint="pass the --record file `kubeiam migrate apply` wrote"
+    )
     by, now = _who()
     undone, emptied = rollback(
         record,
