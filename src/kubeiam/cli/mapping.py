@@ -299,16 +299,11 @@ def _need_username(username: str | None) -> str:
     return username
 
 
-def _add_operation(
-    kind: str,
-    arn: str,
-    username: str | None,
-    groups: list[str],
-    policies: tuple[str, ...],
-    replace: bool,
-    kw: dict[str, Any],
-) -> Callable[[MappingDocument], Change]:
-    """The add-user / add-role edit: with access policies for --store access-entries."""
+def _add_principal(kind: str, arn: str, kw: dict[str, Any]) -> None:
+    """add-user / add-role: map ``arn`` to --username and --group, with access policies for
+    --store access-entries; ``kw`` the command's other options."""
+    username, replace = kw.pop("username"), kw.pop("replace")
+    groups, policies = split_values(kw.pop("groups")), kw.pop("access_policies")
     if kw.get("store") == "access-entries":
         from kubeiam.admin.editing.access_entries_document import AccessEntriesMappings
         from kubeiam.eks.access_entries import merge_policies, parse_policy_option
@@ -316,68 +311,49 @@ def _add_operation(
         partition = arn.split(":")[1] if arn.count(":") >= 5 else "aws"
         grants = merge_policies(parse_policy_option(p, partition) for p in policies)
 
-        def upsert(d: MappingDocument) -> Change:
+        def operation(d: MappingDocument) -> Change:
             assert isinstance(d, AccessEntriesMappings)
             return d.upsert_entry(kind, arn, username, groups, grants, replace=replace)
 
-        return upsert
-    if policies:
-        raise ConfigError(
-            "--access-policy is for --store access-entries",
-            hint="aws-auth, CRD and file mappings grant through --group and RBAC",
-        )
-    name = _need_username(username)
-    if kind == "user":
-        return lambda d: d.upsert_user(arn, name, groups, replace=replace)
-    return lambda d: d.upsert_role(arn, name, groups, replace=replace)
+    else:
+        if kind == "role":
+            _path_note(arn)  # an access entry names the role WITH its path
+        if policies:
+            raise ConfigError(
+                "--access-policy is for --store access-entries",
+                hint="aws-auth, CRD and file mappings grant through --group and RBAC",
+            )
+        name = _need_username(username)
+
+        def operation(d: MappingDocument) -> Change:
+            upsert = d.upsert_user if kind == "user" else d.upsert_role
+            return upsert(arn, name, groups, replace=replace)
+
+    _edit(kw, operation, f"{kind} {arn}", creates=True, principal=arn)
+
+
+#: ARN and the options of add-user and add-role.
+_add_principal_options = option_group(
+    click.argument("arn"), _identity_options, _policy_option, change_options, store_options
+)
 
 
 @mapping_group.command("add-user")
-@click.argument("arn")
-@_identity_options
-@_policy_option
-@change_options
-@store_options
+@_add_principal_options
 @report_errors
-def add_user_command(
-    arn: str,
-    username: str | None,
-    groups: tuple[str, ...],
-    replace: bool,
-    access_policies: tuple[str, ...],
-    **kw: Any,
-) -> None:
+def add_user_command(arn: str, **kw: Any) -> None:
     """Map IAM user ARN to a Kubernetes username and groups (and, for an access entry, access
     policies)."""
-    operation = _add_operation(
-        "user", arn, username, split_values(groups), access_policies, replace, kw
-    )
-    _edit(kw, operation, f"user {arn}", creates=True, principal=arn)
+    _add_principal("user", arn, kw)
 
 
 @mapping_group.command("add-role")
-@click.argument("arn")
-@_identity_options
-@_policy_option
-@change_options
-@store_options
+@_add_principal_options
 @report_errors
-def add_role_command(
-    arn: str,
-    username: str | None,
-    groups: tuple[str, ...],
-    replace: bool,
-    access_policies: tuple[str, ...],
-    **kw: Any,
-) -> None:
+def add_role_command(arn: str, **kw: Any) -> None:
     """Map IAM role ARN (every session of it) to a Kubernetes username and groups (and, for an
     access entry, access policies)."""
-    if kw.get("store") != "access-entries":
-        _path_note(arn)  # an access entry names the role WITH its path
-    operation = _add_operation(
-        "role", arn, username, split_values(groups), access_policies, replace, kw
-    )
-    _edit(kw, operation, f"role {arn}", creates=True, principal=arn)
+    _add_principal("role", arn, kw)
 
 
 @mapping_group.command("add-sso")
