@@ -319,3 +319,24 @@ def test_the_skipped_finalization_loses_no_output_and_keeps_the_status(
 
             url = decode_token(done.stdout.strip())
             assert re.search(r"X-Amz-Signature=[0-9a-f]{64}$", url), door
+
+
+def test_the_collector_the_fast_path_turns_off_is_back_for_the_heavier_paths() -> None:
+    """launched() turns the cyclic GC off; the first import beyond the standard library (click,
+    botocore) runs the site set-up, which turns it back on for those longer runs."""
+    code = (
+        "import sys;sys.path.insert(0,sys.argv.pop(1));import gc\n"
+        "from kubeiam.cli import main as m\n"
+        "gc.disable();sys.meta_path.append(m._SiteOnDemand)\n"
+        "import click\n"
+        "print(gc.isenabled(), 'site' in sys.modules)"
+    )
+    done = subprocess.run(
+        [PYTHON, PYTHON_FLAGS, "-c", code, PACKAGE_DIR],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
