@@ -638,6 +638,9 @@ EXEC_INFO = json.dumps(
         "spec": {"interactive": False},
     }
 )
+#: Rounds of the start-up part: whole processes of ~20 ms are cheap, and on the shared machine
+#: the medians of 15 rounds moved by 10% between runs, more than the changes measured.
+STARTUP_ROUNDS = 41
 #: Start-up labels (the table's rows refer to them).
 REFERENCE_CLIENT = "reference client"
 LAUNCHER_FRESH = "kubeconfig entry, --no-cache"
@@ -955,7 +958,6 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.variant:
         label, _, assignments = spec.partition(":")
         variants[label] = dict(a.split("=", 1) for a in assignments.split(",") if a)
-    rounds = 5 if args.quick else 15
     load_before = os.getloadavg()
     # awscli and py-spy: installed here, outside the namespace, which has no route to the
     # package index (a fresh machine used to fail here unless bench_token.py had run first).
@@ -1000,7 +1002,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"p99 {m.p99:6.1f} ms, statuses {m.statuses}"
                     )
         if "startup" in parts:
-            times = bench_startup(ns, reference, rounds)
+            times = bench_startup(ns, reference, 10 if args.quick else STARTUP_ROUNDS)
             rows.extend(startup_rows(times))
     print(
         f"kubeiam vs aws-iam-authenticator {'(reference absent) ' if reference is None else ''}"
