@@ -227,6 +227,28 @@ ignore_not_found_option = click.option(
     help="Succeed when it does not exist (default: exit 1 naming the closest existing names).",
 )
 
+#: The options every removal (offboard-user, delete-access-role) takes after its own.
+removal_options = option_group(
+    mapping_location_options,
+    removal_cluster_option,
+    force_option,
+    ignore_not_found_option,
+    aws_options,
+)
+
+
+def _remove(kw: dict[str, Any], remove: Callable[..., RemovalResult]) -> None:
+    """Run a removal, ``remove(admin, mapping=..., force=..., ignore_not_found=...)``, with the
+    :data:`removal_options` in ``kw``, and print what it removed."""
+    admin = _admin(kw["profile"], kw["region"])
+    result = remove(
+        admin,
+        mapping=_mapping(kw["mapping_file"]),
+        force=kw["force"],
+        ignore_not_found=kw["ignore_not_found"],
+    )
+    _emit_removal(result, kw["output"])
+
 
 @click.group("iam")
 def iam_group() -> None:
@@ -325,22 +347,10 @@ def onboard_user_command(
 @click.argument("name")
 @click.option("--credentials-profile", help="Local profile to remove if it holds NAME's key.")
 @credentials_file_option
-@mapping_location_options
-@removal_cluster_option
-@force_option
-@ignore_not_found_option
-@aws_options
+@removal_options
 @report_errors
 def offboard_user_command(
-    name: str,
-    credentials_profile: str | None,
-    credentials_file: Path | None,
-    mapping_file: Path | None,
-    force: bool,
-    ignore_not_found: bool,
-    profile: str | None,
-    region: str | None,
-    output: str,
+    name: str, credentials_profile: str | None, credentials_file: Path | None, **kw: Any
 ) -> None:
     """Offboard an IAM user: remove NAME and its mapping.
 
@@ -350,15 +360,15 @@ def offboard_user_command(
     closest user names, unless --ignore-not-found."""
     from kubeiam.admin.onboarding.credentials_file import default_credentials_file
 
-    result = _admin(profile, region).offboard_user(
-        name,
-        mapping=_mapping(mapping_file),
-        credentials_file=credentials_file or default_credentials_file(os.environ, Path.home()),
-        credentials_profile=credentials_profile,
-        force=force,
-        ignore_not_found=ignore_not_found,
+    _remove(
+        kw,
+        lambda admin, **common: admin.offboard_user(
+            name,
+            credentials_file=credentials_file or default_credentials_file(os.environ, Path.home()),
+            credentials_profile=credentials_profile,
+            **common,
+        ),
     )
-    _emit_removal(result, output)
 
 
 @iam_group.command("create-access-role")
@@ -457,33 +467,15 @@ iam_group.command(
 @iam_group.command("delete-access-role")
 @click.argument("name")
 @click.option("--iam-group", help="IAM group (default: read from the role's tags).")
-@mapping_location_options
-@removal_cluster_option
-@force_option
-@ignore_not_found_option
-@aws_options
+@removal_options
 @report_errors
-def delete_access_role_command(
-    name: str,
-    iam_group: str | None,
-    mapping_file: Path | None,
-    force: bool,
-    ignore_not_found: bool,
-    profile: str | None,
-    region: str | None,
-    output: str,
-) -> None:
+def delete_access_role_command(name: str, iam_group: str | None, **kw: Any) -> None:
     """Remove access role NAME: undo create-access-role.
 
     Removes the mapping, the group policy, the group (if only ours) and the role.
 
     A role that does not exist (and left nothing behind) is an error (exit 1) naming the closest
     role names, unless --ignore-not-found."""
-    result = _admin(profile, region).delete_access_role(
-        name,
-        iam_group=iam_group,
-        mapping=_mapping(mapping_file),
-        force=force,
-        ignore_not_found=ignore_not_found,
+    _remove(
+        kw, lambda admin, **common: admin.delete_access_role(name, iam_group=iam_group, **common)
     )
-    _emit_removal(result, output)
