@@ -611,7 +611,8 @@ def lint_command(output: str, no_nodes: bool, **kw: Any) -> None:
 def explain_command(arn: str, session_name: str, output: str, **kw: Any) -> None:
     """Which entry maps ARN and to what username and groups, or why nothing does. For --store
     access-entries: under the cluster's authentication mode, with the access policies."""
-    from kubeiam.admin.editing.explain import Explanation, explain
+    from kubeiam.admin.editing.cluster_explain import explain_store
+    from kubeiam.admin.editing.explain import Explanation
 
     if kw.get("store") == "access-entries":
         _explain_in_cluster(arn, session_name, output, kw)
@@ -622,13 +623,7 @@ def explain_command(arn: str, session_name: str, output: str, **kw: Any) -> None
         result = snapshot.document.load()
         for issue in result.errors:  # the server refuses this version: say so first
             say(f"error: {_safe(str(issue))}")
-        found = explain(
-            result.mappings,
-            arn,
-            backend=store.backend,
-            target=store.target,
-            session_name=session_name,
-        )
+        found = explain_store(store, result.mappings, arn, session_name=session_name)
         return found, result.ok
 
     found, ok = _run_with_store(kw, body)

@@ -253,7 +253,8 @@ def whoami_command(
     output: str,
 ) -> None:
     """Show your AWS identity and, with a cluster or store, what it maps to there."""
-    from kubeiam.admin.editing.explain import Explanation, explain
+    from kubeiam.admin.editing.cluster_explain import explain_store
+    from kubeiam.admin.editing.explain import Explanation
     from kubeiam.arn import PrincipalKind, parse_caller_arn
     from kubeiam.cli.mapping import open_store, print_explanation
 
@@ -317,15 +318,9 @@ def whoami_command(
                 raise exc
             finally:
                 await opened.close()
+            mappings = snapshot.document.load().mappings
             found.append(
-                explain(
-                    snapshot.document.load().mappings,
-                    caller,
-                    backend=opened.backend,
-                    target=opened.target,
-                    session_name=session,
-                    iam_groups=iam_groups,
-                )
+                explain_store(opened, mappings, caller, session_name=session, iam_groups=iam_groups)
             )
             if found[-1].matched:
                 break  # the server stops at the first backend with an entry

@@ -24,6 +24,27 @@ from kubeiam.admin.editing.store import MappingStore
 from kubeiam.eks.modes import Candidate, Decision, Source, decide, reads_access_entries
 from kubeiam.eks.modes import reads_aws_auth as mode_reads_aws_auth
 from kubeiam.errors import KubeIAMError
+from kubeiam.mapping.model import MappingSet
+
+
+def explain_store(
+    store: MappingStore,
+    mappings: MappingSet,
+    arn: str,
+    *,
+    session_name: str = "",
+    iam_groups: frozenset[str] | None = None,
+) -> Explanation:
+    """:func:`~kubeiam.admin.editing.explain.explain` of ``mappings`` read from ``store``,
+    named by the store's backend and target."""
+    return explain(
+        mappings,
+        arn,
+        backend=store.backend,
+        target=store.target,
+        session_name=session_name,
+        iam_groups=iam_groups,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +72,8 @@ async def explain_in_cluster(
     if reads_access_entries(mode):
         snapshot = await entries.read()
         mappings = snapshot.document.load().mappings
-        found = explain(
-            mappings,
-            arn,
-            backend=entries.backend,
-            target=entries.target,
-            session_name=session_name,
-            iam_groups=iam_groups,
+        found = explain_store(
+            entries, mappings, arn, session_name=session_name, iam_groups=iam_groups
         )
         explanations.append(found)
         policies = next(
@@ -105,11 +121,10 @@ async def _aws_auth_candidate(
         if needed:
             raise
         return Candidate(Source.AWS_AUTH, False, unreadable=exc.message)
-    found = explain(
+    found = explain_store(
+        store,
         snapshot.document.load().mappings,
         arn,
-        backend=store.backend,
-        target=store.target,
         session_name=session_name,
         iam_groups=iam_groups,
     )
