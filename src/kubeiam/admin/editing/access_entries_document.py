@@ -44,8 +44,23 @@ ACCESS_ENTRIES_BACKEND = "EKSAccessEntries"
 _SECTION = "access entry"
 
 
+class _EntryGrants:
+    """What an access entry's policies tell, for both kinds of entry: cluster-admin comes from
+    AmazonEKSClusterAdminPolicy, never from system:masters."""
+
+    __slots__ = ()
+    policies: tuple[PolicyGrant, ...]
+
+    #: What makes it cluster-admin, for the last-admin guard's message.
+    admin_grant: ClassVar[str] = "AmazonEKSClusterAdminPolicy"
+
+    @property
+    def grants_masters(self) -> bool:
+        return any(p.is_cluster_admin for p in self.policies)
+
+
 @dataclass(frozen=True, slots=True)
-class EntryRoleMapping(RoleMapping):
+class EntryRoleMapping(_EntryGrants, RoleMapping):
     """An access entry for an IAM role, in the mapping model."""
 
     entry_type: str = STANDARD
@@ -55,19 +70,12 @@ class EntryRoleMapping(RoleMapping):
     def is_node(self) -> bool:
         return self.entry_type != STANDARD
 
-    #: What makes it cluster-admin, for the last-admin guard's message.
-    admin_grant: ClassVar[str] = "AmazonEKSClusterAdminPolicy"
-
-    @property
-    def grants_masters(self) -> bool:
-        return any(p.is_cluster_admin for p in self.policies)
-
     def describe(self) -> str:
         return _describe(self.location, self.rolearn, self.entry_type, self.policies)
 
 
 @dataclass(frozen=True, slots=True)
-class EntryUserMapping(UserMapping):
+class EntryUserMapping(_EntryGrants, UserMapping):
     """An access entry for an IAM user, in the mapping model."""
 
     entry_type: str = STANDARD
@@ -76,13 +84,6 @@ class EntryUserMapping(UserMapping):
     @property
     def is_node(self) -> bool:
         return False
-
-    #: What makes it cluster-admin, for the last-admin guard's message.
-    admin_grant: ClassVar[str] = "AmazonEKSClusterAdminPolicy"
-
-    @property
-    def grants_masters(self) -> bool:
-        return any(p.is_cluster_admin for p in self.policies)
 
     def describe(self) -> str:
         return _describe(self.location, self.userarn, self.entry_type, self.policies)
