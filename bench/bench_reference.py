@@ -54,6 +54,7 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -641,6 +642,8 @@ EXEC_INFO = json.dumps(
 #: Rounds of the start-up part: whole processes of ~20 ms are cheap, and on the shared machine
 #: the medians of 15 rounds moved by 10% between runs, more than the changes measured.
 STARTUP_ROUNDS = 41
+#: Seed of the start-up part's per-round order.
+ORDER_SEED = 14
 #: Start-up labels (the table's rows refer to them).
 REFERENCE_CLIENT = "reference client"
 LAUNCHER_FRESH = "kubeconfig entry, --no-cache"
@@ -698,7 +701,7 @@ def role_profile_env(home: Path, aws: LocalAWSInside) -> dict[str, str]:
 def bench_startup(
     ns: NetNamespace | None, reference: Path | None, rounds: int
 ) -> dict[str, list[float]]:
-    """Median-ready wall times (seconds) of each client, whole processes, alternated.
+    """Median-ready wall times (seconds) of each client, whole processes, in a new order each round.
 
     Environment keys, ``KUBERNETES_EXEC_INFO`` set as kubectl sets it. kubeiam runs as the
     kubeconfig entry starts it (the launcher) and as ``kubeiam token`` from PATH, each with
@@ -742,9 +745,13 @@ def bench_startup(
             bench_token.check_output(label, command, command_env)
         times: dict[str, list[float]] = {label: [] for label in commands}
         labels = list(commands)
-        for round_no in range(rounds):
-            shift = round_no % len(labels)
-            for label in labels[shift:] + labels[:shift]:
+        # A new order every round (seeded: runs are comparable): rotating one fixed order left
+        # each client always after the same neighbour, e.g. the kubeconfig entry right after the
+        # role_arn reference, whose AssumeRole keeps the Python STS front busy for a moment.
+        order = random.Random(ORDER_SEED)
+        for _ in range(rounds):
+            order.shuffle(labels)
+            for label in labels:
                 command, command_env = commands[label]
                 wall, cpu, _ = bench_token.run_timed(command, command_env)
                 times[label].append(wall)
