@@ -53,7 +53,8 @@ def test_demo_with_the_real_api_server(tmp_path: Path) -> None:
     assert re.search(
         r"\N{CHECK MARK} refused, as it should be: AssumeRole of \S+role/K8sAdmins was refused: "
         r"AccessDenied: .*; Unable to connect to the server: getting credentials: exec: "
-        r"executable kubeiam failed with exit code 3 \(exit 1\)",
+        # the kubeconfig entry runs this installation's interpreter (the launcher, docs/admin.md)
+        r"executable \S+/bin/python\S* failed with exit code 3 \(exit 1\)",
         out,
     ), out
     assert "alice: access refused after revocation" in out
