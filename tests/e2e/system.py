@@ -195,6 +195,34 @@ class System:
     file_user: IamUser
     users: dict[str, IamUser] = field(default_factory=dict)
 
+    @classmethod
+    def around_pod(
+        cls,
+        *,
+        plane: ControlPlane,
+        aws: LocalAWS,
+        workdir: Path,
+        config: Path,
+        state_dir: Path,
+        port: int,
+        webhook_config: Path,
+        file_user: IamUser,
+    ) -> System:
+        """The system whose `kubeiam server` runs in a pod on the node: its server object is
+        never started, only its port and state directory are used, so the helpers (token
+        kubeconfigs, whoami, ready(), metric()) reach the pod's server."""
+        server = KubeiamServer(
+            config=config, state_dir=state_dir, port=port, log_path=workdir / "unused.log", env={}
+        )
+        return cls(
+            plane=plane,
+            aws=aws,
+            server=server,
+            workdir=workdir,
+            webhook_config=webhook_config,
+            file_user=file_user,
+        )
+
     # -- IAM -------------------------------------------------------------------------------
     def create_user(self, name: str) -> IamUser:
         key_id, secret = self.aws.create_user(name)

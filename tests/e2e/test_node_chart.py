@@ -54,7 +54,6 @@ from system import (
     GRANT_SECONDS,
     WEBHOOK_CACHE_TTL_SECONDS,
     IamUser,
-    KubeiamServer,
     System,
     wait_for,
 )
@@ -186,20 +185,13 @@ def chart(
         plane.kubectl("label", "node", node.name, "node-role.kubernetes.io/control-plane=")
         node.import_image(archive, IMAGE_REFERENCE)
         port = free_port()
-        # Never started: the server runs in the pod. Its port and state directory let System's
-        # helpers (token kubeconfigs, whoami, ready(), metric()) reach that one.
-        server = KubeiamServer(
+        system = System.around_pod(
+            plane=plane,
+            aws=local_aws,
+            workdir=workdir,
             config=workdir / "unused.yaml",
             state_dir=state_dir,
             port=port,
-            log_path=workdir / "unused.log",
-            env={},
-        )
-        system = System(
-            plane=plane,
-            aws=local_aws,
-            server=server,
-            workdir=workdir,
             webhook_config=kubeconfig_dir / "kubeconfig.yaml",
             file_user=user,
         )

@@ -43,7 +43,6 @@ from system import (
     CLUSTER_ID,
     WEBHOOK_CACHE_TTL_SECONDS,
     IamUser,
-    KubeiamServer,
     System,
     run_kubeiam,
 )
@@ -139,20 +138,13 @@ def static_pod(
     node = start_node(e2e_node_tools, plane, workdir / "node")
     try:
         node.import_image(archive, IMAGE_REFERENCE)
-        # Never started: the server runs in the pod. Its port and state directory let System's
-        # helpers (token kubeconfigs, whoami, ready(), metric()) reach that one.
-        pod_server = KubeiamServer(
+        system = System.around_pod(
+            plane=plane,
+            aws=local_aws,
+            workdir=workdir,
             config=config,
             state_dir=state_dir,
             port=port,
-            log_path=workdir / "unused.log",
-            env={},
-        )
-        system = System(
-            plane=plane,
-            aws=local_aws,
-            server=pod_server,
-            workdir=workdir,
             webhook_config=webhook_config,
             file_user=user,
         )
