@@ -12,7 +12,6 @@ missing required member, or an error code the operation cannot return.)
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,52 +22,22 @@ from botocore.model import ListShape, MapShape, OperationModel, Shape, Structure
 from botocore.validate import ParamValidator
 
 from kubeiam.localaws.environment import LocalAWS
+from support.eks_cluster import ADMIN, VIEW, Principals, new_cluster, unique
 
 POLICY = "arn:aws:eks::aws:cluster-access-policy/{}"
-VIEW = POLICY.format("AmazonEKSViewPolicy")
-ADMIN = POLICY.format("AmazonEKSClusterAdminPolicy")
 CLUSTER_SCOPE = {"type": "cluster"}
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 @dataclass
-class Env:
-    aws: LocalAWS
+class Env(Principals):
     eks: Any
-    iam: Any
     cluster: str
-
-    def role(self, *, path: str = "/") -> str:
-        return self.aws.create_role(unique("role"), trusted=self.aws.admin.arn, path=path)
-
-    def user(self) -> str:
-        name = unique("user")
-        self.iam.create_user(UserName=name)
-        return self.aws.user_arn(name)
-
-
-def new_cluster(eks: Any, mode: str | None = "API_AND_CONFIG_MAP", **config: Any) -> str:
-    name = unique("cluster")
-    access = dict(config)
-    if mode is not None:
-        access["authenticationMode"] = mode
-    kwargs: dict[str, Any] = {"accessConfig": access} if access else {}
-    eks.create_cluster(
-        name=name,
-        roleArn="arn:aws:iam::123456789012:role/eks-cluster",
-        resourcesVpcConfig={},
-        **kwargs,
-    )
-    return name
 
 
 @pytest.fixture
 def env(local_aws: LocalAWS) -> Env:
     eks = local_aws.boto3_client("eks")
-    return Env(local_aws, eks, local_aws.boto3_client("iam"), new_cluster(eks))
+    return Env(aws=local_aws, iam=local_aws.boto3_client("iam"), eks=eks, cluster=new_cluster(eks))
 
 
 def unvalidated_client(aws: LocalAWS) -> Any:

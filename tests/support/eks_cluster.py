@@ -22,12 +22,11 @@ def unique(prefix: str) -> str:
 
 
 @dataclass
-class Cluster:
+class Principals:
+    """IAM users and roles with names no other test uses, in the local AWS."""
+
     aws: LocalAWS
-    eks: Any
     iam: Any
-    name: str
-    env: dict[str, str]
 
     def role(self, *, path: str = "/") -> str:
         return self.aws.create_role(unique("role"), trusted=self.aws.admin.arn, path=path)
@@ -36,6 +35,13 @@ class Cluster:
         name = unique("user")
         self.iam.create_user(UserName=name)
         return self.aws.user_arn(name)
+
+
+@dataclass
+class Cluster(Principals):
+    eks: Any
+    name: str
+    env: dict[str, str]
 
     def kubeiam(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_kubeiam(
@@ -65,13 +71,19 @@ class Cluster:
         return out
 
 
-def new_cluster(eks: Any, mode: str = "API_AND_CONFIG_MAP") -> str:
+def new_cluster(eks: Any, mode: str | None = "API_AND_CONFIG_MAP", **config: Any) -> str:
+    """A new EKS cluster in ``mode`` (None: no accessConfig, EKS's default) with the other
+    ``accessConfig`` members in ``config``."""
     name = unique("cluster")
+    access = dict(config)
+    if mode is not None:
+        access["authenticationMode"] = mode
+    kwargs: dict[str, Any] = {"accessConfig": access} if access else {}
     eks.create_cluster(
         name=name,
         roleArn="arn:aws:iam::123456789012:role/eks-cluster",
         resourcesVpcConfig={},
-        accessConfig={"authenticationMode": mode},
+        **kwargs,
     )
     return name
 
@@ -85,4 +97,10 @@ def make_cluster(
     """A new cluster in ``mode``; its CLI environment keeps kubeiam's state under ``tmp_path``."""
     eks = local_aws.boto3_client("eks")
     env = {**admin_cli_env, "KUBEIAM_STATE_DIR": str(tmp_path / "state")}
-    return Cluster(local_aws, eks, local_aws.boto3_client("iam"), new_cluster(eks, mode), env)
+    return Cluster(
+        aws=local_aws,
+        iam=local_aws.boto3_client("iam"),
+        eks=eks,
+        name=new_cluster(eks, mode),
+        env=env,
+    )
