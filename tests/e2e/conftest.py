@@ -29,6 +29,7 @@ from system import (
     IamUser,
     KubeiamServer,
     System,
+    aws_env,
     run_kubeiam,
     server_config,
 )
@@ -300,12 +301,9 @@ def system(
         )
         admin = local_aws.admin
         server_env = {
-            **local_aws.client_env(),  # AWS_ENDPOINT_URL_EC2 -> moto, for {{EC2PrivateDNSName}}
+            # AWS_ENDPOINT_URL_EC2 -> moto, for {{EC2PrivateDNSName}}
+            **aws_env(local_aws, admin.access_key_id, admin.secret_access_key, workdir),
             "HOME": str(workdir),
-            "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
-            "AWS_ACCESS_KEY_ID": admin.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": admin.secret_access_key,
         }
         sts_flags: list[str] = []
         for host in (local_aws.sts_host, "sts.amazonaws.com"):

@@ -72,6 +72,25 @@ def wait_for(probe: Callable[[], T | None], *, timeout: float, what: str) -> T:
         time.sleep(_POLL_SECONDS)
 
 
+def aws_env(aws: LocalAWS, key_id: str, secret: str, workdir: Path) -> dict[str, str]:
+    """A kubeiam process's AWS environment: the local AWS's endpoints, these keys, and no
+    config or credentials file of the machine's (they would name other profiles)."""
+    return {
+        **aws.client_env(),
+        "AWS_ACCESS_KEY_ID": key_id,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
+    }
+
+
+def groups_of(info: Mapping[str, object]) -> set[str]:
+    """The groups of a `kubectl auth whoami -o json` answer."""
+    groups = info["groups"]
+    assert isinstance(groups, list)
+    return set(groups)
+
+
 def is_unauthorized(stderr: str) -> bool:
     """kubectl's words for a 401 (they differ between commands)."""
     return "Unauthorized" in stderr or "server has asked for the client to provide credentials" in (

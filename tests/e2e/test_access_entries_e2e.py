@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 from eks_standin import EksStandIns
-from system import IamUser, System, run_kubeiam, wait_for
+from system import IamUser, System, aws_env, groups_of, run_kubeiam, wait_for
 
 VIEW = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
 TEAM_NAMESPACE = "e2e-ae-team"
@@ -35,21 +35,11 @@ def _can_i(system: System, kubeconfig: Path, *args: str) -> str:
     return answer
 
 
-def _groups(info: dict[str, object]) -> set[str]:
-    groups = info.get("groups") or []
-    assert isinstance(groups, list)
-    return set(groups)
-
-
 def _store_env(system: System, workdir: Path) -> dict[str, str]:
     """`kubeiam mapping --store access-entries` as the local AWS's administrator."""
     admin = system.aws.admin
     return {
-        **system.aws.client_env(),
-        "AWS_ACCESS_KEY_ID": admin.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": admin.secret_access_key,
-        "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
+        **aws_env(system.aws, admin.access_key_id, admin.secret_access_key, workdir),
         "KUBEIAM_STATE_DIR": str(workdir / "state"),
     }
 
@@ -90,11 +80,7 @@ def _whoami_args(system: System, cluster: str, user: IamUser, workdir: Path) -> 
     admin = system.plane.admin_kubeconfig
     context = yaml.safe_load(admin.read_text())["current-context"]
     env = {
-        **system.aws.client_env(),
-        "AWS_ACCESS_KEY_ID": user.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": user.secret_access_key,
-        "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
+        **aws_env(system.aws, user.access_key_id, user.secret_access_key, workdir),
         "KUBECONFIG": "",
     }
     args = ["whoami", "--cluster", cluster, "--kubeconfig", str(admin), "--context", context]
@@ -122,7 +108,7 @@ def _same_identity(decision: dict[str, Any] | None, info: dict[str, Any], source
     assert decision is not None
     assert decision["source"] == source
     assert decision["username"] == info["username"]
-    assert set(decision["groups"]) | {"system:authenticated"} == _groups(info)
+    assert set(decision["groups"]) | {"system:authenticated"} == groups_of(info)
 
 
 def test_access_entries_decide_identity_and_permissions_as_eks_does(
@@ -153,7 +139,7 @@ def test_access_entries_decide_identity_and_permissions_as_eks_does(
     assert standin.backends == ("EKSConfigMap",)
     info = system.wait_authenticated(kubeconfigs[both.name])
     assert info["username"] == "ae-configmap"
-    assert "system:masters" in _groups(info)
+    assert "system:masters" in groups_of(info)
 
     # The first step of a migration: API_AND_CONFIG_MAP, then the entries.
     eks.update_cluster_config(
@@ -220,7 +206,7 @@ def test_access_entries_decide_identity_and_permissions_as_eks_does(
     seen: dict[str, dict[str, Any]] = {}
     info = seen["viewer"] = system.wait_authenticated(kubeconfigs[viewer.name])
     assert info["username"] == "ae-viewer"
-    assert _groups(info) == {"system:authenticated"}
+    assert groups_of(info) == {"system:authenticated"}
     assert info["extra"]["canonicalArn"] == [viewer.arn]
     assert _can_i(system, kubeconfigs[viewer.name], "list", "pods", "--all-namespaces") == "yes"
     assert _can_i(system, kubeconfigs[viewer.name], "create", "deployments") == "no"
@@ -235,14 +221,14 @@ def test_access_entries_decide_identity_and_permissions_as_eks_does(
 
     info = seen["both"] = system.wait_authenticated(kubeconfigs[both.name])
     assert info["username"] == "ae-entry"
-    assert _groups(info) == {"e2e-ae-entry-group", "system:authenticated"}
+    assert groups_of(info) == {"e2e-ae-entry-group", "system:authenticated"}
     assert _can_i(system, kubeconfigs[both.name], "delete", "nodes") == "no"
 
     seen["legacy"] = system.wait_authenticated(kubeconfigs[legacy.name])
     assert seen["legacy"]["username"] == "ae-legacy"
     info = seen["role"] = system.wait_authenticated(as_role)
     assert info["username"] == "ae-role:alice"
-    assert "e2e-ae-role-group" in _groups(info)
+    assert "e2e-ae-role-group" in groups_of(info)
 
     # kubeiam's own reading of the cluster (section 3, its code, not the stand-in's) names the
     # identities kube-apiserver saw: the callers' `whoami --cluster` reads both sources.

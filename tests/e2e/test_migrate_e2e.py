@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 from eks_standin import EksStandIns
-from system import System, run_kubeiam, wait_for
+from system import System, aws_env, groups_of, run_kubeiam, wait_for
 
 DEVS = "e2e-mg-devs"
 MONITORING = "system:e2e-mg-monitoring"  # a system: group whose meaning is its binding
@@ -32,18 +32,14 @@ COPY = "e2e-mg-monitoring-kubeiam-e2e-mg-monitoring"  # the plan's name for the 
 def _env(system: System, workdir: Path) -> dict[str, str]:
     admin = system.aws.admin
     return {
-        **system.aws.client_env(),
-        "AWS_ACCESS_KEY_ID": admin.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": admin.secret_access_key,
-        "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-credentials"),
+        **aws_env(system.aws, admin.access_key_id, admin.secret_access_key, workdir),
         "KUBEIAM_STATE_DIR": str(workdir / "state"),
         "KUBECONFIG": "",
     }
 
 
 def _groups(info: dict[str, Any]) -> set[str]:
-    return set(info.get("groups") or []) - {"system:authenticated"}
+    return groups_of(info) - {"system:authenticated"}
 
 
 def _can_i(system: System, kubeconfig: Path, *args: str) -> str:

@@ -19,18 +19,12 @@ from system import (
     REVOCATION_SECONDS,
     IamUser,
     System,
+    groups_of,
     is_unauthorized,
     profile_home,
     run_kubeiam,
     wait_for,
 )
-
-
-def _groups(info: dict[str, object]) -> set[str]:
-    groups = info["groups"]
-    assert isinstance(groups, list)
-    return set(groups)
-
 
 # -- seed 1: an IAM user in aws-auth ----------------------------------------------------------
 
@@ -75,7 +69,7 @@ def test_cluster_owner_maps_kubedemy_to_system_masters(system: System) -> None:
         lambda: system.whoami(kubeconfig, env=env), timeout=GRANT_SECONDS, what="kubedemy"
     )
     assert info["username"] == "kubedemy"
-    assert _groups(info) == {"system:masters", "system:authenticated"}
+    assert groups_of(info) == {"system:masters", "system:authenticated"}
     assert info["uid"].startswith(f"aws-iam-authenticator:{system.aws.account_id}:")
     assert info["extra"]["arn"] == [user.arn]
     assert info["extra"]["canonicalArn"] == [user.arn]
@@ -106,7 +100,7 @@ def test_unmapped_user_is_unauthorized_until_mapped_without_restarts(system: Sys
     system.mapping("add-user", user.arn, "--username", "late", "--group", "e2e-late-group")
     info = system.wait_authenticated(kubeconfig)
     assert info["username"] == "late"
-    assert "e2e-late-group" in _groups(info)
+    assert "e2e-late-group" in groups_of(info)
     assert (apiserver.pid, server.pid) == pids  # nothing was restarted
 
 
@@ -153,7 +147,7 @@ def test_role_access_through_an_iam_group(system: System) -> None:
 
     info = system.wait_authenticated(kubeconfig)
     assert info["username"] == "e2e-admin:alice"
-    assert "system:masters" in _groups(info)
+    assert "system:masters" in groups_of(info)
     assert info["extra"]["arn"] == [f"arn:aws:sts::{account}:assumed-role/e2e-k8s-admins/alice"]
     assert info["extra"]["canonicalArn"] == [role_arn]
     assert info["extra"]["sessionName"] == ["alice"]
@@ -182,7 +176,7 @@ def test_view_only_group_is_forbidden_on_secrets(system: System) -> None:
     system.mapping("add-user", user.arn, "--username", "viewer", "--group", "e2e-viewers")
     kubeconfig = system.token_kubeconfig(user)
     info = system.wait_authenticated(kubeconfig)
-    assert "e2e-viewers" in _groups(info)
+    assert "e2e-viewers" in groups_of(info)
 
     allowed = system.kubectl(kubeconfig, "get", "configmaps", "-n", "kube-system")
     assert allowed.returncode == 0, allowed.stderr
@@ -222,7 +216,7 @@ def test_node_role_is_named_after_the_instance_private_dns_name(system: System) 
 
     info = system.wait_authenticated(kubeconfig)
     assert info["username"] == f"system:node:{dns_name}"
-    assert {"system:bootstrappers", "system:nodes"} <= _groups(info)
+    assert {"system:bootstrappers", "system:nodes"} <= groups_of(info)
     assert info["extra"]["sessionName"] == [instance_id]
     calls = system.server.metric("aws_iam_authenticator_ec2_describe_instances_calls_total")
     assert calls > calls_before
@@ -268,7 +262,7 @@ def test_iam_identity_mapping_object_grants_and_deleting_it_revokes(system: Syst
     )
     info = system.wait_authenticated(kubeconfig)
     assert info["username"] == "crd-user"
-    assert "e2e-crd-group" in _groups(info)
+    assert "e2e-crd-group" in groups_of(info)
 
     system.plane.kubectl("delete", "iamidentitymapping", "e2e-crd-user")
     # The same cached token: kube-apiserver may keep its successful answer for 10 s + TTL.
@@ -282,7 +276,7 @@ def test_iam_identity_mapping_object_grants_and_deleting_it_revokes(system: Syst
 def test_mounted_file_mapping_works_next_to_the_watched_backends(system: System) -> None:
     info = system.wait_authenticated(system.token_kubeconfig(system.file_user))
     assert info["username"] == "file-user"
-    assert "e2e-file-group" in _groups(info)
+    assert "e2e-file-group" in groups_of(info)
 
 
 # -- a corrupted aws-auth edit ------------------------------------------------------------------
@@ -358,7 +352,7 @@ def test_corrupted_aws_auth_edit_keeps_the_valid_mappings(
     )
     info = system.whoami(kubeconfig)
     assert info is not None
-    assert _groups(info) == {"e2e-kept-group", "system:authenticated"}
+    assert groups_of(info) == {"e2e-kept-group", "system:authenticated"}
     assert system.whoami(system.token_kubeconfig(intruder, cache=False)) is None
 
 
