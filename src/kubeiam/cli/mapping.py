@@ -611,8 +611,7 @@ def lint_command(output: str, no_nodes: bool, **kw: Any) -> None:
 def explain_command(arn: str, session_name: str, output: str, **kw: Any) -> None:
     """Which entry maps ARN and to what username and groups, or why nothing does. For --store
     access-entries: under the cluster's authentication mode, with the access policies."""
-    from kubeiam.admin.editing.cluster_explain import explain_store
-    from kubeiam.admin.editing.explain import Explanation
+    from kubeiam.admin.editing.explain import Explanation, explain_store
 
     if kw.get("store") == "access-entries":
         _explain_in_cluster(arn, session_name, output, kw)

@@ -253,8 +253,7 @@ def whoami_command(
     output: str,
 ) -> None:
     """Show your AWS identity and, with a cluster or store, what it maps to there."""
-    from kubeiam.admin.editing.cluster_explain import explain_store
-    from kubeiam.admin.editing.explain import Explanation
+    from kubeiam.admin.editing.explain import Explanation, explain_store
     from kubeiam.arn import PrincipalKind, parse_caller_arn
     from kubeiam.cli.mapping import open_store, print_explanation
 

@@ -19,32 +19,11 @@ from dataclasses import dataclass
 
 from kubeiam.admin.editing.access_entries_document import entry_policies
 from kubeiam.admin.editing.access_entries_store import AccessEntriesStore
-from kubeiam.admin.editing.explain import Explanation, explain
+from kubeiam.admin.editing.explain import Explanation, explain_store
 from kubeiam.admin.editing.store import MappingStore
 from kubeiam.eks.modes import Candidate, Decision, Source, decide, reads_access_entries
 from kubeiam.eks.modes import reads_aws_auth as mode_reads_aws_auth
 from kubeiam.errors import KubeIAMError
-from kubeiam.mapping.model import MappingSet
-
-
-def explain_store(
-    store: MappingStore,
-    mappings: MappingSet,
-    arn: str,
-    *,
-    session_name: str = "",
-    iam_groups: frozenset[str] | None = None,
-) -> Explanation:
-    """:func:`~kubeiam.admin.editing.explain.explain` of ``mappings`` read from ``store``,
-    named by the store's backend and target."""
-    return explain(
-        mappings,
-        arn,
-        backend=store.backend,
-        target=store.target,
-        session_name=session_name,
-        iam_groups=iam_groups,
-    )
 
 
 @dataclass(frozen=True, slots=True)

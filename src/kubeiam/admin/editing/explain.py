@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubeiam.arn import (
     ArnParts,
@@ -28,6 +28,9 @@ from kubeiam.mapping.model import (
     UserMapping,
 )
 from kubeiam.mapping.templates import render_partially, reserved_prefix_of
+
+if TYPE_CHECKING:
+    from kubeiam.admin.editing.store import MappingStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,3 +250,23 @@ def _near_misses(mappings: MappingSet, identity: Identity) -> list[str]:
         notes.append(f"account {identity.account_id} is not mapped as a whole (mapAccounts)")
     notes.insert(0, f"no entry maps {canonical}")
     return notes
+
+
+def explain_store(
+    store: MappingStore,
+    mappings: MappingSet,
+    arn: str,
+    *,
+    session_name: str = "",
+    iam_groups: frozenset[str] | None = None,
+) -> Explanation:
+    """:func:`~kubeiam.admin.editing.explain.explain` of ``mappings`` read from ``store``,
+    named by the store's backend and target."""
+    return explain(
+        mappings,
+        arn,
+        backend=store.backend,
+        target=store.target,
+        session_name=session_name,
+        iam_groups=iam_groups,
+    )
