@@ -6,6 +6,8 @@ Both are on every review's path; each is checked against a byte-by-byte statemen
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -71,12 +73,34 @@ def strict_decode(text: str) -> str:
     return out.decode("utf-8")
 
 
-QUERY_CHARS = "ABCXYZabcxyz0189-_.~+/=:%"
+#: Literal characters, hex digits of both cases, and the backslash and ``x`` the decoder's
+#: codec would read as escapes if it were handed them unguarded.
+QUERY_CHARS = "ABCFXYZabcfxyz012789-_.~+/=:%\\"
 
 
 @settings(max_examples=200)
 @given(st.text(alphabet=QUERY_CHARS, max_size=120))
 def test_decode_agrees_with_the_character_by_character_rule(text: str) -> None:
+    try:
+        expected = strict_decode(text)
+    except (ValueError, UnicodeDecodeError):
+        with pytest.raises(TokenFormatError):
+            percent_decode(text)
+    else:
+        assert percent_decode(text) == expected
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=60), st.randoms(use_true_random=False))
+def test_decode_agrees_on_any_bytes_escaped_any_way(raw: bytes, rnd: random.Random) -> None:
+    """Every byte either escaped (upper or lower case hex) or, if printable ASCII other than %,
+    written as itself: the decoder yields the bytes' UTF-8 text or refuses invalid UTF-8."""
+    text = "".join(
+        chr(b)
+        if 0x20 < b < 0x7F and b != 0x25 and rnd.random() < 0.5
+        else rnd.choice(("%{:02X}", "%{:02x}")).format(b)
+        for b in raw
+    )
     try:
         expected = strict_decode(text)
     except (ValueError, UnicodeDecodeError):
@@ -92,6 +116,21 @@ def test_decode_inverts_encode(text: str) -> None:
     assert percent_decode(uri_encode(text)) == text
 
 
+DECODED = {
+    "session-token": ("IQoJb3%2B%2F%3D%3d", "IQoJb3+/=="),
+    "escaped-percent-then-hex": ("%2541", "%41"),
+    "escape-spelling-an-escape": ("%25%34%31", "%41"),
+    "backslash-before-escape": ("\\x4%41", "\\x4A"),
+    "escaped-backslash-x": ("%5Cx41", "\\x41"),
+    "two-byte-utf8": ("%C3%a9", "\u00e9"),
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), list(DECODED.values()), ids=list(DECODED))
+def test_decode_known_values(text: str, expected: str) -> None:
+    assert percent_decode(text) == expected
+
+
 MALFORMED = {
     "lone": "%",
     "trailing": "a%",
@@ -101,6 +140,8 @@ MALFORMED = {
     "non-hex-first": "%G1",
     "bad-utf8": "%ff",
     "cut-utf8": "%C3",
+    "surrogate": "%ED%A0%80",
+    "non-ascii-literal": "é%41",
 }
 
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from token_factory import (
     AKID,
     DATE,
@@ -24,13 +26,18 @@ from token_factory import (
 
 from kubeiam.errors import ConfigError, TokenExpiredError, TokenFormatError
 from kubeiam.token.encoding import encode_token
+from kubeiam.token.presign import uri_encode
 from kubeiam.token.protocol import MAX_TOKEN_BYTES, TOKEN_PREFIX
 from kubeiam.token.validation import (
     PresignedRequest,
     parse_allowed_hosts,
     percent_decode,
+    serialise_url,
+    split_query,
     validate_token,
 )
+
+HOST = "sts.us-east-1.amazonaws.com"
 
 ERRORS: dict[str, type[Exception]] = {
     "TokenFormatError": TokenFormatError,
@@ -189,6 +196,56 @@ def test_unknown_partition_is_a_config_error() -> None:
 def test_url_is_reserialised_from_the_parsed_parts(query: str, expected: str) -> None:
     request = validate_token(build_token(query=query), partition="aws", now=NOW)
     assert request.url == f"https://sts.us-east-1.amazonaws.com/?{expected}"
+
+
+def rebuilt(host: str, pairs: list[tuple[str, str]]) -> str:
+    """The URL rebuilt from decoded parts: what serialise_url must send, however it gets there."""
+    return f"https://{host}/?" + "&".join(f"{uri_encode(k)}={uri_encode(v)}" for k, v in pairs)
+
+
+def spell(raw: bytes, style: int) -> str:
+    """``raw`` percent-encoded one way: 0 canonical, 1 lower-case hex, 2 everything escaped,
+    3 printable characters literal (as careless clients write)."""
+    if style == 0:
+        return uri_encode(raw.decode("utf-8", "replace"))
+    escape = "%{:02x}" if style == 1 else "%{:02X}"
+    return "".join(
+        chr(b) if style == 3 and 0x20 < b < 0x7F and chr(b) not in "%&=" else escape.format(b)
+        for b in raw
+    )
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(st.binary(min_size=1, max_size=40), st.binary(min_size=1, max_size=40)),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(st.integers(0, 3), min_size=12, max_size=12),
+)
+def test_serialised_url_is_the_rebuilt_url_however_the_query_was_spelled(
+    raw_pairs: list[tuple[bytes, bytes]], styles: list[int]
+) -> None:
+    """A query already in canonical form is sent as it came; any other spelling is rebuilt:
+    either way STS receives the re-encoding of exactly the parts that were checked."""
+    query = "&".join(
+        f"{spell(k, styles[2 * i])}={spell(v, styles[2 * i + 1])}"
+        for i, (k, v) in enumerate(raw_pairs)
+    )
+    try:
+        pairs = split_query(query)
+    except TokenFormatError:
+        return  # bytes that are not UTF-8: refused before any URL is built
+    assert serialise_url(HOST, query, pairs) == rebuilt(HOST, pairs)
+
+
+@pytest.mark.parametrize("case", ["{:02X}", "{:02x}"], ids=["upper", "lower"])
+def test_every_escaped_byte_reaches_sts_in_canonical_form(case: str) -> None:
+    for byte in range(0x80):
+        query = "Action=GetCallerIdentity&v=%" + case.format(byte)
+        pairs = split_query(query)
+        assert serialise_url(HOST, query, pairs) == rebuilt(HOST, pairs), hex(byte)
 
 
 BOTOCORE_HOSTS = [
