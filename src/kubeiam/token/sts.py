@@ -1,9 +1,11 @@
 """The one STS call: GET a checked, re-serialised presigned URL (protocol.md section 2).
 
-:class:`STSClient` is a thin aiohttp adapter with the safety rules of the protocol built in:
-redirects are never followed (a 3xx is a failure), connect and read timeouts, a cap on the
-answer's size, ``Accept: application/json`` (XML answers are accepted too, parsed with DTDs and
-entity declarations refused), and errors that name the STS error *code* but never the URL.
+:class:`STSClient` is a thin adapter over :mod:`kubeiam.token.sts_http` (a small, strict
+HTTPS client for this one GET, pooled keep-alive connections) with the safety rules of the
+protocol built in: redirects are never followed (a 3xx is a failure), one deadline for the whole
+call, a cap on the answer's size, ``Accept: application/json`` (XML answers are accepted too,
+parsed with DTDs and entity declarations refused), and errors that name the STS error *code* but
+never the URL.
 
 ``--sts-resolve HOST=ADDR:PORT`` (:func:`parse_resolve_specs`) sends requests for an allowed STS
 host name to another address, like curl's ``--resolve``: the Host header, SNI and certificate
@@ -17,6 +19,7 @@ naming hosts that resolve slowly or not at all cannot delay the reviews of anyon
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -29,10 +32,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from xml.parsers import expat
 
-import aiohttp
-import yarl
-from aiohttp.abc import AbstractResolver
-
 from kubeiam import __version__
 from kubeiam.errors import (
     ConfigError,
@@ -43,10 +42,20 @@ from kubeiam.errors import (
 from kubeiam.partitions import sts_host_region
 from kubeiam.token.protocol import CLUSTER_ID_HEADER
 from kubeiam.token.resolver import BoundedResolver
+from kubeiam.token.sts_http import (
+    BodyTooLarge,
+    ConnectError,
+    ConnectionPool,
+    HTTPClientError,
+    InvalidRequest,
+    TLSError,
+)
 from kubeiam.token.validation import PresignedRequest
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from aiohttp.abc import AbstractResolver
 
 log = logging.getLogger(__name__)
 
@@ -327,43 +336,26 @@ class STSClient:
         if not timeout > 0:
             raise ConfigError("the STS timeout must be a positive number of seconds")
         self._resolve = dict(resolve or {})
-        self._resolver = resolver
+        self._resolver: AbstractResolver = resolver or BoundedResolver(
+            static=self._resolve, on_event=resolver_events(observer)
+        )
         self._ssl = _ssl_context(ca_bundle)
         self._timeout = timeout
         self._max_body = max_body
         self._observer = observer
-        self._session: aiohttp.ClientSession | None = None
+        #: Accept and User-Agent, after the cluster id: the only headers sent besides Host.
+        self._headers = (("Accept", "application/json"), ("User-Agent", f"kubeiam/{__version__}"))
+        self._pool: ConnectionPool | None = None
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            resolver = self._resolver
-            if resolver is None:
-                resolver = self._resolver = BoundedResolver(
-                    static=self._resolve, on_event=resolver_events(self._observer)
-                )
-            connector = aiohttp.TCPConnector(
-                ssl=self._ssl,
-                resolver=resolver,
-                # The resolver caches (bounded, with negative entries); aiohttp's own cache is
-                # an unbounded table by host name.
-                use_dns_cache=False,
-                limit=100,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(
-                    total=self._timeout,
-                    sock_connect=self._timeout,
-                    sock_read=self._timeout,
-                ),
-                headers={"User-Agent": f"kubeiam/{__version__}"},
-                # The URL is already in its final, encoded form: never re-quote it.
-                requote_redirect_url=False,
-                # STS sets no cookies a review needs: none is kept or sent (and none is
-                # matched against the jar on every call).
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
+    @property
+    def resolver(self) -> AbstractResolver:
+        """The name resolver every connection goes through (``--sts-resolve`` entries first)."""
+        return self._resolver
+
+    def _get_pool(self) -> ConnectionPool:
+        if self._pool is None:
+            self._pool = ConnectionPool(ssl_context=self._ssl, resolver=self._resolver)
+        return self._pool
 
     def _notify(self, event: str, status: int | None, region: str) -> None:
         if self._observer is not None:
@@ -371,11 +363,10 @@ class STSClient:
 
     async def close(self) -> None:
         """Close the connection pool and the resolver's threads."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._resolver is not None:
-            await self._resolver.close()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        await self._resolver.close()
 
     async def __aenter__(self) -> STSClient:
         return self
@@ -392,18 +383,20 @@ class STSClient:
         self, request: PresignedRequest, cluster_id: str
     ) -> CallerIdentity:
         """GET the presigned URL with ``x-k8s-aws-id: cluster_id``; the caller STS reports."""
-        session = self._get_session()
+        pool = self._get_pool()
         started = time.monotonic()
         host, region = request.host, request.region
+        origin = f"https://{host}"
+        headers = ((CLUSTER_ID_HEADER, cluster_id), *self._headers)
         try:
-            async with session.get(
-                yarl.URL(request.url, encoded=True),
-                headers={CLUSTER_ID_HEADER: cluster_id, "Accept": "application/json"},
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                self._notify("response", status, region)
-                body = await self._read_body(response, host)
+            if not request.url.startswith(origin + "/"):
+                raise InvalidRequest("the checked URL does not start with its host")
+            async with asyncio.timeout(self._timeout):
+                response = await pool.get(
+                    host, request.url[len(origin) :], headers, max_body=self._max_body
+                )
+            status, body = response.status, response.body
+            self._notify("response", status, region)
         except TimeoutError:
             self._notify("connection_failure", None, region)
             raise STSUnavailableError(
@@ -411,25 +404,27 @@ class STSClient:
                 hint="check network access to STS from this host (proxy, firewall, VPC "
                 "endpoint), or raise the timeout",
             ) from None
-        except aiohttp.ClientSSLError:
+        except BodyTooLarge as exc:
+            self._notify("response", exc.status, region)
+            raise self._too_large(host) from None
+        except TLSError:
             self._notify("connection_failure", None, region)
             raise STSUnavailableError(
                 f"the TLS connection to STS at {host} failed (certificate not trusted, or "
                 "does not match the host)",
                 hint="for a local STS pass its CA with --sts-ca-bundle",
             ) from None
-        except aiohttp.ClientConnectorError as exc:
+        except ConnectError as exc:
             self._notify("connection_failure", None, region)
-            reason = exc.os_error.strerror or type(exc.os_error).__name__
             raise STSUnavailableError(
-                f"cannot connect to STS at {host}: {reason}",
+                f"cannot connect to STS at {host}: {exc.reason}",
                 hint="check DNS and network access to STS (or the --sts-resolve address)",
             ) from None
-        except (aiohttp.ClientError, OSError, UnicodeError, ValueError) as exc:
+        except (HTTPClientError, OSError, UnicodeError, ValueError) as exc:
             # The exception's text may contain the URL: report only its kind. OSError and
-            # UnicodeError: a lookup or a socket failing outside aiohttp's own error types (the
-            # IDNA codec refuses labels over 63 characters) is this token's failure, never an
-            # HTTP 500 for the webhook.
+            # UnicodeError: a lookup or a socket failing outside the client's own error types
+            # (the IDNA codec refuses labels over 63 characters) is this token's failure, never
+            # an HTTP 500 for the webhook.
             self._notify("connection_failure", None, region)
             raise STSUnavailableError(
                 f"the request to STS at {host} failed ({type(exc).__name__})",
@@ -440,21 +435,6 @@ class STSClient:
             "sts answer host=%s region=%s status=%d ms=%.1f", host, region, status, elapsed_ms
         )
         return self._interpret(status, body, host, region, request.access_key_id)
-
-    async def _read_body(self, response: aiohttp.ClientResponse, host: str) -> bytes:
-        if 300 <= response.status < 400:
-            return b""  # never read, never followed
-        declared = response.content_length
-        if declared is not None and declared > self._max_body:
-            raise self._too_large(host)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(8192):
-            size += len(chunk)
-            if size > self._max_body:
-                raise self._too_large(host)
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _too_large(self, host: str) -> STSError:
         return STSError(

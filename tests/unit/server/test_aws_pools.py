@@ -89,6 +89,5 @@ async def test_sts_names_are_looked_up_on_the_resolvers_own_pool() -> None:
 
 async def test_the_sts_client_uses_the_bounded_resolver_by_default() -> None:
     client = STSClient()
-    session = client._get_session()
-    assert isinstance(session.connector._resolver, BoundedResolver)  # type: ignore[union-attr]
+    assert isinstance(client.resolver, BoundedResolver)
     await client.close()
