@@ -250,9 +250,13 @@ class _Connection(asyncio.Protocol):
             return
         if end + 4 > MAX_HEADER_BYTES:
             raise MalformedResponse("header block too large")
-        lines = bytes(buf[:end]).split(b"\r\n")
+        head = bytes(buf[:end])
+        lines = head.split(b"\r\n")
         if len(lines) > MAX_HEADER_LINES + 1:
             raise MalformedResponse("too many header lines")
+        if head.count(b"\n") != len(lines) - 1 or head.count(b"\r") != len(lines) - 1:
+            # A bare CR or LF: another parser on the path could split the lines differently.
+            raise MalformedResponse("a bare CR or LF in the header block")
         status_line = _STATUS_LINE.fullmatch(lines[0])
         if status_line is None:
             raise MalformedResponse("not an HTTP/1.x status line")

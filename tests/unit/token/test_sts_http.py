@@ -549,6 +549,8 @@ MALFORMED = [
     pytest.param(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n",
                  id="folded-header"),
     pytest.param(b"HTTP/1.1 200 OK\r\nno colon\r\nContent-Length: 0\r\n\r\n", id="no-colon"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 0\r\n\r\n", id="bare-lf"),
+    pytest.param(b"HTTP/1.1 200 OK\r\nX-A: 1\rContent-Length: 0\r\n\r\n", id="bare-cr"),
     pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length : 0\r\n\r\n", id="space-before-colon"),
     pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
                  b"2\r\nok\r\n0\r\n\r\n", id="length-and-chunked"),
