@@ -140,6 +140,8 @@ class _Connection(asyncio.Protocol):
         self._status = 0
         self._keep_alive = False
         self._got_bytes = False
+        #: Where the search for the end of the header block resumes (a trickle is not rescanned).
+        self._scanned = 0
         self._body_start = 0
         self._remaining = 0
         self._chunks: list[bytes] = []
@@ -204,6 +206,7 @@ class _Connection(asyncio.Protocol):
         self._state = _HEAD
         self._max_body = max_body
         self._got_bytes = False
+        self._scanned = 0
         del self._buf[:]
         self.transport.write(request)
         try:
@@ -243,10 +246,11 @@ class _Connection(asyncio.Protocol):
 
     def _read_head(self) -> None:
         buf = self._buf
-        end = buf.find(b"\r\n\r\n")
+        end = buf.find(b"\r\n\r\n", self._scanned)
         if end < 0:
             if len(buf) > MAX_HEADER_BYTES:
                 raise MalformedResponse("header block too large")
+            self._scanned = max(0, len(buf) - 3)
             return
         if end + 4 > MAX_HEADER_BYTES:
             raise MalformedResponse("header block too large")

@@ -459,6 +459,18 @@ async def test_a_failed_lookup_is_a_connect_error(client_context: ssl.SSLContext
     await resolver.close()
 
 
+async def test_connections_set_tcp_nodelay(peer: Peer, client_context: ssl.SSLContext) -> None:
+    # The property, whoever sets it: asyncio and uvloop do for TCP transports, the pool makes
+    # sure for any other loop.
+    pool = pool_for(peer, client_context)
+    await get(pool)
+    (conn,) = pool._open  # the pool's own connection: no public handle to its socket
+    assert conn.transport is not None
+    sock = conn.transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    await pool.close()
+
+
 async def test_an_untrusted_certificate_is_a_tls_error(peer: Peer) -> None:
     pool = pool_for(peer, ssl.create_default_context())  # system CAs: not the test CA
     with pytest.raises(TLSError):
