@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from token_factory import NOW, SIGNATURE, build_token, query_pairs
 
 from kubeiam.errors import ConfigError, TokenFormatError
@@ -14,6 +16,7 @@ from kubeiam.token.validation import (
     MAX_LABEL_LENGTH,
     check_query_keys,
     fold_key,
+    is_visible_ascii,
     parse_allowed_hosts,
     validate_token,
 )
@@ -151,3 +154,17 @@ def test_kelvin_sign_would_have_folded_with_str_lower() -> None:
 def test_ascii_case_still_folds() -> None:
     pairs = [(k.upper(), v) for k, v in query_pairs()]
     assert set(check_query_keys(pairs)) >= {"action", "x-amz-date", "x-amz-signature"}
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=40))
+def test_fold_key_lowers_ascii_letters_only(key: str) -> None:
+    expected = "".join(c.lower() if "A" <= c <= "Z" else c for c in key)
+    assert fold_key(key) == expected
+
+
+def test_visible_ascii_is_exactly_x21_to_x7e() -> None:
+    for code in range(0x3000):
+        char = chr(code)
+        assert is_visible_ascii(f"a{char}b") is (0x21 <= code <= 0x7E), hex(code)
+    assert is_visible_ascii("")
