@@ -147,9 +147,13 @@ def bare_unavailable() -> web.Response:
     return _json_response(503, doc)
 
 
+#: The answers' JSON encoder, made once (``json.dumps`` with options builds one per call).
+_ANSWER_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def _json_response(status: int, doc: tokenreview.TokenReview) -> web.Response:
     return web.Response(
-        status=status, body=json.dumps(doc, separators=(",", ":")), content_type=JSON_TYPE
+        status=status, body=_ANSWER_JSON.encode(doc).encode(), content_type=JSON_TYPE
     )
 
 
@@ -304,8 +308,13 @@ class _Handlers:
                 review, 413, Result.MALFORMED, f"request body larger than {limit} bytes"
             )
         try:
-            async with asyncio.timeout(self.settings.body_timeout):
+            if request.content.is_eof():
+                # The whole body came with the header (kube-apiserver's small TokenReview
+                # does): nothing will be waited for, so no timer is set.
                 body = await request.read()
+            else:
+                async with asyncio.timeout(self.settings.body_timeout):
+                    body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return self._deny(
                 review, 413, Result.MALFORMED, f"request body larger than {limit} bytes"

@@ -106,6 +106,10 @@ def configure_logging(
     time).
     """
     target = stream if stream is not None else sys.stderr
+    if background:
+        # No line format names the caller's file, function or line: the logging documentation's
+        # own optimisation spares every record the walk up the stack that finds them.
+        logging._srcfile = None
     handler: logging.Handler = LineWriter(target) if background else logging.StreamHandler(target)
     handler.setFormatter(JSONFormatter() if fmt is LogFormat.JSON else TextFormatter())
     root = logging.getLogger()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -70,6 +71,15 @@ class Result(enum.Enum):
     SUCCESS = "success"
 
 
+def _child(children: dict[tuple[object, ...], Any], metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, made once per label values and then looked up."""
+    key = (metric, *labels)
+    child = children.get(key)
+    if child is None:
+        child = children[key] = metric.labels(*labels)
+    return child
+
+
 class ServerMetrics:
     """The webhook's collectors, registered in a private registry."""
 
@@ -77,6 +87,10 @@ class ServerMetrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
         ns = NAMESPACE
+        #: Labelled children already made, by metric and label values (bounded: every label
+        #: here is). prometheus_client's labels() validates and locks on every call, twice a
+        #: review.
+        self._children: dict[tuple[object, ...], Any] = {}
         self.latency = Histogram(
             "authenticate_latency_seconds",
             "Authenticate call latency",
@@ -187,13 +201,13 @@ class ServerMetrics:
         )
 
     def observe_review(self, result: Result, seconds: float) -> None:
-        self.latency.labels(result.value).observe(seconds)
+        _child(self._children, self.latency, result.value).observe(seconds)
 
     def sts_observer(self, event: str, status: int | None, region: str) -> None:
         """The STS client's ``observer``: events response, connection_failure, throttled."""
         label = region_label(region)
         if event == "response":
-            self.sts_responses.labels(status_label(status), label).inc()
+            _child(self._children, self.sts_responses, status_label(status), label).inc()
         elif event == "connection_failure":
             self.sts_connection_failures.labels(label).inc()
         elif event == "throttled":
