@@ -16,7 +16,6 @@ hit and a fresh token from environment keys import neither click nor botocore.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from kubeiam.cluster_id import CLUSTER_ID_ENV
@@ -199,9 +198,10 @@ def run(
     stderr: TextIO | None = None,
 ) -> int:
     """Produce the credential for parsed option ``values`` and print it; the exit status."""
+    from kubeiam.token import system
     from kubeiam.token.produce import produce
 
-    env = os.environ if environ is None else environ
+    env = system.process_environ() if environ is None else environ
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
 

@@ -16,19 +16,19 @@ reader sees an old or a new entry, never half of one; writers serialise on an ``
 file next to the entry, so two racing processes mint once. A file that does not parse is a miss
 and gets overwritten. Entries are JSON; their content is never logged.
 
-Only ``os`` and a builtin SHA-256 are imported with the module, and JSON goes through
-:mod:`kubeiam.token.exec_credential`'s small reader and writer: this module sits on the
-cache-hit path, whose whole-process time is the product. ``fcntl`` (an extension module to load)
-is imported by the lock, which only a miss takes, and ``errno`` by a failed open.
+Only ``posix`` (through :mod:`kubeiam.token.system`, not ``os``) and a builtin SHA-256 are
+imported with the module, and JSON goes through :mod:`kubeiam.token.exec_credential`'s small
+reader and writer: this module sits on the cache-hit path, whose whole-process time is the
+product. ``fcntl`` (an extension module to load) is imported by the lock, which only a miss
+takes, ``errno`` by a failed open and ``posixpath`` by the creation of a missing directory.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 import time
 
 from kubeiam.errors import CacheError
+from kubeiam.token import system
 from kubeiam.token.exec_credential import dumps, loads
 from kubeiam.token.protocol import EXPIRY_CUSHION_SECONDS, TOKEN_PREFIX
 
@@ -36,6 +36,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from hashlib import sha256
+    from os import stat_result
     from typing import TypeVar
 
     _T = TypeVar("_T")
@@ -73,8 +74,8 @@ def default_cache_dir(environ: Mapping[str, str]) -> str:
     explicit = environ.get(CACHE_DIR_ENV)
     if explicit:
         return explicit
-    home = environ.get("HOME") or os.path.expanduser("~")
-    return os.path.join(home, ".kube", "cache", "kubeiam")
+    home = environ.get("HOME") or system.expand_path("~")
+    return system.join(home, ".kube", "cache", "kubeiam")
 
 
 def cache_key(fields: dict[str, str | None]) -> str:
@@ -96,13 +97,19 @@ class _Lock:
 
     def __enter__(self) -> bool:
         # O_NONBLOCK: a FIFO planted at the lock path must not block the open.
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        flags = (
+            system.O_RDWR
+            | system.O_CREAT
+            | system.O_NOFOLLOW
+            | system.O_NONBLOCK
+            | system.O_CLOEXEC
+        )
         try:
-            self.fd = os.open(self.path, flags, 0o600)
+            self.fd = system.open_fd(self.path, flags, 0o600)
         except OSError:
             return False
-        if not stat.S_ISREG(os.fstat(self.fd).st_mode):
-            os.close(self.fd)
+        if not system.S_ISREG(system.fstat(self.fd).st_mode):
+            system.close(self.fd)
             self.fd = -1
             raise CacheError(
                 f"token cache lock {self.path} is not a regular file",
@@ -124,7 +131,7 @@ class _Lock:
 
     def __exit__(self, *exc: object) -> None:
         if self.fd >= 0:
-            os.close(self.fd)  # closing releases the flock
+            system.close(self.fd)  # closing releases the flock
             self.fd = -1
         self.acquired = False
 
@@ -138,7 +145,7 @@ class FileCache:
         self.directory = directory
 
     def path(self, kind: str, key: str) -> str:
-        return os.path.join(self.directory, f"{kind}-{key}.json")
+        return system.join(self.directory, f"{kind}-{key}.json")
 
     # -- reading (lock-free: entries are replaced atomically) -----------------------------------
 
@@ -149,7 +156,7 @@ class FileCache:
         belongs to another user, or is a symbolic link.
         """
         try:
-            dir_st = os.stat(self.directory)
+            dir_st = system.stat(self.directory)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -161,8 +168,14 @@ class FileCache:
         path = self.path(kind, key)
         try:
             # O_NONBLOCK: a FIFO at the path is opened without waiting, then refused below.
-            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-            fd = os.open(path, flags)
+            flags = (
+                system.O_RDONLY
+                | system.O_NOFOLLOW
+                | system.O_NONBLOCK
+                | system.O_NOCTTY
+                | system.O_CLOEXEC
+            )
+            fd = system.open_fd(path, flags)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -182,21 +195,21 @@ class FileCache:
                 hint=f"rm {path}, or pass --no-cache",
             ) from None
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
+            st = system.fstat(fd)
+            if not system.S_ISREG(st.st_mode):
                 raise CacheError(
                     f"token cache entry {path} is not a regular file", hint=f"rm -r {path}"
                 )
             self._check_private(path, st, is_dir=False)
             try:
-                raw = os.read(fd, 1 << 20)
+                raw = system.read(fd, 1 << 20)
             except OSError as exc:
                 raise CacheError(
                     f"cannot read token cache file {path}: {exc.strerror}",
                     hint=f"rm {path}, or pass --no-cache",
                 ) from None
         finally:
-            os.close(fd)
+            system.close(fd)
         try:
             entry = loads(raw)
         except (ValueError, RecursionError):  # anything unreadable is a miss, then replaced
@@ -206,13 +219,13 @@ class FileCache:
         return entry
 
     @staticmethod
-    def _check_private(path: str, st: os.stat_result, *, is_dir: bool) -> None:
+    def _check_private(path: str, st: stat_result, *, is_dir: bool) -> None:
         what = "directory" if is_dir else "file"
-        if is_dir and not stat.S_ISDIR(st.st_mode):
+        if is_dir and not system.S_ISDIR(st.st_mode):
             raise CacheError(
                 f"token cache path {path} is not a directory", hint=f"rm {path}, or pass --no-cache"
             )
-        if st.st_uid != os.geteuid():
+        if st.st_uid != system.geteuid():
             raise CacheError(
                 f"token cache {what} {path} belongs to another user (uid {st.st_uid})",
                 hint=f"remove it (rm -r {path}) or set {CACHE_DIR_ENV} to a directory of yours",
@@ -221,7 +234,7 @@ class FileCache:
             mode = "700" if is_dir else "600"
             raise CacheError(
                 f"token cache {what} {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(st.st_mode):04o}); it holds credentials, so kubeiam "
+                f"(mode {system.S_IMODE(st.st_mode):04o}); it holds credentials, so kubeiam "
                 "refuses to use it",
                 hint=f"chmod {mode} {path}",
             )
@@ -237,7 +250,7 @@ class FileCache:
                 f"cannot create the token cache directory {self.directory}: {exc.strerror}",
                 hint=f"set {CACHE_DIR_ENV} to a writable directory, or pass --no-cache",
             ) from None
-        self._check_private(self.directory, os.stat(self.directory), is_dir=True)
+        self._check_private(self.directory, system.stat(self.directory), is_dir=True)
 
     def lock(self, kind: str, key: str, timeout: float = LOCK_TIMEOUT) -> _Lock:
         """Context manager: ``with cache.lock(k, key) as acquired:`` (``False`` on time-out)."""
@@ -248,19 +261,21 @@ class FileCache:
         """Write the entry 0600 under a temporary name, then rename it into place."""
         self.ensure_directory()
         path = self.path(kind, key)
-        tmp = f"{path}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+        tmp = f"{path}.{system.getpid()}.{system.urandom(6).hex()}.tmp"
         data = dumps({**entry, "version": CACHE_VERSION})
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        flags = (
+            system.O_WRONLY | system.O_CREAT | system.O_EXCL | system.O_NOFOLLOW | system.O_CLOEXEC
+        )
         try:
-            fd = os.open(tmp, flags, 0o600)
+            fd = system.open_fd(tmp, flags, 0o600)
             try:
-                os.write(fd, data.encode("utf-8"))
+                system.write(fd, data.encode("utf-8"))
             finally:
-                os.close(fd)
-            os.replace(tmp, path)
+                system.close(fd)
+            system.replace(tmp, path)
         except OSError as exc:
             try:  # noqa: SIM105 - contextlib would cost the cache-hit path an import
-                os.unlink(tmp)
+                system.unlink(tmp)
             except OSError:
                 pass
             raise CacheError(
@@ -272,22 +287,24 @@ class FileCache:
 def _make_private_dirs(directory: str) -> None:
     """Create ``directory`` and each missing parent 0700 (``makedirs`` would give the parents
     the umask's mode: ``~/.kube`` and ``~/.kube/cache`` hold credentials too)."""
+    import posixpath  # a miss that creates the directory: off the cache-hit path
+
     missing = []
-    current = os.path.abspath(directory)
-    while not os.path.isdir(current):
+    current = posixpath.abspath(directory)
+    while not posixpath.isdir(current):
         missing.append(current)
-        parent = os.path.dirname(current)
+        parent = posixpath.dirname(current)
         if parent == current:
             break
         current = parent
     for level in reversed(missing):
         try:
-            os.mkdir(level, 0o700)
+            system.mkdir(level, 0o700)
         except FileExistsError:
-            if not os.path.isdir(level):
+            if not posixpath.isdir(level):
                 raise
             continue
-        os.chmod(level, 0o700)  # the umask may have removed bits; never adds any
+        system.chmod(level, 0o700)  # the umask may have removed bits; never adds any
 
 
 def _expiry(value: object, latest: float) -> float | None:

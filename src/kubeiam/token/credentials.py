@@ -21,12 +21,12 @@ drag in ``re``; botocore's own reader is the oracle in the tests).
 
 from __future__ import annotations
 
-import os
 import sys
 
 from kubeiam.cluster_id import check_cluster_id
 from kubeiam.errors import ConfigError, CredentialsError
 from kubeiam.token import cache as token_cache
+from kubeiam.token import system
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -284,13 +284,11 @@ def env_credentials(environ: Mapping[str, str]) -> Credentials | None:
 
 
 def config_file(environ: Mapping[str, str]) -> str:
-    return os.path.expanduser(os.path.expandvars(environ.get("AWS_CONFIG_FILE") or "~/.aws/config"))
+    return system.expand_path(environ.get("AWS_CONFIG_FILE") or "~/.aws/config")
 
 
 def credentials_file(environ: Mapping[str, str]) -> str:
-    return os.path.expanduser(
-        os.path.expandvars(environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials")
-    )
+    return system.expand_path(environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials")
 
 
 def read_profile_settings(path: str, profile: str) -> dict[str, str]:
@@ -366,7 +364,7 @@ def endpoint_settings(
 
 def _file_stamp(path: str) -> str:
     try:
-        st = os.stat(path)
+        st = system.stat(path)
     except OSError:
         return "-"
     return f"{st.st_mtime_ns}:{st.st_size}"
