@@ -5,7 +5,8 @@ Two paths, chosen by :func:`signing_credentials`:
 - **Fast path** (stdlib only): access keys in the environment (``AWS_ACCESS_KEY_ID``,
   ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_CREDENTIAL_EXPIRATION``), and temporary
   credentials kubeiam cached itself. No botocore import: it costs ~0.3 s.
-- **Full chain** through botocore, imported lazily: shared config and credentials files,
+- **Full chain** through botocore (:mod:`kubeiam.token.botocore_chain`, imported only when the
+  fast path has no answer, with botocore itself): shared config and credentials files,
   ``role_arn``/``source_profile``/``mfa_serial``, SSO and ``sso_session``,
   ``credential_process``, web identity, container and instance metadata; and AssumeRole for
   ``-r``. AssumeRole uses botocore's STS client, so botocore's ``AWS_ENDPOINT_URL_STS`` applies.
@@ -31,7 +32,6 @@ from kubeiam.token import system
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any
 
 #: Session names AssumeRole accepts: 2-64 of ``[\w+=,.@-]`` (ASCII).
 _SESSION_NAME_CHARS = frozenset(
@@ -42,8 +42,6 @@ _EXTERNAL_ID_CHARS = _SESSION_NAME_CHARS | frozenset(":/")
 #: AssumeRole's DurationSeconds bounds.
 MIN_DURATION = 900
 MAX_DURATION = 43200
-#: Timeouts for the few calls the plugin makes itself (AssumeRole, GetCallerIdentity).
-CALL_TIMEOUT = 10
 #: Settings read from a profile's section of the AWS config file.
 _PROFILE_SETTINGS = (
     "region",
@@ -390,162 +388,6 @@ def source_descriptor(
     return "|".join(parts)
 
 
-# -- the full chain (botocore, imported lazily) --------------------------------------------------
-
-
-def _botocore_session(profile: str | None) -> Any:
-    import botocore.exceptions
-    import botocore.session
-
-    try:
-        # An explicit profile removes botocore's environment provider from the chain: this is
-        # what makes a profile win over access keys in the environment.
-        return botocore.session.Session(profile=profile)
-    except botocore.exceptions.BotoCoreError as exc:
-        raise _translate(exc, profile) from None
-
-
-def _translate(exc: Exception, profile: str | None, role: str | None = None) -> Exception:
-    """One botocore exception as the kubeiam error that says what to do about it."""
-    import botocore.exceptions as bexc
-
-    shown = profile or "default"
-    if isinstance(exc, bexc.ProfileNotFound):
-        return ConfigError(
-            f"AWS profile {shown!r} is not in the AWS config or credentials file",
-            hint="check --profile / AWS_PROFILE against `aws configure list-profiles`",
-        )
-    if isinstance(exc, bexc.NoCredentialsError):
-        return CredentialsError(
-            "no AWS credentials found (environment, profile, SSO, web identity, container or "
-            "instance metadata)",
-            hint="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, pass --profile, or run "
-            "`aws configure` / `aws sso login`",
-        )
-    if isinstance(exc, bexc.SSOError | bexc.UnauthorizedSSOTokenError | bexc.SSOTokenLoadError):
-        return CredentialsError(
-            f"the SSO session of profile {shown!r} is missing or expired",
-            hint=f"run `aws sso login --profile {shown}`",
-        )
-    if isinstance(exc, bexc.ClientError):
-        error = exc.response.get("Error", {})
-        what = f"AssumeRole of {role}" if role else "the STS call"
-        return CredentialsError(
-            f"{what} was refused: {error.get('Code', 'error')}: {error.get('Message', '')}",
-            hint="check the role's trust policy and the caller's sts:AssumeRole permission"
-            if role
-            else "check the source credentials",
-        )
-    if isinstance(
-        exc, bexc.EndpointConnectionError | bexc.ConnectTimeoutError | bexc.ReadTimeoutError
-    ):
-        return CredentialsError(
-            f"could not reach AWS to obtain credentials: {exc}",
-            hint="check network access to STS, or AWS_ENDPOINT_URL_STS",
-        )
-    if isinstance(exc, bexc.BotoCoreError):
-        return CredentialsError(
-            f"could not obtain AWS credentials for profile {shown!r}: {exc}",
-            hint="check the profile's settings in the AWS config file",
-        )
-    return exc
-
-
-def chain_credentials(profile: str | None) -> Credentials:
-    """Credentials from botocore's full chain for ``profile`` (``None``: the default chain)."""
-    import botocore.exceptions
-
-    session = _botocore_session(profile)
-    try:
-        found = session.get_credentials()
-        if found is None:
-            raise botocore.exceptions.NoCredentialsError()
-        frozen = found.get_frozen_credentials()
-    except botocore.exceptions.BotoCoreError as exc:
-        raise _translate(exc, profile) from None
-    # Refreshable credentials (assumed roles, SSO, credential_process with an Expiration...) know
-    # when they stop working; botocore keeps that on a private attribute only.
-    expiry = getattr(found, "_expiry_time", None)
-    expires_at = expiry.timestamp() if expiry is not None else None
-    source = f"profile {profile}" if profile else f"botocore ({getattr(found, 'method', 'chain')})"
-    return Credentials(frozen.access_key, frozen.secret_key, frozen.token, expires_at, source)
-
-
-def _sts_client(source: Credentials, region: str | None) -> Any:
-    import botocore.config
-    import botocore.session
-
-    config = botocore.config.Config(
-        connect_timeout=CALL_TIMEOUT,
-        read_timeout=CALL_TIMEOUT,
-        retries={"max_attempts": 3, "mode": "standard"},
-    )
-    return botocore.session.Session().create_client(
-        "sts",
-        region_name=region or "us-east-1",
-        aws_access_key_id=source.access_key_id,
-        aws_secret_access_key=source.secret_access_key,
-        aws_session_token=source.session_token,
-        config=config,
-    )
-
-
-def caller_session_name(source: Credentials, region: str | None) -> str:
-    """The session name of the caller (``--forward-session-name``); it must be an assumed role."""
-    import botocore.exceptions
-
-    from kubeiam.arn import PrincipalKind, parse_caller_arn
-    from kubeiam.errors import STSError
-
-    try:
-        arn = _sts_client(source, region).get_caller_identity()["Arn"]
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        raise _translate(exc, None) from None
-    try:
-        principal = parse_caller_arn(arn)
-    except STSError:
-        principal = None
-    if principal is None or principal.kind is not PrincipalKind.ASSUMED_ROLE:
-        raise ConfigError(
-            f"--forward-session-name needs assumed-role credentials, but the caller is {arn}",
-            hint="drop --forward-session-name, or pass -s/--session-name",
-        )
-    return principal.session_name
-
-
-def assume_role(
-    source: Credentials,
-    *,
-    role_arn: str,
-    session_name: str,
-    external_id: str | None,
-    duration: int | None,
-    region: str | None,
-) -> Credentials:
-    """AssumeRole with ``source`` through botocore's STS client.
-
-    botocore's ``AWS_ENDPOINT_URL_STS`` applies, which is how tests point it at moto.
-    """
-    import botocore.exceptions
-
-    params: dict[str, object] = {"RoleArn": role_arn, "RoleSessionName": session_name}
-    if external_id is not None:
-        params["ExternalId"] = external_id
-    if duration is not None:
-        params["DurationSeconds"] = duration
-    try:
-        answer = _sts_client(source, region).assume_role(**params)["Credentials"]
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        raise _translate(exc, None, role_arn) from None
-    return Credentials(
-        answer["AccessKeyId"],
-        answer["SecretAccessKey"],
-        answer["SessionToken"],
-        answer["Expiration"].timestamp(),
-        f"role {role_arn}",
-    )
-
-
 # -- putting it together -------------------------------------------------------------------------
 
 
@@ -567,8 +409,10 @@ def signing_credentials(
     env_creds = None if profile else env_credentials(environ)
     if request.role is None and env_creds is not None:
         return env_creds
+    from kubeiam.token.botocore_chain import obtain  # the fast path ended above
+
     if cache is None:
-        return _obtain(request, env_creds, profile, region, now)
+        return obtain(request, env_creds, profile, region, now)
     key = token_cache.cache_key(
         {
             "kind": "credentials",
@@ -585,7 +429,7 @@ def signing_credentials(
         token_cache.CREDENTIALS,
         key,
         load=lambda: _load_cached(cache, key, now),
-        obtain=lambda: _obtain(request, env_creds, profile, region, now),
+        obtain=lambda: obtain(request, env_creds, profile, region, now),
         store=lambda fresh: _store_temporary(cache, key, fresh),
         warn=_warn,
     )
@@ -612,30 +456,4 @@ def _store_temporary(cache: token_cache.FileCache, key: str, fresh: Credentials)
         secret_access_key=fresh.secret_access_key,
         session_token=fresh.session_token,
         expires_at=fresh.expires_at,
-    )
-
-
-def _obtain(
-    request: TokenRequest,
-    env_creds: Credentials | None,
-    profile: str | None,
-    region: str | None,
-    now: float,
-) -> Credentials:
-    source = env_creds if env_creds is not None else chain_credentials(profile)
-    if request.role is None:
-        return source
-    if request.session_name:
-        session_name = request.session_name
-    elif request.forward_session_name:
-        session_name = caller_session_name(source, region)
-    else:
-        session_name = f"kubeiam-{int(now)}"
-    return assume_role(
-        source,
-        role_arn=request.role,
-        session_name=session_name,
-        external_id=request.external_id,
-        duration=request.duration,
-        region=region,
     )
