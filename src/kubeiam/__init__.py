@@ -4,8 +4,6 @@ The public API is re-exported here lazily (PEP 562), so that ``import kubeiam`` 
 the token plugin, whose start-up time users feel on every kubectl run.
 """
 
-from __future__ import annotations
-
 # ``typing`` costs the token plugin ~10 ms of start-up (it imports ``re``); annotations only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,7 +44,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'kubeiam' has no attribute {name!r}")

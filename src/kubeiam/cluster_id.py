@@ -9,8 +9,6 @@ and ``kubeiam kubeconfig update`` (before writing an entry that would only fail 
 This module is on the ``kubeiam token`` start-up path: it imports nothing beyond the error tree.
 """
 
-from __future__ import annotations
-
 from kubeiam.errors import ConfigError
 
 #: The environment variable every command taking ``-i/--cluster-id`` reads.

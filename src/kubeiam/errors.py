@@ -31,8 +31,6 @@ Messages say what is wrong and how to fix it. They never contain a token, a pres
 signature or a secret key: callers pass only safe fragments (host names, key ids, field names).
 """
 
-from __future__ import annotations
-
 #: The :attr:`KubeIAMError.code` of a key given twice in one mapping (a reader would keep one).
 DUPLICATE_KEY = "duplicate-key"
 

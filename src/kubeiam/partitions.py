@@ -8,8 +8,6 @@ regions (:func:`published_sts_host`). See protocol.md sections 1 and 2, "STS hos
 for" and "Partitions and STS domains".
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import re
@@ -66,7 +64,7 @@ class Partition:
 
 #: Every partition kubeiam knows. ``aws`` and ``aws-us-gov`` share a DNS suffix and are told apart
 #: by the region prefix, which is why region_prefixes exist at all.
-PARTITIONS: dict[str, Partition] = {
+PARTITIONS: "dict[str, Partition]" = {
     p.name: p
     for p in (
         Partition("aws", "amazonaws.com", "api.aws", ()),
@@ -222,7 +220,7 @@ def __getattr__(name: str) -> object:
 _HOST_CACHE_SIZE = 512
 
 
-def get_partition(name: str) -> Partition:
+def get_partition(name: str) -> "Partition":
     """The partition called ``name``; raises ``KeyError`` naming the known ones."""
     try:
         return PARTITIONS[name]
@@ -231,7 +229,7 @@ def get_partition(name: str) -> Partition:
         raise KeyError(f"unknown AWS partition {name!r}; known partitions: {known}") from None
 
 
-def partition_for_region(region: str) -> Partition:
+def partition_for_region(region: str) -> "Partition":
     """The partition a region belongs to, from its name prefix (``cn-north-1`` -> aws-cn)."""
     best: Partition | None = None
     best_len = -1

@@ -14,8 +14,6 @@ library. Whatever needs more (botocore for a profile, click for ``--help`` or an
 through :class:`_SiteOnDemand`, which runs the site set-up the first time an import is not found.
 """
 
-from __future__ import annotations
-
 import sys
 
 TYPE_CHECKING = False
@@ -42,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=args, prog_name="kubeiam")
 
 
-def exit_now(code: int) -> NoReturn:
+def exit_now(code: int) -> "NoReturn":
     """End the process with ``code`` once stdout and stderr are flushed, skipping the
     interpreter's finalization: tearing down every module and object costs a bare ``python -IS``
     about 2 ms of CPU, a fifth of the token plugin's start-up. Safe on the token path, which
@@ -67,8 +65,8 @@ class _SiteOnDemand:
 
     @staticmethod
     def find_spec(
-        name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
+        name: str, path: "Sequence[str] | None" = None, target: "ModuleType | None" = None
+    ) -> "ModuleSpec | None":
         if path is not None:  # a submodule: its package was found, site cannot help
             return None
         enable_site()

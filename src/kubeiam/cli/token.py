@@ -14,8 +14,6 @@ errors go to stderr; errors exit with the code of their class in :mod:`kubeiam.e
 hit and a fresh token from environment keys import neither click nor botocore.
 """
 
-from __future__ import annotations
-
 import sys
 
 from kubeiam.cluster_id import CLUSTER_ID_ENV
@@ -62,7 +60,7 @@ class Option:
 
 
 #: The flags of aws-iam-authenticator's ``token`` command, plus kubeiam's own.
-OPTIONS: tuple[Option, ...] = (
+OPTIONS: "tuple[Option, ...]" = (
     Option(
         ("-i", "--cluster-id"),
         "cluster_id",
@@ -134,7 +132,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
 )
 
-_BY_NAME: dict[str, tuple[Option, bool]] = {}
+_BY_NAME: "dict[str, tuple[Option, bool]]" = {}
 for _opt in OPTIONS:
     for _name in _opt.names:
         _BY_NAME[_name] = (_opt, True)
@@ -192,10 +190,10 @@ def fast_main(args: list[str]) -> int | None:
 
 
 def run(
-    values: Mapping[str, object],
-    environ: Mapping[str, str] | None = None,
-    stdout: TextIO | None = None,
-    stderr: TextIO | None = None,
+    values: "Mapping[str, object]",
+    environ: "Mapping[str, str] | None" = None,
+    stdout: "TextIO | None" = None,
+    stderr: "TextIO | None" = None,
 ) -> int:
     """Produce the credential for parsed option ``values`` and print it; the exit status."""
     from kubeiam.token import system
@@ -225,12 +223,12 @@ def run(
     return 0
 
 
-def _str(values: Mapping[str, object], dest: str) -> str | None:
+def _str(values: "Mapping[str, object]", dest: str) -> str | None:
     value = values.get(dest)
     return value if isinstance(value, str) and value else None
 
 
-def token_request(values: Mapping[str, object], environ: Mapping[str, str]) -> TokenRequest:
+def token_request(values: "Mapping[str, object]", environ: "Mapping[str, str]") -> "TokenRequest":
     """The request the option ``values`` make (the cluster id may come from the environment)."""
     from kubeiam.token.credentials import TokenRequest, parse_duration
 
@@ -268,7 +266,7 @@ minute before they expire; --no-cache turns that off.
 """
 
 
-def _build_command() -> click.Command:
+def _build_command() -> "click.Command":
     import click
 
     params: list[click.Parameter] = []
@@ -310,7 +308,7 @@ def _build_command() -> click.Command:
     )
 
 
-_COMMAND: list[click.Command] = []
+_COMMAND: "list[click.Command]" = []
 
 
 def __getattr__(name: str) -> object:

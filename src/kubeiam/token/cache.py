@@ -23,8 +23,6 @@ product. ``fcntl`` (an extension module to load) is imported by the lock, which 
 takes, ``errno`` by a failed open and ``posixpath`` by the creation of a missing directory.
 """
 
-from __future__ import annotations
-
 import time
 
 from kubeiam.errors import CacheError
@@ -69,7 +67,7 @@ TOKEN = "token"  # noqa: S105 - an entry kind, not a secret
 CREDENTIALS = "credentials"
 
 
-def default_cache_dir(environ: Mapping[str, str]) -> str:
+def default_cache_dir(environ: "Mapping[str, str]") -> str:
     """``$KUBEIAM_CACHE_DIR``, else ``~/.kube/cache/kubeiam``."""
     explicit = environ.get(CACHE_DIR_ENV)
     if explicit:
@@ -219,7 +217,7 @@ class FileCache:
         return entry
 
     @staticmethod
-    def _check_private(path: str, st: stat_result, *, is_dir: bool) -> None:
+    def _check_private(path: str, st: "stat_result", *, is_dir: bool) -> None:
         what = "directory" if is_dir else "file"
         if is_dir and not system.S_ISDIR(st.st_mode):
             raise CacheError(
@@ -252,7 +250,7 @@ class FileCache:
             ) from None
         self._check_private(self.directory, system.stat(self.directory), is_dir=True)
 
-    def lock(self, kind: str, key: str, timeout: float = LOCK_TIMEOUT) -> _Lock:
+    def lock(self, kind: str, key: str, timeout: float = LOCK_TIMEOUT) -> "_Lock":
         """Context manager: ``with cache.lock(k, key) as acquired:`` (``False`` on time-out)."""
         self.ensure_directory()
         return _Lock(self.path(kind, key) + ".lock", timeout)
@@ -328,15 +326,15 @@ def _text(value: object) -> str | None:
 
 
 def load_or_obtain(
-    cache: FileCache,
+    cache: "FileCache",
     kind: str,
     key: str,
     *,
-    load: Callable[[], _T | None],
-    obtain: Callable[[], _T],
-    store: Callable[[_T], None],
-    warn: Callable[[str], None],
-) -> _T:
+    load: "Callable[[], _T | None]",
+    obtain: "Callable[[], _T]",
+    store: "Callable[[_T], None]",
+    warn: "Callable[[str], None]",
+) -> "_T":
     """The cached value of an entry, or a fresh one obtained once however many processes race.
 
     A hit is served without a lock. On a miss the entry's lock is taken, the entry read again
@@ -365,7 +363,7 @@ def load_or_obtain(
 # -- the two kinds of entry ----------------------------------------------------------------------
 
 
-def load_token(cache: FileCache, key: str, now: float) -> tuple[str, float] | None:
+def load_token(cache: "FileCache", key: str, now: float) -> tuple[str, float] | None:
     """``(token, expires_at)`` if a cached token has at least a minute left."""
     entry = cache.load(TOKEN, key)
     if entry is None:
@@ -379,12 +377,12 @@ def load_token(cache: FileCache, key: str, now: float) -> tuple[str, float] | No
     return token, float(expires_at)
 
 
-def store_token(cache: FileCache, key: str, token: str, expires_at: float) -> None:
+def store_token(cache: "FileCache", key: str, token: str, expires_at: float) -> None:
     cache.store(TOKEN, key, {"token": token, "expiresAt": expires_at})
 
 
 def load_credentials(
-    cache: FileCache, key: str, now: float
+    cache: "FileCache", key: str, now: float
 ) -> tuple[str, str, str | None, float] | None:
     """``(access_key_id, secret_access_key, session_token, expires_at)`` with enough time left."""
     entry = cache.load(CREDENTIALS, key)
@@ -405,7 +403,7 @@ def load_credentials(
 
 
 def store_credentials(
-    cache: FileCache,
+    cache: "FileCache",
     key: str,
     *,
     access_key_id: str,

@@ -20,8 +20,6 @@ of the AWS config file, read here by a small INI reader for four keys (``configp
 drag in ``re``; botocore's own reader is the oracle in the tests).
 """
 
-from __future__ import annotations
-
 import sys
 
 from kubeiam.cluster_id import check_cluster_id
@@ -174,7 +172,7 @@ class TokenRequest:
 # -- validation ----------------------------------------------------------------------------------
 
 
-def check_request(request: TokenRequest) -> None:
+def check_request(request: "TokenRequest") -> None:
     """Refuse values AWS or the server would refuse later, with a message naming the flag."""
     check_cluster_id(request.cluster_id)
     if request.role is not None and not (
@@ -258,12 +256,12 @@ def parse_expiration(value: str, variable: str) -> float:
 # -- environment and config file -----------------------------------------------------------------
 
 
-def profile_from(flag: str | None, environ: Mapping[str, str]) -> str | None:
+def profile_from(flag: str | None, environ: "Mapping[str, str]") -> str | None:
     """``--profile``, else ``AWS_DEFAULT_PROFILE``, else ``AWS_PROFILE`` (botocore's order)."""
     return flag or environ.get("AWS_DEFAULT_PROFILE") or environ.get("AWS_PROFILE") or None
 
 
-def env_credentials(environ: Mapping[str, str]) -> Credentials | None:
+def env_credentials(environ: "Mapping[str, str]") -> "Credentials | None":
     """Access keys from the environment, or ``None`` when ``AWS_ACCESS_KEY_ID`` is unset."""
     akid = environ.get("AWS_ACCESS_KEY_ID")
     secret = environ.get("AWS_SECRET_ACCESS_KEY")
@@ -281,11 +279,11 @@ def env_credentials(environ: Mapping[str, str]) -> Credentials | None:
     return Credentials(akid, secret, token, expires_at, "environment")
 
 
-def config_file(environ: Mapping[str, str]) -> str:
+def config_file(environ: "Mapping[str, str]") -> str:
     return system.expand_path(environ.get("AWS_CONFIG_FILE") or "~/.aws/config")
 
 
-def credentials_file(environ: Mapping[str, str]) -> str:
+def credentials_file(environ: "Mapping[str, str]") -> str:
     return system.expand_path(environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials")
 
 
@@ -335,7 +333,7 @@ def _true(value: str | None) -> bool:
 
 
 def endpoint_settings(
-    region_flag: str | None, profile: str | None, environ: Mapping[str, str]
+    region_flag: str | None, profile: str | None, environ: "Mapping[str, str]"
 ) -> tuple[str | None, bool, bool, bool]:
     """``(region, legacy, fips, dualstack)``: flag, then environment, then the config file.
 
@@ -369,7 +367,7 @@ def _file_stamp(path: str) -> str:
 
 
 def source_descriptor(
-    env_creds: Credentials | None, profile: str | None, environ: Mapping[str, str]
+    env_creds: "Credentials | None", profile: str | None, environ: "Mapping[str, str]"
 ) -> str:
     """What identifies the source credentials without resolving them (a cache key input).
 
@@ -392,13 +390,13 @@ def source_descriptor(
 
 
 def signing_credentials(
-    request: TokenRequest,
+    request: "TokenRequest",
     *,
     region: str | None,
-    environ: Mapping[str, str],
-    cache: token_cache.FileCache | None,
+    environ: "Mapping[str, str]",
+    cache: "token_cache.FileCache | None",
     now: float,
-) -> Credentials:
+) -> "Credentials":
     """The credentials to sign ``request``'s token with (profile > environment > chain; role).
 
     With a cache, temporary credentials kubeiam obtained (an assumed role, or a profile's
@@ -439,12 +437,12 @@ def _warn(text: str) -> None:
     sys.stderr.write(f"kubeiam: warning: {text}\n")
 
 
-def _load_cached(cache: token_cache.FileCache, key: str, now: float) -> Credentials | None:
+def _load_cached(cache: "token_cache.FileCache", key: str, now: float) -> "Credentials | None":
     cached = token_cache.load_credentials(cache, key, now)
     return None if cached is None else Credentials(*cached, source="cache")
 
 
-def _store_temporary(cache: token_cache.FileCache, key: str, fresh: Credentials) -> None:
+def _store_temporary(cache: "token_cache.FileCache", key: str, fresh: "Credentials") -> None:
     """Cache ``fresh`` if it is temporary (an expiry and a session token); long-lived keys are
     never written to the cache."""
     if fresh.expires_at is None or fresh.session_token is None:

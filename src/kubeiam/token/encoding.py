@@ -5,8 +5,6 @@ accepts padding, so :func:`decode_token` checks the alphabet and length itself b
 (protocol.md section 2, rules 1 and 2).
 """
 
-from __future__ import annotations
-
 import binascii
 
 from kubeiam.errors import TokenFormatError

@@ -10,8 +10,6 @@ they drive CPython's C scanner and string encoder (``_json``) directly, because 
 cache hit's whole process. Other interpreters fall back to ``json``.
 """
 
-from __future__ import annotations
-
 import time
 
 API_GROUP = "client.authentication.k8s.io"
@@ -87,7 +85,7 @@ def format_timestamp(epoch_seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch_seconds)))
 
 
-def build_exec_credential(token: str, expires_at: float, api_version: str) -> ExecCredential:
+def build_exec_credential(token: str, expires_at: float, api_version: str) -> "ExecCredential":
     """The ExecCredential for ``token``, expiring at unix time ``expires_at``."""
     return {
         "kind": "ExecCredential",
@@ -97,7 +95,7 @@ def build_exec_credential(token: str, expires_at: float, api_version: str) -> Ex
     }
 
 
-def render_exec_credential(doc: ExecCredential) -> str:
+def render_exec_credential(doc: "ExecCredential") -> str:
     """The document as one line of JSON (what kubectl reads)."""
     return dumps(doc)
 
@@ -122,7 +120,7 @@ class _ScannerContext:
     parse_constant = staticmethod(_refuse_constant)
 
 
-_scanner: list[Callable[[str, int], tuple[object, int]]] = []
+_scanner: "list[Callable[[str, int], tuple[object, int]]]" = []
 
 #: KUBERNETES_EXEC_INFO and cache entries are a few hundred bytes (an exec info with a CA
 #: bundle a few KiB); anything over 1 MiB is not one of them, and is refused unparsed.
@@ -192,7 +190,7 @@ def dumps(value: object, *, sort_keys: bool = False) -> str:
     return _dump(value, quote, sort_keys)
 
 
-def _dump(value: object, quote: Callable[[str], str], sort_keys: bool) -> str:
+def _dump(value: object, quote: "Callable[[str], str]", sort_keys: bool) -> str:
     if isinstance(value, str):
         return quote(value)
     if value is None:

@@ -16,8 +16,6 @@ CPython's builtin SHA-256 (``now`` may be unix seconds, so not even ``datetime``
 :mod:`kubeiam.token.protocol`, the host to sign for from :func:`kubeiam.partitions.sts_endpoint`.
 """
 
-from __future__ import annotations
-
 import time
 
 from kubeiam.token.protocol import (
@@ -101,7 +99,7 @@ def signing_key(secret_access_key: str, date: str, region: str) -> bytes:
     return _hmac(_hmac(_hmac(k_date, region), SERVICE), SCOPE_TERMINATOR)
 
 
-def amz_date(now: datetime | float) -> str:
+def amz_date(now: "datetime | float") -> str:
     """``yyyymmddTHHMMSSZ`` in UTC of a datetime (naive means UTC) or of unix seconds.
 
     Unix seconds let the plugin sign without importing ``datetime`` (~2 ms of start-up).
@@ -126,7 +124,7 @@ def presign_get_caller_identity(
     region: str,
     host: str,
     cluster_id: str,
-    now: datetime | float,
+    now: "datetime | float",
     expires: int = DEFAULT_EXPIRES_SECONDS,
 ) -> str:
     """The presigned GetCallerIdentity URL, signed at ``now`` for ``region`` and ``host``.

@@ -9,8 +9,6 @@ Start-up is the product (kubectl runs the plugin on every command, often twice):
 neither the presigner nor botocore, so :func:`mint` imports them on first use.
 """
 
-from __future__ import annotations
-
 import time
 
 from kubeiam.errors import ConfigError, CredentialsError
@@ -47,13 +45,13 @@ def utc_now() -> float:
 
 
 def produce(
-    request: TokenRequest,
+    request: "TokenRequest",
     *,
     region_flag: str | None,
     token_only: bool,
     use_cache: bool,
-    environ: Mapping[str, str],
-    warn: Callable[[str], None],
+    environ: "Mapping[str, str]",
+    warn: "Callable[[str], None]",
 ) -> str:
     """The text for stdout: an ExecCredential (or the bare token) from the cache or minted.
 
@@ -86,14 +84,14 @@ def produce(
 
 
 def produce_token(
-    request: TokenRequest,
+    request: "TokenRequest",
     *,
     region: str | None,
-    switches: Switches,
+    switches: "Switches",
     profile: str | None,
-    environ: Mapping[str, str],
-    cache: token_cache.FileCache | None,
-    warn: Callable[[str], None],
+    environ: "Mapping[str, str]",
+    cache: "token_cache.FileCache | None",
+    warn: "Callable[[str], None]",
 ) -> tuple[str, float]:
     """``(token, expires_at)``: a cached token with a minute left, else a new one, stored.
 
@@ -132,11 +130,11 @@ def produce_token(
 
 
 def mint(
-    request: TokenRequest,
+    request: "TokenRequest",
     region: str | None,
-    switches: Switches,
-    environ: Mapping[str, str],
-    cache: token_cache.FileCache | None,
+    switches: "Switches",
+    environ: "Mapping[str, str]",
+    cache: "token_cache.FileCache | None",
     now: float,
 ) -> tuple[str, float]:
     """A new token and its expirationTimestamp (unix time), signed with fresh credentials."""

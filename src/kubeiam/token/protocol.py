@@ -10,8 +10,6 @@ them. One home, so the two sides cannot drift apart.
 Imports nothing: ``kubeiam token`` loads this on every kubectl run.
 """
 
-from __future__ import annotations
-
 #: What every token starts with (the reference's ``v1Prefix``).
 TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - a format marker, not a secret
 #: Servers refuse longer tokens; a long session token can push a real one past 3,400 bytes.

@@ -19,8 +19,6 @@ Everything past the fast path (botocore, click, the lock and the directory creat
 miss) may import ``os`` as usual.
 """
 
-from __future__ import annotations
-
 import sys
 from _stat import S_IMODE, S_ISDIR, S_ISREG
 
@@ -92,7 +90,7 @@ write = _os.write
 exit_now = _os._exit
 
 
-def process_environ() -> Mapping[str, str]:
+def process_environ() -> "Mapping[str, str]":
     """The process environment: ``os.environ`` itself once ``os`` is loaded (a test or botocore
     may have changed it), else a snapshot decoded as ``os.environ`` decodes (the file system
     encoding, undecodable bytes as surrogates)."""
