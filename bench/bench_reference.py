@@ -17,7 +17,8 @@ and PASS or MISS.
   the server, the STS front's process and the load generator are shown: on two cores the
   reviews per second of the whole rig follow the sum. ``--variant LABEL:VAR=VALUE,...`` adds a
   kubeiam server with that environment (``ARGS=...``: extra flags) to the same rounds, for A/B
-  comparisons (e.g. ``--variant asyncio:KUBEIAM_UVLOOP=0``). ``--profile DIR`` samples kubeiam
+  comparisons (e.g. ``--variant asyncio:KUBEIAM_UVLOOP=0``, or another commit's checkout with
+  ``PYTHONPATH=DIR/src``; the harness's own ``PYTHONPATH`` is passed on to its servers). ``--profile DIR`` samples kubeiam
   server with py-spy during the first round and prints where its time went. Needs root and
   iproute2; without them this part says so in one line and is skipped.
 * **workers** (``--only workers``): the reference, ``kubeiam server`` and ``kubeiam server
@@ -100,7 +101,10 @@ START_TIMEOUT = 60.0
 #: moto's account.
 ACCOUNT = "123456789012"
 #: Rounds of cells per server; the table reports the median of the rounds per kind.
-ROUNDS = 3
+ROUNDS = 5
+#: Distinct tokens per cell: a cell of 500 lasted half a second, within the /proc CPU clock's
+#: tick and the machine's moments; 2,000 make the per-review CPU and p99 stable run to run.
+DISTINCT_PER_CELL = 2000
 #: Issue 14's goals: repeated tokens >= 3x the reference's reviews/s (the identity cache);
 #: distinct tokens: server CPU per review <= 0.8x the reference's (the primary figure: on two
 #: cores the STS front and the load generator share the machine), reviews/s >= the reference's,
@@ -170,6 +174,10 @@ def server_env(home: Path, ca_bundle: Path | None = None) -> dict[str, str]:
     }
     if ca_bundle is not None:
         env["SSL_CERT_FILE"] = str(ca_bundle)
+    if "PYTHONPATH" in os.environ:
+        # Another checkout's src on PYTHONPATH is the kubeiam measured (and --variant
+        # NAME:PYTHONPATH=DIR adds a third: two commits side by side in one run).
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
 
 
@@ -230,9 +238,9 @@ def mint(keys: Keys, now: datetime) -> str:
     return mint_token(Creds(*keys), cluster=bench_server.CLUSTER, now=now)
 
 
-#: IAM users signing the benchmark's tokens, each also through a role session: 16 signers, so
-#: 1,000 distinct tokens span about a minute of signing times.
-SIGNING_USERS = 8
+#: IAM users signing the benchmark's tokens, each also through a role session: 128 signers, so
+#: a cell's 2,000 distinct tokens span 16 s of signing times.
+SIGNING_USERS = 64
 #: The last signing second each signer list has used for distinct tokens (see distinct_tokens).
 _LAST_SIGNED: dict[int, int] = {}
 
@@ -471,7 +479,7 @@ def bench_servers(
     call does not share an interpreter with the load generator.
     """
     rounds = 1 if quick else ROUNDS
-    distinct_count = 150 if quick else 500
+    distinct_count = 300 if quick else DISTINCT_PER_CELL
     repeated_count = 600 if quick else 2500
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
