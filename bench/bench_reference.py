@@ -18,8 +18,9 @@ and PASS or MISS.
   reviews per second of the whole rig follow the sum. ``--variant LABEL:VAR=VALUE,...`` adds a
   kubeiam server with that environment (``ARGS=...``: extra flags) to the same rounds, for A/B
   comparisons (e.g. ``--variant asyncio:KUBEIAM_UVLOOP=0``, or another commit's checkout with
-  ``PYTHONPATH=DIR/src``; the harness's own ``PYTHONPATH`` is passed on to its servers). ``--profile DIR`` samples kubeiam
-  server with py-spy during the first round and prints where its time went. Needs root and
+  ``PYTHONPATH=DIR/src``; the harness's own ``PYTHONPATH`` is passed on to its servers).
+  ``--profile DIR`` samples kubeiam server with py-spy during the first round and prints where
+  its time went. Needs root and
   iproute2; without them this part says so in one line and is skipped.
 * **workers** (``--only workers``): the reference, ``kubeiam server`` and ``kubeiam server
   --workers 2`` loaded at concurrency 32 by the Go load generator (bench/loadgen, built once
@@ -639,13 +640,12 @@ def workers_rows(measured: list[Measured]) -> list[Row]:
 
 # --- token start-up ------------------------------------------------------------------------------
 
-#: What kubectl sets for an exec entry with apiVersion v1 and no terminal.
-EXEC_INFO = json.dumps(
-    {
-        "kind": "ExecCredential",
-        "apiVersion": "client.authentication.k8s.io/v1",
-        "spec": {"interactive": False},
-    }
+#: What kubectl sets for an exec entry with apiVersion v1 and no terminal, byte for byte
+#: (client-go's compact JSON and its newline; tests/e2e/test_launcher_kubectl.py reads it from
+#: the real kubectl).
+EXEC_INFO = (
+    '{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1",'
+    '"spec":{"interactive":false}}\n'
 )
 #: Rounds of the start-up part: whole processes of ~20 ms are cheap, and on the shared machine
 #: the medians of 15 rounds moved by 10% between runs, more than the changes measured.

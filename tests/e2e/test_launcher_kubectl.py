@@ -8,13 +8,16 @@ of skipping (it used to live in tests/integration and skip when the e2e cache wa
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trustme
 import yaml
 from cluster.binaries import Binaries
 
+from kubeiam.token.exec_credential import KUBECTL_EXEC_INFO, SUPPORTED_API_VERSIONS
 from support.cli import KUBEIAM, run_kubeiam
 
 
@@ -74,3 +77,59 @@ def test_a_moved_installation_is_explained_by_kubectl(
     assert "  fix: install kubeiam, then rerun kubeiam kubeconfig update" in no_package.stderr
     assert "exit code 2" in no_package.stderr
     assert "Traceback" not in no_package.stderr
+
+
+@pytest.mark.parametrize("interactive", ["Never", "IfAvailable"])
+@pytest.mark.parametrize("api_version", SUPPORTED_API_VERSIONS)
+def test_kubectl_writes_exec_info_exactly_as_the_fast_path_knows_it(
+    e2e_binaries: Binaries, tmp_path: Path, api_version: str, interactive: str
+) -> None:
+    """The plugin answers KUBERNETES_EXEC_INFO from a table of kubectl's exact texts without
+    loading the JSON scanner: each text the real kubectl writes must be in it (a kubectl that
+    wrote another spelling would only cost the parse, never a wrong answer; this says when)."""
+    seen = tmp_path / "exec-info"
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(
+        "import os, sys\n"
+        f"open({str(seen)!r}, 'w').write(os.environ['KUBERNETES_EXEC_INFO'])\n"
+        "sys.exit(1)\n"
+    )
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(trustme.CA().cert_pem.bytes())
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "c",
+                "cluster": {"server": "https://127.0.0.1:1", "certificate-authority": str(ca)},
+            }
+        ],
+        "users": [
+            {
+                "name": "u",
+                "user": {
+                    "exec": {
+                        "apiVersion": api_version,
+                        "command": sys.executable,
+                        "args": [str(plugin)],
+                        "interactiveMode": interactive,
+                    }
+                },
+            }
+        ],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "c",
+    }
+    target = tmp_path / "kc"
+    target.write_text(yaml.safe_dump(kubeconfig))
+    subprocess.run(
+        [str(e2e_binaries.kubectl), "--kubeconfig", str(target), "get", "--raw", "/version"],
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    text = seen.read_text()
+    assert KUBECTL_EXEC_INFO.get(text) == api_version, text

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import kubeiam
+from kubeiam.token.exec_credential import KUBECTL_EXEC_INFO
 from kubeiam.token.launcher import (
     FIX,
     NOT_FOUND_EXIT,
@@ -51,10 +52,12 @@ EXEC_INFO = json.dumps(
 #: Beyond the standard library, or heavy for a start-up path (fcntl: an extension module to
 #: load, needed only by the lock a cache miss takes; os: with _collections_abc, stat and
 #: posixpath ~2.4 ms of a ~12.6 ms start here, kubeiam.token.system calls posix instead;
-#: __future__: 0.38 ms, the fast path's modules quote their annotations instead).
+#: __future__: 0.38 ms, the fast path's modules quote their annotations instead; _json, an
+#: extension module: 0.4 ms, kubectl's exec info, plain strings and token entries need none).
 HEAVY = (
     "site",
     "__future__",
+    "_json",
     "os",
     "_collections_abc",
     "posixpath",
@@ -171,7 +174,13 @@ def test_env_keys_fresh_and_cached_match_kubeiam_token(tmp_path: Path) -> None:
 def test_fast_paths_start_without_site_and_import_only_the_standard_library(
     cache: list[str], tmp_path: Path
 ) -> None:
-    env = {**os.environ, **KEYS, "KUBEIAM_CACHE_DIR": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        **KEYS,
+        "KUBEIAM_CACHE_DIR": str(tmp_path / "cache"),
+        # as kubectl sets it (tests/e2e/test_launcher_kubectl.py holds the text to kubectl's)
+        "KUBERNETES_EXEC_INFO": next(iter(KUBECTL_EXEC_INFO)),
+    }
     argv = [PYTHON, "-X", "importtime", PYTHON_FLAGS, "-c", PYTHON_CODE, PACKAGE_DIR]
     argv += ["token", "-i", "demo", *cache]
     subprocess.run(argv, env=env, capture_output=True, timeout=TIMEOUT, check=True)

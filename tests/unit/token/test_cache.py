@@ -11,9 +11,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubeiam.errors import CacheError
 from kubeiam.token.cache import (
+    CACHE_VERSION,
     CREDENTIALS_MIN_REMAINING,
     TOKEN,
     TOKEN_MIN_REMAINING,
@@ -23,9 +26,11 @@ from kubeiam.token.cache import (
     load_credentials,
     load_or_obtain,
     load_token,
+    plain_token_entry,
     store_credentials,
     store_token,
 )
+from kubeiam.token.exec_credential import dumps, is_plain, loads
 
 NOW = 1_800_000_000.0
 KEY = cache_key({"clusterId": "demo", "region": "us-west-2"})
@@ -326,3 +331,55 @@ def test_new_cache_directories_are_private_at_every_level(tmp_path: Path) -> Non
         os.umask(old)
     for level in ("home", "home/.kube", "home/.kube/cache", "home/.kube/cache/kubeiam"):
         assert stat.S_IMODE((tmp_path / level).stat().st_mode) == 0o700, level
+
+
+# -- a token entry read without the JSON scanner -------------------------------------------------
+
+TOKEN_TEXT = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=30)
+EXPIRY = st.one_of(
+    st.integers(min_value=0, max_value=2**40), st.floats(min_value=0, max_value=2**40)
+)
+
+
+@settings(max_examples=400)
+@given(TOKEN_TEXT, EXPIRY)
+def test_an_entry_as_written_reads_as_loads_reads_it(token: str, expires_at: float) -> None:
+    raw = dumps({"token": token, "expiresAt": expires_at, "version": CACHE_VERSION}).encode()
+    fast = plain_token_entry(raw)
+    if fast is not None:  # a plain token and a decimal expiry: what store_token writes
+        assert fast == loads(raw)
+        assert type(fast["expiresAt"]) is type(loads(raw)["expiresAt"])  # type: ignore[index]
+    else:
+        assert not is_plain(token) or "e" in repr(expires_at).lower()
+
+
+@settings(max_examples=400)
+@given(st.binary(max_size=80), st.integers(0, 79), st.binary(max_size=4))
+def test_anything_else_is_left_to_loads(prefix: bytes, cut: int, junk: bytes) -> None:
+    """A mangled entry is either not read here (None) or read exactly as loads reads it."""
+    good = dumps({"token": "k8s-aws-v1.abc", "expiresAt": 1765090000.5, "version": 1}).encode()
+    for raw in (
+        prefix + good,
+        good[:cut] + junk + good[cut:],
+        good.replace(b"0", junk[:1] or b"x"),
+    ):
+        fast = plain_token_entry(raw)
+        if fast is not None:
+            assert fast == loads(raw)
+
+
+MANGLED = {
+    "leading-zero": b'{"token":"t","expiresAt":0123,"version":1}',
+    "exponent": b'{"token":"t","expiresAt":1e9,"version":1}',
+    "negative": b'{"token":"t","expiresAt":-1,"version":1}',
+    "escaped-token": b'{"token":"t\\u0041","expiresAt":1,"version":1}',
+    "other-version": b'{"token":"t","expiresAt":1,"version":2}',
+    "spaces": b'{"token": "t","expiresAt":1,"version":1}',
+    "trailing-dot": b'{"token":"t","expiresAt":1.,"version":1}',
+    "non-ascii-digit": '{"token":"t","expiresAt":\u0661,"version":1}'.encode(),
+}
+
+
+@pytest.mark.parametrize("raw", list(MANGLED.values()), ids=list(MANGLED))
+def test_entries_not_exactly_as_written_go_to_loads(raw: bytes) -> None:
+    assert plain_token_entry(raw) is None

@@ -13,11 +13,14 @@ from hypothesis import strategies as st
 from kubeiam.token.exec_credential import (
     API_V1,
     API_V1BETA1,
+    KUBECTL_EXEC_INFO,
     api_version_from_exec_info,
     build_exec_credential,
     dumps,
     format_timestamp,
+    is_plain,
     loads,
+    quote,
     render_exec_credential,
 )
 
@@ -138,3 +141,30 @@ def test_malformed_json_in_a_fresh_interpreter_is_a_value_error() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.stdout.strip() == "ValueError", done.stderr
+
+
+# -- the fast paths a cache hit takes without the JSON scanner -----------------------------------
+
+
+@pytest.mark.parametrize("exec_info", list(KUBECTL_EXEC_INFO), ids=list(KUBECTL_EXEC_INFO.values()))
+def test_kubectl_exec_info_is_known_as_its_parse_would_say(exec_info: str) -> None:
+    """Each text kubectl writes (tests/e2e/test_kubectl_exec_info.py holds the table to the real
+    kubectl) answers what parsing it answers."""
+    parsed = json.loads(exec_info)
+    assert api_version_from_exec_info(exec_info) == (parsed["apiVersion"], None)
+    # The same document spelled otherwise goes through the parser to the same answer.
+    assert api_version_from_exec_info(json.dumps(parsed, indent=1)) == (parsed["apiVersion"], None)
+
+
+@settings(max_examples=500)
+@given(st.text(max_size=40))
+def test_quote_is_jsons_ascii_quote(text: str) -> None:
+    assert quote(text) == json.dumps(text, ensure_ascii=True)
+
+
+@pytest.mark.parametrize(
+    "text", ["plain-token_1.~", "", " space", 'dq"', "back\\slash", "tab\t", "del\x7f", "caf\u00e9"]
+)
+def test_quote_table(text: str) -> None:
+    assert quote(text) == json.dumps(text, ensure_ascii=True)
+    assert is_plain(text) is (quote(text) == f'"{text}"')
