@@ -6,10 +6,9 @@ the same header to STS, so both sides must agree on the id byte for byte. One ru
 signing), ``kubeiam verify`` and ``kubeiam server`` (before the first review), ``kubeiam init``
 and ``kubeiam kubeconfig update`` (before writing an entry that would only fail later).
 
-This module is on the ``kubeiam token`` start-up path: it imports nothing beyond the error tree.
+This module is on the ``kubeiam token`` start-up path: it imports nothing, the error tree only
+to refuse an id.
 """
-
-from kubeiam.errors import ConfigError
 
 #: The environment variable every command taking ``-i/--cluster-id`` reads.
 CLUSTER_ID_ENV = "KUBEIAM_CLUSTER_ID"
@@ -40,6 +39,8 @@ def check_cluster_id(cluster_id: str, *, source: str = "-i/--cluster-id") -> str
         problem = "has a space, a control character or a non-ASCII character"
     if problem is None:
         return cluster_id
+    from kubeiam.errors import ConfigError  # here: the token plugin's fast path raises none
+
     quoted = repr(cluster_id[:_QUOTE]) + ("..." if len(cluster_id) > _QUOTE else "")
     raise ConfigError(
         f"the cluster id {quoted} ({source}) {problem}: it must be 1-{MAX_CLUSTER_ID_LENGTH} "

@@ -225,6 +225,25 @@ def test_error_exits(args: list[str], env: dict[str, str], code: int, fragment: 
     assert_error(run(*args, env=env), code, fragment)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-i", "demo", "--region", "US_WEST"],
+        ["-i", "bad id"],
+        ["-i", "demo", "-s", "alice"],
+        ["-i", "demo", "-r", "arn:aws:iam::111122223333:role/x", "--duration", "5m"],
+    ],
+    ids=["bad-region", "bad-cluster-id", "flag-needs-role", "short-duration"],
+)
+def test_a_refused_request_creates_nothing_in_the_cache(args: list[str], tmp_path: Path) -> None:
+    """The request's rules are checked before the cache is created or locked, whether they run
+    before the lookup or, like the region's, only on a miss (a hit skips them)."""
+    cache_dir = tmp_path / "cache"
+    done = run(*args, env={**KEYS, "KUBEIAM_CACHE_DIR": str(cache_dir)})
+    assert done.returncode == 2, done.stderr
+    assert not cache_dir.exists()
+
+
 def test_help_and_usage_errors_come_from_click() -> None:
     done = run("--help")
     assert done.returncode == 0

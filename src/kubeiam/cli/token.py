@@ -17,7 +17,6 @@ hit and a fresh token from environment keys import neither click nor botocore.
 import sys
 
 from kubeiam.cluster_id import CLUSTER_ID_ENV
-from kubeiam.errors import ConfigError, KubeIAMError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -215,7 +214,12 @@ def run(
             environ=env,
             warn=warn,
         )
-    except KubeIAMError as exc:
+    except Exception as exc:
+        # The error tree loads only now: a token served or minted raises nothing.
+        from kubeiam.errors import KubeIAMError
+
+        if not isinstance(exc, KubeIAMError):
+            raise
         err.write(f"kubeiam: error: {exc}\n")
         return exc.exit_code
     out.write(text)
@@ -234,6 +238,8 @@ def token_request(values: "Mapping[str, object]", environ: "Mapping[str, str]") 
 
     cluster_id = _str(values, "cluster_id") or environ.get(CLUSTER_ID_ENV)
     if not cluster_id:
+        from kubeiam.errors import ConfigError
+
         raise ConfigError(
             "no cluster id",
             hint=f"pass -i/--cluster-id <cluster name or id>, or set {CLUSTER_ID_ENV}",

@@ -25,7 +25,6 @@ takes, ``errno`` by a failed open and ``posixpath`` by the creation of a missing
 
 import time
 
-from kubeiam.errors import CacheError
 from kubeiam.token import system
 from kubeiam.token.exec_credential import dumps, is_plain, loads
 from kubeiam.token.protocol import EXPIRY_CUSHION_SECONDS, TOKEN_PREFIX
@@ -36,6 +35,8 @@ if TYPE_CHECKING:
     from hashlib import sha256
     from os import stat_result
     from typing import TypeVar
+
+    from kubeiam.errors import CacheError
 
     _T = TypeVar("_T")
 else:
@@ -65,6 +66,15 @@ MAX_TOKEN_LIFETIME = 3600
 MAX_TIMESTAMP = 253_402_300_799
 TOKEN = "token"  # noqa: S105 - an entry kind, not a secret
 CREDENTIALS = "credentials"
+
+
+def _refused(message: str, *, hint: str) -> "CacheError":
+    """The :class:`~kubeiam.errors.CacheError` refusing a cache path: the error tree is imported
+    on the way to the refusal only, since a cache hit refuses nothing (one module less to load
+    on every kubectl run)."""
+    from kubeiam.errors import CacheError
+
+    return CacheError(message, hint=hint)
 
 
 def default_cache_dir(environ: "Mapping[str, str]") -> str:
@@ -109,7 +119,7 @@ class _Lock:
         if not system.S_ISREG(system.fstat(self.fd).st_mode):
             system.close(self.fd)
             self.fd = -1
-            raise CacheError(
+            raise _refused(
                 f"token cache lock {self.path} is not a regular file",
                 hint=f"rm {self.path}, or pass --no-cache",
             )
@@ -158,7 +168,7 @@ class FileCache:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise CacheError(
+            raise _refused(
                 f"cannot use the token cache directory {self.directory}: {exc.strerror}",
                 hint="fix its permissions, or pass --no-cache",
             ) from None
@@ -180,29 +190,29 @@ class FileCache:
             import errno
 
             if exc.errno == errno.ENXIO:  # what open() says of a socket
-                raise CacheError(
+                raise _refused(
                     f"token cache entry {path} is a socket, not a file", hint=f"rm {path}"
                 ) from None
             if exc.errno == errno.ELOOP:
-                raise CacheError(
+                raise _refused(
                     f"token cache file {path} is a symbolic link; kubeiam refuses to follow it",
                     hint=f"rm {path}",
                 ) from None
-            raise CacheError(
+            raise _refused(
                 f"cannot read token cache file {path}: {exc.strerror}",
                 hint=f"rm {path}, or pass --no-cache",
             ) from None
         try:
             st = system.fstat(fd)
             if not system.S_ISREG(st.st_mode):
-                raise CacheError(
+                raise _refused(
                     f"token cache entry {path} is not a regular file", hint=f"rm -r {path}"
                 )
             self._check_private(path, st, is_dir=False)
             try:
                 raw = system.read(fd, 1 << 20)
             except OSError as exc:
-                raise CacheError(
+                raise _refused(
                     f"cannot read token cache file {path}: {exc.strerror}",
                     hint=f"rm {path}, or pass --no-cache",
                 ) from None
@@ -222,17 +232,17 @@ class FileCache:
     def _check_private(path: str, st: "stat_result", *, is_dir: bool) -> None:
         what = "directory" if is_dir else "file"
         if is_dir and not system.S_ISDIR(st.st_mode):
-            raise CacheError(
+            raise _refused(
                 f"token cache path {path} is not a directory", hint=f"rm {path}, or pass --no-cache"
             )
         if st.st_uid != system.geteuid():
-            raise CacheError(
+            raise _refused(
                 f"token cache {what} {path} belongs to another user (uid {st.st_uid})",
                 hint=f"remove it (rm -r {path}) or set {CACHE_DIR_ENV} to a directory of yours",
             )
         if st.st_mode & 0o077:
             mode = "700" if is_dir else "600"
-            raise CacheError(
+            raise _refused(
                 f"token cache {what} {path} is accessible by group or others "
                 f"(mode {system.S_IMODE(st.st_mode):04o}); it holds credentials, so kubeiam "
                 "refuses to use it",
@@ -246,7 +256,7 @@ class FileCache:
         try:
             _make_private_dirs(self.directory)
         except OSError as exc:
-            raise CacheError(
+            raise _refused(
                 f"cannot create the token cache directory {self.directory}: {exc.strerror}",
                 hint=f"set {CACHE_DIR_ENV} to a writable directory, or pass --no-cache",
             ) from None
@@ -278,7 +288,7 @@ class FileCache:
                 system.unlink(tmp)
             except OSError:
                 pass
-            raise CacheError(
+            raise _refused(
                 f"cannot write token cache file {path}: {exc.strerror}",
                 hint=f"check the permissions of {self.directory}, or pass --no-cache",
             ) from None
@@ -364,6 +374,7 @@ def load_or_obtain(
     obtain: "Callable[[], _T]",
     store: "Callable[[_T], None]",
     warn: "Callable[[str], None]",
+    before_miss: "Callable[[], None] | None" = None,
 ) -> "_T":
     """The cached value of an entry, or a fresh one obtained once however many processes race.
 
@@ -372,10 +383,16 @@ def load_or_obtain(
     obtained (minted, assumed, an MFA prompt...) and stored. If the lock cannot be had in
     :data:`LOCK_TIMEOUT`, the value is obtained anyway and not stored. ``store`` decides what is
     worth keeping; a failure to store is only a warning, since the value itself is good.
+    ``before_miss`` runs after a lock-free miss, before anything is created: checks of the
+    request that a hit can skip (only a request that passed them can have stored the entry).
     """
     hit = load()
     if hit is not None:
         return hit
+    if before_miss is not None:
+        before_miss()
+    from kubeiam.errors import CacheError  # a miss: the error tree is worth its import now
+
     with cache.lock(kind, key) as locked:
         if locked:
             hit = load()

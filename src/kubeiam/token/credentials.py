@@ -23,13 +23,14 @@ drag in ``re``; botocore's own reader is the oracle in the tests).
 import sys
 
 from kubeiam.cluster_id import check_cluster_id
-from kubeiam.errors import ConfigError, CredentialsError
 from kubeiam.token import cache as token_cache
 from kubeiam.token import system
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from kubeiam.errors import ConfigError, CredentialsError
 
 #: Session names AssumeRole accepts: 2-64 of ``[\w+=,.@-]`` (ASCII).
 _SESSION_NAME_CHARS = frozenset(
@@ -169,6 +170,21 @@ class TokenRequest:
         return f"TokenRequest({fields})"
 
 
+# -- errors, imported on the way to one: a cache hit raises none --------------------------------
+
+
+def _config_error(message: str, *, hint: str) -> "ConfigError":
+    from kubeiam.errors import ConfigError
+
+    return ConfigError(message, hint=hint)
+
+
+def _credentials_error(message: str, *, hint: str) -> "CredentialsError":
+    from kubeiam.errors import CredentialsError
+
+    return CredentialsError(message, hint=hint)
+
+
 # -- validation ----------------------------------------------------------------------------------
 
 
@@ -178,26 +194,26 @@ def check_request(request: "TokenRequest") -> None:
     if request.role is not None and not (
         request.role.startswith("arn:") and ":role/" in request.role
     ):
-        raise ConfigError(
+        raise _config_error(
             f"--role {request.role!r} is not an IAM role ARN",
             hint="write it as arn:aws:iam::<account>:role/<name>",
         )
     if request.session_name is not None and not (
         2 <= len(request.session_name) <= 64 and set(request.session_name) <= _SESSION_NAME_CHARS
     ):
-        raise ConfigError(
+        raise _config_error(
             f"--session-name {request.session_name!r} is not a valid role session name",
             hint="use 2-64 letters, digits and +=,.@_- characters",
         )
     if request.external_id is not None and not (
         2 <= len(request.external_id) <= 1224 and set(request.external_id) <= _EXTERNAL_ID_CHARS
     ):
-        raise ConfigError(
+        raise _config_error(
             "--external-id is not a valid external id",
             hint="use 2-1224 letters, digits and +=,.@:/_- characters",
         )
     if request.duration is not None and not MIN_DURATION <= request.duration <= MAX_DURATION:
-        raise ConfigError(
+        raise _config_error(
             f"--duration {request.duration} is outside AssumeRole's "
             f"{MIN_DURATION}..{MAX_DURATION} seconds",
             hint="pass seconds (900..43200) or a form like 15m or 1h",
@@ -208,7 +224,7 @@ def check_request(request: "TokenRequest") -> None:
         or request.duration
         or request.forward_session_name
     ):
-        raise ConfigError(
+        raise _config_error(
             "--session-name, --external-id, --forward-session-name and --duration need -r/--role",
             hint="add -r <role ARN>, or drop those flags",
         )
@@ -231,7 +247,7 @@ def parse_duration(text: str) -> int:
             number = "!"
             break
     if number or not text:
-        raise ConfigError(
+        raise _config_error(
             f"--duration {text!r} is not a duration", hint="write seconds (3600) or 1h, 15m, 1h30m"
         )
     return total
@@ -244,7 +260,7 @@ def parse_expiration(value: str, variable: str) -> float:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise ConfigError(
+        raise _config_error(
             f"{variable} is not an ISO 8601 timestamp",
             hint="use the form 2026-11-23T15:31:55Z, or unset it",
         ) from None
@@ -269,7 +285,7 @@ def env_credentials(environ: "Mapping[str, str]") -> "Credentials | None":
         return None
     if not akid or not secret:
         missing = "AWS_SECRET_ACCESS_KEY" if akid else "AWS_ACCESS_KEY_ID"
-        raise CredentialsError(
+        raise _credentials_error(
             f"partial credentials in the environment: {missing} is not set",
             hint=f"set {missing} too, or unset AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
         )
@@ -351,7 +367,7 @@ def endpoint_settings(
         fips = fips if fips is not None else settings.get("use_fips_endpoint")
         dualstack = dualstack if dualstack is not None else settings.get("use_dualstack_endpoint")
     if sts_mode not in (None, "", "regional", "legacy"):
-        raise ConfigError(
+        raise _config_error(
             f"sts_regional_endpoints / AWS_STS_REGIONAL_ENDPOINTS is {sts_mode!r}",
             hint="use 'regional' (the default) or 'legacy'",
         )

@@ -6,13 +6,12 @@ lock, re-check, mint, store, through :func:`kubeiam.token.cache.load_or_obtain`,
 credential cache uses too), then the ExecCredential kubectl reads.
 
 Start-up is the product (kubectl runs the plugin on every command, often twice): a cache hit loads
-neither the presigner nor botocore, so :func:`mint` imports them on first use.
+neither the presigner nor botocore, nor the endpoint rules (``partitions``) or the error tree, so
+:func:`mint` and :func:`check_region` import them on first use.
 """
 
 import time
 
-from kubeiam.errors import ConfigError, CredentialsError
-from kubeiam.partitions import is_client_region, sts_endpoint
 from kubeiam.token import cache as token_cache
 from kubeiam.token.credentials import (
     check_request,
@@ -60,11 +59,6 @@ def produce(
     check_request(request)
     profile = profile_from(request.profile, environ)
     region, legacy, fips, dualstack = endpoint_settings(region_flag, profile, environ)
-    if region is not None and not is_client_region(region):
-        raise ConfigError(
-            f"region {region!r} is not a region name",
-            hint="pass --region like us-west-2 (or fix AWS_REGION / AWS_DEFAULT_REGION)",
-        )
     api_version, warning = api_version_from_exec_info(environ.get("KUBERNETES_EXEC_INFO"))
     if warning:
         warn(warning)
@@ -99,6 +93,7 @@ def produce_token(
     """
     now = utc_now()
     if cache is None:
+        check_region(region)
         return mint(request, region, switches, environ, None, now)
     legacy, fips, dualstack = switches
     env_creds = None if profile else env_credentials(environ)
@@ -123,6 +118,8 @@ def produce_token(
         token_cache.TOKEN,
         key,
         load=lambda: token_cache.load_token(cache, key, utc_now()),
+        # The key holds the region: a stored token's region passed this check when it was minted.
+        before_miss=lambda: check_region(region),
         obtain=lambda: mint(request, region, switches, environ, cache, now),
         store=lambda minted: token_cache.store_token(cache, key, *minted),
         warn=warn,
@@ -138,6 +135,8 @@ def mint(
     now: float,
 ) -> tuple[str, float]:
     """A new token and its expirationTimestamp (unix time), signed with fresh credentials."""
+    from kubeiam.errors import ConfigError, CredentialsError
+    from kubeiam.partitions import sts_endpoint
     from kubeiam.token.encoding import encode_token
     from kubeiam.token.presign import presign_get_caller_identity
 
@@ -171,6 +170,19 @@ def mint(
         now=signed_at,
     )
     return encode_token(url), float(expires_at)
+
+
+def check_region(region: str | None) -> None:
+    """The region, if any, is a region name: checked before a token is minted for it."""
+    from kubeiam.partitions import is_client_region
+
+    if region is not None and not is_client_region(region):
+        from kubeiam.errors import ConfigError
+
+        raise ConfigError(
+            f"region {region!r} is not a region name",
+            hint="pass --region like us-west-2 (or fix AWS_REGION / AWS_DEFAULT_REGION)",
+        )
 
 
 def render(token: str, expires_at: float, api_version: str, token_only: bool) -> str:
