@@ -202,9 +202,10 @@ def test_fast_paths_start_without_site_and_import_only_the_standard_library(
     loaded = imported(done.stderr)
     assert "kubeiam.token.produce" in loaded
     assert not {name.split(".")[0] for name in loaded} & set(HEAVY), sorted(loaded)
+    # Neither path refuses anything here: the error tree stays unloaded.
+    assert "kubeiam.errors" not in loaded
     if not cache:
-        # A hit finds and prints: the presigner, the endpoint rules and the error tree (checks
-        # and refusals a hit cannot need) stay unloaded.
+        # A hit finds and prints: the presigner and the endpoint rules stay unloaded too.
         assert not loaded & set(MINT_ONLY), sorted(loaded & set(MINT_ONLY))
 
 

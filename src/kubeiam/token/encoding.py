@@ -7,7 +7,6 @@ accepts padding, so :func:`decode_token` checks the alphabet and length itself b
 
 import binascii
 
-from kubeiam.errors import TokenFormatError
 from kubeiam.token.protocol import MAX_TOKEN_BYTES, TOKEN_PREFIX
 
 #: Compiled by ``re``'s own cache on first use: ``kubeiam token`` only encodes, and importing
@@ -31,6 +30,8 @@ def encode_token(presigned_url: str) -> str:
 def decode_token(token: str) -> str:
     """The presigned URL inside ``token``; raises :class:`TokenFormatError` for anything else."""
     import re
+
+    from kubeiam.errors import TokenFormatError  # here: the plugin only encodes
 
     if len(token.encode("utf-8", "surrogatepass")) > MAX_TOKEN_BYTES:
         raise TokenFormatError(f"token is longer than {MAX_TOKEN_BYTES} bytes")

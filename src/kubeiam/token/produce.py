@@ -135,7 +135,6 @@ def mint(
     now: float,
 ) -> tuple[str, float]:
     """A new token and its expirationTimestamp (unix time), signed with fresh credentials."""
-    from kubeiam.errors import ConfigError, CredentialsError
     from kubeiam.partitions import sts_endpoint
     from kubeiam.token.encoding import encode_token
     from kubeiam.token.presign import presign_get_caller_identity
@@ -144,6 +143,8 @@ def mint(
     try:
         host, signing_region = sts_endpoint(region, legacy=legacy, fips=fips, dualstack=dualstack)
     except ValueError as exc:
+        from kubeiam.errors import ConfigError  # refusing: a token minted raises nothing
+
         raise ConfigError(
             str(exc), hint="unset AWS_USE_DUALSTACK_ENDPOINT / use_dualstack_endpoint"
         ) from None
@@ -154,6 +155,8 @@ def mint(
     if creds.expires_at is not None:
         left = creds.expires_at - signed_at
         if left < token_cache.TOKEN_MIN_REMAINING:
+            from kubeiam.errors import CredentialsError
+
             raise CredentialsError(
                 f"the credentials from {creds.source} expire in {max(int(left), 0)} s, too soon "
                 "to sign a token",
