@@ -88,7 +88,7 @@ def sts_options(*, overrides_config: bool) -> Callable[[_F], _F]:
             ),
             default=None if overrides_config else DEFAULT_TIMEOUT,
             show_default=not overrides_config,
-            help="Connect and read timeout of the STS call, in seconds."
+            help="Deadline of the whole STS call (lookup, connect, TLS, answer), in seconds."
             + default_help(f"{DEFAULT_TIMEOUT:g}"),
         ),
         click.option(
