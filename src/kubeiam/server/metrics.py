@@ -71,15 +71,6 @@ class Result(enum.Enum):
     SUCCESS = "success"
 
 
-def _child(children: dict[tuple[object, ...], Any], metric: Any, *labels: str) -> Any:
-    """``metric.labels(*labels)``, made once per label values and then looked up."""
-    key = (metric, *labels)
-    child = children.get(key)
-    if child is None:
-        child = children[key] = metric.labels(*labels)
-    return child
-
-
 class ServerMetrics:
     """The webhook's collectors, registered in a private registry."""
 
@@ -200,14 +191,22 @@ class ServerMetrics:
             registry=r,
         )
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, made once per label values and then looked up."""
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe_review(self, result: Result, seconds: float) -> None:
-        _child(self._children, self.latency, result.value).observe(seconds)
+        self._child(self.latency, result.value).observe(seconds)
 
     def sts_observer(self, event: str, status: int | None, region: str) -> None:
         """The STS client's ``observer``: events response, connection_failure, throttled."""
         label = region_label(region)
         if event == "response":
-            _child(self._children, self.sts_responses, status_label(status), label).inc()
+            self._child(self.sts_responses, status_label(status), label).inc()
         elif event == "connection_failure":
             self.sts_connection_failures.labels(label).inc()
         elif event == "throttled":

@@ -198,7 +198,7 @@ def loads(text: str | bytes) -> object:
 
 def dumps(value: object, *, sort_keys: bool = False) -> str:
     """Compact JSON for dicts, lists, str, int, float, bool and None (ASCII-only output)."""
-    return _dump(value, quote, sort_keys)
+    return _dump(value, sort_keys)
 
 
 def is_plain(text: str) -> bool:
@@ -221,7 +221,7 @@ def quote(text: str) -> str:
     return encode_basestring_ascii(text)
 
 
-def _dump(value: object, quote: "Callable[[str], str]", sort_keys: bool) -> str:
+def _dump(value: object, sort_keys: bool) -> str:
     if isinstance(value, str):
         return quote(value)
     if value is None:
@@ -242,8 +242,8 @@ def _dump(value: object, quote: "Callable[[str], str]", sort_keys: bool) -> str:
         for key, item in items:
             if not isinstance(key, str):
                 raise TypeError(f"JSON object keys must be str, not {type(key).__name__}")
-            parts.append(f"{quote(key)}:{_dump(item, quote, sort_keys)}")
+            parts.append(f"{quote(key)}:{_dump(item, sort_keys)}")
         return "{" + ",".join(parts) + "}"
     if isinstance(value, list | tuple):
-        return "[" + ",".join(_dump(item, quote, sort_keys) for item in value) + "]"
+        return "[" + ",".join(_dump(item, sort_keys) for item in value) + "]"
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")

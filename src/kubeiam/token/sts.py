@@ -335,9 +335,8 @@ class STSClient:
         ``resolve`` table itself); tests pass one whose lookups never leave the machine."""
         if not timeout > 0:
             raise ConfigError("the STS timeout must be a positive number of seconds")
-        self._resolve = dict(resolve or {})
         self._resolver: AbstractResolver = resolver or BoundedResolver(
-            static=self._resolve, on_event=resolver_events(observer)
+            static=dict(resolve or {}), on_event=resolver_events(observer)
         )
         self._ssl = _ssl_context(ca_bundle)
         self._timeout = timeout

@@ -294,10 +294,7 @@ def split_query(query: str) -> list[tuple[str, str]]:
         raw_key, sep, raw_value = part.partition("=")
         if not sep:
             raise TokenFormatError("a parameter in the token's query has no value")
-        # Most parts have no escape: the test costs less than the call.
-        key = percent_decode(raw_key) if "%" in raw_key else raw_key
-        value = percent_decode(raw_value) if "%" in raw_value else raw_value
-        pairs.append((key, value))
+        pairs.append((percent_decode(raw_key), percent_decode(raw_value)))
     return pairs
 
 
