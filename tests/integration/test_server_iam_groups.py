@@ -7,6 +7,7 @@ front; the server lists the users' groups with iam:ListGroupsForUser against mot
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +23,9 @@ from support.tokens import Creds, minter
 
 CLUSTER = "groups-cluster"
 mint = minter(CLUSTER)
-TTL = 0.3
+# Long enough that one review, one IAM call to moto and a second review fit inside it on a loaded
+# CI machine (0.3 s did not: CI once took longer between the two reviews), short enough to wait out.
+TTL = 1.5
 
 
 async def start(local_aws: LocalAWS, state_dir: Path) -> tuple[RunningServer, dict[str, str]]:
@@ -73,17 +76,21 @@ async def test_member_gets_the_groups_and_loses_them_after_the_ttl(
     served: tuple[ReviewClient, dict[str, str]], local_aws: LocalAWS
 ) -> None:
     client, info = served
+    # Made before the first review: creating a boto3 client is the slow part, and it must not eat
+    # into the TTL window below.
+    iam = local_aws.boto3_client("iam")
+    cached_at = time.monotonic()
     status, body = await client.review(info["member_token"])
     assert status == 200
     user = body["status"]["user"]
     assert user["username"] == f"dev:{info['member_key']}"
     assert user["groups"] == ["devs"]
 
-    iam = local_aws.boto3_client("iam")
     iam.remove_user_from_group(GroupName=info["group"], UserName=info["member"])
     # Within the TTL the cached membership still applies; after it, the review is denied.
     status, _ = await client.review(info["member_token"])
-    assert status == 200
+    elapsed = time.monotonic() - cached_at
+    assert status == 200, f"denied {elapsed:.2f} s after the membership was cached (TTL {TTL} s)"
     await asyncio.sleep(TTL + 0.1)  # kept: waiting out the membership TTL is what is tested
     status, body = await client.review(info["member_token"])
     assert status == 403
