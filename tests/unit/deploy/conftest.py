@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from deploy_helpers import CHART, REPO, Render
+from deploy_helpers import CHART, REPO, Render, Started, StartServer
 
 from kubeiam.server.config import ServerConfig
 
@@ -45,19 +44,21 @@ def render(helm: Path) -> Render:
 
 class Recorded:
     config: ServerConfig | None = None
+    workers: int | None = None
     level: int | None = None
 
 
 @pytest.fixture
-def start_server(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], ServerConfig]:
-    """Run `kubeiam server ARGS` up to the point it would listen; return its config."""
+def start_server(monkeypatch: pytest.MonkeyPatch) -> StartServer:
+    """Run `kubeiam server ARGS` up to the point it would listen; return its config and workers."""
     from kubeiam.cli import server as server_cli
     from kubeiam.server import logwriter, run
 
     seen = Recorded()
 
-    def fake_run(config: ServerConfig, **_: Any) -> None:
+    def fake_run(config: ServerConfig, *, workers: int = 1) -> None:
         seen.config = config
+        seen.workers = workers
 
     def fake_logging(fmt: Any, *, level: int = logging.INFO, **_: Any) -> None:
         seen.level = level
@@ -65,10 +66,11 @@ def start_server(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], Serve
     monkeypatch.setattr(run, "run", fake_run)
     monkeypatch.setattr(logwriter, "configure_logging", fake_logging)
 
-    def _start(args: list[str]) -> ServerConfig:
+    def _start(args: list[str]) -> Started:
         assert args[0] == "server", args
         server_cli.server_command.main(args=args[1:], prog_name="kubeiam", standalone_mode=False)
         assert seen.config is not None
-        return seen.config
+        assert seen.workers is not None
+        return Started(seen.config, seen.workers)
 
     return _start

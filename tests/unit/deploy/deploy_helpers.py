@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from kubeiam.server.config import ServerConfig
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "deploy/helm/kubeiam"
 
 Render = Callable[..., list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Started:
+    """What `kubeiam server ARGS` would have run: its config and its number of workers."""
+
+    config: ServerConfig
+    workers: int
+
+
+StartServer = Callable[[list[str]], Started]
 
 
 def template_error(helm: Path, *sets: str) -> str:

@@ -3,16 +3,15 @@ CRD of deploy/ unchanged, a config kubeiam reads, and arguments `kubeiam server`
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from deploy_helpers import CHART, REPO, Render, find, relocate, template_error
+from deploy_helpers import CHART, REPO, Render, StartServer, find, relocate, template_error
 
 from kubeiam.cli.init import SERVER_GID, SERVER_UID, static_pod_manifest
-from kubeiam.server.config import BackendMode, ServerConfig
+from kubeiam.server.config import BackendMode
 
 ALL_VALUES = CHART / "ci/all-values.yaml"
 
@@ -112,7 +111,7 @@ def test_rbac_and_crd_are_deploys_own(render: Render) -> None:
 
 
 def test_rendered_config_and_args_start_the_server(
-    render: Render, tmp_path: Path, start_server: Callable[[list[str]], ServerConfig]
+    render: Render, tmp_path: Path, start_server: StartServer
 ) -> None:
     """The ConfigMap's config.yaml and the container's args, as kubelet would hand them over."""
     docs = render(values=ALL_VALUES)
@@ -129,7 +128,9 @@ def test_rendered_config_and_args_start_the_server(
             "/etc/kubernetes/aws-iam-authenticator": tmp_path / "kc",
         },
     )
-    config = start_server(args)
+    started = start_server(args)
+    assert started.workers == 2
+    config = started.config
     assert config.cluster_id == "ci-cluster"
     assert config.address == "0.0.0.0"  # noqa: S104 (what all-values.yaml asks for)
     assert config.backend_mode == (
@@ -204,6 +205,22 @@ def test_resources_priority_and_scheduling_follow_values(render: Render) -> None
     assert pod["containers"][0]["resources"]["limits"]["memory"] == "512Mi"
     assert pod["nodeSelector"]["role"] == "auth"
     assert "tolerations" not in pod
+
+
+@pytest.mark.parametrize(
+    "workers",
+    [
+        pytest.param("0", id="zero"),
+        pytest.param("-1", id="negative"),
+        pytest.param("65", id="over-the-cli-bound"),
+        pytest.param("2.5", id="fraction"),
+        pytest.param("two", id="word"),
+    ],
+)
+def test_workers_outside_the_servers_bounds_refuse_to_render(helm: Path, workers: str) -> None:
+    """`helm install` names the bad value and the bounds; no pod crash-loops on --workers."""
+    error = template_error(helm, "clusterID=c1", f"server.workers={workers}")
+    assert f"server.workers is {workers}: give a whole number from 1 to 64" in error
 
 
 @pytest.mark.parametrize(

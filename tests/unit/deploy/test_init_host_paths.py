@@ -6,17 +6,15 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
-from deploy_helpers import relocate
+from deploy_helpers import StartServer, relocate
 
 from kubeiam.cli.app import cli
 from kubeiam.cli.init import SERVER_GID, SERVER_UID
-from kubeiam.server.config import ServerConfig
 
 IS_ROOT = os.geteuid() == 0
 
@@ -146,7 +144,7 @@ def test_init_without_cluster_id_is_refused(
 
 
 def test_static_pod_runs_the_server_with_inits_state(
-    tmp_path: Path, start_server: Callable[[list[str]], ServerConfig]
+    tmp_path: Path, start_server: StartServer
 ) -> None:
     state = tmp_path / "state"
     pod_file = tmp_path / "manifests/kubeiam.yaml"
@@ -179,7 +177,9 @@ def test_static_pod_runs_the_server_with_inits_state(
     # The server, started with the manifest's arguments, uses the key and certificate init wrote.
     config_file = tmp_path / "config.yaml"
     config_file.write_text("clusterID: c1\n")
-    config = start_server(relocate(server["args"], {"/etc/kubeiam/config.yaml": config_file}))
+    started = start_server(relocate(server["args"], {"/etc/kubeiam/config.yaml": config_file}))
+    assert started.workers == 1
+    config = started.config
     assert config.cluster_id == "c1"
     assert config.state_dir == state
     assert config.generate_kubeconfig is None

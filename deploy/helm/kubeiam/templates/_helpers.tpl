@@ -19,6 +19,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- required "clusterID is required: the id clients pass to `kubeiam token -i` (--set clusterID=...)" .Values.clusterID -}}
 {{- end -}}
 
+{{/*
+  server.workers as `kubeiam server --workers` takes it: a whole number from 1 to 64. Refused
+  here, at install, rather than by a pod that crash-loops on its flag.
+*/}}
+{{- define "kubeiam.workers" -}}
+{{- $given := .Values.server.workers -}}
+{{- $n := int $given -}}
+{{- if or (lt $n 1) (gt $n 64) (ne (toString $n) (toString $given)) -}}
+{{- fail (printf "server.workers is %v: give a whole number from 1 to 64 (the server processes sharing the port; docs/server.md \"Workers\")" $given) -}}
+{{- end -}}
+{{- $n -}}
+{{- end -}}
+
 {{/* The server's container security: the same as `kubeiam init --static-pod` writes. */}}
 {{- define "kubeiam.serverSecurityContext" -}}
 runAsNonRoot: true
