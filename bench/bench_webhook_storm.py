@@ -223,12 +223,13 @@ class Target:
 
     def rss_mb(self) -> float:
         """RSS of the server's largest process (the server itself, unless it runs workers)."""
-        return max(process_tree_rss_mb(self.proc.pid), default=float("nan"))
+        return self.rss_largest_and_total_mb()[0]
 
-    def rss_total_mb(self) -> float:
-        """RSS summed over the server and every process under it (the supervisor and workers)."""
+    def rss_largest_and_total_mb(self) -> tuple[float, float]:
+        """One reading of the server's process tree: its largest process's RSS and the sum over
+        all of them (the supervisor and its workers); NaN for both when none could be read."""
         values = process_tree_rss_mb(self.proc.pid)
-        return sum(values) if values else float("nan")
+        return (max(values), sum(values)) if values else (float("nan"), float("nan"))
 
 
 def process_tree(pid: int) -> list[int]:
@@ -594,10 +595,10 @@ class RssSampler:
 
     async def _run(self) -> None:
         while True:
-            values = process_tree_rss_mb(self.target.proc.pid)
-            if values:
-                self.peak = max(self.peak, *values)
-                self.peak_total = max(self.peak_total, sum(values))
+            largest, total = self.target.rss_largest_and_total_mb()
+            if largest == largest:  # not NaN
+                self.peak = max(self.peak, largest)
+                self.peak_total = max(self.peak_total, total)
             await asyncio.sleep(0.1)
 
     def __enter__(self) -> RssSampler:
@@ -945,7 +946,7 @@ async def storm(target: Target, signers: list[bench_reference.Keys], quick: bool
         target, probe_tokens[:300], [("probe", t) for t in probe_tokens[300:]], workers=1
     )
     await probe.quiet()
-    rss_before, rss_before_total = target.rss_mb(), target.rss_total_mb()
+    rss_before, rss_before_total = target.rss_largest_and_total_mb()
     storm_out = Outcomes()
     started = time.monotonic()
     async with session_for(target, STORM_CONCURRENCY) as crowd:
